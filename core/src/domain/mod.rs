@@ -1,0 +1,27 @@
+//! Domain entities and their state machines.
+
+pub mod agent;
+pub mod kill_switch;
+pub mod policy;
+pub mod session;
+pub mod tx;
+
+pub use agent::{Agent, AgentStatus, Chain, EvmAddress};
+pub use kill_switch::{KillSwitch, KillSwitchState};
+pub use policy::{Policy, PolicyRules, PolicyType};
+pub use session::{Session, SessionConstraints};
+pub use tx::TxStatus;
+
+/// Raised when a status change is not allowed from the current state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot go from {from} to {to}")]
+pub struct TransitionError {
+    pub from: &'static str,
+    pub to: &'static str,
+}
+
+impl From<TransitionError> for crate::Error {
+    fn from(e: TransitionError) -> Self {
+        crate::Error::new(crate::ErrorCode::InvalidStateTransition, e.to_string())
+    }
+}

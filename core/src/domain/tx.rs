@@ -1,0 +1,107 @@
+//! Transaction status machine: PENDING → QUEUED → EXECUTING → SUBMITTED → CONFIRMED, or FAILED / CANCELLED /
+//! EXPIRED. Each move is a function that refuses an illegal step.
+
+use super::TransitionError;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum TxStatus {
+    Pending,
+    Queued,
+    Executing,
+    Submitted,
+    Confirmed,
+    Failed,
+    Cancelled,
+    Expired,
+}
+
+impl TxStatus {
+    pub const ALL: [TxStatus; 8] = [
+        TxStatus::Pending,
+        TxStatus::Queued,
+        TxStatus::Executing,
+        TxStatus::Submitted,
+        TxStatus::Confirmed,
+        TxStatus::Failed,
+        TxStatus::Cancelled,
+        TxStatus::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxStatus::Pending => "PENDING",
+            TxStatus::Queued => "QUEUED",
+            TxStatus::Executing => "EXECUTING",
+            TxStatus::Submitted => "SUBMITTED",
+            TxStatus::Confirmed => "CONFIRMED",
+            TxStatus::Failed => "FAILED",
+            TxStatus::Cancelled => "CANCELLED",
+            TxStatus::Expired => "EXPIRED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TxStatus> {
+        TxStatus::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, TxStatus::Confirmed | TxStatus::Failed | TxStatus::Cancelled | TxStatus::Expired)
+    }
+
+    fn step(self, next: TxStatus, allowed_from: &[TxStatus]) -> Result<TxStatus, TransitionError> {
+        if allowed_from.contains(&self) {
+            Ok(next)
+        } else {
+            Err(TransitionError { from: self.as_str(), to: next.as_str() })
+        }
+    }
+
+    /// Policy put the request into a DELAY or APPROVAL wait.
+    pub fn queue(self) -> Result<TxStatus, TransitionError> {
+        self.step(TxStatus::Queued, &[TxStatus::Pending])
+    }
+
+    /// Signing starts: straight from PENDING (INSTANT/NOTIFY) or after the wait.
+    pub fn execute(self) -> Result<TxStatus, TransitionError> {
+        self.step(TxStatus::Executing, &[TxStatus::Pending, TxStatus::Queued])
+    }
+
+    pub fn submit(self) -> Result<TxStatus, TransitionError> {
+        self.step(TxStatus::Submitted, &[TxStatus::Executing])
+    }
+
+    pub fn confirm(self) -> Result<TxStatus, TransitionError> {
+        self.step(TxStatus::Confirmed, &[TxStatus::Submitted])
+    }
+
+    pub fn fail(self) -> Result<TxStatus, TransitionError> {
+        self.step(TxStatus::Failed, &[TxStatus::Pending, TxStatus::Executing, TxStatus::Submitted])
+    }
+
+    /// Cancelled by the agent, the owner, a policy denial or the kill switch; only before signing.
+    pub fn cancel(self) -> Result<TxStatus, TransitionError> {
+        self.step(TxStatus::Cancelled, &[TxStatus::Pending, TxStatus::Queued])
+    }
+
+    pub fn expire(self) -> Result<TxStatus, TransitionError> {
+        self.step(TxStatus::Expired, &[TxStatus::Queued])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TxStatus::{self, *};
+
+    #[test]
+    fn happy_path_and_refusals() {
+        assert_eq!(Pending.queue().and_then(TxStatus::execute).and_then(TxStatus::submit).and_then(TxStatus::confirm), Ok(Confirmed));
+        assert_eq!(Pending.execute(), Ok(Executing));
+        assert!(Executing.cancel().is_err(), "signed work cannot be cancelled");
+        assert!(Confirmed.fail().is_err());
+        assert!(Pending.expire().is_err());
+        assert_eq!(Queued.expire(), Ok(Expired));
+        for status in TxStatus::ALL {
+            assert_eq!(TxStatus::parse(status.as_str()), Some(status));
+        }
+    }
+}

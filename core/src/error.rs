@@ -1,0 +1,271 @@
+//! The one error-code table: every failure the daemon reports has a code here, and an exhaustive `match` gives
+//! its HTTP status, whether retrying can help, and a hint for the operator. A new code does not compile until it
+//! is classified. Messages never carry secrets; internal causes are logged by the edge, never sent.
+
+use std::fmt;
+
+/// Stable, machine-readable error codes (the `code` field of every error response).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    InvalidMasterPassword,
+    InvalidToken,
+    TokenExpired,
+    SessionRevoked,
+    Unauthorized,
+    Forbidden,
+    WrongAuth,
+    HostNotAllowed,
+    ValidationFailed,
+    NotFound,
+    AgentNotFound,
+    SessionNotFound,
+    PolicyNotFound,
+    TxNotFound,
+    WebhookNotFound,
+    AgentSuspended,
+    AgentTerminated,
+    InvalidStateTransition,
+    PolicyDenied,
+    InsufficientBalance,
+    SimulationFailed,
+    ChainError,
+    NetworkNotConfigured,
+    RateLimited,
+    SystemLocked,
+    InvalidCursor,
+    AccessDeniedIp,
+    InvalidBackupFormat,
+    BackupCorrupted,
+    KeystoreError,
+    DaemonAlreadyRunning,
+    InternalError,
+}
+
+/// How a code is presented: HTTP status, retryability, and an operator hint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeInfo {
+    pub http_status: u16,
+    pub retryable: bool,
+    pub hint: Option<&'static str>,
+}
+
+impl ErrorCode {
+    /// Every code, in table order (used by the snapshot test and the docs).
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::InvalidMasterPassword,
+        ErrorCode::InvalidToken,
+        ErrorCode::TokenExpired,
+        ErrorCode::SessionRevoked,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::WrongAuth,
+        ErrorCode::HostNotAllowed,
+        ErrorCode::ValidationFailed,
+        ErrorCode::NotFound,
+        ErrorCode::AgentNotFound,
+        ErrorCode::SessionNotFound,
+        ErrorCode::PolicyNotFound,
+        ErrorCode::TxNotFound,
+        ErrorCode::WebhookNotFound,
+        ErrorCode::AgentSuspended,
+        ErrorCode::AgentTerminated,
+        ErrorCode::InvalidStateTransition,
+        ErrorCode::PolicyDenied,
+        ErrorCode::InsufficientBalance,
+        ErrorCode::SimulationFailed,
+        ErrorCode::ChainError,
+        ErrorCode::NetworkNotConfigured,
+        ErrorCode::RateLimited,
+        ErrorCode::SystemLocked,
+        ErrorCode::InvalidCursor,
+        ErrorCode::AccessDeniedIp,
+        ErrorCode::InvalidBackupFormat,
+        ErrorCode::BackupCorrupted,
+        ErrorCode::KeystoreError,
+        ErrorCode::DaemonAlreadyRunning,
+        ErrorCode::InternalError,
+    ];
+
+    /// The table. No wildcard arm: adding a code forces a decision here.
+    pub fn info(self) -> CodeInfo {
+        use ErrorCode::*;
+        let (http_status, retryable, hint) = match self {
+            InvalidMasterPassword => (401, false, Some("check the X-Master-Password header")),
+            InvalidToken => (401, false, Some("send `Authorization: Bearer wai_sess_...` with a token issued by POST /v1/sessions")),
+            TokenExpired => (401, false, Some("renew the session before it expires, or ask the operator for a new one")),
+            SessionRevoked => (401, false, Some("the operator revoked this session; ask for a new one")),
+            Unauthorized => (401, false, Some("this endpoint needs credentials")),
+            Forbidden => (403, false, None),
+            WrongAuth => (403, false, Some("this endpoint takes a different kind of credential (master password, session token or owner signature)")),
+            HostNotAllowed => (403, false, Some("the Host header must name the loopback interface, or be listed in [daemon] allowed_hosts")),
+            ValidationFailed => (400, false, Some("see details.issues for each offending field")),
+            NotFound => (404, false, None),
+            AgentNotFound => (404, false, None),
+            SessionNotFound => (404, false, None),
+            PolicyNotFound => (404, false, None),
+            TxNotFound => (404, false, None),
+            WebhookNotFound => (404, false, None),
+            AgentSuspended => (409, false, Some("resume the agent with POST /v1/agents/{id}/resume")),
+            AgentTerminated => (409, false, None),
+            InvalidStateTransition => (409, false, None),
+            PolicyDenied => (403, false, Some("details name the policy and the reason code")),
+            InsufficientBalance => (400, false, None),
+            SimulationFailed => (422, false, Some("the chain rejected the transaction in simulation; see the revert reason")),
+            ChainError => (502, true, Some("the chain node failed or is unreachable; retry later")),
+            NetworkNotConfigured => (400, false, Some("add `[rpc] evm_<network> = \"<url>\"` to config.toml")),
+            RateLimited => (429, true, Some("wait before retrying")),
+            SystemLocked => (503, false, Some("the kill switch is active; the operator must recover with POST /v1/admin/recover")),
+            InvalidCursor => (400, false, Some("pass back the nextCursor value from the previous page unchanged")),
+            AccessDeniedIp => (403, false, Some("the client address is outside the allowed CIDRs for this endpoint class")),
+            InvalidBackupFormat => (400, false, Some("the file is not a WAIaaS backup archive of a supported version")),
+            BackupCorrupted => (400, false, Some("the archive failed authentication: wrong password, or the file was altered")),
+            KeystoreError => (500, false, None),
+            DaemonAlreadyRunning => (409, false, Some("stop the running daemon first (`waiaas stop`)")),
+            InternalError => (500, true, None),
+        };
+        CodeInfo { http_status, retryable, hint }
+    }
+
+    /// The wire spelling, e.g. `INVALID_MASTER_PASSWORD`.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidMasterPassword => "INVALID_MASTER_PASSWORD",
+            InvalidToken => "INVALID_TOKEN",
+            TokenExpired => "TOKEN_EXPIRED",
+            SessionRevoked => "SESSION_REVOKED",
+            Unauthorized => "UNAUTHORIZED",
+            Forbidden => "FORBIDDEN",
+            WrongAuth => "WRONG_AUTH",
+            HostNotAllowed => "HOST_NOT_ALLOWED",
+            ValidationFailed => "VALIDATION_FAILED",
+            NotFound => "NOT_FOUND",
+            AgentNotFound => "AGENT_NOT_FOUND",
+            SessionNotFound => "SESSION_NOT_FOUND",
+            PolicyNotFound => "POLICY_NOT_FOUND",
+            TxNotFound => "TX_NOT_FOUND",
+            WebhookNotFound => "WEBHOOK_NOT_FOUND",
+            AgentSuspended => "AGENT_SUSPENDED",
+            AgentTerminated => "AGENT_TERMINATED",
+            InvalidStateTransition => "INVALID_STATE_TRANSITION",
+            PolicyDenied => "POLICY_DENIED",
+            InsufficientBalance => "INSUFFICIENT_BALANCE",
+            SimulationFailed => "SIMULATION_FAILED",
+            ChainError => "CHAIN_ERROR",
+            NetworkNotConfigured => "NETWORK_NOT_CONFIGURED",
+            RateLimited => "RATE_LIMITED",
+            SystemLocked => "SYSTEM_LOCKED",
+            InvalidCursor => "INVALID_CURSOR",
+            AccessDeniedIp => "ACCESS_DENIED_IP",
+            InvalidBackupFormat => "INVALID_BACKUP_FORMAT",
+            BackupCorrupted => "BACKUP_CORRUPTED",
+            KeystoreError => "KEYSTORE_ERROR",
+            DaemonAlreadyRunning => "DAEMON_ALREADY_RUNNING",
+            InternalError => "INTERNAL_ERROR",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One offending input field (for `VALIDATION_FAILED`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Issue {
+    pub path: String,
+    pub message: String,
+}
+
+/// A domain error: a code, a message safe to show to the caller, and optional structured details.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Option<serde_json::Value>,
+    /// The internal cause, for the log only; never serialized to a client.
+    #[source]
+    pub internal: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error { code, message: message.into(), details: None, internal: None }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// A validation failure listing each offending field.
+    pub fn validation(issues: Vec<Issue>) -> Self {
+        let message = match issues.as_slice() {
+            [one] => format!("{}: {}", one.path, one.message),
+            _ => format!("{} invalid fields", issues.len()),
+        };
+        Error::new(ErrorCode::ValidationFailed, message)
+            .with_details(serde_json::json!({ "issues": issues }))
+    }
+
+    /// A single-field validation failure.
+    pub fn invalid_field(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::validation(vec![Issue { path: path.into(), message: message.into() }])
+    }
+
+    /// An internal failure: the caller sees `INTERNAL_ERROR`; the cause is kept for the log.
+    pub fn internal(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error {
+            code: ErrorCode::InternalError,
+            message: "internal error".to_owned(),
+            details: None,
+            internal: Some(Box::new(cause)),
+        }
+    }
+
+    /// An internal failure described by text (no secrets in `what`).
+    pub fn internal_msg(what: impl Into<String>) -> Self {
+        Error::internal(InternalMessage(what.into()))
+    }
+
+    pub fn info(&self) -> CodeInfo {
+        self.code.info()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct InternalMessage(String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Snapshot of the whole table: a change to any row shows up in review.
+    #[test]
+    fn error_table_snapshot() {
+        let rows: Vec<String> = ErrorCode::ALL
+            .iter()
+            .map(|code| {
+                let info = code.info();
+                format!("{} {} {}", code, info.http_status, if info.retryable { "retryable" } else { "final" })
+            })
+            .collect();
+        let expected = include_str!("../tests/error_table.snap").lines().collect::<Vec<_>>();
+        assert_eq!(rows, expected);
+    }
+
+    #[test]
+    fn serde_spelling_matches_as_str() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! WAIaaS core: the pure domain of the wallet daemon.
+//!
+//! Domain types, the error-code table, the event model, the port traits that adapters implement, and the
+//! services (agents, sessions, policies, kill switch, master auth) that run over those ports. This crate does no
+//! IO and knows no runtime, database or HTTP library: time and randomness come in through [`ports::Clock`] and
+//! [`ports::Entropy`], persistence through the repository ports.
+
+pub mod amount;
+pub mod audit;
+pub mod domain;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod ports;
+pub mod services;
+pub mod time;
+
+pub use amount::Amount;
+pub use error::{Error, ErrorCode, Result};
+pub use ids::{AgentId, PolicyId, SessionId, TxId};
+pub use time::UnixSeconds;
