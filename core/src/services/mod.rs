@@ -1,1 +1,126 @@
-//! Services over the ports.
+//! Services: the daemon's use cases over the ports. The REST server, the CLI and any embedding host call these;
+//! every state change goes through a repository together with its [`crate::event::Event`] and is published to
+//! the event sink after commit.
+
+mod agents;
+mod audit_query;
+pub mod cursor;
+mod kill_switch;
+pub mod master_auth;
+mod policies;
+mod sessions;
+
+use std::sync::{Arc, RwLock};
+
+pub use audit_query::AuditLogFilter;
+pub use kill_switch::KillSwitchView;
+pub use sessions::{IssuedSession, SessionPrincipal};
+
+use crate::domain::KillSwitch;
+use crate::error::{Error, ErrorCode, Result};
+use crate::event::Event;
+use crate::ports::{
+    AgentRepo, AuditRepo, ChainAdapter, Clock, Entropy, EventSink, KeyStore, KillSwitchRepo, PolicyRepo, SessionRepo,
+    SettingsRepo,
+};
+use master_auth::MasterAuth;
+
+/// The ports the services run over.
+#[derive(Clone)]
+pub struct Ports {
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+    pub agents: Arc<dyn AgentRepo>,
+    pub sessions: Arc<dyn SessionRepo>,
+    pub policies: Arc<dyn PolicyRepo>,
+    pub settings: Arc<dyn SettingsRepo>,
+    pub kill_switch: Arc<dyn KillSwitchRepo>,
+    pub audit: Arc<dyn AuditRepo>,
+    pub keystore: Arc<dyn KeyStore>,
+    pub chain: Arc<dyn ChainAdapter>,
+    pub events: Arc<dyn EventSink>,
+}
+
+/// Tunables of the core services (from the `[security]` config section).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreConfig {
+    /// TTL of a session when the request names none, and of each renewal.
+    pub session_ttl_seconds: u64,
+    /// Longest TTL a session may be issued with.
+    pub session_max_ttl_seconds: u64,
+    /// A session can be renewed until this long after its creation.
+    pub session_absolute_lifetime_seconds: u64,
+    /// Failed master-password attempts allowed per client address within the window.
+    pub master_auth_max_failures: u32,
+    pub master_auth_window_seconds: u64,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            session_ttl_seconds: 86_400,
+            session_max_ttl_seconds: 30 * 86_400,
+            session_absolute_lifetime_seconds: 30 * 86_400,
+            master_auth_max_failures: 5,
+            master_auth_window_seconds: 60,
+        }
+    }
+}
+
+/// The daemon's core: services over ports, plus the little state kept in memory (the unlocked master password
+/// digest, the token signing key, the cached kill-switch state).
+pub struct Waiaas {
+    ports: Ports,
+    config: CoreConfig,
+    master: MasterAuth,
+    token_key: sessions::TokenKey,
+    kill_switch: RwLock<KillSwitch>,
+}
+
+impl Waiaas {
+    /// Unlocks the core with the master password: on a fresh database the password's Argon2id hash is stored;
+    /// otherwise the password must match it. Wrong password → `INVALID_MASTER_PASSWORD`.
+    pub async fn unlock(ports: Ports, config: CoreConfig, master_password: &str) -> Result<Waiaas> {
+        let master = MasterAuth::unlock(master_password, ports.settings.as_ref(), ports.entropy.as_ref(), &config).await?;
+        let token_key = sessions::TokenKey::load_or_create(ports.settings.as_ref(), ports.entropy.as_ref()).await?;
+        let kill_switch = RwLock::new(ports.kill_switch.get().await?);
+        Ok(Waiaas { ports, config, master, token_key, kill_switch })
+    }
+
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    fn now(&self) -> crate::UnixSeconds {
+        self.ports.clock.now()
+    }
+
+    fn publish(&self, event: &Event) {
+        self.ports.events.publish(event);
+    }
+
+    fn kill_switch_state(&self) -> KillSwitch {
+        self.kill_switch.read().map(|k| k.clone()).unwrap_or_default()
+    }
+
+    /// Refuses work that would widen what agents can do while the kill switch is tripped.
+    fn ensure_not_locked(&self) -> Result<()> {
+        if self.kill_switch_state().state.is_tripped() {
+            return Err(Error::new(ErrorCode::SystemLocked, "the kill switch is active"));
+        }
+        Ok(())
+    }
+}
+
+/// Page size rules shared by every list: default 50, 1..=200.
+pub fn page_limit(limit: Option<u32>) -> Result<u32> {
+    match limit {
+        None => Ok(50),
+        Some(n @ 1..=200) => Ok(n),
+        Some(_) => Err(Error::invalid_field("limit", "must be between 1 and 200")),
+    }
+}

@@ -1,0 +1,124 @@
+//! Agent lifecycle: create (with a fresh key), read, suspend, resume, terminate, set the owner.
+
+use super::sessions::next_page;
+use super::{Waiaas, cursor, page_limit};
+use crate::domain::{Agent, AgentStatus, Chain, EvmAddress};
+use crate::error::{Error, ErrorCode, Issue, Result};
+use crate::event::{Event, EventType, RequestContext};
+use crate::ports::Page;
+use crate::{Amount, AgentId};
+
+/// Longest agent name accepted.
+pub const MAX_AGENT_NAME: usize = 100;
+
+impl Waiaas {
+    /// Creates an agent on a configured network: generates its key in the keystore and records it.
+    pub async fn create_agent(&self, ctx: &RequestContext, name: &str, chain: &str, network: &str) -> Result<Agent> {
+        self.ensure_not_locked()?;
+        let mut issues = Vec::new();
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_AGENT_NAME {
+            issues.push(Issue { path: "name".into(), message: format!("must be 1 to {MAX_AGENT_NAME} characters") });
+        }
+        let chain_parsed = Chain::parse(chain);
+        if chain_parsed.is_none() {
+            issues.push(Issue { path: "chain".into(), message: "supported chains: ethereum".into() });
+        }
+        if !issues.is_empty() {
+            return Err(Error::validation(issues));
+        }
+        let networks = self.ports.chain.networks();
+        if !networks.iter().any(|n| n == network) {
+            return Err(Error::new(ErrorCode::NetworkNotConfigured, format!("network {network:?} is not configured"))
+                .with_details(serde_json::json!({ "configured": networks })));
+        }
+        let now = self.now();
+        let id = AgentId::generate(self.ports.clock.as_ref(), self.ports.entropy.as_ref());
+        let address = self.ports.keystore.create_key(id).await?;
+        let agent = Agent {
+            id,
+            name: name.to_owned(),
+            chain: chain_parsed.unwrap_or(Chain::Ethereum),
+            network: network.to_owned(),
+            address,
+            status: AgentStatus::Active,
+            owner_address: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let event = Event::new(EventType::AgentCreated, ctx, now).agent(id).details(serde_json::json!({
+            "name": agent.name, "chain": chain, "network": network, "address": address.to_string(),
+        }));
+        self.ports.agents.insert(&agent, &event).await?;
+        self.publish(&event);
+        Ok(agent)
+    }
+
+    pub async fn agent(&self, id: AgentId) -> Result<Agent> {
+        self.ports.agents.get(id).await?.ok_or_else(|| Error::new(ErrorCode::AgentNotFound, format!("agent {id} not found")))
+    }
+
+    pub async fn list_agents(&self, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<Agent>> {
+        let limit = page_limit(limit)?;
+        let before = cursor.map(|c| cursor::decode_parsed::<AgentId>("agents", c)).transpose()?;
+        let mut items = self.ports.agents.list(before, limit + 1).await?;
+        let next_cursor = next_page(&mut items, limit, |a| cursor::encode("agents", &a.id.to_string()));
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn change_status(
+        &self,
+        ctx: &RequestContext,
+        id: AgentId,
+        step: fn(AgentStatus) -> Result<AgentStatus, crate::domain::TransitionError>,
+        event_type: EventType,
+    ) -> Result<Agent> {
+        let agent = self.agent(id).await?;
+        let next = step(agent.status)?;
+        let now = self.now();
+        let event = Event::new(event_type, ctx, now)
+            .agent(id)
+            .details(serde_json::json!({ "from": agent.status.as_str(), "to": next.as_str() }));
+        self.ports.agents.set_status(id, next, now, &event).await?;
+        self.publish(&event);
+        self.agent(id).await
+    }
+
+    pub async fn suspend_agent(&self, ctx: &RequestContext, id: AgentId) -> Result<Agent> {
+        self.change_status(ctx, id, AgentStatus::suspend, EventType::AgentSuspended).await
+    }
+
+    pub async fn resume_agent(&self, ctx: &RequestContext, id: AgentId) -> Result<Agent> {
+        self.ensure_not_locked()?;
+        self.change_status(ctx, id, AgentStatus::resume, EventType::AgentResumed).await
+    }
+
+    /// Terminates an agent: its sessions are revoked; its row, key file and audit rows are kept (funds may
+    /// remain at the address).
+    pub async fn terminate_agent(&self, ctx: &RequestContext, id: AgentId) -> Result<Agent> {
+        self.change_status(ctx, id, AgentStatus::terminate, EventType::AgentTerminated).await
+    }
+
+    /// Sets (or clears, with `None`) the owner who approves APPROVAL-tier transfers.
+    pub async fn set_owner(&self, ctx: &RequestContext, id: AgentId, owner: Option<EvmAddress>) -> Result<Agent> {
+        let agent = self.agent(id).await?;
+        if agent.status == AgentStatus::Terminated {
+            return Err(Error::new(ErrorCode::AgentTerminated, "the agent is terminated"));
+        }
+        let now = self.now();
+        let event = Event::new(EventType::OwnerSet, ctx, now).agent(id).details(serde_json::json!({
+            "previous": agent.owner_address.map(|a| a.to_string()),
+            "owner": owner.map(|a| a.to_string()),
+        }));
+        self.ports.agents.set_owner(id, owner, now, &event).await?;
+        self.publish(&event);
+        self.agent(id).await
+    }
+
+    /// The native balance of the caller's wallet on its network.
+    pub async fn wallet_balance(&self, principal: &super::SessionPrincipal) -> Result<(Agent, Amount)> {
+        let agent = self.agent(principal.agent_id).await?;
+        let balance = self.ports.chain.native_balance(&agent.network, agent.address).await?;
+        Ok((agent, balance))
+    }
+}

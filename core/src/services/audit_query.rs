@@ -1,0 +1,71 @@
+//! Audit-log queries: filters, keyset cursors over `(created_at, id)`, newest first.
+
+use super::sessions::next_page;
+use super::{Waiaas, cursor, page_limit};
+use crate::error::{Error, ErrorCode, Result};
+use crate::event::{EventType, Severity};
+use crate::ports::{AuditQuery, AuditRecord, Page};
+use crate::{AgentId, TxId, UnixSeconds};
+
+const CURSOR_KIND: &str = "audit";
+
+/// Filters as they arrive from a client (strings not yet parsed).
+#[derive(Clone, Debug, Default)]
+pub struct AuditLogFilter {
+    pub agent_id: Option<AgentId>,
+    pub event_types: Vec<String>,
+    pub severity: Option<String>,
+    pub tx_id: Option<TxId>,
+    pub actor: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+fn parse_position(position: &str) -> Option<(UnixSeconds, i64)> {
+    let (created_at, id) = position.split_once(':')?;
+    Some((UnixSeconds(created_at.parse().ok()?), id.parse().ok()?))
+}
+
+impl Waiaas {
+    pub async fn audit_logs(&self, filter: &AuditLogFilter) -> Result<Page<AuditRecord>> {
+        let limit = page_limit(filter.limit)?;
+        let event_types = filter
+            .event_types
+            .iter()
+            .map(|t| EventType::parse(t).ok_or_else(|| Error::invalid_field("event_type", format!("unknown event type {t:?}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let severity = filter
+            .severity
+            .as_deref()
+            .map(|s| Severity::parse(s).ok_or_else(|| Error::invalid_field("severity", "one of info, warning, critical")))
+            .transpose()?;
+        if let (Some(from), Some(to)) = (filter.from, filter.to)
+            && from > to
+        {
+            return Err(Error::invalid_field("from", "must not be after `to`"));
+        }
+        let before = match filter.cursor.as_deref() {
+            None => None,
+            Some(c) => Some(parse_position(&cursor::decode(CURSOR_KIND, c)?).ok_or_else(|| {
+                Error::new(ErrorCode::InvalidCursor, "cursor is malformed or belongs to another list")
+            })?),
+        };
+        let query = AuditQuery {
+            agent_id: filter.agent_id,
+            event_types,
+            severity,
+            tx_id: filter.tx_id,
+            actor: filter.actor.clone(),
+            from: filter.from.map(UnixSeconds),
+            to: filter.to.map(UnixSeconds),
+            before,
+            limit: limit + 1,
+        };
+        let mut items = self.ports.audit.query(&query).await?;
+        let next_cursor =
+            next_page(&mut items, limit, |r| cursor::encode(CURSOR_KIND, &format!("{}:{}", r.event.created_at.0, r.id)));
+        Ok(Page { items, next_cursor })
+    }
+}

@@ -1,0 +1,61 @@
+//! The kill switch: activation revokes sessions, suspends agents and cancels unsigned transactions in one
+//! transaction; while tripped the agent API is refused with `SYSTEM_LOCKED`.
+
+use super::Waiaas;
+use crate::domain::{KillSwitch, KillSwitchState};
+use crate::error::Result;
+use crate::event::{Event, EventType, RequestContext};
+use crate::ports::ActivationEffects;
+
+/// The kill switch as reported by the API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KillSwitchView {
+    pub switch: KillSwitch,
+    /// Present after an activation.
+    pub effects: Option<ActivationEffects>,
+}
+
+impl Waiaas {
+    pub fn kill_switch(&self) -> KillSwitch {
+        self.kill_switch_state()
+    }
+
+    /// ACTIVE → SUSPENDED, or SUSPENDED → LOCKED.
+    pub async fn activate_kill_switch(&self, ctx: &RequestContext, reason: Option<String>) -> Result<KillSwitchView> {
+        let current = self.kill_switch_state();
+        let next = current.state.activate()?;
+        let now = self.now();
+        let switch = KillSwitch { state: next, reason: reason.clone(), changed_at: Some(now) };
+        let mut event = Event::new(EventType::KillSwitchActivated, ctx, now)
+            .details(serde_json::json!({ "from": current.state.as_str(), "to": next.as_str(), "reason": reason }));
+        let effects = self.ports.kill_switch.activate(&switch, &event).await?;
+        self.set_cached(switch.clone());
+        event.details["effects"] = serde_json::json!({
+            "sessionsRevoked": effects.sessions_revoked,
+            "agentsSuspended": effects.agents_suspended,
+            "transactionsCancelled": effects.transactions_cancelled,
+        });
+        self.publish(&event);
+        Ok(KillSwitchView { switch, effects: Some(effects) })
+    }
+
+    /// Back to ACTIVE. Sessions stay revoked and agents stay suspended until the operator resumes them.
+    pub async fn recover_kill_switch(&self, ctx: &RequestContext) -> Result<KillSwitchView> {
+        let current = self.kill_switch_state();
+        let next = current.state.recover()?;
+        let now = self.now();
+        let switch = KillSwitch { state: next, reason: None, changed_at: Some(now) };
+        let event = Event::new(EventType::KillSwitchRecovered, ctx, now)
+            .details(serde_json::json!({ "from": current.state.as_str(), "to": KillSwitchState::Active.as_str() }));
+        self.ports.kill_switch.recover(&switch, &event).await?;
+        self.set_cached(switch.clone());
+        self.publish(&event);
+        Ok(KillSwitchView { switch, effects: None })
+    }
+
+    fn set_cached(&self, switch: KillSwitch) {
+        if let Ok(mut cached) = self.kill_switch.write() {
+            *cached = switch;
+        }
+    }
+}

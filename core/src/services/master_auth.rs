@@ -1,0 +1,135 @@
+//! Master-password authentication. The password is stored only as an Argon2id PHC hash and verified with
+//! Argon2 once, at unlock. Per-request checks compare an HMAC of the candidate under a random in-memory key in
+//! constant time, so a request never costs an Argon2 run. Failures are counted per client address.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use super::CoreConfig;
+use crate::error::{Error, ErrorCode, Result};
+use crate::ports::{Entropy, SettingsRepo};
+use crate::UnixSeconds;
+
+/// Settings key of the stored Argon2id hash.
+pub const MASTER_HASH_KEY: &str = "master_password_hash";
+
+type HmacSha256 = Hmac<Sha256>;
+
+pub(super) struct MasterAuth {
+    key: Zeroizing<[u8; 32]>,
+    digest: [u8; 32],
+    failures: Mutex<HashMap<Option<IpAddr>, (UnixSeconds, u32)>>,
+    max_failures: u32,
+    window_seconds: i64,
+}
+
+/// Hashes a password with Argon2id and a fresh salt (PHC string form).
+pub fn hash_password(password: &str, entropy: &dyn Entropy) -> Result<String> {
+    let mut salt = [0u8; 16];
+    entropy.fill(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::internal_msg(format!("salt encoding: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| Error::internal_msg(format!("argon2 hashing: {e}")))
+}
+
+/// Verifies a password against a stored PHC hash (one Argon2 run, with the params stored in the hash).
+pub fn verify_password(password: &str, stored: &str) -> Result<bool> {
+    let parsed = PasswordHash::new(stored).map_err(|e| Error::internal_msg(format!("stored hash unreadable: {e}")))?;
+    Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+impl MasterAuth {
+    pub(super) async fn unlock(
+        password: &str,
+        settings: &dyn SettingsRepo,
+        entropy: &dyn Entropy,
+        config: &CoreConfig,
+    ) -> Result<MasterAuth> {
+        if password.is_empty() {
+            return Err(Error::new(ErrorCode::InvalidMasterPassword, "the master password must not be empty"));
+        }
+        match settings.get(MASTER_HASH_KEY).await? {
+            Some(stored) => {
+                if !verify_password(password, &stored)? {
+                    return Err(Error::new(ErrorCode::InvalidMasterPassword, "the master password does not match this data dir"));
+                }
+            }
+            None => settings.put(MASTER_HASH_KEY, &hash_password(password, entropy)?).await?,
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        entropy.fill(key.as_mut());
+        let digest = keyed_digest(&key, password);
+        Ok(MasterAuth {
+            key,
+            digest,
+            failures: Mutex::new(HashMap::new()),
+            max_failures: config.master_auth_max_failures,
+            window_seconds: i64::try_from(config.master_auth_window_seconds).unwrap_or(i64::MAX),
+        })
+    }
+
+    /// Constant-time comparison of `candidate` with the unlocked password.
+    pub(super) fn matches(&self, candidate: &str) -> bool {
+        let mut mac = HmacSha256::new_from_slice(self.key.as_ref()).expect("HMAC takes any key length");
+        mac.update(candidate.as_bytes());
+        mac.verify_slice(&self.digest).is_ok()
+    }
+
+    /// `RATE_LIMITED` while `ip` has used up its failures in the current window.
+    pub(super) fn check_not_limited(&self, ip: Option<IpAddr>, now: UnixSeconds) -> Result<()> {
+        let failures = self.failures.lock().map_err(|_| Error::internal_msg("failure table poisoned"))?;
+        match failures.get(&ip) {
+            Some((start, count)) if now.seconds_since(*start) < self.window_seconds && *count >= self.max_failures => {
+                Err(Error::new(ErrorCode::RateLimited, "too many failed master-password attempts; wait and retry")
+                    .with_details(serde_json::json!({
+                        "retryAfterSeconds": self.window_seconds - now.seconds_since(*start)
+                    })))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn record_failure(&self, ip: Option<IpAddr>, now: UnixSeconds) {
+        if let Ok(mut failures) = self.failures.lock() {
+            let entry = failures.entry(ip).or_insert((now, 0));
+            if now.seconds_since(entry.0) >= self.window_seconds {
+                *entry = (now, 0);
+            }
+            entry.1 += 1;
+        }
+    }
+}
+
+fn keyed_digest(key: &[u8; 32], password: &str) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(password.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+impl super::Waiaas {
+    /// Checks the `X-Master-Password` value of a request from `ip` (the socket peer). A wrong password is
+    /// counted, audited (`MASTER_AUTH_FAILED`, no password in the row) and answered `INVALID_MASTER_PASSWORD`.
+    pub async fn authenticate_master(&self, candidate: &str, ip: Option<IpAddr>) -> Result<crate::event::RequestContext> {
+        let now = self.now();
+        self.master.check_not_limited(ip, now)?;
+        if self.master.matches(candidate) {
+            return Ok(crate::event::RequestContext::master(ip));
+        }
+        self.master.record_failure(ip, now);
+        let ctx = crate::event::RequestContext { actor: crate::event::Actor::Anonymous, ip };
+        let event = crate::event::Event::new(crate::event::EventType::MasterAuthFailed, &ctx, now)
+            .details(serde_json::json!({ "reason": "wrong_password" }));
+        self.ports.audit.append(&event).await?;
+        self.publish(&event);
+        Err(Error::new(ErrorCode::InvalidMasterPassword, "invalid master password"))
+    }
+}
