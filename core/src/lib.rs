@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod policy_engine;
 pub mod ports;
 pub mod services;
 pub mod time;

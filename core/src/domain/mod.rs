@@ -3,12 +3,14 @@
 pub mod agent;
 pub mod kill_switch;
 pub mod policy;
+pub mod request;
 pub mod session;
 pub mod tx;
 
 pub use agent::{Agent, AgentStatus, Chain, EvmAddress};
 pub use kill_switch::{KillSwitch, KillSwitchState};
 pub use policy::{Policy, PolicyRules, PolicyType};
+pub use request::{Asset, TokenRef, TxKind};
 pub use session::{Session, SessionConstraints};
 pub use tx::TxStatus;
 

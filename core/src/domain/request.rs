@@ -1,0 +1,305 @@
+//! Transaction requests (the body of send and simulate), typed and validated. Both endpoints parse through
+//! [`TxRequest::parse`], so they accept exactly the same inputs.
+
+use super::agent::EvmAddress;
+use crate::Amount;
+use crate::error::{Error, Issue};
+
+/// An ERC-20 token named by a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRef {
+    pub address: EvmAddress,
+    pub decimals: u8,
+    pub symbol: String,
+}
+
+/// What the agent asks the daemon to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxKind {
+    Transfer { to: EvmAddress, amount: Amount },
+    TokenTransfer { to: EvmAddress, amount: Amount, token: TokenRef },
+    ContractCall { to: EvmAddress, calldata: Vec<u8>, value: Amount },
+    Approve { spender: EvmAddress, amount: Amount, token: TokenRef },
+    Batch { instructions: Vec<TxKind> },
+}
+
+/// Fewest and most instructions of a BATCH.
+pub const BATCH_MIN: usize = 2;
+pub const BATCH_MAX: usize = 20;
+
+/// The asset an amount is counted in: the chain's native coin or one ERC-20 contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Asset {
+    Native,
+    Token(EvmAddress),
+}
+
+impl TxKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            TxKind::Transfer { .. } => "TRANSFER",
+            TxKind::TokenTransfer { .. } => "TOKEN_TRANSFER",
+            TxKind::ContractCall { .. } => "CONTRACT_CALL",
+            TxKind::Approve { .. } => "APPROVE",
+            TxKind::Batch { .. } => "BATCH",
+        }
+    }
+
+    /// The address the transaction goes to (the contract for token operations; none for a batch).
+    pub fn destination(&self) -> Option<EvmAddress> {
+        match self {
+            TxKind::Transfer { to, .. } | TxKind::ContractCall { to, .. } => Some(*to),
+            TxKind::TokenTransfer { token, .. } | TxKind::Approve { token, .. } => Some(token.address),
+            TxKind::Batch { .. } => None,
+        }
+    }
+
+    /// The beneficiary shown to the operator: recipient, spender or contract.
+    pub fn counterparty(&self) -> Option<EvmAddress> {
+        match self {
+            TxKind::Transfer { to, .. } | TxKind::TokenTransfer { to, .. } | TxKind::ContractCall { to, .. } => Some(*to),
+            TxKind::Approve { spender, .. } => Some(*spender),
+            TxKind::Batch { .. } => None,
+        }
+    }
+
+    /// The leaf instructions (a batch's members, or the request itself).
+    pub fn leaves(&self) -> Vec<&TxKind> {
+        match self {
+            TxKind::Batch { instructions } => instructions.iter().collect(),
+            other => vec![other],
+        }
+    }
+
+    /// Amounts moved out of the wallet per asset (an APPROVE moves nothing now but exposes `amount`; it counts
+    /// toward spending limits as the exposure it creates).
+    pub fn outflows(&self) -> Vec<(Asset, Amount)> {
+        let mut totals: Vec<(Asset, Amount)> = Vec::new();
+        for leaf in self.leaves() {
+            let (asset, amount) = match leaf {
+                TxKind::Transfer { amount, .. } => (Asset::Native, *amount),
+                TxKind::ContractCall { value, .. } => (Asset::Native, *value),
+                TxKind::TokenTransfer { amount, token, .. } | TxKind::Approve { amount, token, .. } => {
+                    (Asset::Token(token.address), *amount)
+                }
+                TxKind::Batch { .. } => continue,
+            };
+            match totals.iter_mut().find(|(a, _)| *a == asset) {
+                Some((_, total)) => *total = total.saturating_add(amount),
+                None => totals.push((asset, amount)),
+            }
+        }
+        totals
+    }
+
+    /// The token metadata named for `asset` in this request, if any.
+    pub fn token(&self, asset: Asset) -> Option<&TokenRef> {
+        self.leaves().into_iter().find_map(|leaf| match leaf {
+            TxKind::TokenTransfer { token, .. } | TxKind::Approve { token, .. } if Asset::Token(token.address) == asset => {
+                Some(token)
+            }
+            _ => None,
+        })
+    }
+
+    /// Parses a request body (already JSON). Unknown fields and unknown types are refused, never ignored.
+    pub fn parse(body: &serde_json::Value) -> Result<(TxKind, Option<String>), Error> {
+        let mut issues = Vec::new();
+        let object = match body.as_object() {
+            Some(o) => o,
+            None => return Err(Error::invalid_field("body", "must be a JSON object")),
+        };
+        let network = match object.get("network") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                issues.push(Issue { path: "network".into(), message: "must be a string".into() });
+                None
+            }
+        };
+        let kind = parse_kind(body, "", true, &mut issues);
+        match kind {
+            Some(kind) if issues.is_empty() => Ok((kind, network)),
+            _ => Err(Error::validation(issues)),
+        }
+    }
+}
+
+fn parse_kind(value: &serde_json::Value, prefix: &str, top: bool, issues: &mut Vec<Issue>) -> Option<TxKind> {
+    let path = |field: &str| if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") };
+    let Some(object) = value.as_object() else {
+        issues.push(Issue { path: if prefix.is_empty() { "body".into() } else { prefix.to_owned() }, message: "must be an object".into() });
+        return None;
+    };
+    let Some(type_name) = object.get("type").and_then(|t| t.as_str()) else {
+        issues.push(Issue { path: path("type"), message: "required: TRANSFER, TOKEN_TRANSFER, CONTRACT_CALL, APPROVE or BATCH".into() });
+        return None;
+    };
+    let allowed: &[&str] = match type_name {
+        "TRANSFER" => &["type", "to", "amount"],
+        "TOKEN_TRANSFER" => &["type", "to", "amount", "token"],
+        "CONTRACT_CALL" => &["type", "to", "calldata", "value"],
+        "APPROVE" => &["type", "spender", "amount", "token"],
+        "BATCH" if top => &["type", "instructions"],
+        "BATCH" => {
+            issues.push(Issue { path: path("type"), message: "a batch cannot contain a batch".into() });
+            return None;
+        }
+        other => {
+            issues.push(Issue { path: path("type"), message: format!("unknown transaction type {other:?}") });
+            return None;
+        }
+    };
+    let top_level_extra: &[&str] = if top { &["network"] } else { &[] };
+    for key in object.keys() {
+        if !allowed.contains(&key.as_str()) && !top_level_extra.contains(&key.as_str()) {
+            issues.push(Issue { path: path(key), message: "unknown field".into() });
+        }
+    }
+    let before = issues.len();
+    let address = |field: &str, issues: &mut Vec<Issue>| -> Option<EvmAddress> {
+        match object.get(field).and_then(|v| v.as_str()) {
+            Some(text) => text.parse().map_err(|m| issues.push(Issue { path: path(field), message: m })).ok(),
+            None => {
+                issues.push(Issue { path: path(field), message: "required: a 0x-prefixed address".into() });
+                None
+            }
+        }
+    };
+    let amount = |field: &str, required: bool, issues: &mut Vec<Issue>| -> Option<Amount> {
+        match object.get(field) {
+            None if !required => Some(Amount::ZERO),
+            Some(serde_json::Value::String(text)) => {
+                text.parse().map_err(|e: crate::amount::AmountError| issues.push(Issue { path: path(field), message: e.to_string() })).ok()
+            }
+            _ => {
+                issues.push(Issue { path: path(field), message: "required: a decimal string in the smallest unit".into() });
+                None
+            }
+        }
+    };
+    let token = |issues: &mut Vec<Issue>| -> Option<TokenRef> { parse_token(object.get("token"), &path("token"), issues) };
+    let kind = match type_name {
+        "TRANSFER" => {
+            let (to, amount) = (address("to", issues), amount("amount", true, issues));
+            Some(TxKind::Transfer { to: to?, amount: amount? })
+        }
+        "TOKEN_TRANSFER" => {
+            let (to, amount, token) = (address("to", issues), amount("amount", true, issues), token(issues));
+            Some(TxKind::TokenTransfer { to: to?, amount: amount?, token: token? })
+        }
+        "CONTRACT_CALL" => {
+            let to = address("to", issues);
+            let value = amount("value", false, issues);
+            let calldata = match object.get("calldata").and_then(|v| v.as_str()) {
+                Some(text) => match text.strip_prefix("0x").map(hex::decode) {
+                    Some(Ok(bytes)) => Some(bytes),
+                    _ => {
+                        issues.push(Issue { path: path("calldata"), message: "must be 0x-prefixed hex".into() });
+                        None
+                    }
+                },
+                None => {
+                    issues.push(Issue { path: path("calldata"), message: "required: 0x-prefixed hex".into() });
+                    None
+                }
+            };
+            Some(TxKind::ContractCall { to: to?, calldata: calldata?, value: value? })
+        }
+        "APPROVE" => {
+            let (spender, amount, token) = (address("spender", issues), amount("amount", true, issues), token(issues));
+            Some(TxKind::Approve { spender: spender?, amount: amount?, token: token? })
+        }
+        _ => {
+            let Some(list) = object.get("instructions").and_then(|v| v.as_array()) else {
+                issues.push(Issue { path: path("instructions"), message: "required: an array".into() });
+                return None;
+            };
+            if list.len() < BATCH_MIN || list.len() > BATCH_MAX {
+                issues.push(Issue { path: path("instructions"), message: format!("must hold {BATCH_MIN} to {BATCH_MAX} instructions") });
+            }
+            let instructions: Vec<Option<TxKind>> =
+                list.iter().enumerate().map(|(i, item)| parse_kind(item, &path(&format!("instructions[{i}]")), false, issues)).collect();
+            Some(TxKind::Batch { instructions: instructions.into_iter().collect::<Option<Vec<_>>>()? })
+        }
+    };
+    if issues.len() > before { None } else { kind }
+}
+
+fn parse_token(value: Option<&serde_json::Value>, path: &str, issues: &mut Vec<Issue>) -> Option<TokenRef> {
+    let Some(object) = value.and_then(|v| v.as_object()) else {
+        issues.push(Issue { path: path.to_owned(), message: "required: {address, decimals, symbol}".into() });
+        return None;
+    };
+    for key in object.keys() {
+        if !["address", "decimals", "symbol"].contains(&key.as_str()) {
+            issues.push(Issue { path: format!("{path}.{key}"), message: "unknown field".into() });
+        }
+    }
+    let address = object.get("address").and_then(|v| v.as_str()).and_then(|s| s.parse::<EvmAddress>().ok());
+    let decimals = object.get("decimals").and_then(|v| v.as_u64()).and_then(|d| u8::try_from(d).ok()).filter(|d| *d <= 36);
+    let symbol = object.get("symbol").and_then(|v| v.as_str()).filter(|s| !s.is_empty() && s.len() <= 16);
+    if address.is_none() {
+        issues.push(Issue { path: format!("{path}.address"), message: "required: a 0x-prefixed address".into() });
+    }
+    if decimals.is_none() {
+        issues.push(Issue { path: format!("{path}.decimals"), message: "required: an integer 0..=36".into() });
+    }
+    if symbol.is_none() {
+        issues.push(Issue { path: format!("{path}.symbol"), message: "required: 1 to 16 characters".into() });
+    }
+    Some(TokenRef { address: address?, decimals: decimals?, symbol: symbol?.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const A: &str = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
+
+    #[track_caller]
+    fn check(body: serde_json::Value, expected: Result<&str, &str>) {
+        match (TxKind::parse(&body), expected) {
+            (Ok((kind, _)), Ok(type_name)) => assert_eq!(kind.type_name(), type_name),
+            (Err(e), Err(path)) => {
+                let issues = e.details.unwrap();
+                assert!(issues.to_string().contains(path), "{issues} should name {path}");
+            }
+            (got, want) => panic!("{body}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_every_type_and_refuses_unknown_fields() {
+        let token = json!({"address": A, "decimals": 6, "symbol": "USDC"});
+        check(json!({"type":"TRANSFER","to":A,"amount":"1"}), Ok("TRANSFER"));
+        check(json!({"type":"TRANSFER","to":A,"amount":"1","network":"anvil"}), Ok("TRANSFER"));
+        check(json!({"type":"TRANSFER","to":A,"amount":"1","dryRun":true}), Err("dryRun"));
+        check(json!({"type":"TRANSFER","to":A,"amount":1}), Err("amount"));
+        check(json!({"type":"TRANSFER","to":"0x12","amount":"1"}), Err("to"));
+        check(json!({"type":"TOKEN_TRANSFER","to":A,"amount":"5","token":token}), Ok("TOKEN_TRANSFER"));
+        check(json!({"type":"TOKEN_TRANSFER","to":A,"amount":"5","token":{"address":A}}), Err("token.decimals"));
+        check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"0xa9059cbb"}), Ok("CONTRACT_CALL"));
+        check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"zz"}), Err("calldata"));
+        check(json!({"type":"APPROVE","spender":A,"amount":"5","token":token}), Ok("APPROVE"));
+        check(json!({"type":"BATCH","instructions":[{"type":"TRANSFER","to":A,"amount":"1"},{"type":"TRANSFER","to":A,"amount":"2"}]}), Ok("BATCH"));
+        check(json!({"type":"BATCH","instructions":[{"type":"TRANSFER","to":A,"amount":"1"}]}), Err("instructions"));
+        check(json!({"type":"BATCH","instructions":[{"type":"TRANSFER","to":A,"amount":"1"},{"type":"TRANSFER","to":A,"amount":"1","x":1}]}), Err("instructions[1].x"));
+        check(json!({"type":"BATCH","instructions":[{"type":"BATCH","instructions":[]},{"type":"TRANSFER","to":A,"amount":"1"}]}), Err("instructions[0].type"));
+        check(json!({"type":"SWAP"}), Err("type"));
+        check(json!([1]), Err("body"));
+    }
+
+    #[test]
+    fn outflows_sum_per_asset() {
+        let body = json!({"type":"BATCH","instructions":[
+            {"type":"TRANSFER","to":A,"amount":"1"},
+            {"type":"CONTRACT_CALL","to":A,"calldata":"0x","value":"2"},
+            {"type":"TOKEN_TRANSFER","to":A,"amount":"7","token":{"address":A,"decimals":6,"symbol":"T"}}]});
+        let (kind, _) = TxKind::parse(&body).unwrap();
+        let flows = kind.outflows();
+        assert_eq!(flows[0], (Asset::Native, Amount::from_u128(3)));
+        assert_eq!(flows[1].1, Amount::from_u128(7));
+    }
+}
