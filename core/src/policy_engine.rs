@@ -133,7 +133,7 @@ const NATIVE_SYMBOL: &str = "ETH";
 const NATIVE_DECIMALS: u8 = 18;
 
 /// Per type, an agent's own policies replace the global ones.
-fn in_force<'a>(policies: &'a [Policy], policy_type: PolicyType) -> Vec<&'a Policy> {
+fn in_force(policies: &[Policy], policy_type: PolicyType) -> Vec<&Policy> {
     let of_type: Vec<&Policy> =
         policies.iter().filter(|p| p.enabled && p.rules.policy_type() == policy_type).collect();
     let own: Vec<&Policy> = of_type.iter().copied().filter(|p| p.agent_id.is_some()).collect();
