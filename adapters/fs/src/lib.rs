@@ -1,1 +1,19 @@
-//! placeholder
+//! WAIaaS operating-system adapters: the data-dir layout and its private-file primitives, the one-daemon-per-
+//! data-dir lock, the system clock and entropy source behind the core's `Clock` and `Entropy` ports, and the
+//! encrypted per-agent keystore behind the `KeyStore` port.
+
+mod blocking;
+pub mod datadir;
+pub mod error;
+pub mod keystore;
+pub mod pidlock;
+pub mod system;
+
+pub use datadir::{
+    DIR_MODE, DataDir, SECRET_FILE_MODE, ensure_private_dir, write_new_secret_file,
+    write_secret_file,
+};
+pub use error::FsIoError;
+pub use keystore::{FsKeyStore, KdfParams};
+pub use pidlock::PidLock;
+pub use system::{OsEntropy, SystemClock};

@@ -1,0 +1,205 @@
+//! One daemon per data dir: an exclusive advisory lock on `daemon.pid`, which also records the holder's pid.
+//!
+//! The lock is `File::try_lock` (`flock(LOCK_EX | LOCK_NB)` on Unix), held as long as the [`PidLock`] lives and
+//! released by the OS when the process dies, so a pid file left by a killed daemon is simply taken over: the
+//! *lock*, not the file's existence, says whether a daemon runs. The file is never deleted (deleting a locked
+//! file lets a second daemon lock a fresh inode at the same path); on a clean drop it is emptied instead.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use waiaas_core::{Error, ErrorCode, Result};
+
+use crate::datadir::{DataDir, SECRET_FILE_MODE};
+use crate::error::{io_ctx, io_err};
+
+/// Proof that this process is the data dir's daemon. Dropping it empties the pid file and releases the lock.
+#[derive(Debug)]
+pub struct PidLock {
+    file: File,
+    path: PathBuf,
+    pid: u32,
+}
+
+impl PidLock {
+    /// Takes the data dir's daemon lock and writes this process's pid into `daemon.pid`.
+    ///
+    /// Fails with `DAEMON_ALREADY_RUNNING` (details `{"pid": n}` when the pid is readable) while another
+    /// process — or another `PidLock` of this process — holds it.
+    pub fn acquire(datadir: &DataDir) -> Result<Self> {
+        Self::acquire_at(&datadir.pid_file())
+    }
+
+    /// [`PidLock::acquire`] on an explicit pid-file path.
+    pub fn acquire_at(path: &Path) -> Result<Self> {
+        // Never truncate before holding the lock: that would wipe a running daemon's pid.
+        let mut file = open_pid_file(path, true).map_err(io_ctx("open", path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(already_running(read_pid(&mut file), path));
+            }
+            Err(TryLockError::Error(e)) => return Err(io_err("lock", path, e)),
+        }
+        let pid = std::process::id();
+        file.set_len(0).map_err(io_ctx("truncate", path))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(io_ctx("seek", path))?;
+        file.write_all(format!("{pid}\n").as_bytes())
+            .map_err(io_ctx("write", path))?;
+        file.sync_all().map_err(io_ctx("fsync", path))?;
+        Ok(PidLock {
+            file,
+            path: path.to_path_buf(),
+            pid,
+        })
+    }
+
+    /// The pid of the daemon running on `datadir`, or `None` when no process holds the lock.
+    ///
+    /// Probes with a shared lock on a separate handle, so it is correct from the daemon's own process too. In the
+    /// instant between a daemon taking the lock and writing its pid, the pid is unknown and `None` is returned;
+    /// an unreadable pid file is also `None`. The probe holds a shared lock for a moment: a daemon starting in
+    /// exactly that moment reports `DAEMON_ALREADY_RUNNING` and can simply be started again.
+    pub fn read_running(datadir: &DataDir) -> Option<u32> {
+        Self::read_running_at(&datadir.pid_file())
+    }
+
+    /// [`PidLock::read_running`] on an explicit pid-file path.
+    pub fn read_running_at(path: &Path) -> Option<u32> {
+        // Missing or unopenable file: no daemon can be holding it.
+        let mut file = open_pid_file(path, false).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None, // nobody holds the exclusive lock; ours is released when `file` drops
+            Err(TryLockError::WouldBlock) => read_pid(&mut file),
+            Err(TryLockError::Error(_)) => None,
+        }
+    }
+
+    /// The pid written to the file (this process's).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PidLock {
+    fn drop(&mut self) {
+        // Still locked here: emptying the file cannot race another daemon. Errors cannot be reported from drop
+        // and are harmless (a stale pid in an unlocked file means "not running").
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+/// Opens the pid file: read-write and created with mode 0600 when `create`, else read-only.
+fn open_pid_file(path: &Path, create: bool) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    if create {
+        options.write(true).create(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(SECRET_FILE_MODE);
+    }
+    #[cfg(not(unix))]
+    let _ = SECRET_FILE_MODE;
+    options.open(path)
+}
+
+fn read_pid(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.take(64).read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+fn already_running(pid: Option<u32>, path: &Path) -> Error {
+    match pid {
+        Some(pid) => Error::new(
+            ErrorCode::DaemonAlreadyRunning,
+            format!(
+                "a waiaas daemon (pid {pid}) is already running on this data dir ({})",
+                path.display()
+            ),
+        )
+        .with_details(serde_json::json!({ "pid": pid })),
+        None => Error::new(
+            ErrorCode::DaemonAlreadyRunning,
+            format!(
+                "a waiaas daemon is already running on this data dir ({})",
+                path.display()
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_fails_while_first_is_held() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dd = DataDir::create(tmp.path()).unwrap();
+        assert_eq!(PidLock::read_running(&dd), None);
+
+        let first = PidLock::acquire(&dd).unwrap();
+        let me = std::process::id();
+        assert_eq!(first.pid(), me);
+        assert_eq!(
+            std::fs::read_to_string(dd.pid_file()).unwrap(),
+            format!("{me}\n")
+        );
+        assert_eq!(PidLock::read_running(&dd), Some(me));
+
+        let err = PidLock::acquire(&dd).unwrap_err();
+        assert_eq!(err.code, ErrorCode::DaemonAlreadyRunning);
+        assert!(err.message.contains(&me.to_string()), "{}", err.message);
+        assert_eq!(err.details, Some(serde_json::json!({ "pid": me })));
+        // The failed attempt did not disturb the holder's pid.
+        assert_eq!(PidLock::read_running(&dd), Some(me));
+
+        drop(first);
+        assert_eq!(PidLock::read_running(&dd), None);
+        let again = PidLock::acquire(&dd).unwrap();
+        assert_eq!(PidLock::read_running(&dd), Some(me));
+        drop(again);
+    }
+
+    #[test]
+    fn stale_pid_file_is_taken_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dd = DataDir::create(tmp.path()).unwrap();
+        std::fs::write(dd.pid_file(), b"4194303\n").unwrap();
+        // Unlocked: a dead daemon's pid does not count as running.
+        assert_eq!(PidLock::read_running(&dd), None);
+        let lock = PidLock::acquire(&dd).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dd.pid_file()).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        drop(lock);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn pid_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dd = DataDir::create(tmp.path()).unwrap();
+        let _lock = PidLock::acquire(&dd).unwrap();
+        let mode = std::fs::metadata(dd.pid_file())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode & 0o077, 0);
+    }
+}
