@@ -124,3 +124,6 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32> {
         Some(_) => Err(Error::invalid_field("limit", "must be between 1 and 200")),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+//! In-memory tests of the services over mockall mocks of the ports: no SQLite, no network, no real clock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::domain::{Agent, AgentStatus, Chain, EvmAddress, KillSwitch, Session};
+use crate::event::{EventType, RequestContext};
+use crate::ports::testing::{CountingEntropy, FixedClock, RecordingSink};
+use crate::ports::{
+    ActivationEffects, MockAgentRepo, MockAuditRepo, MockChainAdapter, MockKeyStore, MockKillSwitchRepo,
+    MockPolicyRepo, MockSessionRepo, MockSettingsRepo,
+};
+use crate::{AgentId, ErrorCode, SessionId, UnixSeconds};
+
+const T0: i64 = 1_700_000_000;
+const ADDRESS: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+struct Harness {
+    core: Waiaas,
+    clock: Arc<FixedClock>,
+    sink: Arc<RecordingSink>,
+    audit_rows: Arc<Mutex<Vec<EventType>>>,
+    agent_id: AgentId,
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    futures_executor::block_on(future)
+}
+
+/// A core over in-memory mocks: one ACTIVE agent, sessions kept in a map, settings in a map.
+fn harness(password: &str, settings: Arc<Mutex<HashMap<String, String>>>) -> Result<Harness> {
+    let clock = Arc::new(FixedClock::at(T0));
+    let entropy = Arc::new(CountingEntropy::default());
+    let agent_id = AgentId::generate(clock.as_ref(), entropy.as_ref());
+    let agent = Agent {
+        id: agent_id,
+        name: "a".into(),
+        chain: Chain::Ethereum,
+        network: "anvil".into(),
+        address: ADDRESS.parse::<EvmAddress>().unwrap(),
+        status: AgentStatus::Active,
+        owner_address: None,
+        created_at: UnixSeconds(T0),
+        updated_at: UnixSeconds(T0),
+    };
+
+    let mut settings_repo = MockSettingsRepo::new();
+    let reads = settings.clone();
+    settings_repo.expect_get().returning(move |key| Ok(reads.lock().unwrap().get(key).cloned()));
+    let writes = settings.clone();
+    settings_repo.expect_put().returning(move |key, value| {
+        writes.lock().unwrap().insert(key.to_owned(), value.to_owned());
+        Ok(())
+    });
+
+    let mut agents = MockAgentRepo::new();
+    agents.expect_get().returning(move |_| Ok(Some(agent.clone())));
+
+    let sessions: Arc<Mutex<HashMap<SessionId, Session>>> = Arc::default();
+    let mut session_repo = MockSessionRepo::new();
+    let (store, read, revoke) = (sessions.clone(), sessions.clone(), sessions.clone());
+    session_repo.expect_insert().returning(move |session, _| {
+        store.lock().unwrap().insert(session.id, session.clone());
+        Ok(())
+    });
+    session_repo.expect_get().returning(move |id| Ok(read.lock().unwrap().get(&id).cloned()));
+    session_repo.expect_revoke().returning(move |id, now, _| {
+        revoke.lock().unwrap().get_mut(&id).expect("known session").revoked_at = Some(now);
+        Ok(())
+    });
+
+    let audit_rows: Arc<Mutex<Vec<EventType>>> = Arc::default();
+    let rows = audit_rows.clone();
+    let mut audit = MockAuditRepo::new();
+    audit.expect_append().returning(move |event| {
+        rows.lock().unwrap().push(event.event_type);
+        Ok(())
+    });
+
+    let mut kill_switch = MockKillSwitchRepo::new();
+    kill_switch.expect_get().returning(|| Ok(KillSwitch::default()));
+    kill_switch.expect_activate().returning(|_, _| Ok(ActivationEffects::default()));
+
+    let sink = Arc::new(RecordingSink::default());
+    let ports = Ports {
+        clock: clock.clone(),
+        entropy,
+        agents: Arc::new(agents),
+        sessions: Arc::new(session_repo),
+        policies: Arc::new(MockPolicyRepo::new()),
+        settings: Arc::new(settings_repo),
+        kill_switch: Arc::new(kill_switch),
+        audit: Arc::new(audit),
+        keystore: Arc::new(MockKeyStore::new()),
+        chain: Arc::new(MockChainAdapter::new()),
+        events: sink.clone(),
+    };
+    let core = block_on(Waiaas::unlock(ports, CoreConfig::default(), password))?;
+    Ok(Harness { core, clock, sink, audit_rows, agent_id })
+}
+
+#[track_caller]
+fn assert_code<T: std::fmt::Debug>(result: Result<T>, code: ErrorCode) {
+    match result {
+        Err(e) => assert_eq!(e.code, code, "{e}"),
+        Ok(v) => panic!("expected {code}, got Ok({v:?})"),
+    }
+}
+
+#[test]
+fn unlock_stores_a_hash_once_and_then_requires_the_same_password() {
+    let settings = Arc::new(Mutex::new(HashMap::new()));
+    harness("first password", settings.clone()).expect("fresh unlock");
+    let stored = settings.lock().unwrap().get(master_auth::MASTER_HASH_KEY).cloned().expect("hash stored");
+    assert!(stored.starts_with("$argon2id$"), "{stored}");
+    assert!(!stored.contains("first password"));
+    assert_code(harness("other password", settings.clone()).map(|_| ()), ErrorCode::InvalidMasterPassword);
+    harness("first password", settings).expect("same password unlocks again");
+}
+
+#[test]
+fn master_password_failures_are_audited_then_rate_limited() {
+    let h = harness("pw", Arc::default()).unwrap();
+    let ip = Some("127.0.0.1".parse().unwrap());
+    block_on(h.core.authenticate_master("pw", ip)).expect("right password");
+    for _ in 0..5 {
+        assert_code(block_on(h.core.authenticate_master("wrong", ip)), ErrorCode::InvalidMasterPassword);
+    }
+    assert_code(block_on(h.core.authenticate_master("pw", ip)), ErrorCode::RateLimited);
+    assert_eq!(h.audit_rows.lock().unwrap().len(), 5);
+    let other_ip = Some("127.0.0.2".parse().unwrap());
+    block_on(h.core.authenticate_master("pw", other_ip)).expect("other peers are not locked out");
+    h.clock.advance(60);
+    block_on(h.core.authenticate_master("pw", ip)).expect("the window passes");
+}
+
+#[test]
+fn session_tokens_expire_by_the_clock_and_revoke_at_once() {
+    let h = harness("pw", Arc::default()).unwrap();
+    let ctx = RequestContext::master(None);
+    let issued = block_on(h.core.create_session(&ctx, h.agent_id, Some(60), None)).unwrap();
+    let principal = block_on(h.core.authenticate_session(&issued.token, None)).expect("fresh token");
+    assert_eq!(principal.agent_id, h.agent_id);
+    h.clock.advance(59);
+    block_on(h.core.authenticate_session(&issued.token, None)).expect("still valid");
+    h.clock.advance(1);
+    assert_code(block_on(h.core.authenticate_session(&issued.token, None)), ErrorCode::TokenExpired);
+
+    let other = block_on(h.core.create_session(&ctx, h.agent_id, None, None)).unwrap();
+    block_on(h.core.revoke_session(&ctx, other.session.id)).unwrap();
+    assert_code(block_on(h.core.authenticate_session(&other.token, None)), ErrorCode::SessionRevoked);
+
+    let mut forged = other.token.clone();
+    forged.pop();
+    assert_code(block_on(h.core.authenticate_session(&forged, None)), ErrorCode::InvalidToken);
+    assert_code(block_on(h.core.authenticate_session("Bearer nonsense", None)), ErrorCode::InvalidToken);
+    assert_code(block_on(h.core.create_session(&ctx, h.agent_id, Some(10), None)), ErrorCode::ValidationFailed);
+
+    let published: Vec<EventType> = h.sink.0.lock().unwrap().iter().map(|e| e.event_type).collect();
+    assert_eq!(published, [EventType::SessionCreated, EventType::SessionCreated, EventType::SessionRevoked]);
+}
+
+#[test]
+fn kill_switch_refuses_agent_requests_and_new_sessions() {
+    let h = harness("pw", Arc::default()).unwrap();
+    let ctx = RequestContext::master(None);
+    let issued = block_on(h.core.create_session(&ctx, h.agent_id, None, None)).unwrap();
+    let view = block_on(h.core.activate_kill_switch(&ctx, Some("test".into()))).unwrap();
+    assert_eq!(view.switch.state, crate::domain::KillSwitchState::Suspended);
+    assert_code(block_on(h.core.authenticate_session(&issued.token, None)), ErrorCode::SystemLocked);
+    assert_code(block_on(h.core.create_session(&ctx, h.agent_id, None, None)), ErrorCode::SystemLocked);
+}
