@@ -102,6 +102,31 @@ impl TxKind {
         })
     }
 
+    /// The canonical JSON body (as [`TxKind::parse`] accepts it), for storage and display.
+    pub fn to_json(&self) -> serde_json::Value {
+        fn token_json(token: &TokenRef) -> serde_json::Value {
+            serde_json::json!({"address": token.address.to_string(), "decimals": token.decimals, "symbol": token.symbol})
+        }
+        match self {
+            TxKind::Transfer { to, amount } => {
+                serde_json::json!({"type": "TRANSFER", "to": to.to_string(), "amount": amount.to_string()})
+            }
+            TxKind::TokenTransfer { to, amount, token } => serde_json::json!({
+                "type": "TOKEN_TRANSFER", "to": to.to_string(), "amount": amount.to_string(), "token": token_json(token)
+            }),
+            TxKind::ContractCall { to, calldata, value } => serde_json::json!({
+                "type": "CONTRACT_CALL", "to": to.to_string(), "calldata": format!("0x{}", hex::encode(calldata)),
+                "value": value.to_string()
+            }),
+            TxKind::Approve { spender, amount, token } => serde_json::json!({
+                "type": "APPROVE", "spender": spender.to_string(), "amount": amount.to_string(), "token": token_json(token)
+            }),
+            TxKind::Batch { instructions } => serde_json::json!({
+                "type": "BATCH", "instructions": instructions.iter().map(TxKind::to_json).collect::<Vec<_>>()
+            }),
+        }
+    }
+
     /// Parses a request body (already JSON). Unknown fields and unknown types are refused, never ignored.
     pub fn parse(body: &serde_json::Value) -> Result<(TxKind, Option<String>), Error> {
         let mut issues = Vec::new();
@@ -298,6 +323,7 @@ mod tests {
             {"type":"CONTRACT_CALL","to":A,"calldata":"0x","value":"2"},
             {"type":"TOKEN_TRANSFER","to":A,"amount":"7","token":{"address":A,"decimals":6,"symbol":"T"}}]});
         let (kind, _) = TxKind::parse(&body).unwrap();
+        assert_eq!(TxKind::parse(&kind.to_json()).unwrap().0, kind, "to_json round-trips");
         let flows = kind.outflows();
         assert_eq!(flows[0], (Asset::Native, Amount::from_u128(3)));
         assert_eq!(flows[1].1, Amount::from_u128(7));
