@@ -1,1 +1,64 @@
-//! placeholder
+//! WAIaaS REST server: the poem + poem-openapi front end of the core.
+//!
+//! [`app`] builds the whole route tree with its middleware (request ids and the one error shape, the Host guard);
+//! the CLI binds the listener and serves it. [`openapi_document`] renders the OpenAPI document, committed at
+//! `openapi/waiaas.json`.
+//!
+//! Invariant: this crate holds no business rules. Every decision (authentication, validation of domain values,
+//! state transitions, the kill switch) is the core's; the server parses wire shapes, calls the core, and renders
+//! its answers and errors.
+
+pub mod api;
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod middleware;
+pub mod openapi;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::endpoint::make_sync;
+use poem::{Endpoint, EndpointExt, Response, Route, get};
+use waiaas_core::services::Waiaas;
+
+pub use error::{ApiError, ErrorBody};
+pub use openapi::openapi_document;
+
+/// What every request handler shares.
+pub struct ServerState {
+    pub core: Arc<Waiaas>,
+    /// The database schema version reported by `GET /health`.
+    pub schema_version: i64,
+    /// When the daemon started (for `uptimeSeconds`).
+    pub started_at: Instant,
+    /// Host names accepted besides `localhost`, `127.0.0.1` and `[::1]` (ports ignored).
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The full route tree: the API, `GET /openapi.json`, `GET /docs` (Swagger UI), wrapped in the Host guard and
+/// the error envelope.
+pub fn app(state: ServerState) -> impl Endpoint<Output = Response> {
+    let guard = middleware::HostGuard::new(&state.allowed_hosts);
+    let service = openapi::service();
+    let document = openapi_document();
+    let docs = service.swagger_ui();
+    Route::new()
+        .at(
+            "/openapi.json",
+            get(make_sync(move |_| {
+                Response::builder()
+                    .content_type("application/json")
+                    .body(document.clone())
+            })),
+        )
+        .nest("/docs", docs)
+        .nest("/", service)
+        .data(Arc::new(state))
+        .with(guard)
+        .with(middleware::ErrorEnvelope)
+}

@@ -1,0 +1,129 @@
+//! The kill switch: read (public), activate and recover (master password). Reachable while tripped.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use waiaas_core::domain::{KillSwitch, KillSwitchState};
+use waiaas_core::ports::ActivationEffects;
+use waiaas_core::services::KillSwitchView;
+
+use super::ApiTags;
+use crate::ServerState;
+use crate::auth::MasterAuth;
+use crate::body::JsonBody;
+use crate::error::ApiResult;
+use crate::wire::Wire;
+
+/// What an activation did.
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase")]
+pub struct ActivationEffectsDto {
+    pub sessions_revoked: u64,
+    pub agents_suspended: u64,
+    pub transactions_cancelled: u64,
+}
+
+impl From<ActivationEffects> for ActivationEffectsDto {
+    fn from(e: ActivationEffects) -> Self {
+        ActivationEffectsDto {
+            sessions_revoked: e.sessions_revoked,
+            agents_suspended: e.agents_suspended,
+            transactions_cancelled: e.transactions_cancelled,
+        }
+    }
+}
+
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase")]
+pub struct KillSwitchDto {
+    /// ACTIVE is normal operation; SUSPENDED and LOCKED refuse the agent API with SYSTEM_LOCKED.
+    pub state: Wire<KillSwitchState>,
+    #[oai(skip_serializing_if_is_none)]
+    pub reason: Option<String>,
+    /// Unix seconds of the last change; absent if the switch never moved.
+    #[oai(skip_serializing_if_is_none)]
+    pub changed_at: Option<i64>,
+    /// Present in the answer to an activation.
+    #[oai(skip_serializing_if_is_none)]
+    pub effects: Option<ActivationEffectsDto>,
+}
+
+impl From<KillSwitch> for KillSwitchDto {
+    fn from(switch: KillSwitch) -> Self {
+        KillSwitchDto {
+            state: Wire(switch.state),
+            reason: switch.reason,
+            changed_at: switch.changed_at.map(|t| t.0),
+            effects: None,
+        }
+    }
+}
+
+impl From<KillSwitchView> for KillSwitchDto {
+    fn from(view: KillSwitchView) -> Self {
+        KillSwitchDto {
+            effects: view.effects.map(Into::into),
+            ..view.switch.into()
+        }
+    }
+}
+
+#[derive(Object, Debug, Clone, PartialEq, Default)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActivateKillSwitchRequest {
+    /// Recorded in the state and the audit log.
+    pub reason: Option<String>,
+}
+
+pub struct AdminApi;
+
+#[OpenApi(tag = "ApiTags::Admin")]
+impl AdminApi {
+    /// The kill switch state. Public.
+    #[oai(
+        path = "/v1/admin/kill-switch",
+        method = "get",
+        operation_id = "getKillSwitch"
+    )]
+    async fn kill_switch(&self, state: Data<&Arc<ServerState>>) -> ApiResult<Json<KillSwitchDto>> {
+        Ok(Json(state.core.kill_switch().into()))
+    }
+
+    /// Trip the kill switch (ACTIVE → SUSPENDED, SUSPENDED → LOCKED): revokes every session, suspends every
+    /// agent and cancels every unsigned transaction.
+    #[oai(
+        path = "/v1/admin/kill-switch",
+        method = "post",
+        operation_id = "activateKillSwitch"
+    )]
+    async fn activate(
+        &self,
+        auth: MasterAuth,
+        state: Data<&Arc<ServerState>>,
+        body: JsonBody<ActivateKillSwitchRequest, false>,
+    ) -> ApiResult<Json<KillSwitchDto>> {
+        Ok(Json(
+            state
+                .core
+                .activate_kill_switch(&auth.0, body.0.reason)
+                .await?
+                .into(),
+        ))
+    }
+
+    /// Return to ACTIVE. Sessions stay revoked and agents stay suspended until resumed.
+    #[oai(
+        path = "/v1/admin/recover",
+        method = "post",
+        operation_id = "recoverKillSwitch"
+    )]
+    async fn recover(
+        &self,
+        auth: MasterAuth,
+        state: Data<&Arc<ServerState>>,
+    ) -> ApiResult<Json<KillSwitchDto>> {
+        Ok(Json(state.core.recover_kill_switch(&auth.0).await?.into()))
+    }
+}

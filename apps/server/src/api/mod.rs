@@ -1,0 +1,72 @@
+//! The REST operations, one module per resource, each an `#[OpenApi]` impl with its wire DTOs.
+//!
+//! DTOs are converted from core types by hand here (serialization stays at the edge). Handlers take their
+//! authentication extractor first, so an unauthenticated request is refused before its parameters or body are
+//! looked at.
+
+pub mod admin;
+pub mod agents;
+pub mod audit;
+pub mod health;
+pub mod policies;
+pub mod sessions;
+pub mod wallet;
+
+use poem_openapi::Tags;
+use waiaas_core::ports::Page;
+
+/// Operation groups in the document.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Liveness and version.
+    Health,
+    /// Agent wallets (master password).
+    Agents,
+    /// Agent session tokens.
+    Sessions,
+    /// Policies that tier or deny transactions (master password).
+    Policies,
+    /// The calling agent's own wallet (session token).
+    Wallet,
+    /// Kill switch.
+    Admin,
+    /// Audit-log queries (master password).
+    Audit,
+}
+
+/// Every operation of the API, in document order.
+pub type Apis = (
+    health::HealthApi,
+    agents::AgentsApi,
+    sessions::SessionsApi,
+    policies::PoliciesApi,
+    wallet::WalletApi,
+    admin::AdminApi,
+    audit::AuditApi,
+);
+
+/// All operation groups.
+pub fn apis() -> Apis {
+    (
+        health::HealthApi,
+        agents::AgentsApi,
+        sessions::SessionsApi,
+        policies::PoliciesApi,
+        wallet::WalletApi,
+        admin::AdminApi,
+        audit::AuditApi,
+    )
+}
+
+/// Splits a core page into `(data, nextCursor, hasMore)`.
+pub(crate) fn page<T, D>(
+    page: Page<T>,
+    convert: impl Fn(T) -> D,
+) -> (Vec<D>, Option<String>, bool) {
+    let has_more = page.next_cursor.is_some();
+    (
+        page.items.into_iter().map(convert).collect(),
+        page.next_cursor,
+        has_more,
+    )
+}

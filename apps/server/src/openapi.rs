@@ -1,0 +1,116 @@
+//! The OpenAPI document: built from the `#[OpenApi]` impls, independent of where the server listens, committed
+//! at `openapi/waiaas.json` and checked for drift by a test (`UPDATE_OPENAPI=1 cargo test -p waiaas-server
+//! openapi` rewrites it).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use poem_openapi::{ExtraHeader, OpenApi, OpenApiService};
+use uuid::Uuid;
+
+use crate::api::{Apis, apis};
+
+const DESCRIPTION: &str = "Self-hosted wallet daemon for AI agents. Operator endpoints take the master password \
+(`X-Master-Password`); agent endpoints take a session token (`Authorization: Bearer wai_sess_...`). Every error \
+is `{code, message, retryable, details?, requestId, hint?}`; ids are UUID strings, times Unix seconds, amounts \
+decimal strings in the chain's smallest unit.";
+
+/// The API as a poem-openapi service (routes and document).
+pub fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(apis(), "WAIaaS", env!("CARGO_PKG_VERSION"))
+        .description(DESCRIPTION)
+        .extra_response_header::<Uuid, _>(
+            ExtraHeader::new("X-Request-Id")
+                .description("The request's id (also `requestId` in error bodies)."),
+        )
+}
+
+/// The OpenAPI document as pretty JSON (ends with a newline). Deterministic: the same build always renders the
+/// same bytes.
+pub fn openapi_document() -> String {
+    let mut document = service().spec();
+    document.push('\n');
+    document
+}
+
+/// The documented name of a path parameter. poem-openapi routes the i-th `{name}` of an operation's path as
+/// `param{i}` and reports parse failures under that name; this maps it back for error messages.
+pub fn path_param_name(operation_id: &str, routed_name: &str) -> Option<String> {
+    static TABLE: OnceLock<HashMap<&'static str, Vec<String>>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut table = HashMap::new();
+        for path in <Apis as OpenApi>::meta()
+            .into_iter()
+            .flat_map(|api| api.paths)
+        {
+            let names: Vec<String> = path
+                .path
+                .split('/')
+                .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+                .map(str::to_owned)
+                .collect();
+            for operation in &path.operations {
+                if let Some(id) = operation.operation_id {
+                    table.insert(id, names.clone());
+                }
+            }
+        }
+        table
+    });
+    let index: usize = routed_name.strip_prefix("param")?.parse().ok()?;
+    table.get(operation_id)?.get(index).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed_path() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi/waiaas.json")
+    }
+
+    #[test]
+    fn openapi_document_is_committed() {
+        let generated = openapi_document();
+        let path = committed_path();
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).expect("write openapi/waiaas.json");
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "openapi/waiaas.json is out of date with the server's routes.\n\
+             Regenerate it with `UPDATE_OPENAPI=1 cargo test -p waiaas-server openapi` and commit the result."
+        );
+    }
+
+    #[test]
+    fn document_is_deterministic_and_titled() {
+        let document = openapi_document();
+        assert_eq!(document, openapi_document());
+        let json: serde_json::Value = serde_json::from_str(&document).expect("valid JSON");
+        assert_eq!(json["info"]["title"], "WAIaaS");
+        assert_eq!(json["info"]["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            json.get("servers")
+                .and_then(|s| s.as_array())
+                .map(Vec::len)
+                .unwrap_or(0),
+            0
+        );
+        assert!(json["paths"]["/v1/agents/{id}"]["get"].is_object());
+        assert!(json["components"]["schemas"]["ErrorBody"].is_object());
+    }
+
+    #[test]
+    fn path_params_map_back_to_their_documented_names() {
+        assert_eq!(path_param_name("getAgent", "param0").as_deref(), Some("id"));
+        assert_eq!(
+            path_param_name("renewSession", "param0").as_deref(),
+            Some("id")
+        );
+        assert_eq!(path_param_name("getAgent", "param1"), None);
+        assert_eq!(path_param_name("nope", "param0"), None);
+    }
+}

@@ -1,0 +1,298 @@
+//! Wire types shared by the DTOs: core enumerations as named OpenAPI string enums ([`Wire`]), and strictly parsed
+//! integer query parameters ([`StrictInt`]).
+//!
+//! The enumerations are described from the core's own tables (`as_str`, `ALL`), so the OpenAPI document cannot
+//! drift from what the core accepts and emits.
+
+use std::borrow::Cow;
+use std::fmt::Display;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{
+    ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
+};
+use serde_json::Value;
+use waiaas_core::ErrorCode;
+use waiaas_core::domain::{AgentStatus, KillSwitchState, PolicyType};
+use waiaas_core::event::{EventType, Severity};
+
+/// A core enumeration with a fixed set of SCREAMING_SNAKE_CASE (or lowercase) wire spellings.
+pub trait WireEnum: Copy + Send + Sync + 'static {
+    /// The schema name in the OpenAPI document.
+    const NAME: &'static str;
+    /// Every value, in the order the document lists them.
+    fn all() -> &'static [Self];
+    fn as_str(self) -> &'static str;
+    /// A description for the schema (built once).
+    fn description() -> Option<&'static str> {
+        None
+    }
+}
+
+/// A [`WireEnum`] as a string on the wire, documented as a named enum schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wire<E>(pub E);
+
+impl<E: WireEnum> Type for Wire<E> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        E::NAME.into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference(E::NAME.to_owned())
+    }
+
+    fn register(registry: &mut Registry) {
+        registry.create_schema::<Self, _>(E::NAME.to_owned(), |_| MetaSchema {
+            description: E::description(),
+            enum_items: E::all()
+                .iter()
+                .map(|v| Value::String(v.as_str().to_owned()))
+                .collect(),
+            ..MetaSchema::new("string")
+        });
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl<E: WireEnum> ParseFromJSON for Wire<E> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(text)) => E::all()
+                .iter()
+                .copied()
+                .find(|v| v.as_str() == text)
+                .map(Wire)
+                .ok_or_else(|| ParseError::custom(format!("unknown value {text:?}"))),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl<E: WireEnum> ParseFromParameter for Wire<E> {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        E::all()
+            .iter()
+            .copied()
+            .find(|v| v.as_str() == value)
+            .map(Wire)
+            .ok_or_else(|| {
+                let allowed: Vec<&str> = E::all().iter().map(|v| v.as_str()).collect();
+                ParseError::custom(format!(
+                    "unknown value {value:?}; one of {}",
+                    allowed.join(", ")
+                ))
+            })
+    }
+}
+
+impl<E: WireEnum> ToJSON for Wire<E> {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.as_str().to_owned()))
+    }
+}
+
+impl WireEnum for ErrorCode {
+    const NAME: &'static str = "ErrorCode";
+
+    fn all() -> &'static [Self] {
+        ErrorCode::ALL
+    }
+
+    fn as_str(self) -> &'static str {
+        ErrorCode::as_str(self)
+    }
+
+    /// The code → HTTP status table, generated from the core's table.
+    fn description() -> Option<&'static str> {
+        static TEXT: OnceLock<String> = OnceLock::new();
+        let text = TEXT.get_or_init(|| {
+            let rows: Vec<String> = ErrorCode::ALL
+                .iter()
+                .map(|code| {
+                    let info = code.info();
+                    let retry = if info.retryable { ", retryable" } else { "" };
+                    format!("`{code}` {}{retry}", info.http_status)
+                })
+                .collect();
+            format!(
+                "Machine-readable error code. HTTP status by code: {}.",
+                rows.join("; ")
+            )
+        });
+        Some(text.as_str())
+    }
+}
+
+impl WireEnum for AgentStatus {
+    const NAME: &'static str = "AgentStatus";
+
+    fn all() -> &'static [Self] {
+        &[
+            AgentStatus::Active,
+            AgentStatus::Suspended,
+            AgentStatus::Terminated,
+        ]
+    }
+
+    fn as_str(self) -> &'static str {
+        AgentStatus::as_str(self)
+    }
+}
+
+impl WireEnum for KillSwitchState {
+    const NAME: &'static str = "KillSwitchState";
+
+    fn all() -> &'static [Self] {
+        &[
+            KillSwitchState::Active,
+            KillSwitchState::Suspended,
+            KillSwitchState::Locked,
+        ]
+    }
+
+    fn as_str(self) -> &'static str {
+        KillSwitchState::as_str(self)
+    }
+}
+
+impl WireEnum for PolicyType {
+    const NAME: &'static str = "PolicyType";
+
+    fn all() -> &'static [Self] {
+        &PolicyType::ALL
+    }
+
+    fn as_str(self) -> &'static str {
+        PolicyType::as_str(self)
+    }
+}
+
+impl WireEnum for EventType {
+    const NAME: &'static str = "EventType";
+
+    fn all() -> &'static [Self] {
+        EventType::ALL
+    }
+
+    fn as_str(self) -> &'static str {
+        EventType::as_str(self)
+    }
+}
+
+impl WireEnum for Severity {
+    const NAME: &'static str = "Severity";
+
+    fn all() -> &'static [Self] {
+        &[Severity::Info, Severity::Warning, Severity::Critical]
+    }
+
+    fn as_str(self) -> &'static str {
+        Severity::as_str(self)
+    }
+}
+
+/// An integer query parameter that accepts only `-?[0-9]+` (no `+`, spaces, fractions or exponents), documented
+/// with the schema of `T`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StrictInt<T>(pub T);
+
+impl<T: Type> Type for StrictInt<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        T::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_raw_value()
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        self.0.raw_element_iter()
+    }
+}
+
+impl<T> ParseFromParameter for StrictInt<T>
+where
+    T: Type + FromStr,
+    T::Err: Display,
+{
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        let digits = value.strip_prefix('-').unwrap_or(value);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ParseError::custom(
+                "must be an integer (decimal digits only)",
+            ));
+        }
+        value
+            .parse::<T>()
+            .map(StrictInt)
+            .map_err(|e| ParseError::custom(format!("out of range: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check_u32(input: &str, expected: Option<u32>) {
+        let got = StrictInt::<u32>::parse_from_parameter(input)
+            .ok()
+            .map(|v| v.0);
+        assert_eq!(got, expected, "input {input:?}");
+    }
+
+    #[test]
+    fn strict_integers() {
+        check_u32("50", Some(50));
+        check_u32("0", Some(0));
+        check_u32("abc", None);
+        check_u32("1.5", None);
+        check_u32("+5", None);
+        check_u32(" 5", None);
+        check_u32("", None);
+        check_u32("-1", None);
+        check_u32("1e3", None);
+        check_u32("99999999999", None);
+        assert_eq!(
+            StrictInt::<i64>::parse_from_parameter("-17").unwrap().0,
+            -17
+        );
+        assert!(StrictInt::<i64>::parse_from_parameter("-").is_err());
+    }
+
+    #[test]
+    fn wire_enums_round_trip() {
+        for code in ErrorCode::ALL {
+            let json = Wire(*code).to_json();
+            assert_eq!(Wire::<ErrorCode>::parse_from_json(json).unwrap().0, *code);
+        }
+        assert!(Wire::<PolicyType>::parse_from_json(Some(Value::String("NOPE".into()))).is_err());
+        assert!(Wire::<PolicyType>::parse_from_json(Some(Value::from(1))).is_err());
+    }
+}
