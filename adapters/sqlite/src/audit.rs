@@ -1,0 +1,535 @@
+//! The audit log: the one place audit rows are written (`append_audit`, called inside every state-changing
+//! transaction), the [`AuditRepo`] port (append and filtered keyset queries), and the ordered chain read used to
+//! verify the SHA-256 hash chain.
+//!
+//! Each row stores `prev_hash` (the previous row's `hash`, or [`GENESIS_HASH`] for the first) and
+//! `hash = chain_hash(prev_hash, event)`. Writes are serialized by the single writer connection, so the latest
+//! hash read inside the transaction is the one the new row follows.
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use waiaas_core::audit::{GENESIS_HASH, chain_hash};
+use waiaas_core::event::{Actor, Event, EventType, Severity};
+use waiaas_core::ports::{AuditQuery, AuditRecord, AuditRepo};
+use waiaas_core::{Result, UnixSeconds};
+
+use crate::Pools;
+use crate::error::{db_err, decode_err, parse_column, parse_json};
+
+const TABLE: &str = "audit_logs";
+
+/// The columns of an audit row, in the order [`record_from_row`] reads them.
+const COLUMNS: &str = "id, created_at, event_type, agent_id, session_id, tx_id, actor, severity, details, \
+                       ip_address, prev_hash, hash";
+
+/// Appends `event` as the next audit row, chained to the latest one, on a connection that is inside a write
+/// transaction (the caller commits). Returns the new row's id.
+pub(crate) async fn append_audit(conn: &mut SqliteConnection, event: &Event) -> Result<i64> {
+    let prev: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_logs ORDER BY id DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let prev = prev.unwrap_or_else(|| GENESIS_HASH.to_owned());
+    let hash = chain_hash(&prev, event);
+    let done = sqlx::query(
+        "INSERT INTO audit_logs (created_at, event_type, agent_id, session_id, tx_id, actor, severity, details, \
+         ip_address, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(event.created_at.0)
+    .bind(event.event_type.as_str())
+    .bind(event.agent_id.map(|id| id.to_string()))
+    .bind(event.session_id.map(|id| id.to_string()))
+    .bind(event.tx_id.map(|id| id.to_string()))
+    .bind(event.actor.to_wire())
+    .bind(event.severity.as_str())
+    .bind(event.details.to_string())
+    .bind(event.ip_address.map(|ip| ip.to_string()))
+    .bind(prev)
+    .bind(hash)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(done.last_insert_rowid())
+}
+
+/// Parses the stored form of an [`Actor`] (see [`Actor::to_wire`]).
+fn parse_actor(wire: &str) -> Result<Actor, String> {
+    match wire {
+        "master" => Ok(Actor::Master),
+        "system" => Ok(Actor::System),
+        "anonymous" => Ok(Actor::Anonymous),
+        _ => {
+            if let Some(id) = wire.strip_prefix("session:") {
+                id.parse().map(Actor::Session).map_err(|e| e.to_string())
+            } else if let Some(address) = wire.strip_prefix("owner:") {
+                address.parse().map(Actor::Owner)
+            } else {
+                Err(format!("unknown actor {wire:?}"))
+            }
+        }
+    }
+}
+
+fn optional<T, E: ToString>(
+    column: &'static str,
+    raw: Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<Option<T>> {
+    raw.map(|raw| parse_column(TABLE, column, &raw, parse)).transpose()
+}
+
+/// Maps a row selected with [`COLUMNS`] back to a record; a value that does not parse is an internal error.
+fn record_from_row(row: &SqliteRow) -> Result<AuditRecord> {
+    let get_err = |e: sqlx::Error| db_err(e);
+    let id: i64 = row.try_get("id").map_err(get_err)?;
+    let event_type: String = row.try_get("event_type").map_err(get_err)?;
+    let severity: String = row.try_get("severity").map_err(get_err)?;
+    let actor: String = row.try_get("actor").map_err(get_err)?;
+    let details: String = row.try_get("details").map_err(get_err)?;
+    let event = Event {
+        event_type: EventType::parse(&event_type)
+            .ok_or_else(|| decode_err(TABLE, "event_type", format!("unknown event type {event_type:?}")))?,
+        created_at: UnixSeconds(row.try_get("created_at").map_err(get_err)?),
+        agent_id: optional("agent_id", row.try_get("agent_id").map_err(get_err)?, str::parse)?,
+        session_id: optional("session_id", row.try_get("session_id").map_err(get_err)?, str::parse)?,
+        tx_id: optional("tx_id", row.try_get("tx_id").map_err(get_err)?, str::parse)?,
+        actor: parse_column(TABLE, "actor", &actor, parse_actor)?,
+        severity: Severity::parse(&severity)
+            .ok_or_else(|| decode_err(TABLE, "severity", format!("unknown severity {severity:?}")))?,
+        details: parse_json(TABLE, "details", &details)?,
+        ip_address: optional("ip_address", row.try_get("ip_address").map_err(get_err)?, str::parse::<IpAddr>)?,
+    };
+    Ok(AuditRecord {
+        id,
+        event,
+        prev_hash: row.try_get("prev_hash").map_err(get_err)?,
+        hash: row.try_get("hash").map_err(get_err)?,
+    })
+}
+
+/// The SQL of an audit query, every value bound. `prefix` goes before `SELECT` (tests pass
+/// `EXPLAIN QUERY PLAN `).
+///
+/// The keyset bound is the row value `(created_at, id) < (?, ?)` — the same rows as
+/// `created_at < ? OR (created_at = ? AND id < ?)` — which SQLite turns into an index range bound, so a page costs
+/// the same at any depth.
+pub(crate) fn build_query(prefix: &str, query: &AuditQuery) -> QueryBuilder<'static, Sqlite> {
+    let mut sql = QueryBuilder::new(prefix);
+    sql.push("SELECT ").push(COLUMNS).push(" FROM audit_logs WHERE 1 = 1");
+    if let Some(agent_id) = query.agent_id {
+        sql.push(" AND agent_id = ").push_bind(agent_id.to_string());
+    }
+    match query.event_types.as_slice() {
+        [] => {}
+        [one] => {
+            sql.push(" AND event_type = ").push_bind(one.as_str());
+        }
+        many => {
+            sql.push(" AND event_type IN (");
+            let mut list = sql.separated(", ");
+            for event_type in many {
+                list.push_bind(event_type.as_str());
+            }
+            list.push_unseparated(")");
+        }
+    }
+    if let Some(severity) = query.severity {
+        sql.push(" AND severity = ").push_bind(severity.as_str());
+    }
+    if let Some(tx_id) = query.tx_id {
+        sql.push(" AND tx_id = ").push_bind(tx_id.to_string());
+    }
+    if let Some(actor) = &query.actor {
+        sql.push(" AND actor = ").push_bind(actor.clone());
+    }
+    if let Some(from) = query.from {
+        sql.push(" AND created_at >= ").push_bind(from.0);
+    }
+    if let Some(to) = query.to {
+        sql.push(" AND created_at <= ").push_bind(to.0);
+    }
+    if let Some((created_at, id)) = query.before {
+        sql.push(" AND (created_at, id) < (").push_bind(created_at.0).push(", ").push_bind(id).push(")");
+    }
+    sql.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(i64::from(query.limit));
+    sql
+}
+
+/// Rows with `id > after_id` in id order, at most `limit`.
+pub(crate) async fn chain_after(pool: &SqlitePool, after_id: i64, limit: u32) -> Result<Vec<AuditRecord>> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM audit_logs WHERE id > ? ORDER BY id ASC LIMIT ?"))
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
+    rows.iter().map(record_from_row).collect()
+}
+
+/// [`AuditRepo`] over SQLite.
+#[derive(Clone, Debug)]
+pub struct SqliteAuditRepo {
+    pools: Pools,
+}
+
+impl SqliteAuditRepo {
+    pub(crate) fn new(pools: Pools) -> Self {
+        SqliteAuditRepo { pools }
+    }
+}
+
+#[async_trait]
+impl AuditRepo for SqliteAuditRepo {
+    async fn append(&self, event: &Event) -> Result<()> {
+        let mut tx = self.pools.begin_write().await?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        let rows = build_query("", query).build().fetch_all(&self.pools.reader).await.map_err(db_err)?;
+        rows.iter().map(record_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use serde_json::json;
+    use waiaas_core::audit::{ChainBreak, ChainLink, verify_chain};
+    use waiaas_core::event::RequestContext;
+    use waiaas_core::{AgentId, SessionId, TxId};
+
+    use super::*;
+    use crate::test_support::{TestDb, count_audit_rows};
+
+    /// Verifies the whole stored chain in batches, as `waiaas audit verify` does.
+    async fn verify_stored_chain(t: &TestDb, batch: u32) -> Result<String, ChainBreak> {
+        let mut prev = GENESIS_HASH.to_owned();
+        let mut after = 0;
+        loop {
+            let rows = t.db.audit_chain(after, batch).await.unwrap();
+            let Some(last) = rows.last() else { return Ok(prev) };
+            after = last.id;
+            let links =
+                rows.iter().map(|r| ChainLink { id: r.id, event: &r.event, prev_hash: &r.prev_hash, hash: &r.hash });
+            prev = verify_chain(&prev, links)?;
+        }
+    }
+
+    fn query(limit: u32) -> AuditQuery {
+        AuditQuery { limit, ..AuditQuery::default() }
+    }
+
+    fn ids(records: &[AuditRecord]) -> Vec<i64> {
+        records.iter().map(|r| r.id).collect()
+    }
+
+    /// A mixed log: 2 agents × 3 types over 30 seconds, two rows per second (same-second ties), varied
+    /// severities, actors and tx ids. Returns every appended event in insertion order (ids 1..).
+    async fn seed(t: &TestDb, agents: &[AgentId; 2], tx: TxId) -> Vec<Event> {
+        let types = [EventType::TxRequested, EventType::SessionCreated, EventType::AgentSuspended];
+        let mut events = Vec::new();
+        for i in 0..60_i64 {
+            let event_type = types[(i % 3) as usize];
+            let ctx = if i % 4 == 0 {
+                RequestContext::master(Some("127.0.0.1".parse().unwrap()))
+            } else {
+                RequestContext::system()
+            };
+            let mut event = Event::new(event_type, &ctx, UnixSeconds(1_000 + i / 2))
+                .agent(agents[(i % 2) as usize])
+                .details(json!({ "i": i }));
+            if i % 5 == 0 {
+                event = event.tx(tx);
+            }
+            t.db.audit().append(&event).await.unwrap();
+            events.push(event);
+        }
+        events
+    }
+
+    /// The ids (1-based insertion order) of `events` matching `keep`, newest first by (created_at, id).
+    fn expected(events: &[Event], keep: impl Fn(&Event) -> bool) -> Vec<i64> {
+        let mut rows: Vec<(i64, i64)> =
+            events.iter().enumerate().filter(|(_, e)| keep(e)).map(|(i, e)| (e.created_at.0, i as i64 + 1)).collect();
+        rows.sort_by(|a, b| b.cmp(a));
+        rows.into_iter().map(|(_, id)| id).collect()
+    }
+
+    #[tokio::test]
+    async fn append_round_trips_every_field() {
+        let t = TestDb::new().await;
+        let session = SessionId::generate(&t.clock, &t.entropy);
+        let owner = crate::test_support::address(7);
+        let events = [
+            Event::new(
+                EventType::TxApproved,
+                &RequestContext { actor: Actor::Owner(owner), ip: Some("::1".parse().unwrap()) },
+                UnixSeconds(5),
+            )
+            .agent(AgentId::generate(&t.clock, &t.entropy))
+            .tx(TxId::generate(&t.clock, &t.entropy))
+            .details(json!({ "b": [1, 2.5, null], "a": { "nested": "ü" } })),
+            Event::new(
+                EventType::SessionRenewed,
+                &RequestContext { actor: Actor::Session(session), ip: None },
+                UnixSeconds(6),
+            ),
+            Event::new(
+                EventType::MasterAuthFailed,
+                &RequestContext { actor: Actor::Anonymous, ip: None },
+                UnixSeconds(7),
+            ),
+            Event::new(EventType::BackupCreated, &RequestContext::master(None), UnixSeconds(8)),
+            Event::new(EventType::TxExpired, &RequestContext::system(), UnixSeconds(9)),
+        ];
+        for event in &events {
+            t.db.audit().append(event).await.unwrap();
+        }
+        let stored = t.db.audit_chain(0, 100).await.unwrap();
+        let read: Vec<Event> = stored.iter().map(|r| r.event.clone()).collect();
+        assert_eq!(read, events);
+        assert_eq!(stored[0].prev_hash, GENESIS_HASH);
+        assert_eq!(stored[1].prev_hash, stored[0].hash);
+        assert_eq!(stored[0].hash, chain_hash(GENESIS_HASH, &events[0]));
+        let raw_actor: String = sqlx::query_scalar("SELECT actor FROM audit_logs WHERE id = 2")
+            .fetch_one(&t.db.pools.reader)
+            .await
+            .unwrap();
+        assert_eq!(raw_actor, format!("session:{session}"));
+    }
+
+    #[tokio::test]
+    async fn each_filter_alone_and_combined() {
+        let t = TestDb::new().await;
+        let agents = [AgentId::generate(&t.clock, &t.entropy), AgentId::generate(&t.clock, &t.entropy)];
+        let tx = TxId::generate(&t.clock, &t.entropy);
+        let events = seed(&t, &agents, tx).await;
+        let run = |q: AuditQuery| {
+            let repo = t.db.audit();
+            async move { ids(&repo.query(&q).await.unwrap()) }
+        };
+
+        let all = run(query(500)).await;
+        assert_eq!(all, expected(&events, |_| true));
+        assert_eq!(all.len(), 60);
+
+        let by_agent = run(AuditQuery { agent_id: Some(agents[1]), ..query(500) }).await;
+        assert_eq!(by_agent, expected(&events, |e| e.agent_id == Some(agents[1])));
+        assert_eq!(by_agent.len(), 30);
+
+        let one_type = run(AuditQuery { event_types: vec![EventType::SessionCreated], ..query(500) }).await;
+        assert_eq!(one_type, expected(&events, |e| e.event_type == EventType::SessionCreated));
+        assert_eq!(one_type.len(), 20);
+
+        let two_types = vec![EventType::SessionCreated, EventType::AgentSuspended];
+        let in_list = run(AuditQuery { event_types: two_types.clone(), ..query(500) }).await;
+        assert_eq!(in_list, expected(&events, |e| two_types.contains(&e.event_type)));
+        assert_eq!(in_list.len(), 40);
+
+        let warnings = run(AuditQuery { severity: Some(Severity::Warning), ..query(500) }).await;
+        assert_eq!(warnings, expected(&events, |e| e.event_type == EventType::AgentSuspended));
+
+        let by_tx = run(AuditQuery { tx_id: Some(tx), ..query(500) }).await;
+        assert_eq!(by_tx, expected(&events, |e| e.tx_id == Some(tx)));
+        assert_eq!(by_tx.len(), 12);
+
+        let by_actor = run(AuditQuery { actor: Some("master".into()), ..query(500) }).await;
+        assert_eq!(by_actor, expected(&events, |e| e.actor == Actor::Master));
+        assert_eq!(by_actor.len(), 15);
+
+        let period =
+            run(AuditQuery { from: Some(UnixSeconds(1_010)), to: Some(UnixSeconds(1_012)), ..query(500) }).await;
+        assert_eq!(period, expected(&events, |e| (1_010..=1_012).contains(&e.created_at.0)));
+        assert_eq!(period.len(), 6, "both bounds are inclusive");
+
+        // T-04: agent + event type + period.
+        let combined = run(AuditQuery {
+            agent_id: Some(agents[0]),
+            event_types: vec![EventType::TxRequested],
+            from: Some(UnixSeconds(1_003)),
+            to: Some(UnixSeconds(1_020)),
+            ..query(500)
+        })
+        .await;
+        let want = expected(&events, |e| {
+            e.agent_id == Some(agents[0])
+                && e.event_type == EventType::TxRequested
+                && (1_003..=1_020).contains(&e.created_at.0)
+        });
+        assert!(!want.is_empty());
+        assert_eq!(combined, want);
+
+        let everything = run(AuditQuery {
+            agent_id: Some(agents[0]),
+            event_types: vec![EventType::TxRequested, EventType::AgentSuspended],
+            severity: Some(Severity::Info),
+            tx_id: Some(tx),
+            actor: Some("master".into()),
+            from: Some(UnixSeconds(1_000)),
+            to: Some(UnixSeconds(1_029)),
+            ..query(500)
+        })
+        .await;
+        let want = expected(&events, |e| {
+            e.agent_id == Some(agents[0])
+                && e.event_type == EventType::TxRequested
+                && e.tx_id == Some(tx)
+                && e.actor == Actor::Master
+        });
+        assert!(!want.is_empty());
+        assert_eq!(everything, want);
+
+        let nothing = run(AuditQuery { agent_id: Some(AgentId::generate(&t.clock, &t.entropy)), ..query(500) }).await;
+        assert!(nothing.is_empty());
+
+        let limited = run(query(7)).await;
+        assert_eq!(limited, all[..7]);
+    }
+
+    #[tokio::test]
+    async fn keyset_pages_are_exact_without_duplicates() {
+        let t = TestDb::new().await;
+        let agents = [AgentId::generate(&t.clock, &t.entropy), AgentId::generate(&t.clock, &t.entropy)];
+        let events = seed(&t, &agents, TxId::generate(&t.clock, &t.entropy)).await;
+        for (filter, page_size) in [
+            (AuditQuery::default(), 7_u32),
+            (AuditQuery::default(), 1),
+            (AuditQuery::default(), 60),
+            (
+                AuditQuery {
+                    agent_id: Some(agents[0]),
+                    event_types: vec![EventType::TxRequested],
+                    ..Default::default()
+                },
+                3,
+            ),
+            (AuditQuery { severity: Some(Severity::Info), ..Default::default() }, 4),
+        ] {
+            let full = ids(&t.db.audit().query(&AuditQuery { limit: 1_000, ..filter.clone() }).await.unwrap());
+            let mut pages = Vec::new();
+            let mut before = None;
+            loop {
+                let page =
+                    t.db.audit().query(&AuditQuery { before, limit: page_size, ..filter.clone() }).await.unwrap();
+                assert!(page.len() <= page_size as usize);
+                let Some(last) = page.last() else { break };
+                before = Some((last.event.created_at, last.id));
+                pages.extend(ids(&page));
+                assert!(pages.len() <= full.len(), "{filter:?} by {page_size}: pages repeat rows");
+                // Rows appended while paging are newer than the cursor and never shift the next page.
+                let newer =
+                    Event::new(EventType::TxRequested, &RequestContext::system(), UnixSeconds(5_000)).agent(agents[0]);
+                t.db.audit().append(&newer).await.unwrap();
+            }
+            assert_eq!(pages, full, "{filter:?} by {page_size}");
+            assert_eq!(pages.iter().collect::<HashSet<_>>().len(), pages.len(), "no duplicates");
+            assert!(!full.is_empty());
+        }
+        // Past the end: an empty page.
+        let oldest = t.db.audit_chain(0, 1).await.unwrap().remove(0);
+        let after_last = AuditQuery { before: Some((oldest.event.created_at, oldest.id)), ..query(10) };
+        assert!(t.db.audit().query(&after_last).await.unwrap().is_empty());
+        assert_eq!(events.len(), 60);
+    }
+
+    #[tokio::test]
+    async fn keyset_orders_same_second_rows_by_id() {
+        let t = TestDb::new().await;
+        for _ in 0..5 {
+            t.db.audit()
+                .append(&Event::new(EventType::TxQueued, &RequestContext::system(), UnixSeconds(10)))
+                .await
+                .unwrap();
+        }
+        // A row written later but stamped earlier sorts after by time, not by id.
+        t.db.audit().append(&Event::new(EventType::TxQueued, &RequestContext::system(), UnixSeconds(9))).await.unwrap();
+        let page = t.db.audit().query(&AuditQuery { before: Some((UnixSeconds(10), 4)), ..query(10) }).await.unwrap();
+        assert_eq!(ids(&page), [3, 2, 1, 6]);
+    }
+
+    #[tokio::test]
+    async fn the_chain_verifies_and_detects_edits_and_deletions() {
+        let t = TestDb::new().await;
+        let agents = [AgentId::generate(&t.clock, &t.entropy), AgentId::generate(&t.clock, &t.entropy)];
+        seed(&t, &agents, TxId::generate(&t.clock, &t.entropy)).await;
+        let last = t.db.audit_chain(59, 10).await.unwrap();
+        assert_eq!(verify_stored_chain(&t, 7).await, Ok(last[0].hash.clone()));
+
+        sqlx::query("UPDATE audit_logs SET details = '{\"i\":999}' WHERE id = 23")
+            .execute(&t.db.pools.writer)
+            .await
+            .unwrap();
+        assert_eq!(verify_stored_chain(&t, 7).await, Err(ChainBreak::ContentAltered { id: 23 }));
+
+        let t = TestDb::new().await;
+        seed(&t, &agents, TxId::generate(&t.clock, &t.entropy)).await;
+        sqlx::query("DELETE FROM audit_logs WHERE id = 40").execute(&t.db.pools.writer).await.unwrap();
+        assert_eq!(verify_stored_chain(&t, 7).await, Err(ChainBreak::LinkBroken { id: 41 }));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_row_is_an_internal_error() {
+        let t = TestDb::new().await;
+        t.db.audit().append(&Event::new(EventType::TxQueued, &RequestContext::system(), UnixSeconds(1))).await.unwrap();
+        sqlx::query("UPDATE audit_logs SET event_type = 'NOT_A_TYPE'").execute(&t.db.pools.writer).await.unwrap();
+        let err = t.db.audit().query(&query(10)).await.unwrap_err();
+        assert_eq!(err.code, waiaas_core::ErrorCode::InternalError);
+        assert!(!err.message.contains("NOT_A_TYPE"), "internal causes are not in the client message");
+    }
+
+    #[tokio::test]
+    async fn append_writes_exactly_one_row() {
+        let t = TestDb::new().await;
+        assert_eq!(count_audit_rows(&t.db).await, 0);
+        t.db.audit()
+            .append(&Event::new(
+                EventType::MasterAuthFailed,
+                &RequestContext { actor: Actor::Anonymous, ip: None },
+                UnixSeconds(1),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(count_audit_rows(&t.db).await, 1);
+    }
+
+    async fn plan(t: &TestDb, query: &AuditQuery) -> Vec<String> {
+        build_query("EXPLAIN QUERY PLAN ", query)
+            .build()
+            .fetch_all(&t.db.pools.reader)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_three_filter_query_walks_the_composite_index() {
+        let t = TestDb::new().await;
+        let agents = [AgentId::generate(&t.clock, &t.entropy), AgentId::generate(&t.clock, &t.entropy)];
+        seed(&t, &agents, TxId::generate(&t.clock, &t.entropy)).await;
+        let three = AuditQuery {
+            agent_id: Some(agents[0]),
+            event_types: vec![EventType::TxRequested],
+            from: Some(UnixSeconds(1_000)),
+            to: Some(UnixSeconds(2_000)),
+            ..query(51)
+        };
+        for q in [three.clone(), AuditQuery { before: Some((UnixSeconds(1_500), 40)), ..three }] {
+            let plan = plan(&t, &q).await.join("\n");
+            assert!(plan.contains("USING INDEX idx_audit_agent_type_time"), "{plan}");
+            assert!(plan.contains("agent_id=? AND event_type=?"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+        // The unfiltered keyset page is an index range walk too.
+        let plan = plan(&t, &AuditQuery { before: Some((UnixSeconds(1_500), 40)), ..query(51) }).await.join("\n");
+        assert!(plan.contains("USING INDEX idx_audit_time"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+}

@@ -1,0 +1,238 @@
+//! [`KillSwitchRepo`] over SQLite: the single-row `kill_switch` table. Activation stores the new state and, in
+//! the same transaction, revokes every unrevoked session, suspends every ACTIVE agent, cancels every transaction
+//! not yet signed (PENDING or QUEUED) and writes the audit row.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use waiaas_core::domain::{AgentStatus, KillSwitch, KillSwitchState, TxStatus};
+use waiaas_core::event::Event;
+use waiaas_core::ports::{ActivationEffects, KillSwitchRepo};
+use waiaas_core::{Error, Result, UnixSeconds};
+
+use crate::Pools;
+use crate::audit::append_audit;
+use crate::error::{db_err, decode_err};
+
+const TABLE: &str = "kill_switch";
+
+/// The `error` of a transaction the kill switch cancelled.
+pub const CANCELLED_BY_KILL_SWITCH: &str = "kill switch activated";
+
+/// [`KillSwitchRepo`] over SQLite.
+#[derive(Clone, Debug)]
+pub struct SqliteKillSwitchRepo {
+    pools: Pools,
+}
+
+impl SqliteKillSwitchRepo {
+    pub(crate) fn new(pools: Pools) -> Self {
+        SqliteKillSwitchRepo { pools }
+    }
+}
+
+async fn store(conn: &mut sqlx::SqliteConnection, new: &KillSwitch) -> Result<()> {
+    let done = sqlx::query("UPDATE kill_switch SET state = ?, reason = ?, changed_at = ? WHERE id = 1")
+        .bind(new.state.as_str())
+        .bind(new.reason.as_deref())
+        .bind(new.changed_at.map(|t| t.0))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    if done.rows_affected() == 1 { Ok(()) } else { Err(Error::internal_msg("the kill_switch row is missing")) }
+}
+
+#[async_trait]
+impl KillSwitchRepo for SqliteKillSwitchRepo {
+    async fn get(&self) -> Result<KillSwitch> {
+        let row = sqlx::query("SELECT state, reason, changed_at FROM kill_switch WHERE id = 1")
+            .fetch_optional(&self.pools.reader)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Error::internal_msg("the kill_switch row is missing"))?;
+        let state: String = row.try_get("state").map_err(db_err)?;
+        let changed_at: Option<i64> = row.try_get("changed_at").map_err(db_err)?;
+        Ok(KillSwitch {
+            state: KillSwitchState::parse(&state)
+                .ok_or_else(|| decode_err(TABLE, "state", format!("unknown state {state:?}")))?,
+            reason: row.try_get("reason").map_err(db_err)?,
+            changed_at: changed_at.map(UnixSeconds),
+        })
+    }
+
+    /// Revocation and update times are `new.changed_at` (or the event's time when absent).
+    async fn activate(&self, new: &KillSwitch, event: &Event) -> Result<ActivationEffects> {
+        let now = new.changed_at.unwrap_or(event.created_at).0;
+        let mut tx = self.pools.begin_write().await?;
+        store(&mut tx, new).await?;
+        let sessions = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let agents = sqlx::query("UPDATE agents SET status = ?, updated_at = ? WHERE status = ?")
+            .bind(AgentStatus::Suspended.as_str())
+            .bind(now)
+            .bind(AgentStatus::Active.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let transactions =
+            sqlx::query("UPDATE transactions SET status = ?, error = ?, updated_at = ? WHERE status IN (?, ?)")
+                .bind(TxStatus::Cancelled.as_str())
+                .bind(CANCELLED_BY_KILL_SWITCH)
+                .bind(now)
+                .bind(TxStatus::Pending.as_str())
+                .bind(TxStatus::Queued.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(ActivationEffects {
+            sessions_revoked: sessions.rows_affected(),
+            agents_suspended: agents.rows_affected(),
+            transactions_cancelled: transactions.rows_affected(),
+        })
+    }
+
+    async fn recover(&self, new: &KillSwitch, event: &Event) -> Result<()> {
+        let mut tx = self.pools.begin_write().await?;
+        store(&mut tx, new).await?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(db_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use waiaas_core::domain::Session;
+    use waiaas_core::event::EventType;
+    use waiaas_core::ports::{AgentRepo, SessionRepo};
+    use waiaas_core::{AgentId, TxId};
+
+    use super::*;
+    use crate::test_support::{TestDb, audit_types};
+
+    async fn insert_tx(t: &TestDb, agent: AgentId, status: TxStatus) -> TxId {
+        let id = TxId::generate(&t.clock, &t.entropy);
+        sqlx::query(
+            "INSERT INTO transactions (id, agent_id, type, status, network, request, created_at, updated_at) \
+             VALUES (?, ?, 'TRANSFER', ?, 'anvil', '{}', 1, 1)",
+        )
+        .bind(id.to_string())
+        .bind(agent.to_string())
+        .bind(status.as_str())
+        .execute(&t.db.pools.writer)
+        .await
+        .unwrap();
+        id
+    }
+
+    async fn tx_row(t: &TestDb, id: TxId) -> (String, Option<String>, i64) {
+        let row = sqlx::query("SELECT status, error, updated_at FROM transactions WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_one(&t.db.pools.reader)
+            .await
+            .unwrap();
+        (row.get("status"), row.get("error"), row.get("updated_at"))
+    }
+
+    #[tokio::test]
+    async fn starts_active() {
+        let t = TestDb::new().await;
+        assert_eq!(t.db.kill_switch().get().await.unwrap(), KillSwitch::default());
+    }
+
+    #[tokio::test]
+    async fn activation_revokes_suspends_cancels_and_audits_in_one_go() {
+        let t = TestDb::new().await;
+        let (active, suspended, terminated) = (t.agent(), t.agent(), t.agent());
+        for agent in [&active, &suspended, &terminated] {
+            t.insert_agent(agent).await;
+        }
+        t.db.agents()
+            .set_status(suspended.id, AgentStatus::Suspended, UnixSeconds(2), &t.event(EventType::AgentSuspended))
+            .await
+            .unwrap();
+        let open: Vec<Session> = (0..3).map(|_| t.session(active.id)).collect();
+        let revoked = t.session(suspended.id);
+        for session in open.iter().chain([&revoked]) {
+            t.insert_session(session).await;
+        }
+        t.db.sessions().revoke(revoked.id, UnixSeconds(3), &t.event(EventType::SessionRevoked)).await.unwrap();
+        t.db.agents()
+            .set_status(terminated.id, AgentStatus::Terminated, UnixSeconds(4), &t.event(EventType::AgentTerminated))
+            .await
+            .unwrap();
+        let mut txs = Vec::new();
+        for status in TxStatus::ALL {
+            txs.push((status, insert_tx(&t, active.id, status).await));
+        }
+
+        let switch = KillSwitch {
+            state: KillSwitchState::Suspended,
+            reason: Some("key leak suspected".into()),
+            changed_at: Some(UnixSeconds(500)),
+        };
+        let event = t.event(EventType::KillSwitchActivated);
+        let effects = t.db.kill_switch().activate(&switch, &event).await.unwrap();
+        assert_eq!(effects, ActivationEffects { sessions_revoked: 3, agents_suspended: 1, transactions_cancelled: 2 });
+        assert_eq!(t.db.kill_switch().get().await.unwrap(), switch);
+        for session in &open {
+            assert_eq!(t.db.sessions().get(session.id).await.unwrap().unwrap().revoked_at, Some(UnixSeconds(500)));
+        }
+        assert_eq!(t.db.sessions().get(revoked.id).await.unwrap().unwrap().revoked_at, Some(UnixSeconds(3)));
+        assert_eq!(t.db.sessions().count_active(UnixSeconds(0)).await.unwrap(), 0);
+        let status = |id| {
+            let agents = t.db.agents();
+            async move { agents.get(id).await.unwrap().unwrap().status }
+        };
+        assert_eq!(status(active.id).await, AgentStatus::Suspended);
+        assert_eq!(status(suspended.id).await, AgentStatus::Suspended);
+        assert_eq!(status(terminated.id).await, AgentStatus::Terminated);
+        for (before, id) in txs {
+            let (after, error, updated_at) = tx_row(&t, id).await;
+            if matches!(before, TxStatus::Pending | TxStatus::Queued) {
+                assert_eq!(
+                    (after.as_str(), error.as_deref(), updated_at),
+                    ("CANCELLED", Some(CANCELLED_BY_KILL_SWITCH), 500)
+                );
+            } else {
+                assert_eq!((after.as_str(), error, updated_at), (before.as_str(), None, 1), "{before:?} untouched");
+            }
+        }
+        let last = t.db.audit_chain(0, 100).await.unwrap().pop().unwrap();
+        assert_eq!(last.event, event);
+
+        // Tripping again (→ LOCKED) finds nothing left to do.
+        let locked = KillSwitch { state: KillSwitchState::Locked, changed_at: Some(UnixSeconds(600)), ..switch };
+        let effects = t.db.kill_switch().activate(&locked, &t.event(EventType::KillSwitchActivated)).await.unwrap();
+        assert_eq!(effects, ActivationEffects::default());
+        assert_eq!(t.db.kill_switch().get().await.unwrap().state, KillSwitchState::Locked);
+    }
+
+    #[tokio::test]
+    async fn recovery_stores_the_state_and_leaves_agents_and_sessions() {
+        let t = TestDb::new().await;
+        let agent = t.agent();
+        t.insert_agent(&agent).await;
+        let session = t.session(agent.id);
+        t.insert_session(&session).await;
+        let tripped = KillSwitch { state: KillSwitchState::Suspended, reason: None, changed_at: Some(UnixSeconds(10)) };
+        t.db.kill_switch().activate(&tripped, &t.event(EventType::KillSwitchActivated)).await.unwrap();
+        let recovered = KillSwitch { state: KillSwitchState::Active, reason: None, changed_at: Some(UnixSeconds(20)) };
+        t.db.kill_switch().recover(&recovered, &t.event(EventType::KillSwitchRecovered)).await.unwrap();
+        assert_eq!(t.db.kill_switch().get().await.unwrap(), recovered);
+        assert_eq!(t.db.agents().get(agent.id).await.unwrap().unwrap().status, AgentStatus::Suspended);
+        assert_eq!(t.db.sessions().get(session.id).await.unwrap().unwrap().revoked_at, Some(UnixSeconds(10)));
+        assert_eq!(
+            audit_types(&t.db).await,
+            [
+                EventType::AgentCreated,
+                EventType::SessionCreated,
+                EventType::KillSwitchActivated,
+                EventType::KillSwitchRecovered
+            ]
+        );
+    }
+}
