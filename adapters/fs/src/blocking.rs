@@ -29,10 +29,7 @@ where
     F: FnOnce() -> Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    let shared: Shared<Result<T>> = Arc::new(Mutex::new(Slot {
-        result: None,
-        waker: None,
-    }));
+    let shared: Shared<Result<T>> = Arc::new(Mutex::new(Slot { result: None, waker: None }));
     let producer = Arc::clone(&shared);
     thread::Builder::new()
         .name(name.to_owned())
@@ -50,9 +47,7 @@ where
         .map_err(Error::internal)?;
     match (Completion { shared }).await {
         Ok(result) => result,
-        Err(_panic) => Err(Error::internal_msg(format!(
-            "worker thread {name} panicked"
-        ))),
+        Err(_panic) => Err(Error::internal_msg(format!("worker thread {name} panicked"))),
     }
 }
 
@@ -87,9 +82,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_is_an_internal_error() {
-        let err = run_blocking::<(), _>("t", || panic!("boom"))
-            .await
-            .unwrap_err();
+        let err = run_blocking::<(), _>("t", || panic!("boom")).await.unwrap_err();
         assert_eq!(err.code, waiaas_core::ErrorCode::InternalError);
     }
 }

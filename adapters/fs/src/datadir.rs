@@ -41,12 +41,7 @@ impl DataDir {
     pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
         let dir = DataDir { root: root.into() };
         ensure_private_dir(&dir.root)?;
-        for sub in [
-            dir.db_dir(),
-            dir.keystore_dir(),
-            dir.backups_dir(),
-            dir.logs_dir(),
-        ] {
+        for sub in [dir.db_dir(), dir.keystore_dir(), dir.backups_dir(), dir.logs_dir()] {
             ensure_private_dir(&sub)?;
         }
         Ok(dir)
@@ -58,16 +53,10 @@ impl DataDir {
         let root = root.into();
         match fs::metadata(&root) {
             Ok(meta) if meta.is_dir() => Ok(DataDir { root }),
-            Ok(_) => Err(Error::new(
-                ErrorCode::NotFound,
-                format!("data dir {} is not a directory", root.display()),
-            )),
+            Ok(_) => Err(Error::new(ErrorCode::NotFound, format!("data dir {} is not a directory", root.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::new(
                 ErrorCode::NotFound,
-                format!(
-                    "data dir {} does not exist; run `waiaas init` first",
-                    root.display()
-                ),
+                format!("data dir {} does not exist; run `waiaas init` first", root.display()),
             )),
             Err(e) => Err(io_err("open data dir", &root, e)),
         }
@@ -132,17 +121,14 @@ pub fn ensure_private_dir(path: &Path) -> Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(DIR_MODE);
     }
-    builder
-        .create(path)
-        .map_err(io_ctx("create directory", path))?;
+    builder.create(path).map_err(io_ctx("create directory", path))?;
     set_mode(path, DIR_MODE).map_err(io_ctx("set permissions of", path))
 }
 
 /// Atomically replaces `path` with `bytes`, the new file having mode 0600 (see the module docs).
 pub fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let (tmp, dir) = write_temp(path, bytes)?;
-    tmp.persist(path)
-        .map_err(|e| io_err("rename into place", path, e.error))?;
+    tmp.persist(path).map_err(|e| io_err("rename into place", path, e.error))?;
     sync_dir(dir)
 }
 
@@ -166,10 +152,7 @@ fn write_temp<'a>(path: &'a Path, bytes: &[u8]) -> Result<(tempfile::NamedTempFi
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let prefix = format!(".{name}.");
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
@@ -178,15 +161,11 @@ fn write_temp<'a>(path: &'a Path, bytes: &[u8]) -> Result<(tempfile::NamedTempFi
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(fs::Permissions::from_mode(SECRET_FILE_MODE));
     }
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .map_err(io_ctx("create a temporary file in", dir))?;
+    let mut tmp = builder.tempfile_in(dir).map_err(io_ctx("create a temporary file in", dir))?;
     // The umask may only have removed bits; make the mode exact before any byte is written.
     set_mode(tmp.path(), SECRET_FILE_MODE).map_err(io_ctx("set permissions of", tmp.path()))?;
     tmp.write_all(bytes).map_err(io_ctx("write", tmp.path()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(io_ctx("fsync", tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io_ctx("fsync", tmp.path()))?;
     Ok((tmp, dir))
 }
 
@@ -194,9 +173,7 @@ fn write_temp<'a>(path: &'a Path, bytes: &[u8]) -> Result<(tempfile::NamedTempFi
 fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_ctx("fsync directory", dir))?;
+        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_ctx("fsync directory", dir))?;
     }
     #[cfg(not(unix))]
     {
@@ -230,13 +207,7 @@ mod tests {
     fn create_makes_private_layout() {
         let tmp = tempfile::tempdir().unwrap();
         let dd = DataDir::create(tmp.path().join("home/.waiaas")).unwrap();
-        for dir in [
-            dd.root().to_path_buf(),
-            dd.db_dir(),
-            dd.keystore_dir(),
-            dd.backups_dir(),
-            dd.logs_dir(),
-        ] {
+        for dir in [dd.root().to_path_buf(), dd.db_dir(), dd.keystore_dir(), dd.backups_dir(), dd.logs_dir()] {
             assert!(dir.is_dir(), "{}", dir.display());
             assert_eq!(mode(&dir), 0o700, "{}", dir.display());
         }
@@ -265,10 +236,7 @@ mod tests {
         let err = DataDir::open(tmp.path().join("missing")).unwrap_err();
         assert_eq!(err.code, ErrorCode::NotFound);
         fs::write(tmp.path().join("file"), b"x").unwrap();
-        assert_eq!(
-            DataDir::open(tmp.path().join("file")).unwrap_err().code,
-            ErrorCode::NotFound
-        );
+        assert_eq!(DataDir::open(tmp.path().join("file")).unwrap_err().code, ErrorCode::NotFound);
         assert_eq!(DataDir::open(tmp.path()).unwrap().root(), tmp.path());
     }
 
@@ -282,10 +250,7 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"new");
         assert_eq!(mode(&path), 0o600);
         // No temporary file is left behind.
-        let names: Vec<_> = fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("secret.json")]);
     }
 

@@ -19,17 +19,10 @@ pub struct FsIoError {
 
 /// Wraps an IO error as an internal [`Error`] whose cause names the action and the path.
 pub(crate) fn io_err(action: &'static str, path: &Path, source: io::Error) -> Error {
-    Error::internal(FsIoError {
-        action,
-        path: path.to_path_buf(),
-        source,
-    })
+    Error::internal(FsIoError { action, path: path.to_path_buf(), source })
 }
 
 /// `.map_err(io_ctx("open", path))` shorthand.
-pub(crate) fn io_ctx<'a>(
-    action: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(io::Error) -> Error + 'a {
+pub(crate) fn io_ctx<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
     move |source| io_err(action, path, source)
 }

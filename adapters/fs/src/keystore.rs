@@ -70,11 +70,7 @@ pub struct KdfParams {
 impl Default for KdfParams {
     /// The SPEC's production parameters: m = 64 MiB, t = 3, p = 4.
     fn default() -> Self {
-        KdfParams {
-            m_cost_kib: 64 * 1024,
-            t_cost: 3,
-            p_cost: 4,
-        }
+        KdfParams { m_cost_kib: 64 * 1024, t_cost: 3, p_cost: 4 }
     }
 }
 
@@ -88,11 +84,7 @@ impl KdfParams {
     /// **For tests only**: m = 1 MiB, t = 1, p = 1 — fast and far too weak to protect a real key. Files written
     /// with it stay readable by a store configured with any parameters (they are read from the file).
     pub fn fast_for_tests() -> Self {
-        KdfParams {
-            m_cost_kib: 1024,
-            t_cost: 1,
-            p_cost: 1,
-        }
+        KdfParams { m_cost_kib: 1024, t_cost: 1, p_cost: 1 }
     }
 
     /// Checks the parameters against Argon2's rules and this crate's upper bounds.
@@ -121,14 +113,8 @@ impl KdfParams {
 
     fn argon2(&self) -> Result<Argon2<'static>> {
         self.validate()?;
-        let params =
-            argon2::Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(SECRET_LEN))
-                .map_err(|e| {
-                    Error::new(
-                        ErrorCode::KeystoreError,
-                        format!("invalid Argon2id parameters: {e}"),
-                    )
-                })?;
+        let params = argon2::Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(SECRET_LEN))
+            .map_err(|e| Error::new(ErrorCode::KeystoreError, format!("invalid Argon2id parameters: {e}")))?;
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
 }
@@ -188,26 +174,12 @@ impl fmt::Debug for FsKeyStore {
 impl FsKeyStore {
     /// A store over the keystore directory `dir` (created 0700 on the first `create_key` if missing).
     /// `params` apply to keys created from now on; existing files keep their own.
-    pub fn new(
-        dir: impl Into<PathBuf>,
-        master_password: Zeroizing<String>,
-        params: KdfParams,
-    ) -> Self {
-        FsKeyStore {
-            inner: Arc::new(Inner {
-                dir: dir.into(),
-                master_password,
-                params,
-            }),
-        }
+    pub fn new(dir: impl Into<PathBuf>, master_password: Zeroizing<String>, params: KdfParams) -> Self {
+        FsKeyStore { inner: Arc::new(Inner { dir: dir.into(), master_password, params }) }
     }
 
     /// A store over `datadir`'s `keystore/` directory.
-    pub fn for_data_dir(
-        datadir: &DataDir,
-        master_password: Zeroizing<String>,
-        params: KdfParams,
-    ) -> Self {
+    pub fn for_data_dir(datadir: &DataDir, master_password: Zeroizing<String>, params: KdfParams) -> Self {
         Self::new(datadir.keystore_dir(), master_password, params)
     }
 
@@ -297,32 +269,20 @@ impl FsKeyStore {
     /// Runs Argon2 on the calling thread: from async code, call it inside `spawn_blocking` or use
     /// [`FsKeyStore::with_signer_async`]. Errors: `AGENT_NOT_FOUND` (no file), `KEYSTORE_ERROR` (wrong master
     /// password, modified or malformed file, file of another agent).
-    pub fn with_signer<R>(
-        &self,
-        agent: AgentId,
-        f: impl FnOnce(&PrivateKeySigner) -> R,
-    ) -> Result<R> {
+    pub fn with_signer<R>(&self, agent: AgentId, f: impl FnOnce(&PrivateKeySigner) -> R) -> Result<R> {
         let parsed = self.load(agent)?;
         let key = derive_key(&self.inner.master_password, &parsed.params, &parsed.salt)?;
         let aad = associated_data(agent, parsed.address, &parsed.params, &parsed.salt);
         let mut buffer = Zeroizing::new(parsed.ciphertext);
-        Aes256Gcm::new((&*key).into())
-            .decrypt_in_place(Nonce::from_slice(&parsed.nonce), &aad, &mut *buffer)
-            .map_err(|_| {
-                keystore_error(
-                    agent,
-                    "cannot decrypt the key: wrong master password or modified keystore file",
-                )
-            })?;
+        Aes256Gcm::new((&*key).into()).decrypt_in_place(Nonce::from_slice(&parsed.nonce), &aad, &mut *buffer).map_err(
+            |_| keystore_error(agent, "cannot decrypt the key: wrong master password or modified keystore file"),
+        )?;
         drop(key);
         let signer = PrivateKeySigner::from_slice(&buffer[..])
             .map_err(|_| keystore_error(agent, "the decrypted key is not a valid secp256k1 key"))?;
         drop(buffer);
         if signer.address() != parsed.address.0 {
-            return Err(keystore_error(
-                agent,
-                "the decrypted key does not match the file's address",
-            ));
+            return Err(keystore_error(agent, "the decrypted key does not match the file's address"));
         }
         Ok(f(&signer))
     }
@@ -343,10 +303,7 @@ impl FsKeyStore {
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::new(
-                    ErrorCode::AgentNotFound,
-                    format!("no key is stored for agent {agent}"),
-                ));
+                return Err(Error::new(ErrorCode::AgentNotFound, format!("no key is stored for agent {agent}")));
             }
             Err(e) => return Err(io_err("read keystore file", &path, e)),
         };
@@ -369,33 +326,19 @@ impl KeyStore for FsKeyStore {
 }
 
 /// Argon2id(password, salt, params) → 32-byte AES key.
-fn derive_key(
-    password: &str,
-    params: &KdfParams,
-    salt: &[u8],
-) -> Result<Zeroizing<[u8; SECRET_LEN]>> {
+fn derive_key(password: &str, params: &KdfParams, salt: &[u8]) -> Result<Zeroizing<[u8; SECRET_LEN]>> {
     let mut key = Zeroizing::new([0u8; SECRET_LEN]);
     params
         .argon2()?
         .hash_password_into(password.as_bytes(), salt, &mut key[..])
-        .map_err(|e| {
-            Error::new(
-                ErrorCode::KeystoreError,
-                format!("key derivation failed: {e}"),
-            )
-        })?;
+        .map_err(|e| Error::new(ErrorCode::KeystoreError, format!("key derivation failed: {e}")))?;
     Ok(key)
 }
 
 /// The GCM associated data: `"waiaas-keystore"` then, each as a 4-byte big-endian length and the bytes, the
 /// version (decimal), agentId (hyphenated lowercase), address (EIP-55), cipher, kdf, mCostKib, tCost, pCost
 /// (decimal) and the raw salt.
-pub fn associated_data(
-    agent: AgentId,
-    address: EvmAddress,
-    params: &KdfParams,
-    salt: &[u8],
-) -> Vec<u8> {
+pub fn associated_data(agent: AgentId, address: EvmAddress, params: &KdfParams, salt: &[u8]) -> Vec<u8> {
     let mut aad = AAD_PREFIX.to_vec();
     let mut push = |field: &[u8]| {
         aad.extend_from_slice(&u32::try_from(field.len()).unwrap_or(u32::MAX).to_be_bytes());
@@ -419,48 +362,28 @@ fn parse(agent: AgentId, bytes: &[u8]) -> Result<Parsed> {
         // Category and position only: serde's message may quote field values.
         keystore_error(
             agent,
-            &format!(
-                "malformed keystore file ({:?} error at line {} column {})",
-                e.classify(),
-                e.line(),
-                e.column()
-            ),
+            &format!("malformed keystore file ({:?} error at line {} column {})", e.classify(), e.line(), e.column()),
         )
     })?;
     if file.version != KEYSTORE_VERSION {
-        return Err(keystore_error(
-            agent,
-            &format!("unsupported keystore version {}", file.version),
-        ));
+        return Err(keystore_error(agent, &format!("unsupported keystore version {}", file.version)));
     }
     if file.crypto.cipher != CIPHER || file.crypto.kdf != KDF {
-        return Err(keystore_error(
-            agent,
-            "unsupported cipher or kdf in keystore file",
-        ));
+        return Err(keystore_error(agent, "unsupported cipher or kdf in keystore file"));
     }
     match file.agent_id.parse::<AgentId>() {
         Ok(id) if id == agent => {}
         _ => {
-            return Err(keystore_error(
-                agent,
-                "the keystore file belongs to another agent",
-            ));
+            return Err(keystore_error(agent, "the keystore file belongs to another agent"));
         }
     }
     let address = match file.address.parse::<EvmAddress>() {
         Ok(address) if address.to_string() == file.address => address,
         _ => {
-            return Err(keystore_error(
-                agent,
-                "the keystore file's address is not a checksummed EVM address",
-            ));
+            return Err(keystore_error(agent, "the keystore file's address is not a checksummed EVM address"));
         }
     };
-    file.crypto
-        .kdf_params
-        .validate()
-        .map_err(|e| keystore_error(agent, &e.message))?;
+    file.crypto.kdf_params.validate().map_err(|e| keystore_error(agent, &e.message))?;
     let salt = hex::decode(&file.crypto.salt)
         .ok()
         .filter(|s| (SALT_LEN..=64).contains(&s.len()))
@@ -473,20 +396,11 @@ fn parse(agent: AgentId, bytes: &[u8]) -> Result<Parsed> {
         .ok()
         .filter(|c| c.len() == SECRET_LEN + TAG_LEN)
         .ok_or_else(|| keystore_error(agent, "malformed ciphertext in keystore file"))?;
-    Ok(Parsed {
-        address,
-        params: file.crypto.kdf_params,
-        salt,
-        nonce,
-        ciphertext,
-    })
+    Ok(Parsed { address, params: file.crypto.kdf_params, salt, nonce, ciphertext })
 }
 
 fn keystore_error(agent: AgentId, what: &str) -> Error {
-    Error::new(
-        ErrorCode::KeystoreError,
-        format!("keystore of agent {agent}: {what}"),
-    )
+    Error::new(ErrorCode::KeystoreError, format!("keystore of agent {agent}: {what}"))
 }
 
 fn already_exists(agent: AgentId) -> Error {
@@ -509,11 +423,8 @@ mod tests {
     fn setup() -> (tempfile::TempDir, DataDir, FsKeyStore) {
         let tmp = tempfile::tempdir().unwrap();
         let dd = DataDir::create(tmp.path().join("waiaas")).unwrap();
-        let store = FsKeyStore::for_data_dir(
-            &dd,
-            password("correct horse battery staple"),
-            KdfParams::fast_for_tests(),
-        );
+        let store =
+            FsKeyStore::for_data_dir(&dd, password("correct horse battery staple"), KdfParams::fast_for_tests());
         (tmp, dd, store)
     }
 
@@ -522,9 +433,7 @@ mod tests {
     }
 
     fn secret_hex(store: &FsKeyStore, agent: AgentId) -> String {
-        store
-            .with_signer(agent, |s| hex::encode(s.to_bytes()))
-            .unwrap()
+        store.with_signer(agent, |s| hex::encode(s.to_bytes())).unwrap()
     }
 
     #[tokio::test]
@@ -533,26 +442,12 @@ mod tests {
         let agent = new_agent();
         let address = store.create_key(agent).await.unwrap();
         assert_eq!(store.address(agent).await.unwrap(), address);
-        assert_eq!(
-            store.with_signer(agent, |s| s.address()).unwrap(),
-            address.0
-        );
-        assert_eq!(
-            store
-                .with_signer_async(agent, |s| s.address())
-                .await
-                .unwrap(),
-            address.0
-        );
+        assert_eq!(store.with_signer(agent, |s| s.address()).unwrap(), address.0);
+        assert_eq!(store.with_signer_async(agent, |s| s.address()).await.unwrap(), address.0);
 
         // The key signs, and the signature recovers to the stored address.
-        let signature = store
-            .with_signer(agent, |s| s.sign_message_sync(b"hello").unwrap())
-            .unwrap();
-        assert_eq!(
-            signature.recover_address_from_msg(b"hello").unwrap(),
-            address.0
-        );
+        let signature = store.with_signer(agent, |s| s.sign_message_sync(b"hello").unwrap()).unwrap();
+        assert_eq!(signature.recover_address_from_msg(b"hello").unwrap(), address.0);
 
         // Another agent gets another key.
         let other = store.create_key(new_agent()).await.unwrap();
@@ -573,10 +468,7 @@ mod tests {
         let crypto = &json["crypto"];
         assert_eq!(crypto["cipher"], "aes-256-gcm");
         assert_eq!(crypto["kdf"], "argon2id");
-        assert_eq!(
-            crypto["kdfParams"],
-            serde_json::json!({ "mCostKib": 1024, "tCost": 1, "pCost": 1 })
-        );
+        assert_eq!(crypto["kdfParams"], serde_json::json!({ "mCostKib": 1024, "tCost": 1, "pCost": 1 }));
         assert_eq!(crypto["salt"].as_str().unwrap().len(), 32);
         assert_eq!(crypto["nonce"].as_str().unwrap().len(), 24);
         assert_eq!(crypto["ciphertext"].as_str().unwrap().len(), 96);
@@ -598,9 +490,7 @@ mod tests {
         store.create_key_blocking(agent).unwrap();
         let secret = secret_hex(&store, agent);
         assert_eq!(secret.len(), 64);
-        let text = std::fs::read_to_string(dd.keystore_file(agent))
-            .unwrap()
-            .to_lowercase();
+        let text = std::fs::read_to_string(dd.keystore_file(agent)).unwrap().to_lowercase();
         assert!(!text.contains(&secret));
         assert!(!format!("{store:?}").contains("correct horse"));
     }
@@ -611,11 +501,8 @@ mod tests {
         let agent = new_agent();
         store.create_key_blocking(agent).unwrap();
         let secret = secret_hex(&store, agent);
-        let wrong = FsKeyStore::for_data_dir(
-            &dd,
-            password("Correct horse battery staple"),
-            KdfParams::fast_for_tests(),
-        );
+        let wrong =
+            FsKeyStore::for_data_dir(&dd, password("Correct horse battery staple"), KdfParams::fast_for_tests());
         let err = wrong.with_signer(agent, |_| ()).unwrap_err();
         assert_eq!(err.code, ErrorCode::KeystoreError);
         let shown = format!("{err} {err:?}");
@@ -630,31 +517,17 @@ mod tests {
         let (_tmp, dd, store) = setup();
         let agent = new_agent();
         let address = store.create_key_blocking(agent).unwrap();
-        let other_params = KdfParams {
-            m_cost_kib: 2048,
-            t_cost: 2,
-            p_cost: 2,
-        };
-        let reopened =
-            FsKeyStore::for_data_dir(&dd, password("correct horse battery staple"), other_params);
-        assert_eq!(
-            reopened.with_signer(agent, |s| s.address()).unwrap(),
-            address.0
-        );
+        let other_params = KdfParams { m_cost_kib: 2048, t_cost: 2, p_cost: 2 };
+        let reopened = FsKeyStore::for_data_dir(&dd, password("correct horse battery staple"), other_params);
+        assert_eq!(reopened.with_signer(agent, |s| s.address()).unwrap(), address.0);
     }
 
     #[test]
     fn missing_key_is_agent_not_found() {
         let (_tmp, _dd, store) = setup();
         let agent = new_agent();
-        assert_eq!(
-            store.address_blocking(agent).unwrap_err().code,
-            ErrorCode::AgentNotFound
-        );
-        assert_eq!(
-            store.with_signer(agent, |_| ()).unwrap_err().code,
-            ErrorCode::AgentNotFound
-        );
+        assert_eq!(store.address_blocking(agent).unwrap_err().code, ErrorCode::AgentNotFound);
+        assert_eq!(store.with_signer(agent, |_| ()).unwrap_err().code, ErrorCode::AgentNotFound);
         assert!(!store.contains(agent));
     }
 
@@ -664,10 +537,7 @@ mod tests {
         let agent = new_agent();
         store.create_key_blocking(agent).unwrap();
         let before = std::fs::read(dd.keystore_file(agent)).unwrap();
-        assert_eq!(
-            store.create_key_blocking(agent).unwrap_err().code,
-            ErrorCode::KeystoreError
-        );
+        assert_eq!(store.create_key_blocking(agent).unwrap_err().code, ErrorCode::KeystoreError);
         assert_eq!(std::fs::read(dd.keystore_file(agent)).unwrap(), before);
     }
 
@@ -730,24 +600,18 @@ mod tests {
         // A different but validly checksummed address: only the associated data catches it.
         std::fs::write(dd.keystore_file(agent), &original).unwrap();
         let other = store.create_key_blocking(new_agent()).unwrap();
-        edit(&dd, agent, |json| {
-            json["address"] = Value::String(other.to_string())
-        });
+        edit(&dd, agent, |json| json["address"] = Value::String(other.to_string()));
         assert_keystore_error(&store, agent, "checksummed other address");
 
         type Edit = fn(&mut Value);
         let edits: [(&str, Edit); 8] = [
             ("tCost", |j| j["crypto"]["kdfParams"]["tCost"] = 2.into()),
-            ("mCostKib", |j| {
-                j["crypto"]["kdfParams"]["mCostKib"] = 2048.into()
-            }),
+            ("mCostKib", |j| j["crypto"]["kdfParams"]["mCostKib"] = 2048.into()),
             ("pCost", |j| j["crypto"]["kdfParams"]["pCost"] = 2.into()),
             ("version", |j| j["version"] = 2.into()),
             ("cipher", |j| j["crypto"]["cipher"] = "aes-128-gcm".into()),
             ("extra field", |j| j["note"] = "x".into()),
-            ("huge memory", |j| {
-                j["crypto"]["kdfParams"]["mCostKib"] = 4_000_000_000u32.into()
-            }),
+            ("huge memory", |j| j["crypto"]["kdfParams"]["mCostKib"] = 4_000_000_000u32.into()),
             ("short salt", |j| j["crypto"]["salt"] = "00".into()),
         ];
         for (what, change) in edits {
@@ -758,10 +622,7 @@ mod tests {
 
         std::fs::write(dd.keystore_file(agent), b"not json").unwrap();
         assert_keystore_error(&store, agent, "not json");
-        assert_eq!(
-            store.address_blocking(agent).unwrap_err().code,
-            ErrorCode::KeystoreError
-        );
+        assert_eq!(store.address_blocking(agent).unwrap_err().code, ErrorCode::KeystoreError);
     }
 
     #[test]
@@ -771,10 +632,7 @@ mod tests {
         let b = new_agent();
         store.create_key_blocking(a).unwrap();
         std::fs::copy(dd.keystore_file(a), dd.keystore_file(b)).unwrap();
-        assert_eq!(
-            store.address_blocking(b).unwrap_err().code,
-            ErrorCode::KeystoreError
-        );
+        assert_eq!(store.address_blocking(b).unwrap_err().code, ErrorCode::KeystoreError);
         assert_keystore_error(&store, b, "copied file");
         // Even with the agentId rewritten, the associated data binds the original agent.
         edit(&dd, b, |j| j["agentId"] = Value::String(b.to_string()));
@@ -783,43 +641,16 @@ mod tests {
 
     #[test]
     fn kdf_params_bounds() {
-        assert_eq!(
-            KdfParams::default(),
-            KdfParams {
-                m_cost_kib: 65536,
-                t_cost: 3,
-                p_cost: 4
-            }
-        );
+        assert_eq!(KdfParams::default(), KdfParams { m_cost_kib: 65536, t_cost: 3, p_cost: 4 });
         KdfParams::default().validate().unwrap();
         KdfParams::fast_for_tests().validate().unwrap();
         for bad in [
-            KdfParams {
-                m_cost_kib: 7,
-                t_cost: 1,
-                p_cost: 1,
-            },
-            KdfParams {
-                m_cost_kib: 1024,
-                t_cost: 0,
-                p_cost: 1,
-            },
-            KdfParams {
-                m_cost_kib: 1024,
-                t_cost: 1,
-                p_cost: 0,
-            },
-            KdfParams {
-                m_cost_kib: KdfParams::MAX_M_COST_KIB + 1,
-                t_cost: 1,
-                p_cost: 1,
-            },
+            KdfParams { m_cost_kib: 7, t_cost: 1, p_cost: 1 },
+            KdfParams { m_cost_kib: 1024, t_cost: 0, p_cost: 1 },
+            KdfParams { m_cost_kib: 1024, t_cost: 1, p_cost: 0 },
+            KdfParams { m_cost_kib: KdfParams::MAX_M_COST_KIB + 1, t_cost: 1, p_cost: 1 },
         ] {
-            assert_eq!(
-                bad.validate().unwrap_err().code,
-                ErrorCode::KeystoreError,
-                "{bad:?}"
-            );
+            assert_eq!(bad.validate().unwrap_err().code, ErrorCode::KeystoreError, "{bad:?}");
         }
     }
 }

@@ -1,4 +1,5 @@
-//! One daemon per data dir: an exclusive advisory lock on `daemon.pid`, which also records the holder's pid.
+//! One daemon per data dir: an exclusive advisory lock on `daemon.pid`, which also records the holder's pid (line
+//! 1) and, once it listens, its base URL (line 2) for `waiaas stop` and `waiaas status`.
 //!
 //! The lock is `File::try_lock` (`flock(LOCK_EX | LOCK_NB)` on Unix), held as long as the [`PidLock`] lives and
 //! released by the OS when the process dies, so a pid file left by a killed daemon is simply taken over: the
@@ -13,6 +14,25 @@ use waiaas_core::{Error, ErrorCode, Result};
 
 use crate::datadir::{DataDir, SECRET_FILE_MODE};
 use crate::error::{io_ctx, io_err};
+
+/// What the pid file says about the daemon holding it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunningDaemon {
+    /// `None` in the instant between the daemon taking the lock and writing its pid.
+    pub pid: Option<u32>,
+    /// `None` until the daemon listens.
+    pub base_url: Option<String>,
+}
+
+impl RunningDaemon {
+    /// Parses `"<pid>\n<url>\n"` (either line may be missing).
+    pub fn parse(text: &str) -> RunningDaemon {
+        let mut lines = text.lines().map(str::trim);
+        let pid = lines.next().and_then(|l| l.parse().ok());
+        let base_url = lines.next().filter(|l| !l.is_empty()).map(str::to_owned);
+        RunningDaemon { pid, base_url }
+    }
+}
 
 /// Proof that this process is the data dir's daemon. Dropping it empties the pid file and releases the lock.
 #[derive(Debug)]
@@ -38,43 +58,48 @@ impl PidLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                return Err(already_running(read_pid(&mut file), path));
+                return Err(already_running(read_file(&mut file).and_then(|d| d.pid), path));
             }
             Err(TryLockError::Error(e)) => return Err(io_err("lock", path, e)),
         }
         let pid = std::process::id();
         file.set_len(0).map_err(io_ctx("truncate", path))?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(io_ctx("seek", path))?;
-        file.write_all(format!("{pid}\n").as_bytes())
-            .map_err(io_ctx("write", path))?;
+        file.seek(SeekFrom::Start(0)).map_err(io_ctx("seek", path))?;
+        file.write_all(format!("{pid}\n").as_bytes()).map_err(io_ctx("write", path))?;
         file.sync_all().map_err(io_ctx("fsync", path))?;
-        Ok(PidLock {
-            file,
-            path: path.to_path_buf(),
-            pid,
-        })
+        Ok(PidLock { file, path: path.to_path_buf(), pid })
     }
 
-    /// The pid of the daemon running on `datadir`, or `None` when no process holds the lock.
+    /// The daemon running on `datadir` (pid and URL as far as written), or `None` when no process holds the lock.
     ///
     /// Probes with a shared lock on a separate handle, so it is correct from the daemon's own process too. In the
     /// instant between a daemon taking the lock and writing its pid, the pid is unknown and `None` is returned;
     /// an unreadable pid file is also `None`. The probe holds a shared lock for a moment: a daemon starting in
     /// exactly that moment reports `DAEMON_ALREADY_RUNNING` and can simply be started again.
-    pub fn read_running(datadir: &DataDir) -> Option<u32> {
+    pub fn read_running(datadir: &DataDir) -> Option<RunningDaemon> {
         Self::read_running_at(&datadir.pid_file())
     }
 
     /// [`PidLock::read_running`] on an explicit pid-file path.
-    pub fn read_running_at(path: &Path) -> Option<u32> {
+    pub fn read_running_at(path: &Path) -> Option<RunningDaemon> {
         // Missing or unopenable file: no daemon can be holding it.
         let mut file = open_pid_file(path, false).ok()?;
         match file.try_lock_shared() {
             Ok(()) => None, // nobody holds the exclusive lock; ours is released when `file` drops
-            Err(TryLockError::WouldBlock) => read_pid(&mut file),
+            Err(TryLockError::WouldBlock) => {
+                Some(read_file(&mut file).unwrap_or(RunningDaemon { pid: None, base_url: None }))
+            }
             Err(TryLockError::Error(_)) => None,
         }
+    }
+
+    /// Records the URL the daemon listens on as the file's second line.
+    pub fn record_url(&mut self, base_url: &str) -> Result<()> {
+        let text = format!("{}\n{base_url}\n", self.pid);
+        self.file.set_len(0).map_err(io_ctx("truncate", &self.path))?;
+        self.file.seek(SeekFrom::Start(0)).map_err(io_ctx("seek", &self.path))?;
+        self.file.write_all(text.as_bytes()).map_err(io_ctx("write", &self.path))?;
+        self.file.sync_all().map_err(io_ctx("fsync", &self.path))
     }
 
     /// The pid written to the file (this process's).
@@ -113,29 +138,24 @@ fn open_pid_file(path: &Path, create: bool) -> std::io::Result<File> {
     options.open(path)
 }
 
-fn read_pid(file: &mut File) -> Option<u32> {
+/// Reads the pid file's contents (a pid and a URL: a few hundred bytes at most).
+fn read_file(file: &mut File) -> Option<RunningDaemon> {
     let mut text = String::new();
     file.seek(SeekFrom::Start(0)).ok()?;
-    file.take(64).read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+    file.take(4096).read_to_string(&mut text).ok()?;
+    Some(RunningDaemon::parse(&text))
 }
 
 fn already_running(pid: Option<u32>, path: &Path) -> Error {
     match pid {
         Some(pid) => Error::new(
             ErrorCode::DaemonAlreadyRunning,
-            format!(
-                "a waiaas daemon (pid {pid}) is already running on this data dir ({})",
-                path.display()
-            ),
+            format!("a waiaas daemon (pid {pid}) is already running on this data dir ({})", path.display()),
         )
         .with_details(serde_json::json!({ "pid": pid })),
         None => Error::new(
             ErrorCode::DaemonAlreadyRunning,
-            format!(
-                "a waiaas daemon is already running on this data dir ({})",
-                path.display()
-            ),
+            format!("a waiaas daemon is already running on this data dir ({})", path.display()),
         ),
     }
 }
@@ -150,26 +170,26 @@ mod tests {
         let dd = DataDir::create(tmp.path()).unwrap();
         assert_eq!(PidLock::read_running(&dd), None);
 
-        let first = PidLock::acquire(&dd).unwrap();
+        let mut first = PidLock::acquire(&dd).unwrap();
         let me = std::process::id();
+        let running = |url: Option<&str>| Some(RunningDaemon { pid: Some(me), base_url: url.map(str::to_owned) });
         assert_eq!(first.pid(), me);
-        assert_eq!(
-            std::fs::read_to_string(dd.pid_file()).unwrap(),
-            format!("{me}\n")
-        );
-        assert_eq!(PidLock::read_running(&dd), Some(me));
+        assert_eq!(std::fs::read_to_string(dd.pid_file()).unwrap(), format!("{me}\n"));
+        assert_eq!(PidLock::read_running(&dd), running(None));
+        first.record_url("http://127.0.0.1:3100").unwrap();
+        assert_eq!(PidLock::read_running(&dd), running(Some("http://127.0.0.1:3100")));
 
         let err = PidLock::acquire(&dd).unwrap_err();
         assert_eq!(err.code, ErrorCode::DaemonAlreadyRunning);
         assert!(err.message.contains(&me.to_string()), "{}", err.message);
         assert_eq!(err.details, Some(serde_json::json!({ "pid": me })));
-        // The failed attempt did not disturb the holder's pid.
-        assert_eq!(PidLock::read_running(&dd), Some(me));
+        // The failed attempt did not disturb the holder's pid and URL.
+        assert_eq!(PidLock::read_running(&dd), running(Some("http://127.0.0.1:3100")));
 
         drop(first);
         assert_eq!(PidLock::read_running(&dd), None);
         let again = PidLock::acquire(&dd).unwrap();
-        assert_eq!(PidLock::read_running(&dd), Some(me));
+        assert_eq!(PidLock::read_running(&dd), running(None));
         drop(again);
     }
 
@@ -181,10 +201,7 @@ mod tests {
         // Unlocked: a dead daemon's pid does not count as running.
         assert_eq!(PidLock::read_running(&dd), None);
         let lock = PidLock::acquire(&dd).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dd.pid_file()).unwrap(),
-            format!("{}\n", std::process::id())
-        );
+        assert_eq!(std::fs::read_to_string(dd.pid_file()).unwrap(), format!("{}\n", std::process::id()));
         drop(lock);
     }
 
@@ -195,11 +212,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dd = DataDir::create(tmp.path()).unwrap();
         let _lock = PidLock::acquire(&dd).unwrap();
-        let mode = std::fs::metadata(dd.pid_file())
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
+        let mode = std::fs::metadata(dd.pid_file()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o077, 0);
     }
 }

@@ -1,1 +1,134 @@
-//! placeholder
+//! The `waiaas` command line: `init`, `start` (the daemon, in-process), `stop`, `status`, `openapi`.
+//!
+//! The logic lives in this library so tests can call it; `main.rs` only parses arguments and maps the outcome to
+//! an exit code. Exit codes: 0 success (and "running" for `status`), 1 failure, 3 "not running" from `status`.
+//!
+//! The data dir is `--data-dir` > `WAIAAS_DATA_DIR` > `~/.waiaas` (SPEC §2).
+
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod init;
+pub mod password;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand};
+
+/// Exit code of `status` when no daemon runs (LSB convention for "program is not running").
+pub const EXIT_NOT_RUNNING: u8 = 3;
+
+/// WAIaaS: a self-hosted wallet daemon for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "waiaas", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Data directory (config.toml, database, keystore, pid file).
+    #[arg(long, global = true, env = "WAIAAS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data dir (mode 0700) and a commented default config.toml; an existing config is kept.
+    Init,
+    /// Run the daemon in the foreground until SIGTERM or Ctrl-C (runs `init` first on a fresh machine).
+    ///
+    /// The master password comes from WAIAAS_MASTER_PASSWORD, else the file named by
+    /// WAIAAS_MASTER_PASSWORD_FILE, else an interactive prompt.
+    Start,
+    /// Stop the daemon running on the data dir (SIGTERM, then wait up to 10 s).
+    Stop,
+    /// Show whether the daemon runs, its version, schema version, uptime and kill-switch state (exit 3 if not
+    /// running).
+    Status,
+    /// Print the OpenAPI document of the REST API.
+    Openapi,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = || resolve_data_dir(cli.data_dir.clone());
+    match cli.command {
+        Command::Init => {
+            let outcome = init::init(&data_dir()?)?;
+            emit(&outcome.describe())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Start => daemon::start(&data_dir()?),
+        Command::Stop => control::stop(&data_dir()?),
+        Command::Status => control::status(&data_dir()?),
+        Command::Openapi => {
+            emit(&waiaas_server::openapi_document())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `--data-dir` / `WAIAAS_DATA_DIR` (already merged by clap), else `~/.waiaas`.
+pub fn resolve_data_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match explicit {
+        Some(dir) if dir.as_os_str().is_empty() => Err(anyhow!("the data dir must not be empty")),
+        Some(dir) => Ok(dir),
+        None => {
+            let home = std::env::home_dir()
+                .context("cannot find the home directory; pass --data-dir or set WAIAAS_DATA_DIR")?;
+            Ok(home.join(".waiaas"))
+        }
+    }
+}
+
+/// Writes `text` and a newline to stdout. A closed pipe (`waiaas openapi | head`) is not an error.
+pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow!("cannot write to stdout: {e}")),
+        _ => Ok(()),
+    }
+}
+
+/// A core or adapter error for the operator. Internal errors carry their cause (a path and an OS error, a
+/// database error) only for the log; the CLI runs on the operator's own machine, so it shows that cause instead
+/// of the bare "internal error". Causes never hold secrets.
+pub(crate) fn core_error(err: waiaas_core::Error) -> anyhow::Error {
+    match &err.internal {
+        Some(cause) => anyhow!("{cause}"),
+        None => anyhow!("{}", err.message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn data_dir_option_is_global() {
+        let cli = parse(&["waiaas", "status", "--data-dir", "/tmp/a"]);
+        assert_eq!(cli.data_dir.as_deref(), Some(std::path::Path::new("/tmp/a")));
+        let cli = parse(&["waiaas", "--data-dir", "/tmp/b", "start"]);
+        assert_eq!(cli.data_dir.as_deref(), Some(std::path::Path::new("/tmp/b")));
+        assert!(matches!(cli.command, Command::Start));
+    }
+
+    #[test]
+    fn unknown_subcommands_fail() {
+        assert!(Cli::try_parse_from(["waiaas", "strat"]).is_err());
+        assert!(Cli::try_parse_from(["waiaas"]).is_err());
+    }
+
+    #[test]
+    fn explicit_data_dir_wins_over_home() {
+        assert_eq!(resolve_data_dir(Some("/x".into())).unwrap(), PathBuf::from("/x"));
+        assert!(resolve_data_dir(Some(PathBuf::new())).is_err());
+    }
+}

@@ -1,0 +1,673 @@
+//! The daemon's configuration: loaded once at startup, validated, then passed explicitly (no globals).
+//!
+//! Layers, later wins: built-in defaults → `<data dir>/config.toml` (if present) → environment variables
+//! `WAIAAS_<SECTION>_<KEY>` (upper snake case, e.g. `WAIAAS_DAEMON_PORT=0`, `WAIAAS_RPC_EVM_ANVIL=http://...`).
+//!
+//! Sections hold flat keys only; a nested table, an unknown section, an unknown key or a value of the wrong type
+//! is a startup error that names the key. An environment variable is a config key only when it names a known
+//! section (`WAIAAS_DAEMON_*`, `WAIAAS_RPC_*`, `WAIAAS_SECURITY_*`, `WAIAAS_KEYSTORE_*`); then an unknown key is
+//! an error too. `WAIAAS_DATA_DIR`, `WAIAAS_MASTER_PASSWORD` and `WAIAAS_MASTER_PASSWORD_FILE` are not config keys.
+//!
+//! RPC URLs may carry provider API keys: they are kept in [`RpcUrl`], whose `Debug` redacts everything after the
+//! host, so logging the config never leaks them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use waiaas_core::services::CoreConfig;
+use waiaas_fs::KdfParams;
+
+/// The sections, in file order.
+pub const SECTIONS: &[&str] = &["daemon", "rpc", "security", "keystore"];
+
+/// Environment variables with the `WAIAAS_` prefix that are not config keys.
+pub const NON_CONFIG_ENV: &[&str] = &["WAIAAS_DATA_DIR", "WAIAAS_MASTER_PASSWORD", "WAIAAS_MASTER_PASSWORD_FILE"];
+
+/// Prefix of `[rpc]` keys naming an EVM network.
+const EVM_PREFIX: &str = "evm_";
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub daemon: DaemonConfig,
+    pub rpc: RpcConfig,
+    pub security: CoreConfig,
+    pub keystore: KdfParams,
+}
+
+/// `[daemon]`: the listener and logging.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// TCP port; 0 picks a free one (the daemon prints the real one).
+    pub port: u16,
+    /// Address (or name) to bind.
+    pub hostname: String,
+    /// Extra `Host` header values accepted besides loopback (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
+    /// A `tracing` filter directive such as `info` or `waiaas_server=debug,info`; `RUST_LOG` overrides it.
+    pub log_level: String,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            port: 3100,
+            hostname: "127.0.0.1".to_owned(),
+            allowed_hosts: Vec::new(),
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+/// `[rpc]`: one `evm_<network> = "<url>"` per EVM network.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RpcConfig {
+    /// Network name → RPC URL.
+    pub evm: BTreeMap<String, RpcUrl>,
+}
+
+impl RpcConfig {
+    /// `(network, url)` pairs for the chain adapter.
+    pub fn evm_networks(&self) -> Vec<(String, String)> {
+        self.evm.iter().map(|(name, url)| (name.clone(), url.expose().to_owned())).collect()
+    }
+}
+
+/// An RPC endpoint URL. It may embed an API key, so `Debug` and `Display` show only the scheme and host.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RpcUrl(String);
+
+impl RpcUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `scheme://host[:port]` without path, query or user info.
+    pub fn redacted(&self) -> String {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("?", &self.0));
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+        let elided = if rest.len() > authority.len() || authority.contains('@') { "/…" } else { "" };
+        format!("{scheme}://{host}{elided}")
+    }
+}
+
+impl fmt::Debug for RpcUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RpcUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for RpcUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// A configuration error: where it came from (`config.toml`, an env var name) and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct ConfigError {
+    pub origin: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(origin: &str, message: impl Into<String>) -> Self {
+        ConfigError { origin: origin.to_owned(), message: message.into() }
+    }
+}
+
+/// One value to apply, from TOML or from an environment variable (always a string there).
+#[derive(Clone, Copy)]
+enum Raw<'a> {
+    Toml(&'a toml::Value),
+    Env(&'a str),
+}
+
+impl Raw<'_> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Raw::Toml(v) => v.type_str(),
+            Raw::Env(_) => "string",
+        }
+    }
+
+    fn string(self) -> Result<String, String> {
+        match self {
+            Raw::Toml(toml::Value::String(s)) => Ok(s.clone()),
+            Raw::Env(s) => Ok(s.to_owned()),
+            other => Err(format!("expected a string, found {}", other.type_name())),
+        }
+    }
+
+    fn integer<T: TryFrom<i64>>(self, range: &str) -> Result<T, String> {
+        let n = match self {
+            Raw::Toml(toml::Value::Integer(n)) => *n,
+            Raw::Env(s) => s.trim().parse::<i64>().map_err(|_| format!("expected an integer {range}, found {s:?}"))?,
+            other => {
+                return Err(format!("expected an integer {range}, found {}", other.type_name()));
+            }
+        };
+        T::try_from(n).map_err(|_| format!("expected an integer {range}, found {n}"))
+    }
+
+    /// TOML: an array of strings. Env: a comma-separated list (empty string = empty list).
+    fn string_list(self) -> Result<Vec<String>, String> {
+        match self {
+            Raw::Toml(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    other => {
+                        Err(format!("expected an array of strings, found an array holding a {}", other.type_str()))
+                    }
+                })
+                .collect(),
+            Raw::Env(s) => Ok(s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+            other => Err(format!("expected an array of strings, found {}", other.type_name())),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then `file` (`(display name, contents)`) if given, then the
+    /// `WAIAAS_*` variables among `env`, then validation.
+    pub fn load<I>(file: Option<(&str, &str)>, env: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut config = Config::default();
+        if let Some((name, text)) = file {
+            config.apply_toml(name, text)?;
+        }
+        let mut vars: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("WAIAAS_")).collect();
+        // Deterministic order: the first error reported is the same on every run.
+        vars.sort();
+        for (name, value) in &vars {
+            config.apply_env(name, value)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_toml(&mut self, origin: &str, text: &str) -> Result<(), ConfigError> {
+        let table: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| ConfigError::new(origin, e.message().to_owned()))?;
+        for (section, value) in &table {
+            let toml::Value::Table(keys) = value else {
+                return Err(ConfigError::new(
+                    origin,
+                    format!(
+                        "key {section:?} must be inside a section{}",
+                        match home_of(section) {
+                            Some(home) => format!(" (it belongs in [{home}])"),
+                            None => format!(" ({})", section_list()),
+                        }
+                    ),
+                ));
+            };
+            if !SECTIONS.contains(&section.as_str()) {
+                return Err(ConfigError::new(
+                    origin,
+                    format!("unknown section [{section}] (known: {})", section_list()),
+                ));
+            }
+            for (key, value) in keys {
+                if value.is_table() {
+                    return Err(ConfigError::new(
+                        origin,
+                        format!("[{section}] {key} is a table; sections take flat keys only"),
+                    ));
+                }
+                self.apply(section, key, Raw::Toml(value)).map_err(|m| ConfigError::new(origin, m))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        if NON_CONFIG_ENV.contains(&name) {
+            return Ok(());
+        }
+        let rest = &name["WAIAAS_".len()..];
+        for section in SECTIONS {
+            let prefix = format!("{}_", section.to_ascii_uppercase());
+            if let Some(key) = rest.strip_prefix(&prefix) {
+                let key = key.to_ascii_lowercase();
+                return self.apply(section, &key, Raw::Env(value)).map_err(|m| ConfigError::new(name, m));
+            }
+        }
+        // Not a config section: some other tool's variable (or a reserved one); not ours to judge.
+        Ok(())
+    }
+
+    /// Sets `[section] key` from `raw`. Errors name the key.
+    fn apply(&mut self, section: &str, key: &str, raw: Raw<'_>) -> Result<(), String> {
+        let named = |e: String| format!("[{section}] {key}: {e}");
+        match (section, key) {
+            ("daemon", "port") => self.daemon.port = raw.integer("0..=65535").map_err(named)?,
+            ("daemon", "hostname") => self.daemon.hostname = raw.string().map_err(named)?,
+            ("daemon", "allowed_hosts") => self.daemon.allowed_hosts = raw.string_list().map_err(named)?,
+            ("daemon", "log_level") => self.daemon.log_level = raw.string().map_err(named)?,
+            ("rpc", key) if key.starts_with(EVM_PREFIX) => {
+                let network = &key[EVM_PREFIX.len()..];
+                if !valid_network_name(network) {
+                    return Err(named(
+                        "the network name after evm_ must be lowercase letters, digits, '_' or '-', starting with a letter or digit"
+                            .to_owned(),
+                    ));
+                }
+                let url = raw.string().map_err(named)?;
+                self.rpc.evm.insert(network.to_owned(), RpcUrl(url));
+            }
+            ("security", "session_ttl_seconds") => {
+                self.security.session_ttl_seconds = raw.integer(">= 0").map_err(named)?
+            }
+            ("security", "session_max_ttl_seconds") => {
+                self.security.session_max_ttl_seconds = raw.integer(">= 0").map_err(named)?
+            }
+            ("security", "session_absolute_lifetime_seconds") => {
+                self.security.session_absolute_lifetime_seconds = raw.integer(">= 0").map_err(named)?
+            }
+            ("security", "master_auth_max_failures") => {
+                self.security.master_auth_max_failures = raw.integer("0..=4294967295").map_err(named)?
+            }
+            ("security", "master_auth_window_seconds") => {
+                self.security.master_auth_window_seconds = raw.integer(">= 0").map_err(named)?
+            }
+            ("keystore", "argon2_m_cost_kib") => {
+                self.keystore.m_cost_kib = raw.integer("0..=4294967295").map_err(named)?
+            }
+            ("keystore", "argon2_t_cost") => self.keystore.t_cost = raw.integer("0..=4294967295").map_err(named)?,
+            ("keystore", "argon2_p_cost") => self.keystore.p_cost = raw.integer("0..=4294967295").map_err(named)?,
+            (section, key) => {
+                return Err(format!("unknown key {key:?} in [{section}]{}", belongs_hint(key)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Cross-field and range checks, after all layers are applied.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, message: String| Err(ConfigError::new("config", format!("{key}: {message}")));
+        if self.daemon.hostname.trim().is_empty() {
+            return fail("[daemon] hostname", "must not be empty".to_owned());
+        }
+        if let Some(bad) =
+            self.daemon.allowed_hosts.iter().find(|h| h.trim().is_empty() || h.contains(char::is_whitespace))
+        {
+            return fail("[daemon] allowed_hosts", format!("{bad:?} is not a host name"));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.daemon.log_level) {
+            return fail("[daemon] log_level", format!("{:?} is not a log filter: {e}", self.daemon.log_level));
+        }
+        for (network, url) in &self.rpc.evm {
+            let text = url.expose();
+            let has_host = text.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.starts_with('/')
+            });
+            if !has_host {
+                return fail(
+                    &format!("[rpc] evm_{network}"),
+                    format!("{} is not an http:// or https:// URL", url.redacted()),
+                );
+            }
+        }
+        let s = &self.security;
+        if s.session_ttl_seconds < 60 {
+            return fail("[security] session_ttl_seconds", "must be at least 60".to_owned());
+        }
+        if s.session_max_ttl_seconds < s.session_ttl_seconds {
+            return fail("[security] session_max_ttl_seconds", "must be at least session_ttl_seconds".to_owned());
+        }
+        if s.session_absolute_lifetime_seconds < s.session_max_ttl_seconds {
+            return fail(
+                "[security] session_absolute_lifetime_seconds",
+                "must be at least session_max_ttl_seconds".to_owned(),
+            );
+        }
+        if s.master_auth_max_failures == 0 {
+            return fail("[security] master_auth_max_failures", "must be at least 1".to_owned());
+        }
+        if s.master_auth_window_seconds == 0 {
+            return fail("[security] master_auth_window_seconds", "must be at least 1".to_owned());
+        }
+        if let Err(e) = self.keystore.validate() {
+            return fail("[keystore] argon2_*", e.message);
+        }
+        Ok(())
+    }
+}
+
+fn section_list() -> String {
+    SECTIONS.iter().map(|s| format!("[{s}]")).collect::<Vec<_>>().join(", ")
+}
+
+fn valid_network_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+}
+
+/// Every fixed key, by section (`[rpc]` takes any `evm_<network>` key instead). Used for "belongs in" hints; a
+/// test checks that each is accepted and appears in [`DEFAULT_CONFIG_TOML`].
+pub const KEYS: &[(&str, &str)] = &[
+    ("daemon", "port"),
+    ("daemon", "hostname"),
+    ("daemon", "allowed_hosts"),
+    ("daemon", "log_level"),
+    ("security", "session_ttl_seconds"),
+    ("security", "session_max_ttl_seconds"),
+    ("security", "session_absolute_lifetime_seconds"),
+    ("security", "master_auth_max_failures"),
+    ("security", "master_auth_window_seconds"),
+    ("keystore", "argon2_m_cost_kib"),
+    ("keystore", "argon2_t_cost"),
+    ("keystore", "argon2_p_cost"),
+];
+
+/// The section a key belongs to, for hints.
+fn home_of(key: &str) -> Option<&'static str> {
+    if key.starts_with(EVM_PREFIX) {
+        return Some("rpc");
+    }
+    KEYS.iter().find(|(_, k)| *k == key).map(|(section, _)| *section)
+}
+
+/// `" (it belongs in [daemon])"` when `key` is known in another section.
+fn belongs_hint(key: &str) -> String {
+    home_of(key).map(|section| format!(" (it belongs in [{section}])")).unwrap_or_default()
+}
+
+/// The `config.toml` written by `waiaas init`: every key with its default, commented out together with its
+/// section header, so that uncommenting a key without its header, or appending a section at the end, gives a
+/// precise error or just works. The one active section is `[rpc]`, last, with a local EVM network (`evm_anvil`)
+/// so a fresh daemon can create agents right away.
+pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
+#
+# Every key is shown with its default value, commented out. To change one, uncomment it together with its
+# [section] line. Each key can also be set by an environment variable WAIAAS_<SECTION>_<KEY>, which wins over
+# this file, e.g. WAIAAS_DAEMON_PORT=3200 or WAIAAS_RPC_EVM_SEPOLIA=https://...
+# Sections take flat keys only; an unknown section or key stops the daemon at startup.
+
+# [daemon]
+# TCP port of the REST API; 0 picks a free port (the daemon prints the one it got).
+# port = 3100
+# Address to bind. Keep the loopback address unless the daemon must be reachable from elsewhere.
+# hostname = "127.0.0.1"
+# Host header values accepted besides localhost / 127.0.0.1 / [::1] (DNS-rebinding guard).
+# allowed_hosts = []
+# Log filter (trace, debug, info, warn, error, or tracing directives); RUST_LOG overrides it.
+# log_level = "info"
+
+# [security]
+# Lifetime of a session token when the request names none, and of each renewal.
+# session_ttl_seconds = 86400
+# Longest lifetime a session may be issued with.
+# session_max_ttl_seconds = 2592000
+# A session can be renewed until this long after its creation.
+# session_absolute_lifetime_seconds = 2592000
+# Failed master-password attempts allowed per client address within the window.
+# master_auth_max_failures = 5
+# master_auth_window_seconds = 60
+
+# [keystore]
+# Argon2id parameters for new agent key files (existing files keep the parameters stored in them).
+# argon2_m_cost_kib = 65536
+# argon2_t_cost = 3
+# argon2_p_cost = 4
+
+[rpc]
+# One line per EVM network: evm_<network> = "<JSON-RPC URL>". The chain id is read from the node.
+# Agents are created on a network by its name, e.g. {"network": "anvil"}.
+# This local development node (anvil) is enabled so a fresh daemon works out of the box;
+# remove or replace it in production.
+evm_anvil = "http://127.0.0.1:8545"
+# evm_sepolia = "https://sepolia.example/v1/<api key>"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    /// Loads `toml` (if any) and `vars`, then checks the outcome: `Ok(f)` runs `f` on the config, `Err(text)`
+    /// expects an error whose display contains `text`.
+    #[track_caller]
+    fn check(toml: Option<&str>, vars: &[(&str, &str)], expected: Result<fn(&Config), &str>) {
+        let result = Config::load(toml.map(|t| ("config.toml", t)), env(vars));
+        match (result, expected) {
+            (Ok(config), Ok(assertions)) => assertions(&config),
+            (Err(err), Err(text)) => {
+                let shown = err.to_string();
+                assert!(shown.contains(text), "error {shown:?} does not contain {text:?}");
+            }
+            (Ok(config), Err(text)) => {
+                panic!("expected an error containing {text:?}, got {config:?}")
+            }
+            (Err(err), Ok(_)) => panic!("expected a config, got error: {err}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        check(
+            None,
+            &[],
+            Ok(|c| {
+                assert_eq!(c.daemon, DaemonConfig::default());
+                assert_eq!(c.daemon.port, 3100);
+                assert_eq!(c.daemon.hostname, "127.0.0.1");
+                assert!(c.daemon.allowed_hosts.is_empty());
+                assert_eq!(c.daemon.log_level, "info");
+                assert!(c.rpc.evm.is_empty());
+                assert_eq!(c.security.session_ttl_seconds, 86_400);
+                assert_eq!(c.security.session_max_ttl_seconds, 2_592_000);
+                assert_eq!(c.security.session_absolute_lifetime_seconds, 2_592_000);
+                assert_eq!(c.security.master_auth_max_failures, 5);
+                assert_eq!(c.security.master_auth_window_seconds, 60);
+                assert_eq!(c.keystore, KdfParams { m_cost_kib: 65_536, t_cost: 3, p_cost: 4 });
+            }),
+        );
+        check(Some(""), &[], Ok(|c| assert_eq!(*c, Config::default())));
+    }
+
+    #[test]
+    fn the_init_file_parses_to_the_defaults_plus_anvil() {
+        check(
+            Some(DEFAULT_CONFIG_TOML),
+            &[],
+            Ok(|c| {
+                let mut expected = Config::default();
+                expected.rpc.evm.insert("anvil".into(), RpcUrl("http://127.0.0.1:8545".into()));
+                assert_eq!(*c, expected);
+            }),
+        );
+    }
+
+    #[test]
+    fn every_key_is_accepted_and_documented_in_the_init_file() {
+        for (section, key) in KEYS {
+            let mut config = Config::default();
+            let sample = if *key == "allowed_hosts" {
+                "a.example"
+            } else if key.ends_with("level") {
+                "debug"
+            } else {
+                "7"
+            };
+            config.apply(section, key, Raw::Env(sample)).unwrap_or_else(|e| panic!("[{section}] {key}: {e}"));
+            assert!(DEFAULT_CONFIG_TOML.contains(&format!("# {key} = ")), "{key} missing from the init file");
+            assert!(DEFAULT_CONFIG_TOML.contains(&format!("[{section}]")), "[{section}] missing from the init file");
+        }
+    }
+
+    #[test]
+    fn appending_a_section_to_the_init_file_works() {
+        let text = format!("{DEFAULT_CONFIG_TOML}\n[daemon]\nport = 4000\n");
+        check(Some(&text), &[], Ok(|c| assert_eq!(c.daemon.port, 4000)));
+        let text = format!("{DEFAULT_CONFIG_TOML}\n[daemon]\nlisten_everywhere = true\n");
+        check(Some(&text), &[], Err(r#"unknown key "listen_everywhere" in [daemon]"#));
+    }
+
+    #[test]
+    fn toml_values() {
+        let toml = r#"
+            [daemon]
+            port = 0
+            hostname = "0.0.0.0"
+            allowed_hosts = ["wallet.internal", "10.0.0.5:3100"]
+            log_level = "waiaas_server=debug,info"
+            [rpc]
+            evm_anvil = "http://127.0.0.1:8545"
+            evm_base-sepolia = "https://base.example/key123"
+            [security]
+            session_ttl_seconds = 3600
+            master_auth_max_failures = 3
+            [keystore]
+            argon2_m_cost_kib = 1024
+            argon2_t_cost = 1
+            argon2_p_cost = 1
+        "#;
+        check(
+            Some(toml),
+            &[],
+            Ok(|c| {
+                assert_eq!(c.daemon.port, 0);
+                assert_eq!(c.daemon.hostname, "0.0.0.0");
+                assert_eq!(c.daemon.allowed_hosts, ["wallet.internal", "10.0.0.5:3100"]);
+                assert_eq!(c.daemon.log_level, "waiaas_server=debug,info");
+                assert_eq!(
+                    c.rpc.evm_networks(),
+                    [
+                        ("anvil".to_owned(), "http://127.0.0.1:8545".to_owned()),
+                        ("base-sepolia".to_owned(), "https://base.example/key123".to_owned())
+                    ]
+                );
+                assert_eq!(c.security.session_ttl_seconds, 3600);
+                assert_eq!(c.security.master_auth_max_failures, 3);
+                assert_eq!(c.security.session_max_ttl_seconds, 2_592_000);
+                assert_eq!(c.keystore, KdfParams { m_cost_kib: 1024, t_cost: 1, p_cost: 1 });
+            }),
+        );
+    }
+
+    #[test]
+    fn env_overrides_toml() {
+        let toml = "[daemon]\nport = 4000\nhostname = \"127.0.0.1\"\n[rpc]\nevm_anvil = \"http://127.0.0.1:8545\"\n";
+        let vars = [
+            ("WAIAAS_DAEMON_PORT", "0"),
+            ("WAIAAS_DAEMON_ALLOWED_HOSTS", "a.example, b.example,"),
+            ("WAIAAS_RPC_EVM_ANVIL", "http://127.0.0.1:9545"),
+            ("WAIAAS_RPC_EVM_BASE_SEPOLIA", "https://base.example"),
+            ("WAIAAS_SECURITY_SESSION_TTL_SECONDS", "120"),
+            ("WAIAAS_KEYSTORE_ARGON2_T_COST", "2"),
+        ];
+        check(
+            Some(toml),
+            &vars,
+            Ok(|c| {
+                assert_eq!(c.daemon.port, 0);
+                assert_eq!(c.daemon.hostname, "127.0.0.1");
+                assert_eq!(c.daemon.allowed_hosts, ["a.example", "b.example"]);
+                assert_eq!(c.rpc.evm["anvil"].expose(), "http://127.0.0.1:9545");
+                assert_eq!(c.rpc.evm["base_sepolia"].expose(), "https://base.example");
+                assert_eq!(c.security.session_ttl_seconds, 120);
+                assert_eq!(c.keystore.t_cost, 2);
+            }),
+        );
+        check(None, &[("WAIAAS_DAEMON_ALLOWED_HOSTS", "")], Ok(|c| assert!(c.daemon.allowed_hosts.is_empty())));
+    }
+
+    #[test]
+    fn non_config_env_vars_are_ignored() {
+        let vars = [
+            ("WAIAAS_DATA_DIR", "/tmp/x"),
+            ("WAIAAS_MASTER_PASSWORD", "pw"),
+            ("WAIAAS_MASTER_PASSWORD_FILE", "/tmp/pw"),
+            ("WAIAAS_URL", "http://127.0.0.1:3100"),
+            ("RUST_LOG", "debug"),
+            ("HOME", "/root"),
+        ];
+        check(None, &vars, Ok(|c| assert_eq!(*c, Config::default())));
+    }
+
+    #[test]
+    fn unknown_sections_and_keys_fail_naming_the_key() {
+        check(Some("[daemon]\nprot = 3100\n"), &[], Err(r#"config.toml: unknown key "prot" in [daemon]"#));
+        check(Some("[deamon]\nport = 3100\n"), &[], Err("config.toml: unknown section [deamon]"));
+        check(Some("port = 3100\n"), &[], Err(r#"key "port" must be inside a section"#));
+        check(Some("[rpc]\nsolana_devnet = \"http://x\"\n"), &[], Err(r#"unknown key "solana_devnet" in [rpc]"#));
+        check(Some("[rpc]\nevm_ = \"http://x\"\n"), &[], Err("[rpc] evm_: the network name"));
+        check(Some("[rpc]\nevm_Main = \"http://x\"\n"), &[], Err("[rpc] evm_Main: the network name"));
+        check(None, &[("WAIAAS_DAEMON_PROT", "3100")], Err(r#"WAIAAS_DAEMON_PROT: unknown key "prot" in [daemon]"#));
+        check(None, &[("WAIAAS_SECURITY_", "1")], Err(r#"WAIAAS_SECURITY_: unknown key "" in [security]"#));
+        check(None, &[("WAIAAS_KEYSTORE_KDF", "pbkdf2")], Err(r#"unknown key "kdf" in [keystore]"#));
+    }
+
+    #[test]
+    fn nested_tables_fail() {
+        check(Some("[daemon.tls]\ncert = \"x\"\n"), &[], Err("[daemon] tls is a table; sections take flat keys only"));
+        check(Some("[rpc]\nevm_anvil = { url = \"http://x\" }\n"), &[], Err("[rpc] evm_anvil is a table"));
+    }
+
+    #[test]
+    fn wrong_types_fail_naming_the_key() {
+        check(
+            Some("[daemon]\nport = \"3100\"\n"),
+            &[],
+            Err("[daemon] port: expected an integer 0..=65535, found string"),
+        );
+        check(Some("[daemon]\nport = 70000\n"), &[], Err("[daemon] port: expected an integer 0..=65535, found 70000"));
+        check(Some("[daemon]\nport = -1\n"), &[], Err("[daemon] port: expected an integer"));
+        check(Some("[daemon]\nhostname = 127\n"), &[], Err("[daemon] hostname: expected a string, found integer"));
+        check(
+            Some("[daemon]\nallowed_hosts = \"a\"\n"),
+            &[],
+            Err("[daemon] allowed_hosts: expected an array of strings"),
+        );
+        check(
+            Some("[daemon]\nallowed_hosts = [1]\n"),
+            &[],
+            Err("[daemon] allowed_hosts: expected an array of strings"),
+        );
+        check(Some("[rpc]\nevm_anvil = 8545\n"), &[], Err("[rpc] evm_anvil: expected a string, found integer"));
+        check(
+            Some("[security]\nsession_ttl_seconds = 1.5\n"),
+            &[],
+            Err("[security] session_ttl_seconds: expected an integer"),
+        );
+        check(
+            None,
+            &[("WAIAAS_DAEMON_PORT", "abc")],
+            Err(r#"WAIAAS_DAEMON_PORT: [daemon] port: expected an integer 0..=65535, found "abc""#),
+        );
+        check(Some("[daemon\n"), &[], Err("config.toml: "));
+    }
+
+    #[test]
+    fn invalid_values_fail_validation() {
+        check(Some("[daemon]\nhostname = \"\"\n"), &[], Err("[daemon] hostname: must not be empty"));
+        check(Some("[daemon]\nlog_level = \"[[[\"\n"), &[], Err("[daemon] log_level"));
+        check(Some("[rpc]\nevm_anvil = \"127.0.0.1:8545\"\n"), &[], Err("[rpc] evm_anvil"));
+        check(Some("[security]\nsession_ttl_seconds = 10\n"), &[], Err("session_ttl_seconds: must be at least 60"));
+        check(Some("[security]\nsession_max_ttl_seconds = 100\n"), &[], Err("session_max_ttl_seconds"));
+        check(Some("[security]\nmaster_auth_max_failures = 0\n"), &[], Err("master_auth_max_failures"));
+        check(Some("[keystore]\nargon2_p_cost = 0\n"), &[], Err("[keystore] argon2_*"));
+    }
+
+    #[test]
+    fn debug_redacts_rpc_urls() {
+        let url = RpcUrl("https://user:pw@mainnet.example/v3/SECRETKEY?x=1".into());
+        assert_eq!(url.redacted(), "https://mainnet.example/…");
+        let mut config = Config::default();
+        config.rpc.evm.insert("mainnet".into(), url);
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("SECRETKEY") && !shown.contains("pw@"), "{shown}");
+        assert_eq!(RpcUrl("http://127.0.0.1:8545".into()).redacted(), "http://127.0.0.1:8545");
+    }
+}

@@ -1,0 +1,237 @@
+//! `waiaas start`: the daemon in the foreground.
+//!
+//! Order of startup, each step failing with a clear message and exit code 1 before anything is served:
+//! data dir (implicit `init` on a fresh machine) → config (defaults → TOML → env) → logging → the data dir's
+//! pid lock (one daemon per data dir) → master password → database → ports → `Waiaas::unlock` (a wrong password
+//! stops here, and nothing else changes) → bind → serve until SIGTERM/SIGINT, then a graceful shutdown.
+//!
+//! When it listens the daemon prints exactly one line to stdout, `WAIaaS listening on http://<ip>:<port>`, and
+//! appends the same base URL to `daemon.pid` as its second line (`stop` and `status` read it). Logs go to stderr
+//! and never carry secrets: events are logged by type only.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::signal::unix::{SignalKind, signal};
+use waiaas_core::ErrorCode;
+use waiaas_core::event::{Event, Severity};
+use waiaas_core::ports::{ChainAdapter, EventSink};
+use waiaas_core::services::{Ports, Waiaas};
+use waiaas_fs::{DataDir, FsKeyStore, OsEntropy, PidLock, SystemClock};
+use waiaas_server::ServerState;
+use waiaas_sqlite::Database;
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+use crate::password::{self, Terminal};
+use crate::{core_error, init};
+
+/// How long in-flight requests get to finish after a shutdown signal (with the runtime timeout below, well
+/// within `waiaas stop`'s 10 s wait).
+const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long background tasks get once the server has stopped.
+const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Runs the daemon on the data dir at `root` until a shutdown signal.
+pub fn start(root: &Path) -> anyhow::Result<ExitCode> {
+    let dir = prepare_data_dir(root)?;
+    let config = load_config(&dir)?;
+    init_logging(&config.daemon.log_level);
+    tracing::info!(data_dir = %dir.root().display(), "starting");
+    let mut lock = PidLock::acquire(&dir).map_err(|e| match e.code {
+        ErrorCode::DaemonAlreadyRunning => anyhow::anyhow!("{}", e.message),
+        _ => core_error(e).context("cannot take the daemon lock"),
+    })?;
+    let first_run = !dir.db_file().exists();
+    let (password, source) = password::master_password(|name| std::env::var(name).ok(), &Terminal, first_run)?;
+    tracing::info!(source = ?source, "master password read");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("waiaas")
+        .build()
+        .context("cannot start the async runtime")?;
+    let served = runtime.block_on(serve(&dir, &mut lock, config, password));
+    // Background work (RPC calls on the blocking pool) gets a moment to finish; the lock is released only after,
+    // so `waiaas stop` returns when the daemon has really finished.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    served?;
+    tracing::info!("stopped");
+    drop(lock);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the data dir, running `init` first when it does not exist yet (so `waiaas start` alone works on a
+/// fresh machine). An existing data dir is only completed (missing subdirectories) and tightened to 0700.
+fn prepare_data_dir(root: &Path) -> anyhow::Result<DataDir> {
+    if !root.exists() {
+        let outcome = init::init(root)?;
+        // stdout is reserved for the "listening" line.
+        eprintln!("{}", outcome.describe().lines().take(2).collect::<Vec<_>>().join("\n"));
+    }
+    DataDir::create(root).map_err(core_error).context("cannot prepare the data dir")
+}
+
+/// Loads `config.toml` (if present) and the `WAIAAS_*` environment.
+pub fn load_config(dir: &DataDir) -> anyhow::Result<Config> {
+    let path = dir.config_file();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut env = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with("WAIAAS_") {
+            continue;
+        }
+        let Some(value) = value.to_str() else { bail!("{name} is not valid UTF-8") };
+        env.push((name.to_owned(), value.to_owned()));
+    }
+    let shown = path.display().to_string();
+    Ok(Config::load(text.as_deref().map(|t| (shown.as_str(), t)), env)?)
+}
+
+/// Logs to stderr; `RUST_LOG` (when set and valid) overrides `[daemon] log_level`.
+fn init_logging(log_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second initialisation (tests running the daemon in-process twice) keeps the first subscriber.
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// The chain adapter for the `[rpc]` networks.
+pub fn chain_adapter(config: &Config) -> Arc<dyn ChainAdapter> {
+    Arc::new(waiaas_evm::EvmChain::new(config.rpc.evm_networks()))
+}
+
+/// Logs each event by type and severity; details (which may name addresses or amounts) stay in the audit log.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogEventSink;
+
+impl EventSink for LogEventSink {
+    fn publish(&self, event: &Event) {
+        let event_type = event.event_type.as_str();
+        match event.severity {
+            Severity::Info => tracing::info!(event_type, "event"),
+            Severity::Warning | Severity::Critical => {
+                tracing::warn!(event_type, severity = event.severity.as_str(), "event")
+            }
+        }
+    }
+}
+
+async fn serve(dir: &DataDir, lock: &mut PidLock, config: Config, password: Zeroizing<String>) -> anyhow::Result<()> {
+    let db = Database::open(&dir.db_file()).await.map_err(core_error).context("cannot open the database")?;
+    let networks: Vec<String> = config.rpc.evm.keys().cloned().collect();
+    if networks.is_empty() {
+        tracing::warn!("no EVM network configured: agents cannot be created until [rpc] evm_<network> is set");
+    } else {
+        tracing::info!(?networks, "EVM networks");
+    }
+    let keystore = FsKeyStore::for_data_dir(dir, password.clone(), config.keystore);
+    let ports = Ports {
+        clock: Arc::new(SystemClock),
+        entropy: Arc::new(OsEntropy),
+        agents: db.agents(),
+        sessions: db.sessions(),
+        policies: db.policies(),
+        settings: db.settings(),
+        kill_switch: db.kill_switch(),
+        audit: db.audit(),
+        keystore: Arc::new(keystore),
+        chain: chain_adapter(&config),
+        events: Arc::new(LogEventSink),
+    };
+    let core = match Waiaas::unlock(ports, config.security.clone(), &password).await {
+        Ok(core) => core,
+        Err(e) => {
+            db.close().await;
+            return Err(match e.code {
+                ErrorCode::InvalidMasterPassword => anyhow::anyhow!("{}", e.message),
+                _ => core_error(e).context("cannot unlock the daemon"),
+            });
+        }
+    };
+    drop(password);
+
+    // Signal handlers first: a SIGTERM arriving right after the "listening" line must shut down gracefully.
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+
+    let hostname = config.daemon.hostname.as_str();
+    let listener = tokio::net::TcpListener::bind((hostname, config.daemon.port))
+        .await
+        .with_context(|| format!("cannot listen on {hostname}:{}", config.daemon.port))?;
+    let bound = listener.local_addr().context("cannot read the bound address")?;
+    let base_url = format!("http://{}", reachable(bound));
+
+    let state = ServerState {
+        core: Arc::new(core),
+        schema_version: db.schema_version(),
+        started_at: Instant::now(),
+        allowed_hosts: config.daemon.allowed_hosts.clone(),
+    };
+    let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).context("cannot use the listener")?;
+
+    lock.record_url(&base_url).map_err(core_error).context("cannot record the URL in the pid file")?;
+    if bound.ip().is_unspecified() {
+        tracing::info!(%bound, "bound to all interfaces; master endpoints still answer loopback only");
+    }
+    tracing::info!(url = %base_url, schema_version = db.schema_version(), "listening");
+    announce(&base_url)?;
+
+    let shutdown = async move {
+        tokio::select! {
+            _ = sigterm.recv() => tracing::info!("SIGTERM received; shutting down"),
+            _ = sigint.recv() => tracing::info!("SIGINT received; shutting down"),
+        }
+    };
+    let served = poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(waiaas_server::app(state), shutdown, Some(GRACEFUL_TIMEOUT))
+        .await;
+    db.close().await;
+    served.context("the server failed")
+}
+
+/// The address clients should use: the bound one, or loopback when bound to all interfaces (`0.0.0.0`/`::`,
+/// which is not a destination; loopback also passes the Host-header guard).
+fn reachable(bound: SocketAddr) -> SocketAddr {
+    match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), bound.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), bound.port()),
+        _ => bound,
+    }
+}
+
+/// The one line on stdout, flushed at once (a parent process waits for it on a pipe).
+fn announce(base_url: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "WAIaaS listening on {base_url}").and_then(|()| out.flush()).context("cannot write to stdout")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_binds_are_announced_as_loopback() {
+        let check = |bound: &str, expected: &str| assert_eq!(reachable(bound.parse().unwrap()).to_string(), expected);
+        check("127.0.0.1:3100", "127.0.0.1:3100");
+        check("0.0.0.0:4000", "127.0.0.1:4000");
+        check("[::]:4000", "[::1]:4000");
+        check("[::1]:5", "[::1]:5");
+        check("10.1.2.3:7", "10.1.2.3:7");
+    }
+}
