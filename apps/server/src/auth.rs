@@ -41,15 +41,12 @@ pub struct SessionAuth(pub SessionPrincipal);
 
 /// The socket peer's address (IPv4-mapped IPv6 addresses canonicalised to IPv4).
 pub fn peer_ip(req: &Request) -> Option<IpAddr> {
-    req.remote_addr()
-        .as_socket_addr()
-        .map(|addr| addr.ip().to_canonical())
+    req.remote_addr().as_socket_addr().map(|addr| addr.ip().to_canonical())
 }
 
 /// The shared state added to every request by [`crate::app`].
 pub fn state(req: &Request) -> Result<&Arc<ServerState>, ApiError> {
-    req.data::<Arc<ServerState>>()
-        .ok_or_else(|| ApiError(Error::internal_msg("server state missing from request")))
+    req.data::<Arc<ServerState>>().ok_or_else(|| ApiError(Error::internal_msg("server state missing from request")))
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if there is one.
@@ -57,15 +54,11 @@ fn bearer(req: &Request) -> Option<String> {
     let value = req.headers().get(poem::http::header::AUTHORIZATION)?;
     let text = String::from_utf8_lossy(value.as_bytes());
     let (scheme, token) = text.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
 }
 
 fn master_password(req: &Request) -> Option<String> {
-    req.headers()
-        .get(MASTER_PASSWORD_HEADER)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    req.headers().get(MASTER_PASSWORD_HEADER).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 /// Decides master authentication; see the module docs for the order of refusals.
@@ -77,16 +70,10 @@ pub async fn authenticate_master(req: &Request) -> Result<RequestContext, ApiErr
                 "this endpoint takes the master password (X-Master-Password), not a session token",
             ));
         }
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "send the master password in the X-Master-Password header",
-        ));
+        return Err(ApiError::new(ErrorCode::Unauthorized, "send the master password in the X-Master-Password header"));
     };
     let state = state(req)?;
-    Ok(state
-        .core
-        .authenticate_master(&candidate, peer_ip(req))
-        .await?)
+    Ok(state.core.authenticate_master(&candidate, peer_ip(req)).await?)
 }
 
 /// Decides session authentication; see the module docs for the order of refusals.
@@ -104,10 +91,7 @@ pub async fn authenticate_session(req: &Request) -> Result<SessionPrincipal, Api
         ));
     };
     let state = state(req)?;
-    Ok(state
-        .core
-        .authenticate_session(&token, peer_ip(req))
-        .await?)
+    Ok(state.core.authenticate_session(&token, peer_ip(req)).await?)
 }
 
 impl<'a> ApiExtractor<'a> for MasterAuth {
@@ -120,9 +104,7 @@ impl<'a> ApiExtractor<'a> for MasterAuth {
             MASTER_SCHEME,
             MetaSecurityScheme {
                 ty: "apiKey",
-                description: Some(
-                    "The operator's master password. Wrong passwords are audited and rate limited.",
-                ),
+                description: Some("The operator's master password. Wrong passwords are audited and rate limited."),
                 name: Some("X-Master-Password"),
                 key_in: Some("header"),
                 scheme: None,

@@ -37,10 +37,7 @@ impl<'a, T: ParseFromJSON, const REQUIRED: bool> ApiExtractor<'a> for JsonBody<T
     fn request_meta() -> Option<MetaRequest> {
         Some(MetaRequest {
             description: None,
-            content: vec![MetaMediaType {
-                content_type: "application/json",
-                schema: T::schema_ref(),
-            }],
+            content: vec![MetaMediaType { content_type: "application/json", schema: T::schema_ref() }],
             required: REQUIRED,
         })
     }
@@ -50,18 +47,13 @@ impl<'a, T: ParseFromJSON, const REQUIRED: bool> ApiExtractor<'a> for JsonBody<T
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let body = body
-            .take()
-            .map_err(|_| ApiError(Error::internal_msg("request body read twice")))?;
-        let bytes = body
-            .into_bytes_limit(MAX_BODY_BYTES)
-            .await
-            .map_err(|e| match e {
-                ReadBodyError::PayloadTooLarge => {
-                    ApiError::invalid_field("body", format!("larger than {MAX_BODY_BYTES} bytes"))
-                }
-                other => ApiError::invalid_field("body", other.to_string()),
-            })?;
+        let body = body.take().map_err(|_| ApiError(Error::internal_msg("request body read twice")))?;
+        let bytes = body.into_bytes_limit(MAX_BODY_BYTES).await.map_err(|e| match e {
+            ReadBodyError::PayloadTooLarge => {
+                ApiError::invalid_field("body", format!("larger than {MAX_BODY_BYTES} bytes"))
+            }
+            other => ApiError::invalid_field("body", other.to_string()),
+        })?;
         Ok(JsonBody(parse::<T>(request.content_type(), &bytes)?))
     }
 }
@@ -72,35 +64,23 @@ pub fn parse<T: ParseFromJSON>(content_type: Option<&str>, bytes: &[u8]) -> Resu
         Value::Object(Default::default())
     } else {
         if !content_type.is_some_and(is_json) {
-            return Err(ApiError::invalid_field(
-                "body",
-                "send the body as `Content-Type: application/json`",
-            ));
+            return Err(ApiError::invalid_field("body", "send the body as `Content-Type: application/json`"));
         }
-        serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::invalid_field("body", format!("malformed JSON: {e}")))?
+        serde_json::from_slice(bytes).map_err(|e| ApiError::invalid_field("body", format!("malformed JSON: {e}")))?
     };
-    T::parse_from_json(Some(value.clone())).map_err(|e| {
-        let mut issues = diagnose::<T>(&value);
-        if issues.is_empty() {
-            issues.push(Issue {
-                path: "body".into(),
-                message: e.into_message(),
-            });
-        }
-        ApiError(Error::validation(issues))
-    })
+    // The schema check comes first and is authoritative: poem-openapi's own parsing coerces some mismatches
+    // (a number into a string field), which would silently accept a wrong type.
+    let issues = diagnose::<T>(&value);
+    if !issues.is_empty() {
+        return Err(ApiError(Error::validation(issues)));
+    }
+    T::parse_from_json(Some(value))
+        .map_err(|e| ApiError(Error::validation(vec![Issue { path: "body".into(), message: e.into_message() }])))
 }
 
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Checks `value` against `T`'s schema and lists what is wrong, field by field.
@@ -120,28 +100,14 @@ fn resolve<'r>(registry: &'r Registry, schema: &'r MetaSchemaRef) -> Option<&'r 
 }
 
 fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{path}.{field}")
-    }
+    if path.is_empty() { field.to_owned() } else { format!("{path}.{field}") }
 }
 
 fn shown(path: &str) -> String {
-    if path.is_empty() {
-        "body".to_owned()
-    } else {
-        path.to_owned()
-    }
+    if path.is_empty() { "body".to_owned() } else { path.to_owned() }
 }
 
-fn check(
-    registry: &Registry,
-    schema: &MetaSchemaRef,
-    value: &Value,
-    path: &str,
-    issues: &mut Vec<Issue>,
-) {
+fn check(registry: &Registry, schema: &MetaSchemaRef, value: &Value, path: &str, issues: &mut Vec<Issue>) {
     let Some(schema) = resolve(registry, schema) else {
         return;
     };
@@ -149,12 +115,7 @@ fn check(
     for inner in &schema.all_of {
         check(registry, inner, value, path, issues);
     }
-    let mut fail = |message: String| {
-        issues.push(Issue {
-            path: shown(path),
-            message,
-        })
-    };
+    let mut fail = |message: String| issues.push(Issue { path: shown(path), message });
     if value.is_null() {
         if !schema.nullable && !schema.ty.is_empty() {
             fail(format!("must be {}, not null", expected(schema)));
@@ -175,12 +136,7 @@ fn check(
         return;
     }
     if let Value::String(text) = value {
-        if !schema.enum_items.is_empty()
-            && !schema
-                .enum_items
-                .iter()
-                .any(|item| item.as_str() == Some(text))
-        {
+        if !schema.enum_items.is_empty() && !schema.enum_items.iter().any(|item| item.as_str() == Some(text)) {
             let allowed: Vec<&str> = schema.enum_items.iter().filter_map(Value::as_str).collect();
             fail(format!("must be one of {}", allowed.join(", ")));
         } else if schema.format == Some("uuid") && uuid::Uuid::parse_str(text).is_err() {
@@ -189,37 +145,20 @@ fn check(
         return;
     }
     match value {
-        Value::Object(map)
-            if !schema.properties.is_empty() || schema.additional_properties.is_none() =>
-        {
+        Value::Object(map) if !schema.properties.is_empty() || schema.additional_properties.is_none() => {
             for (name, field_schema) in &schema.properties {
                 match map.get(*name) {
                     Some(field_value) if !field_value.is_null() => {
-                        check(
-                            registry,
-                            field_schema,
-                            field_value,
-                            &join(path, name),
-                            issues,
-                        );
+                        check(registry, field_schema, field_value, &join(path, name), issues);
                     }
                     _ if schema.required.contains(name) => {
-                        issues.push(Issue {
-                            path: join(path, name),
-                            message: "required".to_owned(),
-                        });
+                        issues.push(Issue { path: join(path, name), message: "required".to_owned() });
                     }
                     _ => {}
                 }
             }
-            for key in map
-                .keys()
-                .filter(|key| !schema.properties.iter().any(|(name, _)| name == key))
-            {
-                issues.push(Issue {
-                    path: join(path, key),
-                    message: "unknown field".to_owned(),
-                });
+            for key in map.keys().filter(|key| !schema.properties.iter().any(|(name, _)| name == key)) {
+                issues.push(Issue { path: join(path, key), message: "unknown field".to_owned() });
             }
         }
         Value::Object(map) => {
@@ -232,13 +171,7 @@ fn check(
         Value::Array(items) => {
             if let Some(inner) = &schema.items {
                 for (i, item) in items.iter().enumerate() {
-                    check(
-                        registry,
-                        inner,
-                        item,
-                        &format!("{}[{i}]", shown(path)),
-                        issues,
-                    );
+                    check(registry, inner, item, &format!("{}[{i}]", shown(path)), issues);
                 }
             }
         }
@@ -261,13 +194,8 @@ fn expected(schema: &MetaSchema) -> String {
 }
 
 fn integer_in_range(value: &Value, format: Option<&str>) -> bool {
-    let (Some(signed), unsigned) = (
-        value
-            .as_i64()
-            .map(i128::from)
-            .or(value.as_u64().map(i128::from)),
-        value.as_u64(),
-    ) else {
+    let (Some(signed), unsigned) = (value.as_i64().map(i128::from).or(value.as_u64().map(i128::from)), value.as_u64())
+    else {
         return false;
     };
     match format {
@@ -305,24 +233,16 @@ mod tests {
 
     #[track_caller]
     fn check_issues(body: &str, expected: &[(&str, &str)]) {
-        let err =
-            parse::<Sample>(Some("application/json"), body.as_bytes()).expect_err("must fail");
+        let err = parse::<Sample>(Some("application/json"), body.as_bytes()).expect_err("must fail");
         let issues = err.0.details.expect("details")["issues"].clone();
         let got: Vec<(String, String)> = issues
             .as_array()
             .expect("issues array")
             .iter()
-            .map(|i| {
-                (
-                    i["path"].as_str().unwrap().to_owned(),
-                    i["message"].as_str().unwrap().to_owned(),
-                )
-            })
+            .map(|i| (i["path"].as_str().unwrap().to_owned(), i["message"].as_str().unwrap().to_owned()))
             .collect();
-        let expected: Vec<(String, String)> = expected
-            .iter()
-            .map(|(p, m)| ((*p).to_owned(), (*m).to_owned()))
-            .collect();
+        let expected: Vec<(String, String)> =
+            expected.iter().map(|(p, m)| ((*p).to_owned(), (*m).to_owned())).collect();
         assert_eq!(got, expected, "body {body}");
     }
 
@@ -330,22 +250,14 @@ mod tests {
 
     #[test]
     fn accepts_a_valid_body() {
-        let parsed =
-            parse::<Sample>(Some("application/json; charset=utf-8"), OK.as_bytes()).unwrap();
+        let parsed = parse::<Sample>(Some("application/json; charset=utf-8"), OK.as_bytes()).unwrap();
         assert_eq!(parsed.name, "a");
         assert!(parsed.agent_id.is_none());
     }
 
     #[test]
     fn names_each_offending_field() {
-        check_issues(
-            "{}",
-            &[
-                ("name", "required"),
-                ("type", "required"),
-                ("rules", "required"),
-            ],
-        );
+        check_issues("{}", &[("name", "required"), ("type", "required"), ("rules", "required")]);
         check_issues(
             r#"{"name":1,"type":"WHITELIST","rules":{},"extra":true}"#,
             &[("name", "must be a string"), ("extra", "unknown field")],
@@ -357,14 +269,8 @@ mod tests {
                 "must be one of SPENDING_LIMIT, WHITELIST, ALLOWED_TOKENS, CONTRACT_WHITELIST, APPROVED_SPENDERS, RATE_LIMIT, TIME_RESTRICTION",
             )],
         );
-        check_issues(
-            r#"{"name":"a","type":"WHITELIST","rules":[]}"#,
-            &[("rules", "must be an object")],
-        );
-        check_issues(
-            r#"{"name":"a","type":"WHITELIST","rules":{},"agentId":"x"}"#,
-            &[("agentId", "must be a UUID")],
-        );
+        check_issues(r#"{"name":"a","type":"WHITELIST","rules":[]}"#, &[("rules", "must be an object")]);
+        check_issues(r#"{"name":"a","type":"WHITELIST","rules":{},"agentId":"x"}"#, &[("agentId", "must be a UUID")]);
         check_issues(
             r#"{"name":"a","type":"WHITELIST","rules":{},"ttlSeconds":-1}"#,
             &[("ttlSeconds", "must be an integer (uint64)")],
@@ -378,21 +284,14 @@ mod tests {
             &[("enabled", "must be a boolean")],
         );
         check_issues("[1]", &[("body", "must be an object")]);
-        check_issues(
-            "{",
-            &[(
-                "body",
-                "malformed JSON: EOF while parsing an object at line 1 column 1",
-            )],
-        );
+        check_issues("{", &[("body", "malformed JSON: EOF while parsing an object at line 1 column 1")]);
     }
 
     #[test]
     fn empty_body_is_an_empty_object_and_content_type_is_checked() {
         let err = parse::<Sample>(None, b"").expect_err("fields missing");
         assert_eq!(err.0.details.unwrap()["issues"][0]["path"], "name");
-        let err =
-            parse::<Sample>(Some("text/plain"), OK.as_bytes()).expect_err("wrong content type");
+        let err = parse::<Sample>(Some("text/plain"), OK.as_bytes()).expect_err("wrong content type");
         assert_eq!(err.0.details.unwrap()["issues"][0]["path"], "body");
         let err = parse::<Sample>(None, OK.as_bytes()).expect_err("no content type");
         assert_eq!(err.0.details.unwrap()["issues"][0]["path"], "body");
@@ -401,9 +300,6 @@ mod tests {
 
     #[test]
     fn json_value_checks() {
-        assert_eq!(
-            diagnose::<Sample>(&json!({"name":"a","type":"WHITELIST","rules":{"x":[1]}})),
-            vec![]
-        );
+        assert_eq!(diagnose::<Sample>(&json!({"name":"a","type":"WHITELIST","rules":{"x":[1]}})), vec![]);
     }
 }

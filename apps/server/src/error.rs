@@ -7,14 +7,13 @@
 //! middleware in [`crate::middleware`] is the only caller. Internal causes are logged here and never sent.
 
 use poem::error::{
-    MethodNotAllowedError, NotFoundError, ParseJsonError, ParsePathError as PoemParsePathError,
-    ReadBodyError, ResponseError,
+    MethodNotAllowedError, NotFoundError, ParseJsonError, ParsePathError as PoemParsePathError, ReadBodyError,
+    ResponseError,
 };
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
 use poem_openapi::error::{
-    ContentTypeError, ParseMultipartError, ParseParamError, ParsePathError,
-    ParseRequestPayloadError,
+    ContentTypeError, ParseMultipartError, ParseParamError, ParsePathError, ParseRequestPayloadError,
 };
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::{ToJSON, Type};
@@ -148,10 +147,7 @@ pub fn classify(err: poem::Error, request: &RequestLine) -> Error {
 }
 
 fn not_found(request: &RequestLine) -> Error {
-    Error::new(
-        ErrorCode::NotFound,
-        format!("no route for {} {}", request.method, request.path),
-    )
+    Error::new(ErrorCode::NotFound, format!("no route for {} {}", request.method, request.path))
 }
 
 /// Anything else poem produced: classified by its status alone.
@@ -183,11 +179,7 @@ pub fn render(err: &Error, request_id: Uuid) -> Response {
     }
     let body = ErrorBody {
         code: Wire(err.code),
-        message: if internal {
-            "internal error".to_owned()
-        } else {
-            err.message.clone()
-        },
+        message: if internal { "internal error".to_owned() } else { err.message.clone() },
         retryable: info.retryable,
         details: if internal { None } else { err.details.clone() },
         request_id,
@@ -195,14 +187,9 @@ pub fn render(err: &Error, request_id: Uuid) -> Response {
     };
     let mut resp = poem::web::Json(body.to_json().unwrap_or(Value::Null)).into_response();
     resp.set_status(status_of(err.code));
-    let retry_after = body
-        .details
-        .as_ref()
-        .and_then(|d| d.get("retryAfterSeconds"))
-        .and_then(Value::as_u64);
+    let retry_after = body.details.as_ref().and_then(|d| d.get("retryAfterSeconds")).and_then(Value::as_u64);
     if let Some(seconds) = retry_after {
-        resp.headers_mut()
-            .insert(poem::http::header::RETRY_AFTER, seconds.into());
+        resp.headers_mut().insert(poem::http::header::RETRY_AFTER, seconds.into());
     }
     resp
 }
@@ -212,10 +199,7 @@ mod tests {
     use super::*;
 
     fn line() -> RequestLine {
-        RequestLine {
-            method: "GET".into(),
-            path: "/nope".into(),
-        }
+        RequestLine { method: "GET".into(), path: "/nope".into() }
     }
 
     #[track_caller]
@@ -233,56 +217,17 @@ mod tests {
         check(NotFoundError.into(), ErrorCode::NotFound, None);
         check(MethodNotAllowedError.into(), ErrorCode::NotFound, None);
         check(
-            ParseParamError {
-                name: "limit",
-                reason: "bad".into(),
-            }
-            .into(),
+            ParseParamError { name: "limit", reason: "bad".into() }.into(),
             ErrorCode::ValidationFailed,
             Some("limit"),
         );
-        check(
-            ParsePathError {
-                name: "id",
-                reason: "bad".into(),
-            }
-            .into(),
-            ErrorCode::ValidationFailed,
-            Some("id"),
-        );
-        check(
-            ParseRequestPayloadError {
-                reason: "bad".into(),
-            }
-            .into(),
-            ErrorCode::ValidationFailed,
-            Some("body"),
-        );
-        check(
-            ContentTypeError::ExpectContentType.into(),
-            ErrorCode::ValidationFailed,
-            Some("body"),
-        );
-        check(
-            ReadBodyError::PayloadTooLarge.into(),
-            ErrorCode::ValidationFailed,
-            Some("body"),
-        );
-        check(
-            ApiError::new(ErrorCode::WrongAuth, "x").into(),
-            ErrorCode::WrongAuth,
-            None,
-        );
-        check(
-            poem::Error::from_status(StatusCode::UNAUTHORIZED),
-            ErrorCode::Unauthorized,
-            None,
-        );
-        check(
-            poem::Error::from_status(StatusCode::BAD_GATEWAY),
-            ErrorCode::InternalError,
-            None,
-        );
+        check(ParsePathError { name: "id", reason: "bad".into() }.into(), ErrorCode::ValidationFailed, Some("id"));
+        check(ParseRequestPayloadError { reason: "bad".into() }.into(), ErrorCode::ValidationFailed, Some("body"));
+        check(ContentTypeError::ExpectContentType.into(), ErrorCode::ValidationFailed, Some("body"));
+        check(ReadBodyError::PayloadTooLarge.into(), ErrorCode::ValidationFailed, Some("body"));
+        check(ApiError::new(ErrorCode::WrongAuth, "x").into(), ErrorCode::WrongAuth, None);
+        check(poem::Error::from_status(StatusCode::UNAUTHORIZED), ErrorCode::Unauthorized, None);
+        check(poem::Error::from_status(StatusCode::BAD_GATEWAY), ErrorCode::InternalError, None);
     }
 
     async fn body_of(resp: Response) -> (StatusCode, Value) {
@@ -302,19 +247,14 @@ mod tests {
             assert_eq!(body["code"], code.as_str());
             assert_eq!(body["retryable"], info.retryable);
             assert_eq!(body["requestId"], id.to_string());
-            assert_eq!(
-                body.get("hint").and_then(Value::as_str),
-                info.hint,
-                "{code}"
-            );
+            assert_eq!(body.get("hint").and_then(Value::as_str), info.hint, "{code}");
             assert!(body.get("details").is_none());
         }
     }
 
     #[tokio::test]
     async fn internal_errors_say_nothing_more() {
-        let err =
-            Error::internal_msg("db path /secret/place").with_details(serde_json::json!({"x": 1}));
+        let err = Error::internal_msg("db path /secret/place").with_details(serde_json::json!({"x": 1}));
         let (status, body) = body_of(render(&err, Uuid::nil())).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["message"], "internal error");
@@ -324,15 +264,10 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limits_carry_retry_after() {
-        let err = Error::new(ErrorCode::RateLimited, "slow down")
-            .with_details(serde_json::json!({"retryAfterSeconds": 42}));
+        let err =
+            Error::new(ErrorCode::RateLimited, "slow down").with_details(serde_json::json!({"retryAfterSeconds": 42}));
         let resp = render(&err, Uuid::nil());
-        assert_eq!(
-            resp.headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok()),
-            Some("42")
-        );
+        assert_eq!(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("42"));
         let (status, body) = body_of(resp).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(body["details"]["retryAfterSeconds"], 42);
@@ -340,15 +275,8 @@ mod tests {
 
     #[tokio::test]
     async fn validation_details_are_kept() {
-        let (status, body) = body_of(render(
-            &Error::invalid_field("name", "required"),
-            Uuid::nil(),
-        ))
-        .await;
+        let (status, body) = body_of(render(&Error::invalid_field("name", "required"), Uuid::nil())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(
-            body["details"]["issues"],
-            serde_json::json!([{"path": "name", "message": "required"}])
-        );
+        assert_eq!(body["details"]["issues"], serde_json::json!([{"path": "name", "message": "required"}]));
     }
 }

@@ -50,11 +50,7 @@ pub fn app(state: ServerState) -> impl Endpoint<Output = Response> {
     Route::new()
         .at(
             "/openapi.json",
-            get(make_sync(move |_| {
-                Response::builder()
-                    .content_type("application/json")
-                    .body(document.clone())
-            })),
+            get(make_sync(move |_| Response::builder().content_type("application/json").body(document.clone()))),
         )
         .nest("/docs", docs)
         .nest("/", service)

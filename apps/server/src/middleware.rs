@@ -33,15 +33,12 @@ struct Panicked;
 pub struct ErrorEnvelope;
 
 impl<E: Endpoint> Middleware<E> for ErrorEnvelope {
-    type Output = ErrorEnvelopeEndpoint<
-        poem::middleware::CatchPanicEndpoint<E, fn(Box<dyn std::any::Any + Send>) -> Response>,
-    >;
+    type Output =
+        ErrorEnvelopeEndpoint<poem::middleware::CatchPanicEndpoint<E, fn(Box<dyn std::any::Any + Send>) -> Response>>;
 
     fn transform(&self, ep: E) -> Self::Output {
         let on_panic: fn(Box<dyn std::any::Any + Send>) -> Response = panic_response;
-        ErrorEnvelopeEndpoint {
-            inner: CatchPanic::new().with_handler(on_panic).transform(ep),
-        }
+        ErrorEnvelopeEndpoint { inner: CatchPanic::new().with_handler(on_panic).transform(ep) }
     }
 }
 
@@ -62,10 +59,7 @@ impl<E: Endpoint> Endpoint for ErrorEnvelopeEndpoint<E> {
         let started = Instant::now();
         let request_id = Uuid::new_v4();
         req.extensions_mut().insert(RequestId(request_id));
-        let line = RequestLine {
-            method: req.method().to_string(),
-            path: req.uri().path().to_owned(),
-        };
+        let line = RequestLine { method: req.method().to_string(), path: req.uri().path().to_owned() };
         let mut resp = match self.inner.call(req).await {
             Ok(resp) => {
                 let resp = resp.into_response();
@@ -102,10 +96,7 @@ pub struct HostGuard {
 impl HostGuard {
     /// Loopback names are always allowed; `extra` adds configured host names (ports ignored).
     pub fn new(extra: &[String]) -> Self {
-        let mut allowed: Vec<String> = ["localhost", "127.0.0.1", "::1"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        let mut allowed: Vec<String> = ["localhost", "127.0.0.1", "::1"].iter().map(|s| (*s).to_owned()).collect();
         allowed.extend(extra.iter().filter_map(|h| host_name(h)));
         HostGuard { allowed }
     }
@@ -113,12 +104,7 @@ impl HostGuard {
     /// Whether a request with this `Host` header value (and absolute-form URI authority) may be served.
     pub fn admits(&self, host_header: Option<&[u8]>, uri_authority: Option<&str>) -> bool {
         let mut seen = false;
-        for candidate in [
-            host_header.map(String::from_utf8_lossy),
-            uri_authority.map(Into::into),
-        ]
-        .into_iter()
-        .flatten()
+        for candidate in [host_header.map(String::from_utf8_lossy), uri_authority.map(Into::into)].into_iter().flatten()
         {
             seen = true;
             match host_name(&candidate) {
@@ -163,10 +149,7 @@ impl<E: Endpoint> Middleware<E> for HostGuard {
     type Output = HostGuardEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        HostGuardEndpoint {
-            guard: self.clone(),
-            inner: ep,
-        }
+        HostGuardEndpoint { guard: self.clone(), inner: ep }
     }
 }
 
@@ -200,11 +183,7 @@ mod tests {
     fn check(extra: &[&str], host: Option<&str>, authority: Option<&str>, admitted: bool) {
         let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         let guard = HostGuard::new(&extra);
-        assert_eq!(
-            guard.admits(host.map(str::as_bytes), authority),
-            admitted,
-            "host {host:?} authority {authority:?}"
-        );
+        assert_eq!(guard.admits(host.map(str::as_bytes), authority), admitted, "host {host:?} authority {authority:?}");
     }
 
     #[test]
@@ -245,18 +224,8 @@ mod tests {
 
     #[test]
     fn configured_hosts_are_admitted() {
-        check(
-            &["wallet.internal"],
-            Some("wallet.internal:3100"),
-            None,
-            true,
-        );
-        check(
-            &["Wallet.Internal:8080"],
-            Some("wallet.internal"),
-            None,
-            true,
-        );
+        check(&["wallet.internal"], Some("wallet.internal:3100"), None, true);
+        check(&["Wallet.Internal:8080"], Some("wallet.internal"), None, true);
         check(&["[fd00::1]"], Some("[fd00::1]:3100"), None, true);
         check(&["wallet.internal"], Some("other.internal"), None, false);
     }
@@ -279,30 +248,15 @@ mod tests {
         }
         let app = poem::Route::new()
             .at("/boom", make_sync(boom))
-            .at(
-                "/teapot",
-                make_sync(|_| {
-                    Err::<(), _>(poem::Error::from_status(
-                        poem::http::StatusCode::IM_A_TEAPOT,
-                    ))
-                }),
-            )
+            .at("/teapot", make_sync(|_| Err::<(), _>(poem::Error::from_status(poem::http::StatusCode::IM_A_TEAPOT))))
             .with(ErrorEnvelope);
         let cli = TestClient::new(app);
-        for (path, status, code) in [
-            ("/boom", 500, "INTERNAL_ERROR"),
-            ("/teapot", 500, "INTERNAL_ERROR"),
-            ("/none", 404, "NOT_FOUND"),
-        ] {
+        for (path, status, code) in
+            [("/boom", 500, "INTERNAL_ERROR"), ("/teapot", 500, "INTERNAL_ERROR"), ("/none", 404, "NOT_FOUND")]
+        {
             let resp = cli.get(path).send().await;
             resp.assert_status(poem::http::StatusCode::from_u16(status).unwrap());
-            let header = resp
-                .0
-                .headers()
-                .get(REQUEST_ID_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap()
-                .to_owned();
+            let header = resp.0.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap().to_owned();
             let body: serde_json::Value =
                 serde_json::from_slice(&resp.0.into_body().into_vec().await.unwrap()).unwrap();
             assert_eq!(body["code"], code, "{path}");

@@ -20,8 +20,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(apis(), "WAIaaS", env!("CARGO_PKG_VERSION"))
         .description(DESCRIPTION)
         .extra_response_header::<Uuid, _>(
-            ExtraHeader::new("X-Request-Id")
-                .description("The request's id (also `requestId` in error bodies)."),
+            ExtraHeader::new("X-Request-Id").description("The request's id (also `requestId` in error bodies)."),
         )
 }
 
@@ -39,10 +38,7 @@ pub fn path_param_name(operation_id: &str, routed_name: &str) -> Option<String> 
     static TABLE: OnceLock<HashMap<&'static str, Vec<String>>> = OnceLock::new();
     let table = TABLE.get_or_init(|| {
         let mut table = HashMap::new();
-        for path in <Apis as OpenApi>::meta()
-            .into_iter()
-            .flat_map(|api| api.paths)
-        {
+        for path in <Apis as OpenApi>::meta().into_iter().flat_map(|api| api.paths) {
             let names: Vec<String> = path
                 .path
                 .split('/')
@@ -92,13 +88,7 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&document).expect("valid JSON");
         assert_eq!(json["info"]["title"], "WAIaaS");
         assert_eq!(json["info"]["version"], env!("CARGO_PKG_VERSION"));
-        assert_eq!(
-            json.get("servers")
-                .and_then(|s| s.as_array())
-                .map(Vec::len)
-                .unwrap_or(0),
-            0
-        );
+        assert_eq!(json.get("servers").and_then(|s| s.as_array()).map(Vec::len).unwrap_or(0), 0);
         assert!(json["paths"]["/v1/agents/{id}"]["get"].is_object());
         assert!(json["components"]["schemas"]["ErrorBody"].is_object());
     }
@@ -106,10 +96,7 @@ mod tests {
     #[test]
     fn path_params_map_back_to_their_documented_names() {
         assert_eq!(path_param_name("getAgent", "param0").as_deref(), Some("id"));
-        assert_eq!(
-            path_param_name("renewSession", "param0").as_deref(),
-            Some("id")
-        );
+        assert_eq!(path_param_name("renewSession", "param0").as_deref(), Some("id"));
         assert_eq!(path_param_name("getAgent", "param1"), None);
         assert_eq!(path_param_name("nope", "param0"), None);
     }

@@ -10,9 +10,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
-use poem_openapi::types::{
-    ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
-};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type};
 use serde_json::Value;
 use waiaas_core::ErrorCode;
 use waiaas_core::domain::{AgentStatus, KillSwitchState, PolicyType};
@@ -51,10 +49,7 @@ impl<E: WireEnum> Type for Wire<E> {
     fn register(registry: &mut Registry) {
         registry.create_schema::<Self, _>(E::NAME.to_owned(), |_| MetaSchema {
             description: E::description(),
-            enum_items: E::all()
-                .iter()
-                .map(|v| Value::String(v.as_str().to_owned()))
-                .collect(),
+            enum_items: E::all().iter().map(|v| Value::String(v.as_str().to_owned())).collect(),
             ..MetaSchema::new("string")
         });
     }
@@ -63,9 +58,7 @@ impl<E: WireEnum> Type for Wire<E> {
         Some(self)
     }
 
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
         Box::new(self.as_raw_value().into_iter())
     }
 }
@@ -86,18 +79,10 @@ impl<E: WireEnum> ParseFromJSON for Wire<E> {
 
 impl<E: WireEnum> ParseFromParameter for Wire<E> {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
-        E::all()
-            .iter()
-            .copied()
-            .find(|v| v.as_str() == value)
-            .map(Wire)
-            .ok_or_else(|| {
-                let allowed: Vec<&str> = E::all().iter().map(|v| v.as_str()).collect();
-                ParseError::custom(format!(
-                    "unknown value {value:?}; one of {}",
-                    allowed.join(", ")
-                ))
-            })
+        E::all().iter().copied().find(|v| v.as_str() == value).map(Wire).ok_or_else(|| {
+            let allowed: Vec<&str> = E::all().iter().map(|v| v.as_str()).collect();
+            ParseError::custom(format!("unknown value {value:?}; one of {}", allowed.join(", ")))
+        })
     }
 }
 
@@ -130,10 +115,7 @@ impl WireEnum for ErrorCode {
                     format!("`{code}` {}{retry}", info.http_status)
                 })
                 .collect();
-            format!(
-                "Machine-readable error code. HTTP status by code: {}.",
-                rows.join("; ")
-            )
+            format!("Machine-readable error code. HTTP status by code: {}.", rows.join("; "))
         });
         Some(text.as_str())
     }
@@ -143,11 +125,7 @@ impl WireEnum for AgentStatus {
     const NAME: &'static str = "AgentStatus";
 
     fn all() -> &'static [Self] {
-        &[
-            AgentStatus::Active,
-            AgentStatus::Suspended,
-            AgentStatus::Terminated,
-        ]
+        &[AgentStatus::Active, AgentStatus::Suspended, AgentStatus::Terminated]
     }
 
     fn as_str(self) -> &'static str {
@@ -159,11 +137,7 @@ impl WireEnum for KillSwitchState {
     const NAME: &'static str = "KillSwitchState";
 
     fn all() -> &'static [Self] {
-        &[
-            KillSwitchState::Active,
-            KillSwitchState::Suspended,
-            KillSwitchState::Locked,
-        ]
+        &[KillSwitchState::Active, KillSwitchState::Suspended, KillSwitchState::Locked]
     }
 
     fn as_str(self) -> &'static str {
@@ -229,9 +203,7 @@ impl<T: Type> Type for StrictInt<T> {
         self.0.as_raw_value()
     }
 
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
         self.0.raw_element_iter()
     }
 }
@@ -244,14 +216,9 @@ where
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
         let digits = value.strip_prefix('-').unwrap_or(value);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ParseError::custom(
-                "must be an integer (decimal digits only)",
-            ));
+            return Err(ParseError::custom("must be an integer (decimal digits only)"));
         }
-        value
-            .parse::<T>()
-            .map(StrictInt)
-            .map_err(|e| ParseError::custom(format!("out of range: {e}")))
+        value.parse::<T>().map(StrictInt).map_err(|e| ParseError::custom(format!("out of range: {e}")))
     }
 }
 
@@ -261,9 +228,7 @@ mod tests {
 
     #[track_caller]
     fn check_u32(input: &str, expected: Option<u32>) {
-        let got = StrictInt::<u32>::parse_from_parameter(input)
-            .ok()
-            .map(|v| v.0);
+        let got = StrictInt::<u32>::parse_from_parameter(input).ok().map(|v| v.0);
         assert_eq!(got, expected, "input {input:?}");
     }
 
@@ -279,10 +244,7 @@ mod tests {
         check_u32("-1", None);
         check_u32("1e3", None);
         check_u32("99999999999", None);
-        assert_eq!(
-            StrictInt::<i64>::parse_from_parameter("-17").unwrap().0,
-            -17
-        );
+        assert_eq!(StrictInt::<i64>::parse_from_parameter("-17").unwrap().0, -17);
         assert!(StrictInt::<i64>::parse_from_parameter("-").is_err());
     }
 

@@ -63,10 +63,7 @@ impl From<KillSwitch> for KillSwitchDto {
 
 impl From<KillSwitchView> for KillSwitchDto {
     fn from(view: KillSwitchView) -> Self {
-        KillSwitchDto {
-            effects: view.effects.map(Into::into),
-            ..view.switch.into()
-        }
+        KillSwitchDto { effects: view.effects.map(Into::into), ..view.switch.into() }
     }
 }
 
@@ -82,48 +79,26 @@ pub struct AdminApi;
 #[OpenApi(tag = "ApiTags::Admin")]
 impl AdminApi {
     /// The kill switch state. Public.
-    #[oai(
-        path = "/v1/admin/kill-switch",
-        method = "get",
-        operation_id = "getKillSwitch"
-    )]
+    #[oai(path = "/v1/admin/kill-switch", method = "get", operation_id = "getKillSwitch")]
     async fn kill_switch(&self, state: Data<&Arc<ServerState>>) -> ApiResult<Json<KillSwitchDto>> {
         Ok(Json(state.core.kill_switch().into()))
     }
 
     /// Trip the kill switch (ACTIVE → SUSPENDED, SUSPENDED → LOCKED): revokes every session, suspends every
     /// agent and cancels every unsigned transaction.
-    #[oai(
-        path = "/v1/admin/kill-switch",
-        method = "post",
-        operation_id = "activateKillSwitch"
-    )]
+    #[oai(path = "/v1/admin/kill-switch", method = "post", operation_id = "activateKillSwitch")]
     async fn activate(
         &self,
         auth: MasterAuth,
         state: Data<&Arc<ServerState>>,
         body: JsonBody<ActivateKillSwitchRequest, false>,
     ) -> ApiResult<Json<KillSwitchDto>> {
-        Ok(Json(
-            state
-                .core
-                .activate_kill_switch(&auth.0, body.0.reason)
-                .await?
-                .into(),
-        ))
+        Ok(Json(state.core.activate_kill_switch(&auth.0, body.0.reason).await?.into()))
     }
 
     /// Return to ACTIVE. Sessions stay revoked and agents stay suspended until resumed.
-    #[oai(
-        path = "/v1/admin/recover",
-        method = "post",
-        operation_id = "recoverKillSwitch"
-    )]
-    async fn recover(
-        &self,
-        auth: MasterAuth,
-        state: Data<&Arc<ServerState>>,
-    ) -> ApiResult<Json<KillSwitchDto>> {
+    #[oai(path = "/v1/admin/recover", method = "post", operation_id = "recoverKillSwitch")]
+    async fn recover(&self, auth: MasterAuth, state: Data<&Arc<ServerState>>) -> ApiResult<Json<KillSwitchDto>> {
         Ok(Json(state.core.recover_kill_switch(&auth.0).await?.into()))
     }
 }

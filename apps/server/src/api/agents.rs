@@ -103,10 +103,7 @@ impl AgentsApi {
         body: JsonBody<CreateAgentRequest>,
     ) -> ApiResult<AgentCreated> {
         let req = body.0;
-        let agent = state
-            .core
-            .create_agent(&auth.0, &req.name, &req.chain, &req.network)
-            .await?;
+        let agent = state.core.create_agent(&auth.0, &req.name, &req.chain, &req.network).await?;
         Ok(AgentCreated::Created(Json(agent.into())))
     }
 
@@ -121,16 +118,9 @@ impl AgentsApi {
         /// Page size, 1 to 200 (default 50).
         limit: Query<Option<StrictInt<u32>>>,
     ) -> ApiResult<Json<AgentPage>> {
-        let result = state
-            .core
-            .list_agents(cursor.0.as_deref(), limit.0.map(|l| l.0))
-            .await?;
+        let result = state.core.list_agents(cursor.0.as_deref(), limit.0.map(|l| l.0)).await?;
         let (data, next_cursor, has_more) = page(result, AgentDto::from);
-        Ok(Json(AgentPage {
-            data,
-            next_cursor,
-            has_more,
-        }))
+        Ok(Json(AgentPage { data, next_cursor, has_more }))
     }
 
     /// Read one agent.
@@ -141,80 +131,44 @@ impl AgentsApi {
         state: Data<&Arc<ServerState>>,
         id: Path<Uuid>,
     ) -> ApiResult<Json<AgentDto>> {
-        Ok(Json(
-            state.core.agent(AgentId::from_uuid(id.0)).await?.into(),
-        ))
+        Ok(Json(state.core.agent(AgentId::from_uuid(id.0)).await?.into()))
     }
 
     /// Terminate an agent: its sessions are revoked; its key and audit rows are kept. Returns the agent.
-    #[oai(
-        path = "/v1/agents/:id",
-        method = "delete",
-        operation_id = "terminateAgent"
-    )]
+    #[oai(path = "/v1/agents/:id", method = "delete", operation_id = "terminateAgent")]
     async fn terminate(
         &self,
         auth: MasterAuth,
         state: Data<&Arc<ServerState>>,
         id: Path<Uuid>,
     ) -> ApiResult<Json<AgentDto>> {
-        Ok(Json(
-            state
-                .core
-                .terminate_agent(&auth.0, AgentId::from_uuid(id.0))
-                .await?
-                .into(),
-        ))
+        Ok(Json(state.core.terminate_agent(&auth.0, AgentId::from_uuid(id.0)).await?.into()))
     }
 
     /// Suspend an ACTIVE agent.
-    #[oai(
-        path = "/v1/agents/:id/suspend",
-        method = "post",
-        operation_id = "suspendAgent"
-    )]
+    #[oai(path = "/v1/agents/:id/suspend", method = "post", operation_id = "suspendAgent")]
     async fn suspend(
         &self,
         auth: MasterAuth,
         state: Data<&Arc<ServerState>>,
         id: Path<Uuid>,
     ) -> ApiResult<Json<AgentDto>> {
-        Ok(Json(
-            state
-                .core
-                .suspend_agent(&auth.0, AgentId::from_uuid(id.0))
-                .await?
-                .into(),
-        ))
+        Ok(Json(state.core.suspend_agent(&auth.0, AgentId::from_uuid(id.0)).await?.into()))
     }
 
     /// Resume a SUSPENDED agent.
-    #[oai(
-        path = "/v1/agents/:id/resume",
-        method = "post",
-        operation_id = "resumeAgent"
-    )]
+    #[oai(path = "/v1/agents/:id/resume", method = "post", operation_id = "resumeAgent")]
     async fn resume(
         &self,
         auth: MasterAuth,
         state: Data<&Arc<ServerState>>,
         id: Path<Uuid>,
     ) -> ApiResult<Json<AgentDto>> {
-        Ok(Json(
-            state
-                .core
-                .resume_agent(&auth.0, AgentId::from_uuid(id.0))
-                .await?
-                .into(),
-        ))
+        Ok(Json(state.core.resume_agent(&auth.0, AgentId::from_uuid(id.0)).await?.into()))
     }
 
     /// Set (or clear, with null) the agent's owner.
-    #[oai(
-        path = "/v1/agents/:id/owner",
-        method = "put",
-        operation_id = "setAgentOwner"
-    )]
+    #[oai(path = "/v1/agents/:id/owner", method = "put", operation_id = "setAgentOwner")]
     async fn set_owner(
         &self,
         auth: MasterAuth,
@@ -224,23 +178,13 @@ impl AgentsApi {
     ) -> ApiResult<Json<AgentDto>> {
         let owner = match body.0.owner_address {
             MaybeUndefined::Undefined => {
-                return Err(ApiError::invalid_field(
-                    "ownerAddress",
-                    "required (null clears the owner)",
-                ));
+                return Err(ApiError::invalid_field("ownerAddress", "required (null clears the owner)"));
             }
             MaybeUndefined::Null => None,
-            MaybeUndefined::Value(text) => Some(
-                text.parse::<EvmAddress>()
-                    .map_err(|message| ApiError::invalid_field("ownerAddress", message))?,
-            ),
+            MaybeUndefined::Value(text) => {
+                Some(text.parse::<EvmAddress>().map_err(|message| ApiError::invalid_field("ownerAddress", message))?)
+            }
         };
-        Ok(Json(
-            state
-                .core
-                .set_owner(&auth.0, AgentId::from_uuid(id.0), owner)
-                .await?
-                .into(),
-        ))
+        Ok(Json(state.core.set_owner(&auth.0, AgentId::from_uuid(id.0), owner).await?.into()))
     }
 }

@@ -78,11 +78,7 @@ pub struct AuditApi;
 #[OpenApi(tag = "ApiTags::Audit")]
 impl AuditApi {
     /// Query the audit log, newest first.
-    #[oai(
-        path = "/v1/audit-logs",
-        method = "get",
-        operation_id = "listAuditLogs"
-    )]
+    #[oai(path = "/v1/audit-logs", method = "get", operation_id = "listAuditLogs")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
@@ -109,12 +105,7 @@ impl AuditApi {
     ) -> ApiResult<Json<AuditLogPage>> {
         let filter = AuditLogFilter {
             agent_id: agent_id.0.map(AgentId::from_uuid),
-            event_types: event_type
-                .0
-                .unwrap_or_default()
-                .iter()
-                .map(|t| t.0.as_str().to_owned())
-                .collect(),
+            event_types: event_type.0.unwrap_or_default().iter().map(|t| t.0.as_str().to_owned()).collect(),
             severity: severity.0.map(|s| s.0.as_str().to_owned()),
             tx_id: tx_id.0.map(TxId::from_uuid),
             actor: actor.0,
@@ -125,10 +116,6 @@ impl AuditApi {
         };
         let result = state.core.audit_logs(&filter).await?;
         let (data, next_cursor, has_more) = page(result, AuditLogDto::from);
-        Ok(Json(AuditLogPage {
-            data,
-            next_cursor,
-            has_more,
-        }))
+        Ok(Json(AuditLogPage { data, next_cursor, has_more }))
     }
 }

@@ -59,14 +59,7 @@ pub fn apis() -> Apis {
 }
 
 /// Splits a core page into `(data, nextCursor, hasMore)`.
-pub(crate) fn page<T, D>(
-    page: Page<T>,
-    convert: impl Fn(T) -> D,
-) -> (Vec<D>, Option<String>, bool) {
+pub(crate) fn page<T, D>(page: Page<T>, convert: impl Fn(T) -> D) -> (Vec<D>, Option<String>, bool) {
     let has_more = page.next_cursor.is_some();
-    (
-        page.items.into_iter().map(convert).collect(),
-        page.next_cursor,
-        has_more,
-    )
+    (page.items.into_iter().map(convert).collect(), page.next_cursor, has_more)
 }

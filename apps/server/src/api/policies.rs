@@ -136,18 +136,10 @@ impl PoliciesApi {
     ) -> ApiResult<Json<PolicyPage>> {
         let result = state
             .core
-            .list_policies(
-                agent_id.0.map(AgentId::from_uuid),
-                cursor.0.as_deref(),
-                limit.0.map(|l| l.0),
-            )
+            .list_policies(agent_id.0.map(AgentId::from_uuid), cursor.0.as_deref(), limit.0.map(|l| l.0))
             .await?;
         let (data, next_cursor, has_more) = page(result, PolicyDto::from);
-        Ok(Json(PolicyPage {
-            data,
-            next_cursor,
-            has_more,
-        }))
+        Ok(Json(PolicyPage { data, next_cursor, has_more }))
     }
 
     /// Read one policy.
@@ -158,17 +150,11 @@ impl PoliciesApi {
         state: Data<&Arc<ServerState>>,
         id: Path<Uuid>,
     ) -> ApiResult<Json<PolicyDto>> {
-        Ok(Json(
-            state.core.policy(PolicyId::from_uuid(id.0)).await?.into(),
-        ))
+        Ok(Json(state.core.policy(PolicyId::from_uuid(id.0)).await?.into()))
     }
 
     /// Replace a policy's rules and/or enable or disable it.
-    #[oai(
-        path = "/v1/policies/:id",
-        method = "put",
-        operation_id = "updatePolicy"
-    )]
+    #[oai(path = "/v1/policies/:id", method = "put", operation_id = "updatePolicy")]
     async fn update(
         &self,
         auth: MasterAuth,
@@ -178,24 +164,12 @@ impl PoliciesApi {
     ) -> ApiResult<Json<PolicyDto>> {
         let req = body.0;
         let rules = req.rules.map(rules_value);
-        let policy = state
-            .core
-            .update_policy(
-                &auth.0,
-                PolicyId::from_uuid(id.0),
-                rules.as_ref(),
-                req.enabled,
-            )
-            .await?;
+        let policy = state.core.update_policy(&auth.0, PolicyId::from_uuid(id.0), rules.as_ref(), req.enabled).await?;
         Ok(Json(policy.into()))
     }
 
     /// Delete a policy. Returns the policy as it was.
-    #[oai(
-        path = "/v1/policies/:id",
-        method = "delete",
-        operation_id = "deletePolicy"
-    )]
+    #[oai(path = "/v1/policies/:id", method = "delete", operation_id = "deletePolicy")]
     async fn delete(
         &self,
         auth: MasterAuth,

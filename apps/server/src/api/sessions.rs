@@ -119,18 +119,9 @@ impl SessionsApi {
         body: JsonBody<CreateSessionRequest>,
     ) -> ApiResult<SessionCreated> {
         let req = body.0;
-        let constraints = req
-            .constraints
-            .map(|map| Value::Object(map.into_iter().collect()));
-        let issued = state
-            .core
-            .create_session(
-                &auth.0,
-                AgentId::from_uuid(req.agent_id),
-                req.ttl_seconds,
-                constraints,
-            )
-            .await?;
+        let constraints = req.constraints.map(|map| Value::Object(map.into_iter().collect()));
+        let issued =
+            state.core.create_session(&auth.0, AgentId::from_uuid(req.agent_id), req.ttl_seconds, constraints).await?;
         Ok(SessionCreated::Created(Json(issued.into())))
     }
 
@@ -149,46 +140,27 @@ impl SessionsApi {
     ) -> ApiResult<Json<SessionPage>> {
         let result = state
             .core
-            .list_sessions(
-                agent_id.0.map(AgentId::from_uuid),
-                cursor.0.as_deref(),
-                limit.0.map(|l| l.0),
-            )
+            .list_sessions(agent_id.0.map(AgentId::from_uuid), cursor.0.as_deref(), limit.0.map(|l| l.0))
             .await?;
         let now = now(&state);
         let (data, next_cursor, has_more) = page(result, |s| SessionDto::new(s, now));
-        Ok(Json(SessionPage {
-            data,
-            next_cursor,
-            has_more,
-        }))
+        Ok(Json(SessionPage { data, next_cursor, has_more }))
     }
 
     /// Revoke a session; its token stops working at once. Revoking a revoked session changes nothing.
-    #[oai(
-        path = "/v1/sessions/:id",
-        method = "delete",
-        operation_id = "revokeSession"
-    )]
+    #[oai(path = "/v1/sessions/:id", method = "delete", operation_id = "revokeSession")]
     async fn revoke(
         &self,
         auth: MasterAuth,
         state: Data<&Arc<ServerState>>,
         id: Path<Uuid>,
     ) -> ApiResult<Json<SessionDto>> {
-        let session = state
-            .core
-            .revoke_session(&auth.0, SessionId::from_uuid(id.0))
-            .await?;
+        let session = state.core.revoke_session(&auth.0, SessionId::from_uuid(id.0)).await?;
         Ok(Json(SessionDto::new(session, now(&state))))
     }
 
     /// Renew the calling session: a new token replaces the old one, which stops working.
-    #[oai(
-        path = "/v1/sessions/:id/renew",
-        method = "put",
-        operation_id = "renewSession"
-    )]
+    #[oai(path = "/v1/sessions/:id/renew", method = "put", operation_id = "renewSession")]
     async fn renew(
         &self,
         auth: SessionAuth,
@@ -197,10 +169,7 @@ impl SessionsApi {
     ) -> ApiResult<Json<IssuedSessionDto>> {
         let principal = auth.0;
         if principal.session_id.as_uuid() != id.0 {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "a session token can renew only its own session",
-            ));
+            return Err(ApiError::new(ErrorCode::Forbidden, "a session token can renew only its own session"));
         }
         Ok(Json(state.core.renew_session(&principal).await?.into()))
     }

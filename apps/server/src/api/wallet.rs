@@ -41,16 +41,8 @@ pub struct WalletApi;
 #[OpenApi(tag = "ApiTags::Wallet")]
 impl WalletApi {
     /// The calling agent's address.
-    #[oai(
-        path = "/v1/wallet/address",
-        method = "get",
-        operation_id = "walletAddress"
-    )]
-    async fn address(
-        &self,
-        auth: SessionAuth,
-        state: Data<&Arc<ServerState>>,
-    ) -> ApiResult<Json<WalletAddressDto>> {
+    #[oai(path = "/v1/wallet/address", method = "get", operation_id = "walletAddress")]
+    async fn address(&self, auth: SessionAuth, state: Data<&Arc<ServerState>>) -> ApiResult<Json<WalletAddressDto>> {
         let agent = state.core.agent(auth.0.agent_id).await?;
         Ok(Json(WalletAddressDto {
             agent_id: agent.id.as_uuid(),
@@ -61,16 +53,8 @@ impl WalletApi {
     }
 
     /// The calling agent's native balance on its network.
-    #[oai(
-        path = "/v1/wallet/balance",
-        method = "get",
-        operation_id = "walletBalance"
-    )]
-    async fn balance(
-        &self,
-        auth: SessionAuth,
-        state: Data<&Arc<ServerState>>,
-    ) -> ApiResult<Json<WalletBalanceDto>> {
+    #[oai(path = "/v1/wallet/balance", method = "get", operation_id = "walletBalance")]
+    async fn balance(&self, auth: SessionAuth, state: Data<&Arc<ServerState>>) -> ApiResult<Json<WalletBalanceDto>> {
         let (agent, balance) = state.core.wallet_balance(&auth.0).await?;
         Ok(Json(WalletBalanceDto {
             agent_id: agent.id.as_uuid(),
