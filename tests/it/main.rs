@@ -1,1 +1,8 @@
-mod x {}
+//! End-to-end tests: one binary, one module per area. Each test starts its own daemon (the real `waiaas`
+//! binary on an ephemeral loopback port with a temporary data dir) and, where a chain is involved, its own anvil
+//! node, and drives them through `waiaas-client` or raw HTTP.
+
+mod support;
+
+mod architecture;
+mod foundation;

@@ -1,0 +1,64 @@
+//! A real anvil EVM node on a free loopback port, from the npm package pinned in `tests/evm/package.json`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub struct Anvil {
+    child: Child,
+    pub url: String,
+}
+
+fn binary() -> PathBuf {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("evm/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    assert!(path.exists(), "anvil is not installed: run `npm ci --prefix tests/evm` (scripts/test does)");
+    path
+}
+
+impl Anvil {
+    pub fn start() -> Anvil {
+        let mut child = Command::new(binary())
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn anvil");
+        // The banner ends with `Listening on 127.0.0.1:<port>`; keep draining stdout afterwards so anvil never
+        // blocks on a full pipe.
+        let stdout = child.stdout.take().expect("anvil stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("Listening on ") {
+                    let _ = tx.send(address.trim().to_owned());
+                }
+            }
+        });
+        let address = rx.recv_timeout(Duration::from_secs(30)).expect("anvil did not report its listening address");
+        Anvil { child, url: format!("http://{address}") }
+    }
+
+    /// One JSON-RPC call; panics on an RPC error.
+    pub fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let mut response = ureq::post(&self.url).send_json(&body).expect("anvil rpc");
+        let value: serde_json::Value = response.body_mut().read_json().expect("anvil json");
+        assert!(value.get("error").is_none(), "{method} failed: {value}");
+        value["result"].clone()
+    }
+
+    /// Stops the node (e.g. to see how the daemon copes with a dead chain).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
