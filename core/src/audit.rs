@@ -53,7 +53,10 @@ pub enum ChainBreak {
 }
 
 /// Walks rows in id order (the first must follow `expected_prev`) and returns the first break, if any.
-pub fn verify_chain<'a>(expected_prev: &str, rows: impl IntoIterator<Item = ChainLink<'a>>) -> Result<String, ChainBreak> {
+pub fn verify_chain<'a>(
+    expected_prev: &str,
+    rows: impl IntoIterator<Item = ChainLink<'a>>,
+) -> Result<String, ChainBreak> {
     let mut prev = expected_prev.to_owned();
     for row in rows {
         if row.prev_hash != prev {
@@ -70,11 +73,12 @@ pub fn verify_chain<'a>(expected_prev: &str, rows: impl IntoIterator<Item = Chai
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventType, RequestContext};
     use crate::UnixSeconds;
+    use crate::event::{EventType, RequestContext};
 
     fn event(n: i64) -> Event {
-        Event::new(EventType::AgentCreated, &RequestContext::system(), UnixSeconds(n)).details(serde_json::json!({"n": n}))
+        Event::new(EventType::AgentCreated, &RequestContext::system(), UnixSeconds(n))
+            .details(serde_json::json!({"n": n}))
     }
 
     #[test]

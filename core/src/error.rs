@@ -92,13 +92,27 @@ impl ErrorCode {
         use ErrorCode::*;
         let (http_status, retryable, hint) = match self {
             InvalidMasterPassword => (401, false, Some("check the X-Master-Password header")),
-            InvalidToken => (401, false, Some("send `Authorization: Bearer wai_sess_...` with a token issued by POST /v1/sessions")),
-            TokenExpired => (401, false, Some("renew the session before it expires, or ask the operator for a new one")),
+            InvalidToken => {
+                (401, false, Some("send `Authorization: Bearer wai_sess_...` with a token issued by POST /v1/sessions"))
+            }
+            TokenExpired => {
+                (401, false, Some("renew the session before it expires, or ask the operator for a new one"))
+            }
             SessionRevoked => (401, false, Some("the operator revoked this session; ask for a new one")),
             Unauthorized => (401, false, Some("this endpoint needs credentials")),
             Forbidden => (403, false, None),
-            WrongAuth => (403, false, Some("this endpoint takes a different kind of credential (master password, session token or owner signature)")),
-            HostNotAllowed => (403, false, Some("the Host header must name the loopback interface, or be listed in [daemon] allowed_hosts")),
+            WrongAuth => (
+                403,
+                false,
+                Some(
+                    "this endpoint takes a different kind of credential (master password, session token or owner signature)",
+                ),
+            ),
+            HostNotAllowed => (
+                403,
+                false,
+                Some("the Host header must name the loopback interface, or be listed in [daemon] allowed_hosts"),
+            ),
             ValidationFailed => (400, false, Some("see details.issues for each offending field")),
             NotFound => (404, false, None),
             AgentNotFound => (404, false, None),
@@ -111,15 +125,23 @@ impl ErrorCode {
             InvalidStateTransition => (409, false, None),
             PolicyDenied => (403, false, Some("details name the policy and the reason code")),
             InsufficientBalance => (400, false, None),
-            SimulationFailed => (422, false, Some("the chain rejected the transaction in simulation; see the revert reason")),
+            SimulationFailed => {
+                (422, false, Some("the chain rejected the transaction in simulation; see the revert reason"))
+            }
             ChainError => (502, true, Some("the chain node failed or is unreachable; retry later")),
             NetworkNotConfigured => (400, false, Some("add `[rpc] evm_<network> = \"<url>\"` to config.toml")),
             RateLimited => (429, true, Some("wait before retrying")),
-            SystemLocked => (503, false, Some("the kill switch is active; the operator must recover with POST /v1/admin/recover")),
+            SystemLocked => {
+                (503, false, Some("the kill switch is active; the operator must recover with POST /v1/admin/recover"))
+            }
             InvalidCursor => (400, false, Some("pass back the nextCursor value from the previous page unchanged")),
-            AccessDeniedIp => (403, false, Some("the client address is outside the allowed CIDRs for this endpoint class")),
+            AccessDeniedIp => {
+                (403, false, Some("the client address is outside the allowed CIDRs for this endpoint class"))
+            }
             InvalidBackupFormat => (400, false, Some("the file is not a WAIaaS backup archive of a supported version")),
-            BackupCorrupted => (400, false, Some("the archive failed authentication: wrong password, or the file was altered")),
+            BackupCorrupted => {
+                (400, false, Some("the archive failed authentication: wrong password, or the file was altered"))
+            }
             KeystoreError => (500, false, None),
             DaemonAlreadyRunning => (409, false, Some("stop the running daemon first (`waiaas stop`)")),
             InternalError => (500, true, None),
@@ -210,8 +232,7 @@ impl Error {
             [one] => format!("{}: {}", one.path, one.message),
             _ => format!("{} invalid fields", issues.len()),
         };
-        Error::new(ErrorCode::ValidationFailed, message)
-            .with_details(serde_json::json!({ "issues": issues }))
+        Error::new(ErrorCode::ValidationFailed, message).with_details(serde_json::json!({ "issues": issues }))
     }
 
     /// A single-field validation failure.

@@ -74,7 +74,7 @@ fn uuid_v7(clock: &dyn Clock, entropy: &dyn Entropy) -> Uuid {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::testing::{FixedClock, CountingEntropy};
+    use crate::ports::testing::{CountingEntropy, FixedClock};
 
     #[test]
     fn ids_are_v7_and_time_ordered() {

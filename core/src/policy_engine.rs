@@ -134,8 +134,7 @@ const NATIVE_DECIMALS: u8 = 18;
 
 /// Per type, an agent's own policies replace the global ones.
 fn in_force(policies: &[Policy], policy_type: PolicyType) -> Vec<&Policy> {
-    let of_type: Vec<&Policy> =
-        policies.iter().filter(|p| p.enabled && p.rules.policy_type() == policy_type).collect();
+    let of_type: Vec<&Policy> = policies.iter().filter(|p| p.enabled && p.rules.policy_type() == policy_type).collect();
     let own: Vec<&Policy> = of_type.iter().copied().filter(|p| p.agent_id.is_some()).collect();
     if own.is_empty() { of_type } else { own }
 }
@@ -233,18 +232,26 @@ fn first_denial(input: &Evaluation<'_>) -> Option<Decision> {
         for policy in in_force(input.policies, policy_type) {
             for leaf in &leaves {
                 let (subject, allowed) = match (&policy.rules, leaf) {
-                    (PolicyRules::Whitelist { allowed_addresses }, TxKind::Transfer { to, .. } | TxKind::TokenTransfer { to, .. }) => {
-                        (*to, allowed_addresses)
-                    }
-                    (PolicyRules::AllowedTokens { tokens }, TxKind::TokenTransfer { token, .. } | TxKind::Approve { token, .. }) => {
-                        (token.address, tokens)
-                    }
+                    (
+                        PolicyRules::Whitelist { allowed_addresses },
+                        TxKind::Transfer { to, .. } | TxKind::TokenTransfer { to, .. },
+                    ) => (*to, allowed_addresses),
+                    (
+                        PolicyRules::AllowedTokens { tokens },
+                        TxKind::TokenTransfer { token, .. } | TxKind::Approve { token, .. },
+                    ) => (token.address, tokens),
                     (PolicyRules::ContractWhitelist { contracts }, TxKind::ContractCall { to, .. }) => (*to, contracts),
-                    (PolicyRules::ApprovedSpenders { spenders }, TxKind::Approve { spender, .. }) => (*spender, spenders),
+                    (PolicyRules::ApprovedSpenders { spenders }, TxKind::Approve { spender, .. }) => {
+                        (*spender, spenders)
+                    }
                     _ => continue,
                 };
                 if !allowed.contains(&subject) {
-                    return Some(Decision::deny(reason, policy.id, format!("{subject} is not allowed by the {} policy", policy_type.as_str())));
+                    return Some(Decision::deny(
+                        reason,
+                        policy.id,
+                        format!("{subject} is not allowed by the {} policy", policy_type.as_str()),
+                    ));
                 }
             }
         }

@@ -227,8 +227,8 @@ pub type PeerIp = Option<IpAddr>;
 /// Test doubles of the simple ports, usable by any crate's tests.
 #[cfg(any(test, feature = "mocks"))]
 pub mod testing {
-    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
     use super::*;
 

@@ -35,7 +35,9 @@ impl FromStr for EvmAddress {
         }
         let mixed = hex.bytes().any(|b| b.is_ascii_lowercase()) && hex.bytes().any(|b| b.is_ascii_uppercase());
         if mixed {
-            Address::parse_checksummed(s, None).map(EvmAddress).map_err(|_| "address checksum (EIP-55) does not match".into())
+            Address::parse_checksummed(s, None)
+                .map(EvmAddress)
+                .map_err(|_| "address checksum (EIP-55) does not match".into())
         } else {
             Address::from_str(s).map(EvmAddress).map_err(|e| e.to_string())
         }
@@ -134,7 +136,11 @@ mod tests {
     use super::*;
 
     #[track_caller]
-    fn check(from: AgentStatus, op: fn(AgentStatus) -> Result<AgentStatus, TransitionError>, expected: Option<AgentStatus>) {
+    fn check(
+        from: AgentStatus,
+        op: fn(AgentStatus) -> Result<AgentStatus, TransitionError>,
+        expected: Option<AgentStatus>,
+    ) {
         assert_eq!(op(from).ok(), expected, "from {from:?}");
     }
 

@@ -155,7 +155,10 @@ impl PolicyRules {
             PolicyType::SpendingLimit => {
                 let limit: SpendingLimit = de(rules)?;
                 if !(limit.instant_max <= limit.notify_max && limit.notify_max <= limit.delay_max) {
-                    return Err(Error::invalid_field("rules", "thresholds must satisfy instant_max <= notify_max <= delay_max"));
+                    return Err(Error::invalid_field(
+                        "rules",
+                        "thresholds must satisfy instant_max <= notify_max <= delay_max",
+                    ));
                 }
                 let usd = [limit.instant_max_usd, limit.notify_max_usd, limit.delay_max_usd, limit.daily_limit_usd];
                 if usd.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {

@@ -57,7 +57,9 @@ impl TxKind {
     /// The beneficiary shown to the operator: recipient, spender or contract.
     pub fn counterparty(&self) -> Option<EvmAddress> {
         match self {
-            TxKind::Transfer { to, .. } | TxKind::TokenTransfer { to, .. } | TxKind::ContractCall { to, .. } => Some(*to),
+            TxKind::Transfer { to, .. } | TxKind::TokenTransfer { to, .. } | TxKind::ContractCall { to, .. } => {
+                Some(*to)
+            }
             TxKind::Approve { spender, .. } => Some(*spender),
             TxKind::Batch { .. } => None,
         }
@@ -95,7 +97,9 @@ impl TxKind {
     /// The token metadata named for `asset` in this request, if any.
     pub fn token(&self, asset: Asset) -> Option<&TokenRef> {
         self.leaves().into_iter().find_map(|leaf| match leaf {
-            TxKind::TokenTransfer { token, .. } | TxKind::Approve { token, .. } if Asset::Token(token.address) == asset => {
+            TxKind::TokenTransfer { token, .. } | TxKind::Approve { token, .. }
+                if Asset::Token(token.address) == asset =>
+            {
                 Some(token)
             }
             _ => None,
@@ -153,11 +157,17 @@ impl TxKind {
 fn parse_kind(value: &serde_json::Value, prefix: &str, top: bool, issues: &mut Vec<Issue>) -> Option<TxKind> {
     let path = |field: &str| if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") };
     let Some(object) = value.as_object() else {
-        issues.push(Issue { path: if prefix.is_empty() { "body".into() } else { prefix.to_owned() }, message: "must be an object".into() });
+        issues.push(Issue {
+            path: if prefix.is_empty() { "body".into() } else { prefix.to_owned() },
+            message: "must be an object".into(),
+        });
         return None;
     };
     let Some(type_name) = object.get("type").and_then(|t| t.as_str()) else {
-        issues.push(Issue { path: path("type"), message: "required: TRANSFER, TOKEN_TRANSFER, CONTRACT_CALL, APPROVE or BATCH".into() });
+        issues.push(Issue {
+            path: path("type"),
+            message: "required: TRANSFER, TOKEN_TRANSFER, CONTRACT_CALL, APPROVE or BATCH".into(),
+        });
         return None;
     };
     let allowed: &[&str] = match type_name {
@@ -194,16 +204,23 @@ fn parse_kind(value: &serde_json::Value, prefix: &str, top: bool, issues: &mut V
     let amount = |field: &str, required: bool, issues: &mut Vec<Issue>| -> Option<Amount> {
         match object.get(field) {
             None if !required => Some(Amount::ZERO),
-            Some(serde_json::Value::String(text)) => {
-                text.parse().map_err(|e: crate::amount::AmountError| issues.push(Issue { path: path(field), message: e.to_string() })).ok()
-            }
+            Some(serde_json::Value::String(text)) => text
+                .parse()
+                .map_err(|e: crate::amount::AmountError| {
+                    issues.push(Issue { path: path(field), message: e.to_string() })
+                })
+                .ok(),
             _ => {
-                issues.push(Issue { path: path(field), message: "required: a decimal string in the smallest unit".into() });
+                issues.push(Issue {
+                    path: path(field),
+                    message: "required: a decimal string in the smallest unit".into(),
+                });
                 None
             }
         }
     };
-    let token = |issues: &mut Vec<Issue>| -> Option<TokenRef> { parse_token(object.get("token"), &path("token"), issues) };
+    let token =
+        |issues: &mut Vec<Issue>| -> Option<TokenRef> { parse_token(object.get("token"), &path("token"), issues) };
     let kind = match type_name {
         "TRANSFER" => {
             let (to, amount) = (address("to", issues), amount("amount", true, issues));
@@ -241,10 +258,16 @@ fn parse_kind(value: &serde_json::Value, prefix: &str, top: bool, issues: &mut V
                 return None;
             };
             if list.len() < BATCH_MIN || list.len() > BATCH_MAX {
-                issues.push(Issue { path: path("instructions"), message: format!("must hold {BATCH_MIN} to {BATCH_MAX} instructions") });
+                issues.push(Issue {
+                    path: path("instructions"),
+                    message: format!("must hold {BATCH_MIN} to {BATCH_MAX} instructions"),
+                });
             }
-            let instructions: Vec<Option<TxKind>> =
-                list.iter().enumerate().map(|(i, item)| parse_kind(item, &path(&format!("instructions[{i}]")), false, issues)).collect();
+            let instructions: Vec<Option<TxKind>> = list
+                .iter()
+                .enumerate()
+                .map(|(i, item)| parse_kind(item, &path(&format!("instructions[{i}]")), false, issues))
+                .collect();
             Some(TxKind::Batch { instructions: instructions.into_iter().collect::<Option<Vec<_>>>()? })
         }
     };
@@ -262,7 +285,8 @@ fn parse_token(value: Option<&serde_json::Value>, path: &str, issues: &mut Vec<I
         }
     }
     let address = object.get("address").and_then(|v| v.as_str()).and_then(|s| s.parse::<EvmAddress>().ok());
-    let decimals = object.get("decimals").and_then(|v| v.as_u64()).and_then(|d| u8::try_from(d).ok()).filter(|d| *d <= 36);
+    let decimals =
+        object.get("decimals").and_then(|v| v.as_u64()).and_then(|d| u8::try_from(d).ok()).filter(|d| *d <= 36);
     let symbol = object.get("symbol").and_then(|v| v.as_str()).filter(|s| !s.is_empty() && s.len() <= 16);
     if address.is_none() {
         issues.push(Issue { path: format!("{path}.address"), message: "required: a 0x-prefixed address".into() });
@@ -308,10 +332,19 @@ mod tests {
         check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"0xa9059cbb"}), Ok("CONTRACT_CALL"));
         check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"zz"}), Err("calldata"));
         check(json!({"type":"APPROVE","spender":A,"amount":"5","token":token}), Ok("APPROVE"));
-        check(json!({"type":"BATCH","instructions":[{"type":"TRANSFER","to":A,"amount":"1"},{"type":"TRANSFER","to":A,"amount":"2"}]}), Ok("BATCH"));
+        check(
+            json!({"type":"BATCH","instructions":[{"type":"TRANSFER","to":A,"amount":"1"},{"type":"TRANSFER","to":A,"amount":"2"}]}),
+            Ok("BATCH"),
+        );
         check(json!({"type":"BATCH","instructions":[{"type":"TRANSFER","to":A,"amount":"1"}]}), Err("instructions"));
-        check(json!({"type":"BATCH","instructions":[{"type":"TRANSFER","to":A,"amount":"1"},{"type":"TRANSFER","to":A,"amount":"1","x":1}]}), Err("instructions[1].x"));
-        check(json!({"type":"BATCH","instructions":[{"type":"BATCH","instructions":[]},{"type":"TRANSFER","to":A,"amount":"1"}]}), Err("instructions[0].type"));
+        check(
+            json!({"type":"BATCH","instructions":[{"type":"TRANSFER","to":A,"amount":"1"},{"type":"TRANSFER","to":A,"amount":"1","x":1}]}),
+            Err("instructions[1].x"),
+        );
+        check(
+            json!({"type":"BATCH","instructions":[{"type":"BATCH","instructions":[]},{"type":"TRANSFER","to":A,"amount":"1"}]}),
+            Err("instructions[0].type"),
+        );
         check(json!({"type":"SWAP"}), Err("type"));
         check(json!([1]), Err("body"));
     }

@@ -94,7 +94,10 @@ mod tests {
 
     #[test]
     fn happy_path_and_refusals() {
-        assert_eq!(Pending.queue().and_then(TxStatus::execute).and_then(TxStatus::submit).and_then(TxStatus::confirm), Ok(Confirmed));
+        assert_eq!(
+            Pending.queue().and_then(TxStatus::execute).and_then(TxStatus::submit).and_then(TxStatus::confirm),
+            Ok(Confirmed)
+        );
         assert_eq!(Pending.execute(), Ok(Executing));
         assert!(Executing.cancel().is_err(), "signed work cannot be cancelled");
         assert!(Confirmed.fail().is_err());

@@ -17,7 +17,10 @@ struct Prices(Vec<(&'static str, f64)>);
 
 impl PriceOracle for Prices {
     fn usd_price(&self, symbol: &str) -> Option<PriceQuote> {
-        self.0.iter().find(|(s, _)| *s == symbol).map(|(_, usd)| PriceQuote { usd: *usd, observed_at: UnixSeconds(NOW) })
+        self.0
+            .iter()
+            .find(|(s, _)| *s == symbol)
+            .map(|(_, usd)| PriceQuote { usd: *usd, observed_at: UnixSeconds(NOW) })
     }
 }
 
@@ -33,7 +36,12 @@ fn policy(n: u128, agent: bool, policy_type: PolicyType, rules: serde_json::Valu
 }
 
 fn limit(n: u128, instant: &str, notify: &str, delay: &str) -> Policy {
-    policy(n, false, PolicyType::SpendingLimit, json!({"instant_max": instant, "notify_max": notify, "delay_max": delay, "delay_seconds": 60}))
+    policy(
+        n,
+        false,
+        PolicyType::SpendingLimit,
+        json!({"instant_max": instant, "notify_max": notify, "delay_max": delay, "delay_seconds": 60}),
+    )
 }
 
 fn transfer(to: &str, amount: u128) -> TxKind {
@@ -135,7 +143,12 @@ fn reservations_count_toward_the_tier() {
 #[test]
 fn agent_policy_overrides_global_of_same_type() {
     let global = limit(1, "100", "200", "300");
-    let own = policy(2, true, PolicyType::SpendingLimit, json!({"instant_max":"1000","notify_max":"2000","delay_max":"3000"}));
+    let own = policy(
+        2,
+        true,
+        PolicyType::SpendingLimit,
+        json!({"instant_max":"1000","notify_max":"2000","delay_max":"3000"}),
+    );
     check(&[global.clone(), own], transfer(ALICE, 500), owner(), "INSTANT");
     check(&[global], transfer(ALICE, 500), owner(), "APPROVAL");
 }
@@ -149,9 +162,14 @@ fn disabled_policy_is_ignored() {
 
 #[test]
 fn usd_thresholds_and_unknown_prices() {
-    let p = [policy(1, false, PolicyType::SpendingLimit, json!({
+    let p = [policy(
+        1,
+        false,
+        PolicyType::SpendingLimit,
+        json!({
         "instant_max":"1000000000000000000000","notify_max":"1000000000000000000000","delay_max":"1000000000000000000000",
-        "instant_max_usd": 100.0, "notify_max_usd": 1000.0, "delay_max_usd": 5000.0, "delay_seconds": 30}))];
+        "instant_max_usd": 100.0, "notify_max_usd": 1000.0, "delay_max_usd": 5000.0, "delay_seconds": 30}),
+    )];
     let eth = |usd| State { prices: vec![("ETH", usd)], ..owner() };
     let one_eth = 10u128.pow(18);
     check(&p, transfer(ALICE, one_eth), eth(50.0), "INSTANT");
@@ -173,9 +191,14 @@ fn wei_thresholds_never_depend_on_price() {
 
 #[test]
 fn daily_usd_limit_raises_to_approval() {
-    let p = [policy(1, false, PolicyType::SpendingLimit, json!({
+    let p = [policy(
+        1,
+        false,
+        PolicyType::SpendingLimit,
+        json!({
         "instant_max":"1000000000000000000000","notify_max":"1000000000000000000000","delay_max":"1000000000000000000000",
-        "daily_limit_usd": 1000.0}))];
+        "daily_limit_usd": 1000.0}),
+    )];
     let state = |spent| State { prices: vec![("ETH", 100.0)], spent_usd: spent, ..owner() };
     check(&p, transfer(ALICE, 10u128.pow(18)), state(850.0), "INSTANT");
     check(&p, transfer(ALICE, 10u128.pow(18)), state(950.0), "APPROVAL +CUMULATIVE");
@@ -207,7 +230,10 @@ fn deny_policies() {
 
 #[test]
 fn batch_is_judged_as_a_whole() {
-    let p = [limit(1, "100", "200", "300"), policy(2, false, PolicyType::Whitelist, json!({"allowed_addresses":[ALICE, BOB]}))];
+    let p = [
+        limit(1, "100", "200", "300"),
+        policy(2, false, PolicyType::Whitelist, json!({"allowed_addresses":[ALICE, BOB]})),
+    ];
     let batch = TxKind::Batch { instructions: vec![transfer(ALICE, 80), transfer(BOB, 80)] };
     check(&p, batch, owner(), "NOTIFY");
     let p = [policy(2, false, PolicyType::Whitelist, json!({"allowed_addresses":[ALICE]}))];
@@ -219,7 +245,12 @@ fn batch_is_judged_as_a_whole() {
 fn rate_limit_counts_requests_in_the_window() {
     let p = [policy(1, false, PolicyType::RateLimit, json!({"max_requests": 2, "window_seconds": 60}))];
     check(&p, transfer(ALICE, 1), State { request_times: vec![NOW - 10], ..State::default() }, "INSTANT");
-    check(&p, transfer(ALICE, 1), State { request_times: vec![NOW - 10, NOW - 5], ..State::default() }, "DENY RATE_LIMIT_EXCEEDED");
+    check(
+        &p,
+        transfer(ALICE, 1),
+        State { request_times: vec![NOW - 10, NOW - 5], ..State::default() },
+        "DENY RATE_LIMIT_EXCEEDED",
+    );
     check(&p, transfer(ALICE, 1), State { request_times: vec![NOW - 70, NOW - 5], ..State::default() }, "INSTANT");
 }
 
@@ -240,7 +271,12 @@ fn anomaly_floor_raises_and_never_lowers() {
     check(&p, transfer(ALICE, 1), State { floor: Some(Tier::Delay), ..owner() }, "DELAY 60s +ANOMALY");
     check(&[], transfer(ALICE, 1), State { floor: Some(Tier::Delay), ..owner() }, "DELAY 300s +ANOMALY");
     check(&p, transfer(ALICE, 301), State { floor: Some(Tier::Notify), ..owner() }, "APPROVAL");
-    check(&[], transfer(ALICE, 1), State { floor: Some(Tier::Approval), ..State::default() }, "DELAY 300s downgraded +ANOMALY");
+    check(
+        &[],
+        transfer(ALICE, 1),
+        State { floor: Some(Tier::Approval), ..State::default() },
+        "DELAY 300s downgraded +ANOMALY",
+    );
 }
 
 #[test]

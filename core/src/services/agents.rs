@@ -6,7 +6,7 @@ use crate::domain::{Agent, AgentStatus, Chain, EvmAddress};
 use crate::error::{Error, ErrorCode, Issue, Result};
 use crate::event::{Event, EventType, RequestContext};
 use crate::ports::Page;
-use crate::{Amount, AgentId};
+use crate::{AgentId, Amount};
 
 /// Longest agent name accepted.
 pub const MAX_AGENT_NAME: usize = 100;
@@ -55,7 +55,11 @@ impl Waiaas {
     }
 
     pub async fn agent(&self, id: AgentId) -> Result<Agent> {
-        self.ports.agents.get(id).await?.ok_or_else(|| Error::new(ErrorCode::AgentNotFound, format!("agent {id} not found")))
+        self.ports
+            .agents
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::AgentNotFound, format!("agent {id} not found")))
     }
 
     pub async fn list_agents(&self, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<Agent>> {

@@ -34,12 +34,17 @@ impl Waiaas {
         let event_types = filter
             .event_types
             .iter()
-            .map(|t| EventType::parse(t).ok_or_else(|| Error::invalid_field("event_type", format!("unknown event type {t:?}"))))
+            .map(|t| {
+                EventType::parse(t)
+                    .ok_or_else(|| Error::invalid_field("event_type", format!("unknown event type {t:?}")))
+            })
             .collect::<Result<Vec<_>>>()?;
         let severity = filter
             .severity
             .as_deref()
-            .map(|s| Severity::parse(s).ok_or_else(|| Error::invalid_field("severity", "one of info, warning, critical")))
+            .map(|s| {
+                Severity::parse(s).ok_or_else(|| Error::invalid_field("severity", "one of info, warning, critical"))
+            })
             .transpose()?;
         if let (Some(from), Some(to)) = (filter.from, filter.to)
             && from > to
@@ -64,8 +69,9 @@ impl Waiaas {
             limit: limit + 1,
         };
         let mut items = self.ports.audit.query(&query).await?;
-        let next_cursor =
-            next_page(&mut items, limit, |r| cursor::encode(CURSOR_KIND, &format!("{}:{}", r.event.created_at.0, r.id)));
+        let next_cursor = next_page(&mut items, limit, |r| {
+            cursor::encode(CURSOR_KIND, &format!("{}:{}", r.event.created_at.0, r.id))
+        });
         Ok(Page { items, next_cursor })
     }
 }

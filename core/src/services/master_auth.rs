@@ -6,16 +6,16 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::CoreConfig;
+use crate::UnixSeconds;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ports::{Entropy, SettingsRepo};
-use crate::UnixSeconds;
 
 /// Settings key of the stored Argon2id hash.
 pub const MASTER_HASH_KEY: &str = "master_password_hash";
@@ -60,7 +60,10 @@ impl MasterAuth {
         match settings.get(MASTER_HASH_KEY).await? {
             Some(stored) => {
                 if !verify_password(password, &stored)? {
-                    return Err(Error::new(ErrorCode::InvalidMasterPassword, "the master password does not match this data dir"));
+                    return Err(Error::new(
+                        ErrorCode::InvalidMasterPassword,
+                        "the master password does not match this data dir",
+                    ));
                 }
             }
             None => settings.put(MASTER_HASH_KEY, &hash_password(password, entropy)?).await?,
@@ -118,7 +121,11 @@ fn keyed_digest(key: &[u8; 32], password: &str) -> [u8; 32] {
 impl super::Waiaas {
     /// Checks the `X-Master-Password` value of a request from `ip` (the socket peer). A wrong password is
     /// counted, audited (`MASTER_AUTH_FAILED`, no password in the row) and answered `INVALID_MASTER_PASSWORD`.
-    pub async fn authenticate_master(&self, candidate: &str, ip: Option<IpAddr>) -> Result<crate::event::RequestContext> {
+    pub async fn authenticate_master(
+        &self,
+        candidate: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<crate::event::RequestContext> {
         let now = self.now();
         self.master.check_not_limited(ip, now)?;
         if self.master.matches(candidate) {

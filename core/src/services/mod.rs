@@ -81,7 +81,8 @@ impl Waiaas {
     /// Unlocks the core with the master password: on a fresh database the password's Argon2id hash is stored;
     /// otherwise the password must match it. Wrong password → `INVALID_MASTER_PASSWORD`.
     pub async fn unlock(ports: Ports, config: CoreConfig, master_password: &str) -> Result<Waiaas> {
-        let master = MasterAuth::unlock(master_password, ports.settings.as_ref(), ports.entropy.as_ref(), &config).await?;
+        let master =
+            MasterAuth::unlock(master_password, ports.settings.as_ref(), ports.entropy.as_ref(), &config).await?;
         let token_key = sessions::TokenKey::load_or_create(ports.settings.as_ref(), ports.entropy.as_ref()).await?;
         let kill_switch = RwLock::new(ports.kill_switch.get().await?);
         Ok(Waiaas { ports, config, master, token_key, kill_switch })

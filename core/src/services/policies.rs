@@ -55,10 +55,19 @@ impl Waiaas {
     }
 
     pub async fn policy(&self, id: PolicyId) -> Result<Policy> {
-        self.ports.policies.get(id).await?.ok_or_else(|| Error::new(ErrorCode::PolicyNotFound, format!("policy {id} not found")))
+        self.ports
+            .policies
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::PolicyNotFound, format!("policy {id} not found")))
     }
 
-    pub async fn list_policies(&self, agent_id: Option<AgentId>, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<Policy>> {
+    pub async fn list_policies(
+        &self,
+        agent_id: Option<AgentId>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<Policy>> {
         let limit = page_limit(limit)?;
         let before = cursor.map(|c| cursor::decode_parsed::<PolicyId>("policies", c)).transpose()?;
         let mut items = self.ports.policies.list(agent_id, before, limit + 1).await?;

@@ -25,7 +25,8 @@ pub(super) struct TokenKey(Zeroizing<Vec<u8>>);
 impl TokenKey {
     pub(super) async fn load_or_create(settings: &dyn SettingsRepo, entropy: &dyn Entropy) -> Result<TokenKey> {
         if let Some(hex_key) = settings.get(SIGNING_KEY_SETTING).await? {
-            let bytes = hex::decode(hex_key).map_err(|e| Error::internal_msg(format!("signing key unreadable: {e}")))?;
+            let bytes =
+                hex::decode(hex_key).map_err(|e| Error::internal_msg(format!("signing key unreadable: {e}")))?;
             return Ok(TokenKey(Zeroizing::new(bytes)));
         }
         let mut bytes = Zeroizing::new(vec![0u8; 32]);
@@ -77,8 +78,9 @@ impl Waiaas {
             exp: session.expires_at.0,
             nce: hex::encode(nonce),
         };
-        let jwt = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&self.token_key.0))
-            .map_err(Error::internal)?;
+        let jwt =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&self.token_key.0))
+                .map_err(Error::internal)?;
         Ok(format!("{TOKEN_PREFIX}{jwt}"))
     }
 
@@ -128,10 +130,19 @@ impl Waiaas {
     }
 
     pub async fn session(&self, id: SessionId) -> Result<Session> {
-        self.ports.sessions.get(id).await?.ok_or_else(|| Error::new(ErrorCode::SessionNotFound, format!("session {id} not found")))
+        self.ports
+            .sessions
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::SessionNotFound, format!("session {id} not found")))
     }
 
-    pub async fn list_sessions(&self, agent_id: Option<AgentId>, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<Session>> {
+    pub async fn list_sessions(
+        &self,
+        agent_id: Option<AgentId>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<Session>> {
         let limit = page_limit(limit)?;
         let before = cursor.map(|c| cursor::decode_parsed::<SessionId>("sessions", c)).transpose()?;
         let mut items = self.ports.sessions.list(agent_id, before, limit + 1).await?;
@@ -157,7 +168,9 @@ impl Waiaas {
     pub async fn renew_session(&self, principal: &SessionPrincipal) -> Result<IssuedSession> {
         let mut session = self.session(principal.session_id).await?;
         let now = self.now();
-        let cap = session.created_at.plus_seconds(i64::try_from(self.config.session_absolute_lifetime_seconds).unwrap_or(i64::MAX));
+        let cap = session
+            .created_at
+            .plus_seconds(i64::try_from(self.config.session_absolute_lifetime_seconds).unwrap_or(i64::MAX));
         let expires_at = now.plus_seconds(self.ttl(None)?).min(cap);
         if expires_at <= now {
             return Err(Error::new(ErrorCode::TokenExpired, "the session reached its maximum lifetime"));
@@ -225,4 +238,3 @@ pub(super) fn next_page<T>(items: &mut Vec<T>, limit: u32, cursor_of: impl Fn(&T
         None
     }
 }
-
