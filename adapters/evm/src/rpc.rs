@@ -1,5 +1,6 @@
-//! A JSON-RPC 2.0 client over HTTP. Transport failures and node errors become `CHAIN_ERROR` (retryable); the
-//! URL is kept out of client-facing messages (it may carry an API key) and only logged.
+//! A JSON-RPC 2.0 client over HTTP. Transport failures become `CHAIN_ERROR` (retryable); a node's error answer is
+//! returned as an [`RpcFailure`] to callers that need it (reverts carry their data there). The URL is kept out of
+//! client-facing messages (it may carry an API key) and only logged.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,37 +18,59 @@ pub struct RpcClient {
     next_id: Arc<AtomicU64>,
 }
 
-#[derive(Deserialize)]
-struct RpcResponse<T> {
-    result: Option<T>,
-    error: Option<RpcErrorBody>,
+/// An error object answered by the node.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct RpcFailure {
+    pub code: i64,
+    pub message: String,
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
-struct RpcErrorBody {
-    code: i64,
-    message: String,
+struct RpcResponse {
+    /// `null` is a valid result (e.g. the receipt of a pending transaction).
+    #[serde(default)]
+    result: serde_json::Value,
+    error: Option<RpcFailure>,
 }
 
 impl RpcClient {
     pub fn new(url: String) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .max_redirects(0)
-            .build()
-            .into();
+        let agent =
+            ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).max_redirects(0).build().into();
         RpcClient { url: url.into(), agent, next_id: Arc::new(AtomicU64::new(1)) }
     }
 
-    /// Calls `method` with `params` and decodes the `result`.
-    pub async fn call<T: DeserializeOwned + Send + 'static>(&self, method: &'static str, params: serde_json::Value) -> Result<T> {
+    /// Calls `method`; a node error becomes `CHAIN_ERROR` with the node's message.
+    pub async fn call<T: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> Result<T> {
+        self.try_call(method, params).await?.map_err(|failure| {
+            Error::new(ErrorCode::ChainError, format!("{method} failed: {}", failure.message))
+                .with_details(serde_json::json!({ "rpcCode": failure.code }))
+        })
+    }
+
+    /// Calls `method`; the outer error is a transport failure, the inner one the node's error answer.
+    pub async fn try_call<T: DeserializeOwned + Send + 'static>(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> Result<Result<T, RpcFailure>> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.call_blocking(method, params))
             .await
             .map_err(|e| Error::internal_msg(format!("rpc task failed: {e}")))?
     }
 
-    fn call_blocking<T: DeserializeOwned>(&self, method: &'static str, params: serde_json::Value) -> Result<T> {
+    fn call_blocking<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> Result<Result<T, RpcFailure>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let request = serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
         let unreachable = |e: &dyn std::fmt::Display| {
@@ -55,12 +78,10 @@ impl RpcClient {
             Error::new(ErrorCode::ChainError, format!("the chain node did not answer {method}"))
         };
         let mut response = self.agent.post(&*self.url).send_json(&request).map_err(|e| unreachable(&e))?;
-        let body: RpcResponse<T> = response.body_mut().read_json().map_err(|e| unreachable(&e))?;
-        match (body.result, body.error) {
-            (_, Some(error)) => Err(Error::new(ErrorCode::ChainError, format!("{method} failed: {}", error.message))
-                .with_details(serde_json::json!({ "rpcCode": error.code }))),
-            (Some(result), None) => Ok(result),
-            (None, None) => Err(unreachable(&"response has neither result nor error")),
+        let body: RpcResponse = response.body_mut().read_json().map_err(|e| unreachable(&e))?;
+        match body.error {
+            Some(failure) => Ok(Err(failure)),
+            None => serde_json::from_value(body.result).map(Ok).map_err(|e| unreachable(&e)),
         }
     }
 }
