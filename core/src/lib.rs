@@ -13,6 +13,7 @@ pub mod event;
 pub mod ids;
 pub mod policy_engine;
 pub mod ports;
+pub mod prices;
 pub mod services;
 pub mod time;
 

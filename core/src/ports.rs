@@ -6,8 +6,9 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 
-use crate::domain::{Agent, AgentStatus, EvmAddress, KillSwitch, Policy, Session};
+use crate::domain::{Agent, AgentStatus, Asset, EvmAddress, KillSwitch, Policy, Session, TxKind, TxStatus};
 use crate::event::{Event, EventType, Severity};
+use crate::policy_engine::Tier;
 use crate::{AgentId, Amount, PolicyId, Result, SessionId, TxId, UnixSeconds};
 
 #[cfg(any(test, feature = "mocks"))]
@@ -88,13 +89,17 @@ pub struct ActivationEffects {
     pub transactions_cancelled: u64,
 }
 
+/// Builds the kill-switch activation event once its effects are known.
+pub type EventFromEffects = Box<dyn FnOnce(&ActivationEffects) -> Event + Send>;
+
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait KillSwitchRepo: Send + Sync {
     async fn get(&self) -> Result<KillSwitch>;
     /// Stores the new state and, in the same transaction, revokes every active session, suspends every active
-    /// agent and cancels every transaction not yet signed. Returns what it did.
-    async fn activate(&self, new: &KillSwitch, event: &Event) -> Result<ActivationEffects>;
+    /// agent and cancels every transaction not yet signed; `event` builds the audit event from those effects, so
+    /// the stored row records them. Returns the effects and the event as written.
+    async fn activate(&self, new: &KillSwitch, event: EventFromEffects) -> Result<(ActivationEffects, Event)>;
     /// Stores the recovered state. Sessions stay revoked; agents stay suspended until resumed one by one.
     async fn recover(&self, new: &KillSwitch, event: &Event) -> Result<()>;
 }
@@ -142,15 +147,177 @@ pub trait KeyStore: Send + Sync {
     async fn create_key(&self, agent: AgentId) -> Result<EvmAddress>;
     /// The address of the stored key (decrypts nothing).
     async fn address(&self, agent: AgentId) -> Result<EvmAddress>;
+    /// Signs a 32-byte digest with the agent's key: 65 bytes `r || s || v` (v = 0 or 1).
+    async fn sign_digest(&self, agent: AgentId, digest: [u8; 32]) -> Result<[u8; 65]>;
 }
 
-/// Reads from a chain. Signing and broadcasting arrive with the transaction pipeline.
+/// The outcome of executing a request against the chain's current state without sending it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimulationOutcome {
+    pub success: bool,
+    /// The revert reason (decoded `Error(string)` when possible) or the node's message.
+    pub error: Option<String>,
+    pub gas_used: Option<u64>,
+}
+
+/// An unsigned transaction built for one agent, with everything needed to sign it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedTx {
+    pub network: String,
+    pub chain_id: u64,
+    pub nonce: u64,
+    pub gas_limit: u64,
+    pub max_fee_per_gas: u128,
+    pub max_priority_fee_per_gas: u128,
+    /// Adapter-specific encoding of the unsigned transaction (RLP for EVM).
+    pub unsigned: Vec<u8>,
+    /// The digest the key signs.
+    pub digest: [u8; 32],
+    pub simulation: SimulationOutcome,
+    pub block_number: u64,
+}
+
+impl PreparedTx {
+    /// Worst-case fee: gas limit × max fee per gas, in the native unit.
+    pub fn max_fee(&self) -> Amount {
+        Amount(alloy_primitives::U256::from(self.gas_limit) * alloy_primitives::U256::from(self.max_fee_per_gas))
+    }
+}
+
+/// A signed transaction ready to broadcast.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedTx {
+    pub raw: Vec<u8>,
+    /// `0x`-prefixed transaction hash.
+    pub hash: String,
+}
+
+/// What the chain says about a submitted transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxOnChain {
+    /// Not in a block (yet); `known` is false when the node has never seen it.
+    Pending {
+        known: bool,
+    },
+    Included {
+        success: bool,
+        gas_used: u64,
+        block_number: u64,
+    },
+}
+
+/// Reads from a chain and builds transactions. It cannot send anything: broadcasting is [`TxBroadcaster`], a
+/// separate port that the simulate path is never given.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait ChainAdapter: Send + Sync {
     /// The names of the configured networks.
     fn networks(&self) -> Vec<String>;
     async fn native_balance(&self, network: &str, address: EvmAddress) -> Result<Amount>;
+    async fn token_balance(&self, network: &str, token: EvmAddress, owner: EvmAddress) -> Result<Amount>;
+    /// Builds the unsigned transaction for `kind` from `from` (nonce, gas, EIP-1559 fees) and simulates it from
+    /// `from` at the latest block. A revert is reported in `simulation`, not as an error.
+    async fn prepare(&self, network: &str, from: EvmAddress, kind: &TxKind) -> Result<PreparedTx>;
+    /// Combines a prepared transaction with its signature.
+    fn attach_signature(&self, prepared: &PreparedTx, signature: [u8; 65]) -> Result<SignedTx>;
+    async fn status(&self, network: &str, hash: &str) -> Result<TxOnChain>;
+}
+
+/// Sends signed transactions. Only the pipeline's execute stage holds this port.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait TxBroadcaster: Send + Sync {
+    async fn broadcast(&self, network: &str, signed: &SignedTx) -> Result<()>;
+}
+
+/// A stored transaction request and its progress.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TxRecord {
+    pub id: TxId,
+    pub agent_id: AgentId,
+    pub session_id: Option<SessionId>,
+    pub network: String,
+    pub kind: TxKind,
+    pub status: TxStatus,
+    /// None for a denied request.
+    pub tier: Option<Tier>,
+    /// Amounts held against the agent's limits while the row is not final.
+    pub reserved: Vec<(Asset, Amount)>,
+    pub usd_value: Option<f64>,
+    /// DELAY: not before this time.
+    pub execute_after: Option<UnixSeconds>,
+    /// APPROVAL: expires after this time unless approved.
+    pub approval_deadline: Option<UnixSeconds>,
+    pub approved_at: Option<UnixSeconds>,
+    /// Structured denial reason of a denied request.
+    pub reason_code: Option<String>,
+    pub tx_hash: Option<String>,
+    /// The signed transaction, kept from signing until final so it can be re-broadcast.
+    pub raw_tx: Option<Vec<u8>>,
+    pub error: Option<String>,
+    pub attempts: u32,
+    pub created_at: UnixSeconds,
+    pub updated_at: UnixSeconds,
+}
+
+/// One recent request of the agent, for RATE_LIMIT and daily USD limits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecentTx {
+    pub created_at: UnixSeconds,
+    pub status: TxStatus,
+    pub usd_value: Option<f64>,
+    /// Denied requests do not count toward limits.
+    pub denied: bool,
+}
+
+/// What policy evaluation reads about one agent, in one consistent view.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AdmissionSnapshot {
+    /// Enabled policies that apply to the agent (global and its own).
+    pub policies: Vec<Policy>,
+    /// Sum of `reserved` over the agent's non-final rows, per asset.
+    pub reserved: Vec<(Asset, Amount)>,
+    /// The agent's requests created since the snapshot's `since`.
+    pub recent: Vec<RecentTx>,
+}
+
+/// The pure decision step run inside the admission transaction: from the snapshot to the row and its events.
+pub type Decide = Box<dyn FnOnce(&AdmissionSnapshot) -> (TxRecord, Vec<Event>) + Send>;
+
+/// Changes applied to a row together with a status move (None leaves a field as it is).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TxUpdate {
+    pub tx_hash: Option<String>,
+    pub raw_tx: Option<Vec<u8>>,
+    pub error: Option<String>,
+    pub approved_at: Option<UnixSeconds>,
+    pub attempts: Option<u32>,
+}
+
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait TxRepo: Send + Sync {
+    /// In one write transaction: reads the agent's snapshot (requests since `since`), calls `decide`, inserts
+    /// the row and writes its events as audit rows. Two concurrent admissions never see each other half-done.
+    async fn admit(&self, agent: AgentId, since: UnixSeconds, decide: Decide) -> Result<TxRecord>;
+    /// The same snapshot, read-only (simulate).
+    async fn snapshot(&self, agent: AgentId, since: UnixSeconds) -> Result<AdmissionSnapshot>;
+    async fn get(&self, id: TxId) -> Result<Option<TxRecord>>;
+    /// The agent's rows newest first.
+    async fn list(&self, agent: AgentId, before: Option<TxId>, limit: u32) -> Result<Vec<TxRecord>>;
+    /// Compare-and-set: moves the row from `from` to `to` with `update` and writes `event`, in one transaction.
+    /// Returns false (and changes nothing) when the row is no longer in `from`. `from == to` updates in place.
+    async fn transition(
+        &self,
+        id: TxId,
+        from: TxStatus,
+        to: TxStatus,
+        update: &TxUpdate,
+        event: Option<Event>,
+    ) -> Result<bool>;
+    /// Rows the worker must look at, oldest first: PENDING, EXECUTING and SUBMITTED ones, and QUEUED ones that
+    /// are due (`execute_after <= now`), approved, or past their approval deadline.
+    async fn work(&self, now: UnixSeconds) -> Result<Vec<TxRecord>>;
 }
 
 /// A USD price for an asset and when it was observed.

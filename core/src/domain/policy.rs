@@ -68,6 +68,9 @@ fn default_delay_seconds() -> u64 {
     300
 }
 
+/// Longest RATE_LIMIT window: the pipeline reads one day of history per admission.
+pub const MAX_RATE_WINDOW_SECONDS: u64 = 86_400;
+
 #[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
@@ -187,6 +190,12 @@ impl PolicyRules {
                 if limit.max_requests == 0 || limit.window_seconds == 0 {
                     return Err(Error::invalid_field("rules", "max_requests and window_seconds must be positive"));
                 }
+                if limit.window_seconds > MAX_RATE_WINDOW_SECONDS {
+                    return Err(Error::invalid_field(
+                        "rules.window_seconds",
+                        format!("at most {MAX_RATE_WINDOW_SECONDS} (one day)"),
+                    ));
+                }
                 PolicyRules::RateLimit(limit)
             }
             PolicyType::TimeRestriction => {
@@ -261,6 +270,7 @@ mod tests {
         check(ApprovedSpenders, json!({"spenders":["0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"]}), true);
         check(RateLimit, json!({"max_requests":5,"window_seconds":60}), true);
         check(RateLimit, json!({"max_requests":0,"window_seconds":60}), false);
+        check(RateLimit, json!({"max_requests":1,"window_seconds":86_401}), false);
         check(TimeRestriction, json!({"allowed_hours":[9,10,11]}), true);
         check(TimeRestriction, json!({"allowed_hours":[24]}), false);
         check(TimeRestriction, json!({"allowed_hours":[1],"allowed_days":[7]}), false);

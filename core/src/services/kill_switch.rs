@@ -26,15 +26,22 @@ impl Waiaas {
         let next = current.state.activate()?;
         let now = self.now();
         let switch = KillSwitch { state: next, reason: reason.clone(), changed_at: Some(now) };
-        let mut event = Event::new(EventType::KillSwitchActivated, ctx, now)
-            .details(serde_json::json!({ "from": current.state.as_str(), "to": next.as_str(), "reason": reason }));
-        let effects = self.ports.kill_switch.activate(&switch, &event).await?;
-        self.set_cached(switch.clone());
-        event.details["effects"] = serde_json::json!({
-            "sessionsRevoked": effects.sessions_revoked,
-            "agentsSuspended": effects.agents_suspended,
-            "transactionsCancelled": effects.transactions_cancelled,
+        let from = current.state.as_str();
+        let ctx = ctx.clone();
+        let event_from_effects = Box::new(move |effects: &ActivationEffects| {
+            Event::new(EventType::KillSwitchActivated, &ctx, now).details(serde_json::json!({
+                "from": from,
+                "to": next.as_str(),
+                "reason": reason,
+                "effects": {
+                    "sessionsRevoked": effects.sessions_revoked,
+                    "agentsSuspended": effects.agents_suspended,
+                    "transactionsCancelled": effects.transactions_cancelled,
+                },
+            }))
         });
+        let (effects, event) = self.ports.kill_switch.activate(&switch, event_from_effects).await?;
+        self.set_cached(switch.clone());
         self.publish(&event);
         Ok(KillSwitchView { switch, effects: Some(effects) })
     }

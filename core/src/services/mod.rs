@@ -7,8 +7,10 @@ mod audit_query;
 pub mod cursor;
 mod kill_switch;
 pub mod master_auth;
+pub mod owner;
 mod policies;
 mod sessions;
+pub mod transactions;
 
 use std::sync::{Arc, RwLock};
 
@@ -20,8 +22,8 @@ use crate::domain::KillSwitch;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::Event;
 use crate::ports::{
-    AgentRepo, AuditRepo, ChainAdapter, Clock, Entropy, EventSink, KeyStore, KillSwitchRepo, PolicyRepo, SessionRepo,
-    SettingsRepo,
+    AgentRepo, AuditRepo, ChainAdapter, Clock, Entropy, EventSink, KeyStore, KillSwitchRepo, PolicyRepo, PriceOracle,
+    SessionRepo, SettingsRepo, TxBroadcaster, TxRepo,
 };
 use master_auth::MasterAuth;
 
@@ -38,6 +40,9 @@ pub struct Ports {
     pub audit: Arc<dyn AuditRepo>,
     pub keystore: Arc<dyn KeyStore>,
     pub chain: Arc<dyn ChainAdapter>,
+    pub broadcaster: Arc<dyn TxBroadcaster>,
+    pub transactions: Arc<dyn TxRepo>,
+    pub prices: Arc<dyn PriceOracle>,
     pub events: Arc<dyn EventSink>,
 }
 
@@ -75,6 +80,7 @@ pub struct Waiaas {
     master: MasterAuth,
     token_key: sessions::TokenKey,
     kill_switch: RwLock<KillSwitch>,
+    nonces: owner::NonceBook,
 }
 
 impl Waiaas {
@@ -85,7 +91,7 @@ impl Waiaas {
             MasterAuth::unlock(master_password, ports.settings.as_ref(), ports.entropy.as_ref(), &config).await?;
         let token_key = sessions::TokenKey::load_or_create(ports.settings.as_ref(), ports.entropy.as_ref()).await?;
         let kill_switch = RwLock::new(ports.kill_switch.get().await?);
-        Ok(Waiaas { ports, config, master, token_key, kill_switch })
+        Ok(Waiaas { ports, config, master, token_key, kill_switch, nonces: owner::NonceBook::default() })
     }
 
     pub fn ports(&self) -> &Ports {
@@ -96,7 +102,8 @@ impl Waiaas {
         &self.config
     }
 
-    fn now(&self) -> crate::UnixSeconds {
+    /// The core's clock reading.
+    pub fn now(&self) -> crate::UnixSeconds {
         self.ports.clock.now()
     }
 

@@ -9,7 +9,7 @@ use crate::event::{EventType, RequestContext};
 use crate::ports::testing::{CountingEntropy, FixedClock, RecordingSink};
 use crate::ports::{
     ActivationEffects, MockAgentRepo, MockAuditRepo, MockChainAdapter, MockKeyStore, MockKillSwitchRepo,
-    MockPolicyRepo, MockSessionRepo, MockSettingsRepo,
+    MockPolicyRepo, MockSessionRepo, MockSettingsRepo, MockTxBroadcaster, MockTxRepo,
 };
 use crate::{AgentId, ErrorCode, SessionId, UnixSeconds};
 
@@ -80,7 +80,11 @@ fn harness(password: &str, settings: Arc<Mutex<HashMap<String, String>>>) -> Res
 
     let mut kill_switch = MockKillSwitchRepo::new();
     kill_switch.expect_get().returning(|| Ok(KillSwitch::default()));
-    kill_switch.expect_activate().returning(|_, _| Ok(ActivationEffects::default()));
+    kill_switch.expect_activate().returning(|_, event| {
+        let effects = ActivationEffects::default();
+        let event = event(&effects);
+        Ok((effects, event))
+    });
 
     let sink = Arc::new(RecordingSink::default());
     let ports = Ports {
@@ -94,6 +98,9 @@ fn harness(password: &str, settings: Arc<Mutex<HashMap<String, String>>>) -> Res
         audit: Arc::new(audit),
         keystore: Arc::new(MockKeyStore::new()),
         chain: Arc::new(MockChainAdapter::new()),
+        broadcaster: Arc::new(MockTxBroadcaster::new()),
+        transactions: Arc::new(MockTxRepo::new()),
+        prices: Arc::new(crate::prices::StaticPriceTable::default()),
         events: sink.clone(),
     };
     let core = block_on(Waiaas::unlock(ports, CoreConfig::default(), password))?;

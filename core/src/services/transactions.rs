@@ -1,0 +1,465 @@
+//! The transaction pipeline: validate → auth re-check → policy + reservation (one write transaction) → wait
+//! (DELAY / APPROVAL) → execute (build, simulate, sign, broadcast) → confirm.
+//!
+//! Stages 1–3 run in the request ([`Waiaas::send_transaction`]); stages 4–6 run in [`Waiaas::process_work`],
+//! which the host calls periodically and whenever an event says new work exists. The gate list
+//! ([`Waiaas::admission_gates`]) and the decision function ([`decide`]) are shared with simulate, which reads a
+//! snapshot instead of admitting.
+
+use std::sync::Arc;
+
+use super::sessions::next_page;
+use super::{SessionPrincipal, Waiaas, cursor, page_limit};
+use crate::domain::{Agent, AgentStatus, Chain, TxKind, TxStatus};
+use crate::error::{Error, ErrorCode, Issue, Result};
+use crate::event::{Actor, Event, EventType, RequestContext};
+use crate::policy_engine::{AgentHistory, Decision, Evaluation, PolicyWarning, Tier, evaluate};
+use crate::ports::{AdmissionSnapshot, Page, PriceOracle, TxOnChain, TxRecord, TxUpdate};
+use crate::{TxId, UnixSeconds};
+
+/// How far back the admission snapshot reads the agent's requests (RATE_LIMIT windows and the daily USD limit
+/// fit in it).
+pub const HISTORY_SECONDS: i64 = 86_400;
+/// Attempts at preparing/broadcasting before a transaction fails.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// How long an APPROVAL-tier request waits for the owner.
+pub const APPROVAL_TIMEOUT_SECONDS: i64 = 3_600;
+
+/// What one round of [`Waiaas::process_work`] did.
+#[derive(Debug, Default)]
+pub struct WorkReport {
+    pub rows: usize,
+    pub errors: Vec<(TxId, Error)>,
+}
+
+/// A request that passed every gate and is ready for policy evaluation.
+#[derive(Clone, Debug)]
+pub struct Admissible {
+    pub agent: Agent,
+    pub kind: TxKind,
+    pub network: String,
+}
+
+/// Derives the engine's history from the snapshot: denied requests count toward nothing; failed, cancelled and
+/// expired ones do not count as spent.
+fn history(snapshot: &AdmissionSnapshot, now: UnixSeconds) -> AgentHistory {
+    let day_ago = now.plus_seconds(-HISTORY_SECONDS);
+    let counted = snapshot.recent.iter().filter(|r| !r.denied);
+    AgentHistory {
+        request_times: counted.clone().map(|r| r.created_at).collect(),
+        spent_usd_24h: counted
+            .filter(|r| r.created_at > day_ago)
+            .filter(|r| !matches!(r.status, TxStatus::Failed | TxStatus::Cancelled | TxStatus::Expired))
+            .filter_map(|r| r.usd_value)
+            .sum(),
+    }
+}
+
+/// The one decision function of send and simulate.
+pub fn decide(
+    snapshot: &AdmissionSnapshot,
+    request: &Admissible,
+    now: UnixSeconds,
+    prices: &dyn PriceOracle,
+    tier_floor: Option<Tier>,
+) -> Decision {
+    let history = history(snapshot, now);
+    evaluate(&Evaluation {
+        policies: &snapshot.policies,
+        request: &request.kind,
+        owner_set: request.agent.owner_address.is_some(),
+        now,
+        reserved: &snapshot.reserved,
+        history: &history,
+        prices,
+        tier_floor,
+    })
+}
+
+fn request_details(request: &Admissible) -> serde_json::Value {
+    serde_json::json!({
+        "type": request.kind.type_name(),
+        "network": request.network,
+        "request": request.kind.to_json(),
+    })
+}
+
+fn decision_details(decision: &Decision) -> serde_json::Value {
+    serde_json::json!({
+        "tier": decision.tier.as_str(),
+        "allowed": decision.allowed,
+        "reasonCode": decision.reason_code.map(|r| r.as_str()),
+        "reason": decision.reason,
+        "matchedPolicyIds": decision.matched_policy_ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "delaySeconds": decision.delay_seconds,
+        "downgraded": decision.downgraded,
+        "warnings": decision.warnings.iter().map(warning_code).collect::<Vec<_>>(),
+    })
+}
+
+/// The stable code of an engine warning.
+pub fn warning_code(warning: &PolicyWarning) -> &'static str {
+    match warning {
+        PolicyWarning::OraclePriceUnavailable { .. } => "ORACLE_PRICE_UNAVAILABLE",
+        PolicyWarning::CumulativeLimit { .. } => "CUMULATIVE_LIMIT_WARNING",
+        PolicyWarning::AnomalyTierRaised { .. } => "ANOMALY_TIER_RAISED",
+    }
+}
+
+/// Builds the row and events for an admission decision (pure).
+fn admission(
+    id: TxId,
+    principal: &SessionPrincipal,
+    request: &Admissible,
+    decision: &Decision,
+    now: UnixSeconds,
+) -> (TxRecord, Vec<Event>) {
+    let ctx = &principal.context;
+    let base = |event_type| Event::new(event_type, ctx, now).agent(request.agent.id).tx(id);
+    let mut events = vec![base(EventType::TxRequested).details(request_details(request))];
+    let mut record = TxRecord {
+        id,
+        agent_id: request.agent.id,
+        session_id: Some(principal.session_id),
+        network: request.network.clone(),
+        kind: request.kind.clone(),
+        status: TxStatus::Pending,
+        tier: decision.allowed.then_some(decision.tier),
+        reserved: Vec::new(),
+        usd_value: decision.request_usd,
+        execute_after: None,
+        approval_deadline: None,
+        approved_at: None,
+        reason_code: None,
+        tx_hash: None,
+        raw_tx: None,
+        error: None,
+        attempts: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    if !decision.allowed {
+        record.status = TxStatus::Cancelled;
+        record.reason_code = decision.reason_code.map(|r| r.as_str().to_owned());
+        record.error = decision.reason.clone();
+        events.push(base(EventType::PolicyDenied).details(decision_details(decision)));
+        return (record, events);
+    }
+    record.reserved = request.kind.outflows();
+    match decision.tier {
+        Tier::Instant | Tier::Notify => {}
+        Tier::Delay => {
+            record.status = TxStatus::Queued;
+            let delay = i64::try_from(decision.delay_seconds.unwrap_or(0)).unwrap_or(i64::MAX);
+            record.execute_after = Some(now.plus_seconds(delay));
+            events.push(base(EventType::TxQueued).details(decision_details(decision)));
+        }
+        Tier::Approval => {
+            record.status = TxStatus::Queued;
+            record.approval_deadline = Some(now.plus_seconds(APPROVAL_TIMEOUT_SECONDS));
+            events.push(base(EventType::TxApprovalRequired).details(decision_details(decision)));
+        }
+    }
+    if matches!(decision.tier, Tier::Instant | Tier::Notify) {
+        events[0].details["decision"] = decision_details(decision);
+    }
+    (record, events)
+}
+
+impl Waiaas {
+    /// Stages 1–2, shared by send and simulate: parse the body (unknown fields refused), re-check the kill
+    /// switch and the agent, resolve the network, refuse what the chain cannot do.
+    pub async fn admission_gates(&self, principal: &SessionPrincipal, body: &serde_json::Value) -> Result<Admissible> {
+        let (kind, network) = TxKind::parse(body)?;
+        self.ensure_not_locked()?;
+        let agent = self.agent(principal.agent_id).await?;
+        match agent.status {
+            AgentStatus::Active => {}
+            AgentStatus::Suspended => return Err(Error::new(ErrorCode::AgentSuspended, "the agent is suspended")),
+            AgentStatus::Terminated => return Err(Error::new(ErrorCode::AgentTerminated, "the agent is terminated")),
+        }
+        let network = network.unwrap_or_else(|| agent.network.clone());
+        if !self.ports.chain.networks().contains(&network) {
+            return Err(Error::new(ErrorCode::NetworkNotConfigured, format!("network {network:?} is not configured")));
+        }
+        if matches!(kind, TxKind::Batch { .. }) && agent.chain == Chain::Ethereum {
+            return Err(Error::validation(vec![Issue {
+                path: "type".into(),
+                message: "BATCH is not supported on EVM networks: an externally owned account cannot execute several \
+                          calls atomically; send the instructions one by one"
+                    .into(),
+            }]));
+        }
+        Ok(Admissible { agent, kind, network })
+    }
+
+    /// Stages 1–3 of a send. Answers with the stored row: PENDING (INSTANT/NOTIFY), QUEUED (DELAY/APPROVAL);
+    /// a policy denial is stored as CANCELLED and answered `POLICY_DENIED` with the reason code.
+    pub async fn send_transaction(&self, principal: &SessionPrincipal, body: &serde_json::Value) -> Result<TxRecord> {
+        let request = self.admission_gates(principal, body).await?;
+        let now = self.now();
+        let id = TxId::generate(self.ports.clock.as_ref(), self.ports.entropy.as_ref());
+        let prices = Arc::clone(&self.ports.prices);
+        let principal_for_decision = principal.clone();
+        let request_for_decision = request.clone();
+        let decided = Arc::new(std::sync::Mutex::new(None));
+        let decided_out = Arc::clone(&decided);
+        let record = self
+            .ports
+            .transactions
+            .admit(
+                request.agent.id,
+                now.plus_seconds(-HISTORY_SECONDS),
+                Box::new(move |snapshot: &AdmissionSnapshot| {
+                    let decision = decide(snapshot, &request_for_decision, now, prices.as_ref(), None);
+                    let (record, events) =
+                        admission(id, &principal_for_decision, &request_for_decision, &decision, now);
+                    if let Ok(mut slot) = decided_out.lock() {
+                        *slot = Some((decision, events.clone()));
+                    }
+                    (record, events)
+                }),
+            )
+            .await?;
+        let (decision, events) = decided
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take())
+            .ok_or_else(|| Error::internal_msg("admission returned without deciding"))?;
+        for event in &events {
+            self.publish(event);
+        }
+        if !decision.allowed {
+            return Err(Error::new(
+                ErrorCode::PolicyDenied,
+                decision.reason.clone().unwrap_or_else(|| "denied by policy".into()),
+            )
+            .with_details(serde_json::json!({
+                "transactionId": record.id.to_string(),
+                "reasonCode": decision.reason_code.map(|r| r.as_str()),
+                "matchedPolicyIds": decision.matched_policy_ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })));
+        }
+        Ok(record)
+    }
+
+    /// One of the caller's transactions (another agent's id is `TX_NOT_FOUND`).
+    pub async fn transaction(&self, principal: &SessionPrincipal, id: TxId) -> Result<TxRecord> {
+        match self.ports.transactions.get(id).await? {
+            Some(record) if record.agent_id == principal.agent_id => Ok(record),
+            _ => Err(Error::new(ErrorCode::TxNotFound, format!("transaction {id} not found"))),
+        }
+    }
+
+    pub async fn list_transactions(
+        &self,
+        principal: &SessionPrincipal,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<TxRecord>> {
+        let limit = page_limit(limit)?;
+        let before = cursor.map(|c| cursor::decode_parsed::<TxId>("transactions", c)).transpose()?;
+        let mut items = self.ports.transactions.list(principal.agent_id, before, limit + 1).await?;
+        let next_cursor = next_page(&mut items, limit, |t| cursor::encode("transactions", &t.id.to_string()));
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Cancels a DELAY-queued transaction before it executes.
+    pub async fn cancel_transaction(&self, principal: &SessionPrincipal, id: TxId) -> Result<TxRecord> {
+        let record = self.transaction(principal, id).await?;
+        if record.status != TxStatus::Queued || record.tier != Some(Tier::Delay) {
+            return Err(Error::new(
+                ErrorCode::InvalidStateTransition,
+                format!("only a DELAY-queued transaction can be cancelled (this one is {})", record.status.as_str()),
+            ));
+        }
+        let event = Event::new(EventType::TxCancelled, &principal.context, self.now())
+            .agent(record.agent_id)
+            .tx(id)
+            .details(serde_json::json!({ "by": "agent" }));
+        self.move_tx(&record, record.status.cancel()?, TxUpdate::default(), event).await?;
+        self.transaction(principal, id).await
+    }
+
+    /// Compare-and-set a row's status with its event; a lost race is `INVALID_STATE_TRANSITION`.
+    async fn move_tx(&self, record: &TxRecord, to: TxStatus, update: TxUpdate, event: Event) -> Result<()> {
+        if self.ports.transactions.transition(record.id, record.status, to, &update, Some(event.clone())).await? {
+            self.publish(&event);
+            Ok(())
+        } else {
+            Err(Error::new(ErrorCode::InvalidStateTransition, "the transaction changed state meanwhile"))
+        }
+    }
+
+    /// Owner approval of an APPROVAL-queued transaction (the signature was verified by the caller of
+    /// [`Waiaas::verify_owner_signature`]).
+    pub async fn approve_transaction(
+        &self,
+        owner: &crate::domain::EvmAddress,
+        id: TxId,
+        approve: bool,
+    ) -> Result<TxRecord> {
+        let record = self
+            .ports
+            .transactions
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::TxNotFound, format!("transaction {id} not found")))?;
+        let agent = self.agent(record.agent_id).await?;
+        if agent.owner_address.as_ref() != Some(owner) {
+            return Err(Error::new(ErrorCode::Forbidden, "the signer is not this agent's owner"));
+        }
+        if record.status != TxStatus::Queued || record.tier != Some(Tier::Approval) || record.approved_at.is_some() {
+            return Err(Error::new(ErrorCode::InvalidStateTransition, "the transaction is not waiting for approval"));
+        }
+        let now = self.now();
+        let ctx = RequestContext { actor: Actor::Owner(*owner), ip: None };
+        if approve {
+            let event = Event::new(EventType::TxApproved, &ctx, now).agent(record.agent_id).tx(id);
+            let update = TxUpdate { approved_at: Some(now), ..TxUpdate::default() };
+            self.move_tx(&record, TxStatus::Queued, update, event).await?;
+        } else {
+            let event = Event::new(EventType::TxRejected, &ctx, now).agent(record.agent_id).tx(id);
+            self.move_tx(&record, record.status.cancel()?, TxUpdate::default(), event).await?;
+        }
+        self.ports.transactions.get(id).await?.ok_or_else(|| Error::internal_msg("approved row vanished"))
+    }
+
+    /// Stages 4–6 for every row that has work at this moment. An error on one row never stops the others; the
+    /// report lists them for the host's log (retryable ones are retried on a later round).
+    pub async fn process_work(&self) -> Result<WorkReport> {
+        let now = self.now();
+        let rows = self.ports.transactions.work(now).await?;
+        let mut report = WorkReport::default();
+        for row in rows {
+            let id = row.id;
+            let outcome = match row.status {
+                TxStatus::Queued if row.approved_at.is_none() && row.approval_deadline.is_some_and(|d| d <= now) => {
+                    self.expire(&row).await
+                }
+                TxStatus::Pending | TxStatus::Queued | TxStatus::Executing => self.execute(row).await,
+                TxStatus::Submitted => self.confirm(row).await,
+                _ => Ok(()),
+            };
+            report.rows += 1;
+            if let Err(error) = outcome {
+                report.errors.push((id, error));
+            }
+        }
+        Ok(report)
+    }
+
+    async fn expire(&self, row: &TxRecord) -> Result<()> {
+        let event =
+            Event::new(EventType::TxExpired, &RequestContext::system(), self.now()).agent(row.agent_id).tx(row.id);
+        self.move_tx(row, row.status.expire()?, TxUpdate::default(), event).await
+    }
+
+    async fn fail(&self, row: &TxRecord, reason: String) -> Result<()> {
+        let event = Event::new(EventType::TxFailed, &RequestContext::system(), self.now())
+            .agent(row.agent_id)
+            .tx(row.id)
+            .details(serde_json::json!({ "error": reason }));
+        let update = TxUpdate { error: Some(reason), ..TxUpdate::default() };
+        self.move_tx(row, row.status.fail()?, update, event).await
+    }
+
+    async fn cancel_by_system(&self, row: &TxRecord, reason: &str) -> Result<()> {
+        let event = Event::new(EventType::TxCancelled, &RequestContext::system(), self.now())
+            .agent(row.agent_id)
+            .tx(row.id)
+            .details(serde_json::json!({ "by": "system", "reason": reason }));
+        let update = TxUpdate { error: Some(reason.to_owned()), ..TxUpdate::default() };
+        self.move_tx(row, row.status.cancel()?, update, event).await
+    }
+
+    /// Counts a transient failure; fails the row after [`MAX_ATTEMPTS`].
+    async fn retry_later(&self, row: &TxRecord, error: &Error) -> Result<()> {
+        let attempts = row.attempts + 1;
+        if attempts >= MAX_ATTEMPTS {
+            return self.fail(row, format!("gave up after {attempts} attempts: {}", error.message)).await;
+        }
+        let update = TxUpdate { attempts: Some(attempts), error: Some(error.message.clone()), ..TxUpdate::default() };
+        self.ports.transactions.transition(row.id, row.status, row.status, &update, None).await.map(|_| ())
+    }
+
+    /// Stage 5: build, simulate, re-check, sign, record SUBMITTED (with the raw bytes), broadcast.
+    async fn execute(&self, mut row: TxRecord) -> Result<()> {
+        if self.kill_switch_state().state.is_tripped() {
+            return if row.status.cancel().is_ok() {
+                self.cancel_by_system(&row, "kill switch active").await
+            } else {
+                Ok(())
+            };
+        }
+        let agent = self.agent(row.agent_id).await?;
+        if agent.status != AgentStatus::Active {
+            return if row.status.cancel().is_ok() {
+                self.cancel_by_system(&row, "agent not active").await
+            } else {
+                Ok(())
+            };
+        }
+        if row.status != TxStatus::Executing {
+            let to = row.status.execute()?;
+            if !self.ports.transactions.transition(row.id, row.status, to, &TxUpdate::default(), None).await? {
+                return Ok(());
+            }
+            row.status = to;
+        }
+        let prepared = match self.ports.chain.prepare(&row.network, agent.address, &row.kind).await {
+            Ok(prepared) => prepared,
+            Err(error) if error.info().retryable => return self.retry_later(&row, &error).await,
+            Err(error) => return self.fail(&row, error.message).await,
+        };
+        if !prepared.simulation.success {
+            let reason = prepared.simulation.error.unwrap_or_else(|| "simulation failed".into());
+            return self.fail(&row, format!("simulation failed: {reason}")).await;
+        }
+        // Last checks right before the key is used.
+        let current = self.ports.transactions.get(row.id).await?.map(|r| r.status);
+        if self.kill_switch_state().state.is_tripped() || current != Some(TxStatus::Executing) {
+            return Ok(());
+        }
+        let signature = self.ports.keystore.sign_digest(row.agent_id, prepared.digest).await?;
+        let signed = self.ports.chain.attach_signature(&prepared, signature)?;
+        let event = Event::new(EventType::TxSubmitted, &RequestContext::system(), self.now())
+            .agent(row.agent_id)
+            .tx(row.id)
+            .details(
+                serde_json::json!({ "txHash": signed.hash, "nonce": prepared.nonce, "gasLimit": prepared.gas_limit }),
+            );
+        let update =
+            TxUpdate { tx_hash: Some(signed.hash.clone()), raw_tx: Some(signed.raw.clone()), ..TxUpdate::default() };
+        self.move_tx(&row, row.status.submit()?, update, event).await?;
+        // A lost broadcast is repaired by `confirm`, which re-sends the stored raw transaction.
+        let _ = self.ports.broadcaster.broadcast(&row.network, &signed).await;
+        Ok(())
+    }
+
+    /// Stage 6: receipt → CONFIRMED or FAILED; an unknown transaction is re-broadcast.
+    async fn confirm(&self, row: TxRecord) -> Result<()> {
+        let Some(hash) = row.tx_hash.clone() else { return self.fail(&row, "submitted without a hash".into()).await };
+        match self.ports.chain.status(&row.network, &hash).await {
+            Ok(TxOnChain::Included { success: true, gas_used, block_number }) => {
+                let event = Event::new(EventType::TxConfirmed, &RequestContext::system(), self.now())
+                    .agent(row.agent_id)
+                    .tx(row.id)
+                    .details(serde_json::json!({ "txHash": hash, "gasUsed": gas_used, "blockNumber": block_number }));
+                self.move_tx(&row, row.status.confirm()?, TxUpdate::default(), event).await
+            }
+            Ok(TxOnChain::Included { success: false, block_number, .. }) => {
+                self.fail(&row, format!("reverted on chain in block {block_number}")).await
+            }
+            Ok(TxOnChain::Pending { known: true }) => Ok(()),
+            Ok(TxOnChain::Pending { known: false }) => {
+                let signed = crate::ports::SignedTx { raw: row.raw_tx.clone().unwrap_or_default(), hash };
+                match self.ports.broadcaster.broadcast(&row.network, &signed).await {
+                    Ok(()) => Ok(()),
+                    Err(error) => self.retry_later(&row, &error).await,
+                }
+            }
+            Err(error) => self.retry_later(&row, &error).await,
+        }
+    }
+}
