@@ -292,6 +292,8 @@ pub struct TxUpdate {
     pub error: Option<String>,
     pub approved_at: Option<UnixSeconds>,
     pub attempts: Option<u32>,
+    /// Not before this time (DELAY, or the backoff of a retry).
+    pub execute_after: Option<UnixSeconds>,
 }
 
 #[cfg_attr(any(test, feature = "mocks"), automock)]
@@ -315,8 +317,9 @@ pub trait TxRepo: Send + Sync {
         update: &TxUpdate,
         event: Option<Event>,
     ) -> Result<bool>;
-    /// Rows the worker must look at, oldest first: PENDING, EXECUTING and SUBMITTED ones, and QUEUED ones that
-    /// are due (`execute_after <= now`), approved, or past their approval deadline.
+    /// Rows the worker must look at, oldest first: PENDING, EXECUTING and SUBMITTED ones whose `execute_after` (a
+    /// retry backoff) is unset or passed, and QUEUED ones that are due (`execute_after <= now`), approved, or past
+    /// their approval deadline.
     async fn work(&self, now: UnixSeconds) -> Result<Vec<TxRecord>>;
 }
 

@@ -119,6 +119,17 @@ impl Waiaas {
         self.agent(id).await
     }
 
+    /// The caller's balance of the ERC-20 token at `token` on its network.
+    pub async fn wallet_token_balance(
+        &self,
+        principal: &super::SessionPrincipal,
+        token: EvmAddress,
+    ) -> Result<(Agent, Amount)> {
+        let agent = self.agent(principal.agent_id).await?;
+        let balance = self.ports.chain.token_balance(&agent.network, token, agent.address).await?;
+        Ok((agent, balance))
+    }
+
     /// The native balance of the caller's wallet on its network.
     pub async fn wallet_balance(&self, principal: &super::SessionPrincipal) -> Result<(Agent, Amount)> {
         let agent = self.agent(principal.agent_id).await?;

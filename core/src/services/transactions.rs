@@ -296,6 +296,7 @@ impl Waiaas {
     pub async fn approve_transaction(
         &self,
         owner: &crate::domain::EvmAddress,
+        ip: Option<std::net::IpAddr>,
         id: TxId,
         approve: bool,
     ) -> Result<TxRecord> {
@@ -313,7 +314,10 @@ impl Waiaas {
             return Err(Error::new(ErrorCode::InvalidStateTransition, "the transaction is not waiting for approval"));
         }
         let now = self.now();
-        let ctx = RequestContext { actor: Actor::Owner(*owner), ip: None };
+        if record.approval_deadline.is_some_and(|deadline| deadline <= now) {
+            return Err(Error::new(ErrorCode::InvalidStateTransition, "the approval window has closed"));
+        }
+        let ctx = RequestContext { actor: Actor::Owner(*owner), ip };
         if approve {
             let event = Event::new(EventType::TxApproved, &ctx, now).agent(record.agent_id).tx(id);
             let update = TxUpdate { approved_at: Some(now), ..TxUpdate::default() };
@@ -373,13 +377,19 @@ impl Waiaas {
         self.move_tx(row, row.status.cancel()?, update, event).await
     }
 
-    /// Counts a transient failure; fails the row after [`MAX_ATTEMPTS`].
+    /// Counts a transient failure and schedules the next attempt after an exponential backoff (2, 4, 8, 16 s by
+    /// the core's clock); fails the row after [`MAX_ATTEMPTS`].
     async fn retry_later(&self, row: &TxRecord, error: &Error) -> Result<()> {
         let attempts = row.attempts + 1;
         if attempts >= MAX_ATTEMPTS {
             return self.fail(row, format!("gave up after {attempts} attempts: {}", error.message)).await;
         }
-        let update = TxUpdate { attempts: Some(attempts), error: Some(error.message.clone()), ..TxUpdate::default() };
+        let update = TxUpdate {
+            attempts: Some(attempts),
+            error: Some(error.message.clone()),
+            execute_after: Some(self.now().plus_seconds(1 << attempts)),
+            ..TxUpdate::default()
+        };
         self.ports.transactions.transition(row.id, row.status, row.status, &update, None).await.map(|_| ())
     }
 
