@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
+use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use argon2::{Algorithm, Argon2, Version};
 use async_trait::async_trait;
@@ -323,6 +324,19 @@ impl KeyStore for FsKeyStore {
     async fn address(&self, agent: AgentId) -> Result<EvmAddress> {
         self.address_blocking(agent)
     }
+
+    /// Decrypts the key on a dedicated thread, signs the digest, and wipes the key.
+    async fn sign_digest(&self, agent: AgentId, digest: [u8; 32]) -> Result<[u8; 65]> {
+        let signature = self
+            .with_signer_async(agent, move |signer| signer.sign_hash_sync(&alloy_primitives::B256::from(digest)))
+            .await?
+            .map_err(|e| Error::new(ErrorCode::KeystoreError, format!("signing failed for agent {agent}: {e}")))?;
+        let mut bytes = [0u8; 65];
+        bytes[..32].copy_from_slice(&signature.r().to_be_bytes::<32>());
+        bytes[32..64].copy_from_slice(&signature.s().to_be_bytes::<32>());
+        bytes[64] = u8::from(signature.v());
+        Ok(bytes)
+    }
 }
 
 /// Argon2id(password, salt, params) → 32-byte AES key.
@@ -409,7 +423,6 @@ fn already_exists(agent: AgentId) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use alloy_signer::SignerSync;
     use serde_json::Value;
     use waiaas_core::ports::KeyStore;
 
@@ -448,6 +461,14 @@ mod tests {
         // The key signs, and the signature recovers to the stored address.
         let signature = store.with_signer(agent, |s| s.sign_message_sync(b"hello").unwrap()).unwrap();
         assert_eq!(signature.recover_address_from_msg(b"hello").unwrap(), address.0);
+
+        // The port's digest signing: r || s || v (v = 0/1) that recovers to the stored address.
+        let digest = [7u8; 32];
+        let bytes = store.sign_digest(agent, digest).await.unwrap();
+        assert!(bytes[64] <= 1, "v is the parity bit");
+        let parsed = alloy_primitives::Signature::try_from(&bytes[..]).unwrap();
+        let recovered = parsed.recover_address_from_prehash(&alloy_primitives::B256::from(digest)).unwrap();
+        assert_eq!(recovered, address.0);
 
         // Another agent gets another key.
         let other = store.create_key(new_agent()).await.unwrap();
