@@ -1,37 +1,54 @@
 //! EVM chain adapter: JSON-RPC over HTTP with ureq, run on tokio's blocking pool so the async executor never
-//! waits on a socket. Networks come from the `[rpc] evm_<name> = "<url>"` config keys; the chain id is read
-//! from the node, never assumed.
+//! waits on a socket. Networks come from the `[rpc] evm_<name> = "<url>"` config keys; each network's chain id is
+//! read from its node (once) and never assumed.
+//!
+//! [`EvmChain`] implements both the read/build port [`ChainAdapter`] and the send port [`TxBroadcaster`]; the
+//! core hands the latter only to the execute stage.
 
 mod rpc;
+mod tx;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use alloy_primitives::U256;
 use async_trait::async_trait;
-use waiaas_core::domain::EvmAddress;
-use waiaas_core::ports::ChainAdapter;
+use waiaas_core::domain::{EvmAddress, TxKind};
+use waiaas_core::ports::{ChainAdapter, PreparedTx, SignedTx, TxBroadcaster, TxOnChain};
 use waiaas_core::{Amount, Error, ErrorCode, Result};
 
-pub use rpc::RpcClient;
+pub use rpc::{RpcClient, RpcFailure};
 
 /// The EVM networks the operator configured, each reached through its own RPC client.
 #[derive(Clone)]
 pub struct EvmChain {
     networks: Arc<BTreeMap<String, RpcClient>>,
+    chain_ids: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl EvmChain {
     /// `networks`: (name, RPC URL) pairs from config.
     pub fn new(networks: impl IntoIterator<Item = (String, String)>) -> Self {
         let networks = networks.into_iter().map(|(name, url)| (name, RpcClient::new(url))).collect();
-        EvmChain { networks: Arc::new(networks) }
+        EvmChain { networks: Arc::new(networks), chain_ids: Arc::default() }
     }
 
-    pub fn client(&self, network: &str) -> Result<&RpcClient> {
+    fn client(&self, network: &str) -> Result<&RpcClient> {
         self.networks.get(network).ok_or_else(|| {
             Error::new(ErrorCode::NetworkNotConfigured, format!("network {network:?} is not configured"))
         })
+    }
+
+    /// The network's chain id, asked of the node the first time and remembered.
+    async fn chain_id(&self, network: &str) -> Result<u64> {
+        if let Some(id) = self.chain_ids.lock().ok().and_then(|ids| ids.get(network).copied()) {
+            return Ok(id);
+        }
+        let id = tx::chain_id(self.client(network)?).await?;
+        if let Ok(mut ids) = self.chain_ids.lock() {
+            ids.insert(network.to_owned(), id);
+        }
+        Ok(id)
     }
 }
 
@@ -42,9 +59,32 @@ impl ChainAdapter for EvmChain {
     }
 
     async fn native_balance(&self, network: &str, address: EvmAddress) -> Result<Amount> {
-        let client = self.client(network)?.clone();
-        let params = serde_json::json!([address.0, "latest"]);
-        let balance: U256 = client.call("eth_getBalance", params).await?;
+        let balance: U256 =
+            self.client(network)?.call("eth_getBalance", serde_json::json!([address.0, "latest"])).await?;
         Ok(Amount(balance))
+    }
+
+    async fn token_balance(&self, network: &str, token: EvmAddress, owner: EvmAddress) -> Result<Amount> {
+        tx::token_balance(self.client(network)?, token, owner).await
+    }
+
+    async fn prepare(&self, network: &str, from: EvmAddress, kind: &TxKind) -> Result<PreparedTx> {
+        let chain_id = self.chain_id(network).await?;
+        tx::prepare(self.client(network)?, network, chain_id, from, kind).await
+    }
+
+    fn attach_signature(&self, prepared: &PreparedTx, signature: [u8; 65]) -> Result<SignedTx> {
+        tx::attach_signature(prepared, signature)
+    }
+
+    async fn status(&self, network: &str, hash: &str) -> Result<TxOnChain> {
+        tx::status(self.client(network)?, hash).await
+    }
+}
+
+#[async_trait]
+impl TxBroadcaster for EvmChain {
+    async fn broadcast(&self, network: &str, signed: &SignedTx) -> Result<()> {
+        tx::broadcast(self.client(network)?, signed).await
     }
 }
