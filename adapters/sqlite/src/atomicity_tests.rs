@@ -3,10 +3,10 @@
 
 use serde_json::json;
 use waiaas_core::audit::{ChainLink, GENESIS_HASH, verify_chain};
-use waiaas_core::domain::{AgentStatus, KillSwitch, KillSwitchState, PolicyRules, PolicyType};
+use waiaas_core::domain::{AgentStatus, KillSwitch, KillSwitchState, PolicyRules, PolicyType, TxStatus};
 use waiaas_core::event::{EventType, RequestContext};
-use waiaas_core::ports::{AgentRepo, AuditRepo, KillSwitchRepo, PolicyRepo, SessionRepo};
-use waiaas_core::{ErrorCode, TxId, UnixSeconds};
+use waiaas_core::ports::{AgentRepo, AuditRepo, Decide, KillSwitchRepo, PolicyRepo, SessionRepo, TxRepo, TxUpdate};
+use waiaas_core::{ErrorCode, UnixSeconds};
 
 use crate::test_support::{TestDb, address, count_audit_rows};
 
@@ -29,7 +29,8 @@ async fn state(t: &TestDb) -> Vec<String> {
         "SELECT id || status || COALESCE(owner_address, '-') || updated_at FROM agents ORDER BY id",
         "SELECT id || token_hash || expires_at || COALESCE(revoked_at, '-') || renewal_count FROM sessions ORDER BY id",
         "SELECT id || rules || enabled || updated_at FROM policies ORDER BY id",
-        "SELECT id || status || COALESCE(error, '-') FROM transactions ORDER BY id",
+        "SELECT id || status || COALESCE(error, '-') || COALESCE(tx_hash, '-') || attempts || updated_at || reserved \
+         FROM transactions ORDER BY id",
         "SELECT state || COALESCE(reason, '-') || COALESCE(changed_at, '-') FROM kill_switch",
     ] {
         let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(&t.db.pools.reader).await.unwrap();
@@ -47,15 +48,8 @@ async fn a_change_whose_audit_row_fails_is_rolled_back() {
     t.insert_session(&session).await;
     let policy = t.rate_limit_policy();
     t.db.policies().insert(&policy, &t.event(EventType::PolicyCreated)).await.unwrap();
-    sqlx::query(
-        "INSERT INTO transactions (id, agent_id, type, status, network, request, created_at, updated_at) \
-         VALUES (?, ?, 'TRANSFER', 'PENDING', 'anvil', '{}', 1, 1)",
-    )
-    .bind(TxId::generate(&t.clock, &t.entropy).to_string())
-    .bind(agent.id.to_string())
-    .execute(&t.db.pools.writer)
-    .await
-    .unwrap();
+    let pending = t.tx(agent.id, TxStatus::Pending, 5);
+    t.admit(&pending).await;
     let audit_rows = count_audit_rows(&t.db).await;
     let before = state(&t).await;
 
@@ -67,6 +61,9 @@ async fn a_change_whose_audit_row_fails_is_rolled_back() {
         ..policy.clone()
     };
     let tripped = KillSwitch { state: KillSwitchState::Suspended, reason: None, changed_at: Some(now) };
+    let (admitted, requested) = (t.tx(agent.id, TxStatus::Pending, 1), e(EventType::TxRequested));
+    let admission: Decide = Box::new(move |_| (admitted, vec![requested]));
+    let signed = TxUpdate { tx_hash: Some("0xabc".into()), attempts: Some(1), ..TxUpdate::default() };
     let results = [
         ("agent insert", t.db.agents().insert(&t.agent(), &e(EventType::AgentCreated)).await.err()),
         (
@@ -83,7 +80,21 @@ async fn a_change_whose_audit_row_fails_is_rolled_back() {
         ("policy insert", t.db.policies().insert(&t.rate_limit_policy(), &e(EventType::PolicyCreated)).await.err()),
         ("policy update", t.db.policies().update(&changed_policy, &e(EventType::PolicyUpdated)).await.err()),
         ("policy delete", t.db.policies().delete(policy.id, &e(EventType::PolicyDeleted)).await.err()),
-        ("activate", t.db.kill_switch().activate(&tripped, &e(EventType::KillSwitchActivated)).await.err()),
+        ("activate", t.db.kill_switch().activate(&tripped, t.activation()).await.err()),
+        ("admit", t.db.transactions().admit(agent.id, now, admission).await.err()),
+        (
+            "transition",
+            t.db.transactions()
+                .transition(
+                    pending.id,
+                    TxStatus::Pending,
+                    TxStatus::Executing,
+                    &signed,
+                    Some(e(EventType::TxSubmitted)),
+                )
+                .await
+                .err(),
+        ),
         ("append", t.db.audit().append(&e(EventType::MasterAuthFailed)).await.err()),
     ];
     for (what, err) in &results {
@@ -94,7 +105,7 @@ async fn a_change_whose_audit_row_fails_is_rolled_back() {
     assert_eq!(count_audit_rows(&t.db).await, audit_rows);
 
     repair_audit(&t).await;
-    t.db.kill_switch().activate(&tripped, &e(EventType::KillSwitchActivated)).await.unwrap();
+    t.db.kill_switch().activate(&tripped, t.activation()).await.unwrap();
     let before = state(&t).await;
     break_audit(&t).await;
     let recovered = KillSwitch { state: KillSwitchState::Active, reason: None, changed_at: Some(now) };
@@ -123,6 +134,22 @@ async fn every_successful_change_writes_exactly_one_audit_row() {
     check("set owner").await;
     t.db.sessions().renew(session.id, "h2", now, &t.event(EventType::SessionRenewed)).await.unwrap();
     check("renew").await;
+    let record = t.tx(agent.id, TxStatus::Pending, 1);
+    t.admit(&record).await;
+    check("admit").await;
+    let moved =
+        t.db.transactions()
+            .transition(
+                record.id,
+                TxStatus::Pending,
+                TxStatus::Cancelled,
+                &TxUpdate::default(),
+                Some(t.event(EventType::TxCancelled)),
+            )
+            .await
+            .unwrap();
+    assert!(moved);
+    check("transition").await;
     t.db.sessions().revoke(session.id, now, &t.event(EventType::SessionRevoked)).await.unwrap();
     check("revoke").await;
     let policy = t.rate_limit_policy();
@@ -133,7 +160,7 @@ async fn every_successful_change_writes_exactly_one_audit_row() {
     t.db.policies().delete(policy.id, &t.event(EventType::PolicyDeleted)).await.unwrap();
     check("policy delete").await;
     let tripped = KillSwitch { state: KillSwitchState::Suspended, reason: None, changed_at: Some(now) };
-    t.db.kill_switch().activate(&tripped, &t.event(EventType::KillSwitchActivated)).await.unwrap();
+    t.db.kill_switch().activate(&tripped, t.activation()).await.unwrap();
     check("activate").await;
     t.db.kill_switch().recover(&KillSwitch::default(), &t.event(EventType::KillSwitchRecovered)).await.unwrap();
     check("recover").await;

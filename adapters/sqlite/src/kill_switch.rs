@@ -6,12 +6,13 @@ use async_trait::async_trait;
 use sqlx::Row;
 use waiaas_core::domain::{AgentStatus, KillSwitch, KillSwitchState, TxStatus};
 use waiaas_core::event::Event;
-use waiaas_core::ports::{ActivationEffects, KillSwitchRepo};
+use waiaas_core::ports::{ActivationEffects, EventFromEffects, KillSwitchRepo};
 use waiaas_core::{Error, Result, UnixSeconds};
 
 use crate::Pools;
 use crate::audit::append_audit;
 use crate::error::{db_err, decode_err};
+use crate::transactions::cancellable_statuses;
 
 const TABLE: &str = "kill_switch";
 
@@ -59,9 +60,11 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
         })
     }
 
-    /// Revocation and update times are `new.changed_at` (or the event's time when absent).
-    async fn activate(&self, new: &KillSwitch, event: &Event) -> Result<ActivationEffects> {
-        let now = new.changed_at.unwrap_or(event.created_at).0;
+    /// Revocation and update times are `new.changed_at`, which an activation must carry (the event is built only
+    /// once the effects are known). The cancelled rows become final, which releases their reservations. The event
+    /// `event` builds is the audit row written and is returned as written.
+    async fn activate(&self, new: &KillSwitch, event: EventFromEffects) -> Result<(ActivationEffects, Event)> {
+        let now = new.changed_at.ok_or_else(|| Error::internal_msg("a kill-switch activation without its time"))?.0;
         let mut tx = self.pools.begin_write().await?;
         store(&mut tx, new).await?;
         let sessions = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL")
@@ -76,23 +79,25 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        let transactions =
-            sqlx::query("UPDATE transactions SET status = ?, error = ?, updated_at = ? WHERE status IN (?, ?)")
-                .bind(TxStatus::Cancelled.as_str())
-                .bind(CANCELLED_BY_KILL_SWITCH)
-                .bind(now)
-                .bind(TxStatus::Pending.as_str())
-                .bind(TxStatus::Queued.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        append_audit(&mut tx, event).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(ActivationEffects {
+        let transactions = sqlx::query(&format!(
+            "UPDATE transactions SET status = ?, error = ?, updated_at = ? WHERE status IN ({})",
+            cancellable_statuses()
+        ))
+        .bind(TxStatus::Cancelled.as_str())
+        .bind(CANCELLED_BY_KILL_SWITCH)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let effects = ActivationEffects {
             sessions_revoked: sessions.rows_affected(),
             agents_suspended: agents.rows_affected(),
             transactions_cancelled: transactions.rows_affected(),
-        })
+        };
+        let event = event(&effects);
+        append_audit(&mut tx, &event).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok((effects, event))
     }
 
     async fn recover(&self, new: &KillSwitch, event: &Event) -> Result<()> {
@@ -107,26 +112,11 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
 mod tests {
     use waiaas_core::domain::Session;
     use waiaas_core::event::EventType;
-    use waiaas_core::ports::{AgentRepo, SessionRepo};
-    use waiaas_core::{AgentId, TxId};
+    use waiaas_core::ports::{AgentRepo, SessionRepo, TxRepo};
+    use waiaas_core::{Amount, TxId};
 
     use super::*;
     use crate::test_support::{TestDb, audit_types};
-
-    async fn insert_tx(t: &TestDb, agent: AgentId, status: TxStatus) -> TxId {
-        let id = TxId::generate(&t.clock, &t.entropy);
-        sqlx::query(
-            "INSERT INTO transactions (id, agent_id, type, status, network, request, created_at, updated_at) \
-             VALUES (?, ?, 'TRANSFER', ?, 'anvil', '{}', 1, 1)",
-        )
-        .bind(id.to_string())
-        .bind(agent.to_string())
-        .bind(status.as_str())
-        .execute(&t.db.pools.writer)
-        .await
-        .unwrap();
-        id
-    }
 
     async fn tx_row(t: &TestDb, id: TxId) -> (String, Option<String>, i64) {
         let row = sqlx::query("SELECT status, error, updated_at FROM transactions WHERE id = ?")
@@ -165,18 +155,33 @@ mod tests {
             .await
             .unwrap();
         let mut txs = Vec::new();
-        for status in TxStatus::ALL {
-            txs.push((status, insert_tx(&t, active.id, status).await));
+        for (i, status) in TxStatus::ALL.into_iter().enumerate() {
+            let record = t.tx(active.id, status, 1 << i);
+            t.admit(&record).await;
+            txs.push(record);
         }
+        let held = |t: &TestDb| {
+            let repo = t.db.transactions();
+            async move { repo.snapshot(active.id, UnixSeconds(0)).await.unwrap().reserved }
+        };
+        // PENDING 1 + QUEUED 2 + EXECUTING 4 + SUBMITTED 8.
+        assert_eq!(held(&t).await, [(waiaas_core::domain::Asset::Native, Amount::from_u128(15))]);
 
         let switch = KillSwitch {
             state: KillSwitchState::Suspended,
             reason: Some("key leak suspected".into()),
             changed_at: Some(UnixSeconds(500)),
         };
-        let event = t.event(EventType::KillSwitchActivated);
-        let effects = t.db.kill_switch().activate(&switch, &event).await.unwrap();
+        let (effects, event) = t.db.kill_switch().activate(&switch, t.activation()).await.unwrap();
         assert_eq!(effects, ActivationEffects { sessions_revoked: 3, agents_suspended: 1, transactions_cancelled: 2 });
+        assert_eq!(event.event_type, EventType::KillSwitchActivated);
+        assert_eq!(
+            event.details["effects"],
+            serde_json::json!({"sessionsRevoked": 3, "agentsSuspended": 1, "transactionsCancelled": 2}),
+            "the closure saw the effects"
+        );
+        let last = t.db.audit_chain(0, 100).await.unwrap().pop().unwrap();
+        assert_eq!(last.event, event, "the returned event is the audit row written");
         assert_eq!(t.db.kill_switch().get().await.unwrap(), switch);
         for session in &open {
             assert_eq!(t.db.sessions().get(session.id).await.unwrap().unwrap().revoked_at, Some(UnixSeconds(500)));
@@ -190,25 +195,44 @@ mod tests {
         assert_eq!(status(active.id).await, AgentStatus::Suspended);
         assert_eq!(status(suspended.id).await, AgentStatus::Suspended);
         assert_eq!(status(terminated.id).await, AgentStatus::Terminated);
-        for (before, id) in txs {
-            let (after, error, updated_at) = tx_row(&t, id).await;
-            if matches!(before, TxStatus::Pending | TxStatus::Queued) {
+        for record in &txs {
+            let (after, error, updated_at) = tx_row(&t, record.id).await;
+            if matches!(record.status, TxStatus::Pending | TxStatus::Queued) {
                 assert_eq!(
                     (after.as_str(), error.as_deref(), updated_at),
                     ("CANCELLED", Some(CANCELLED_BY_KILL_SWITCH), 500)
                 );
             } else {
-                assert_eq!((after.as_str(), error, updated_at), (before.as_str(), None, 1), "{before:?} untouched");
+                assert_eq!(
+                    (after.as_str(), error, updated_at),
+                    (record.status.as_str(), None, record.updated_at.0),
+                    "{:?} untouched",
+                    record.status
+                );
             }
         }
-        let last = t.db.audit_chain(0, 100).await.unwrap().pop().unwrap();
-        assert_eq!(last.event, event);
+        // The cancelled rows no longer hold anything; signed work (EXECUTING 4 + SUBMITTED 8) still does.
+        assert_eq!(held(&t).await, [(waiaas_core::domain::Asset::Native, Amount::from_u128(12))]);
 
         // Tripping again (→ LOCKED) finds nothing left to do.
         let locked = KillSwitch { state: KillSwitchState::Locked, changed_at: Some(UnixSeconds(600)), ..switch };
-        let effects = t.db.kill_switch().activate(&locked, &t.event(EventType::KillSwitchActivated)).await.unwrap();
+        let (effects, event) = t.db.kill_switch().activate(&locked, t.activation()).await.unwrap();
         assert_eq!(effects, ActivationEffects::default());
+        assert_eq!(event.details["effects"]["transactionsCancelled"], 0);
         assert_eq!(t.db.kill_switch().get().await.unwrap().state, KillSwitchState::Locked);
+    }
+
+    #[tokio::test]
+    async fn an_activation_without_its_time_is_refused_and_changes_nothing() {
+        let t = TestDb::new().await;
+        let agent = t.agent();
+        t.insert_agent(&agent).await;
+        let timeless = KillSwitch { state: KillSwitchState::Suspended, reason: None, changed_at: None };
+        let err = t.db.kill_switch().activate(&timeless, t.activation()).await.unwrap_err();
+        assert_eq!(err.code, waiaas_core::ErrorCode::InternalError);
+        assert_eq!(t.db.kill_switch().get().await.unwrap(), KillSwitch::default());
+        assert_eq!(t.db.agents().get(agent.id).await.unwrap().unwrap().status, AgentStatus::Active);
+        assert_eq!(audit_types(&t.db).await, [EventType::AgentCreated]);
     }
 
     #[tokio::test]
@@ -219,7 +243,7 @@ mod tests {
         let session = t.session(agent.id);
         t.insert_session(&session).await;
         let tripped = KillSwitch { state: KillSwitchState::Suspended, reason: None, changed_at: Some(UnixSeconds(10)) };
-        t.db.kill_switch().activate(&tripped, &t.event(EventType::KillSwitchActivated)).await.unwrap();
+        t.db.kill_switch().activate(&tripped, t.activation()).await.unwrap();
         let recovered = KillSwitch { state: KillSwitchState::Active, reason: None, changed_at: Some(UnixSeconds(20)) };
         t.db.kill_switch().recover(&recovered, &t.event(EventType::KillSwitchRecovered)).await.unwrap();
         assert_eq!(t.db.kill_switch().get().await.unwrap(), recovered);

@@ -10,6 +10,9 @@
 //!
 //! Every state-changing repository method writes its [`waiaas_core::event::Event`] as an audit row in the same
 //! transaction as the change (see [`audit`]): both are committed, or neither.
+//!
+//! The transaction pipeline's storage ([`transactions`]) runs each admission (snapshot, policy decision, insert,
+//! events) as one write transaction, so concurrent requests of an agent see each other's reservations.
 
 pub mod agents;
 #[cfg(test)]
@@ -22,6 +25,7 @@ pub mod sessions;
 pub mod settings;
 #[cfg(test)]
 mod test_support;
+pub mod transactions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +42,7 @@ pub use kill_switch::SqliteKillSwitchRepo;
 pub use policies::SqlitePolicyRepo;
 pub use sessions::SqliteSessionRepo;
 pub use settings::SqliteSettingsRepo;
+pub use transactions::SqliteTxRepo;
 
 use error::db_err;
 
@@ -77,6 +82,7 @@ pub struct Database {
     settings: Arc<SqliteSettingsRepo>,
     kill_switch: Arc<SqliteKillSwitchRepo>,
     audit: Arc<SqliteAuditRepo>,
+    transactions: Arc<SqliteTxRepo>,
 }
 
 impl Database {
@@ -117,6 +123,7 @@ impl Database {
             settings: Arc::new(SqliteSettingsRepo::new(pools.clone())),
             kill_switch: Arc::new(SqliteKillSwitchRepo::new(pools.clone())),
             audit: Arc::new(SqliteAuditRepo::new(pools.clone())),
+            transactions: Arc::new(SqliteTxRepo::new(pools.clone())),
             pools,
         })
     }
@@ -164,6 +171,10 @@ impl Database {
 
     pub fn audit(&self) -> Arc<SqliteAuditRepo> {
         Arc::clone(&self.audit)
+    }
+
+    pub fn transactions(&self) -> Arc<SqliteTxRepo> {
+        Arc::clone(&self.transactions)
     }
 
     /// Audit rows with `id > after_id`, oldest first, at most `limit`: the input of
@@ -218,7 +229,7 @@ mod tests {
         assert!(!path.exists());
         let db = Database::open(&path).await.unwrap();
         assert!(path.exists());
-        assert_eq!(db.schema_version(), 1);
+        assert_eq!(db.schema_version(), 2);
         assert_eq!(db.schema_version(), Database::latest_schema_version());
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
@@ -239,10 +250,10 @@ mod tests {
         db.close().await;
 
         let db = Database::open(&path).await.unwrap();
-        assert_eq!(db.schema_version(), 1);
+        assert_eq!(db.schema_version(), 2);
         let applied: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&db.pools.reader).await.unwrap();
-        assert_eq!(applied, 1, "reopening applies nothing again");
+        assert_eq!(applied, 2, "reopening applies nothing again");
         let kill_rows: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM kill_switch").fetch_one(&db.pools.reader).await.unwrap();
         assert_eq!(kill_rows, 1, "the seed row is not duplicated");
@@ -250,6 +261,87 @@ mod tests {
             sqlx::query_scalar("SELECT value FROM settings WHERE key = 'k'").fetch_one(&db.pools.reader).await.unwrap();
         assert_eq!(value, "v", "data survives a reopen");
         db.close().await;
+    }
+
+    /// A database left at schema 1 (as the previous release wrote it) upgrades in place: its rows survive and
+    /// read back as pipeline records with the new columns at their defaults.
+    #[tokio::test]
+    async fn a_version_1_database_upgrades_with_its_rows() {
+        use waiaas_core::domain::{Asset, TxKind, TxStatus};
+        use waiaas_core::ports::TxRepo;
+        use waiaas_core::{Amount, TxId};
+
+        let t = TestDb::new().await;
+        let (agent, old_id) = (t.agent(), TxId::generate(&t.clock, &t.entropy));
+        let dir = tempfile::TempDir::new().unwrap();
+        let only_v1 = dir.path().join("migrations");
+        std::fs::create_dir(&only_v1).unwrap();
+        let v1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/0001_init.sql");
+        std::fs::copy(&v1, only_v1.join("0001_init.sql")).unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true);
+            let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+            sqlx::migrate::Migrator::new(only_v1.as_path()).await.unwrap().run(&pool).await.unwrap();
+            sqlx::query(
+                "INSERT INTO agents (id, name, chain, network, address, status, created_at, updated_at) \
+                 VALUES (?, 'old', 'ethereum', 'anvil', ?, 'ACTIVE', 1, 1)",
+            )
+            .bind(agent.id.to_string())
+            .bind(agent.address.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+            let request = TxKind::Transfer { to: agent.address, amount: Amount::from_u128(9) }.to_json();
+            sqlx::query(
+                "INSERT INTO transactions (id, agent_id, type, status, tier, network, request, reserved_amount, \
+                 tx_hash, created_at, updated_at) \
+                 VALUES (?, ?, 'TRANSFER', 'CONFIRMED', 'INSTANT', 'anvil', ?, '9', '0xfeed', 5, 6)",
+            )
+            .bind(old_id.to_string())
+            .bind(agent.id.to_string())
+            .bind(request.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+            let version: i64 =
+                sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+            assert_eq!(version, 1, "the fixture stops at schema 1");
+            pool.close().await;
+        }
+
+        let db = Database::open(&path).await.unwrap();
+        assert_eq!(db.schema_version(), 2);
+        let old = db.transactions().get(old_id).await.unwrap().expect("the old row survives");
+        assert_eq!(
+            (old.status, old.tx_hash.as_deref(), old.reserved.as_slice(), old.attempts, old.raw_tx, old.usd_value),
+            (TxStatus::Confirmed, Some("0xfeed"), &[][..], 0, None, None)
+        );
+        assert_eq!((old.created_at.0, old.updated_at.0), (5, 6));
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'transactions' \
+             AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .fetch_all(&db.pools.reader)
+        .await
+        .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "idx_transactions_agent_id",
+                "idx_transactions_agent_status",
+                "idx_transactions_agent_time",
+                "idx_transactions_work"
+            ]
+        );
+        // The upgraded file takes pipeline rows.
+        let new = TestDb { dir, db, clock: t.clock, entropy: t.entropy };
+        let record = new.tx(agent.id, TxStatus::Pending, 4);
+        new.admit(&record).await;
+        let snapshot = new.db.transactions().snapshot(agent.id, waiaas_core::UnixSeconds(0)).await.unwrap();
+        assert_eq!(snapshot.reserved, [(Asset::Native, Amount::from_u128(4))]);
+        assert_eq!(snapshot.recent.len(), 2);
+        new.db.close().await;
     }
 
     #[cfg(unix)]

@@ -14,9 +14,9 @@ use crate::audit::append_audit;
 use crate::error::{db_err, decode_err, is_foreign_key_violation, not_found, parse_column, parse_json};
 
 const TABLE: &str = "policies";
-const COLUMNS: &str = "id, agent_id, type, rules, enabled, created_at, updated_at";
+pub(crate) const COLUMNS: &str = "id, agent_id, type, rules, enabled, created_at, updated_at";
 
-fn policy_from_row(row: &SqliteRow) -> Result<Policy> {
+pub(crate) fn policy_from_row(row: &SqliteRow) -> Result<Policy> {
     let text = |column: &'static str| row.try_get::<String, _>(column).map_err(db_err);
     let agent_id: Option<String> = row.try_get("agent_id").map_err(db_err)?;
     let policy_type = text("type")?;

@@ -2,11 +2,14 @@
 //! entity builders, and audit-table probes.
 
 use tempfile::TempDir;
-use waiaas_core::domain::{Agent, AgentStatus, Chain, EvmAddress, Policy, PolicyRules, PolicyType, Session};
+use waiaas_core::domain::{
+    Agent, AgentStatus, Chain, EvmAddress, Policy, PolicyRules, PolicyType, Session, TxKind, TxStatus,
+};
 use waiaas_core::event::{Event, EventType, RequestContext};
+use waiaas_core::policy_engine::Tier;
 use waiaas_core::ports::testing::{CountingEntropy, FixedClock};
-use waiaas_core::ports::{AgentRepo, Clock, SessionRepo};
-use waiaas_core::{AgentId, PolicyId, SessionId};
+use waiaas_core::ports::{ActivationEffects, AgentRepo, Clock, EventFromEffects, SessionRepo, TxRecord, TxRepo};
+use waiaas_core::{AgentId, Amount, PolicyId, SessionId, TxId, UnixSeconds};
 
 use crate::Database;
 
@@ -89,6 +92,57 @@ impl TestDb {
     /// An event by the operator, now.
     pub(crate) fn event(&self, event_type: EventType) -> Event {
         Event::new(event_type, &RequestContext::master(Some("127.0.0.1".parse().expect("ip"))), self.clock.now())
+    }
+
+    /// A native transfer of `amount` wei by `agent` in `status`, created now, reserving what it moves.
+    pub(crate) fn tx(&self, agent_id: AgentId, status: TxStatus, amount: u128) -> TxRecord {
+        self.tick();
+        let now = self.clock.now();
+        let kind = TxKind::Transfer { to: address(7), amount: Amount::from_u128(amount) };
+        TxRecord {
+            id: TxId::generate(&self.clock, &self.entropy),
+            agent_id,
+            session_id: None,
+            network: "anvil".into(),
+            reserved: kind.outflows(),
+            kind,
+            status,
+            tier: Some(Tier::Instant),
+            usd_value: None,
+            execute_after: None,
+            approval_deadline: None,
+            approved_at: None,
+            reason_code: None,
+            tx_hash: None,
+            raw_tx: None,
+            error: None,
+            attempts: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Stores `record` through admission, with its TX_REQUESTED event.
+    pub(crate) async fn admit(&self, record: &TxRecord) {
+        let event = self.event(EventType::TxRequested).agent(record.agent_id).tx(record.id);
+        let stored = record.clone();
+        let decide = Box::new(move |_: &_| (stored, vec![event]));
+        let admitted = self.db.transactions().admit(record.agent_id, UnixSeconds(0), decide).await.expect("admit");
+        assert_eq!(&admitted, record);
+    }
+
+    /// The kill-switch event builder the core passes: KILL_SWITCH_ACTIVATED with the effects in its details.
+    pub(crate) fn activation(&self) -> EventFromEffects {
+        let event = self.event(EventType::KillSwitchActivated);
+        Box::new(move |effects: &ActivationEffects| {
+            event.details(serde_json::json!({
+                "effects": {
+                    "sessionsRevoked": effects.sessions_revoked,
+                    "agentsSuspended": effects.agents_suspended,
+                    "transactionsCancelled": effects.transactions_cancelled,
+                }
+            }))
+        })
     }
 
     pub(crate) async fn insert_agent(&self, agent: &Agent) {

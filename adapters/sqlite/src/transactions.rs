@@ -1,0 +1,1026 @@
+//! [`TxRepo`] over SQLite: the `transactions` table (0001, extended by 0002).
+//!
+//! * **Admission** ([`TxRepo::admit`]) is one `BEGIN IMMEDIATE` transaction on the writer connection: the agent's
+//!   snapshot is read, the core's pure `decide` runs, the row and its events (as audit rows) are written, then it
+//!   commits. Writes are serialized, so a second admission for the agent sees the first one's reservation.
+//! * **Reservations** are a JSON array per row (`reserved`); the snapshot sums them per asset, as 256-bit amounts
+//!   in Rust, over the agent's rows that are not final (native coin first, then tokens by address). A row that
+//!   reaches a final status releases its reservation without any write to it.
+//! * **Status moves** ([`TxRepo::transition`]) are compare-and-set on `(id, status)` with their audit row in the
+//!   same transaction; a lost race writes nothing.
+//!
+//! The request is stored as its canonical JSON (`TxKind::to_json`) and read back with `TxKind::parse`. The row ↔
+//! [`TxRecord`] mapping is `insert_record` and `record_from_row`; a stored value that does not parse is an
+//! internal error naming the column, never the value.
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use waiaas_core::domain::{Asset, EvmAddress, TxKind, TxStatus};
+use waiaas_core::event::Event;
+use waiaas_core::policy_engine::Tier;
+use waiaas_core::ports::{AdmissionSnapshot, Decide, RecentTx, TxRecord, TxRepo, TxUpdate};
+use waiaas_core::{AgentId, Amount, Error, ErrorCode, Result, SessionId, TxId, UnixSeconds};
+
+use crate::Pools;
+use crate::audit::append_audit;
+use crate::error::{db_err, decode_err, is_foreign_key_violation, not_found};
+use crate::policies;
+
+const TABLE: &str = "transactions";
+
+/// The columns of a row, in the order [`record_from_row`] reads them.
+const COLUMNS: &str = "id, agent_id, session_id, network, request, status, tier, reserved, usd_value, execute_after, \
+                       approval_deadline, approved_at, reason_code, tx_hash, raw_tx, error, attempts, created_at, \
+                       updated_at";
+
+/// Most rows one [`TxRepo::work`] call returns; the rest come on the next calls, oldest first.
+pub const WORK_BATCH: u32 = 256;
+
+/// The stored asset of the native coin in `reserved`.
+const NATIVE: &str = "native";
+
+/// `'A', 'B', ...`: an SQL list of the statuses matching `keep`. The strings are the core's constants, never
+/// input, so they are written into the statement (one statement text per query, cached by sqlx).
+fn status_list(keep: impl Fn(TxStatus) -> bool) -> String {
+    TxStatus::ALL.into_iter().filter(|s| keep(*s)).map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
+}
+
+/// The statuses whose reservation counts: every status that is not final.
+fn holding_statuses() -> String {
+    status_list(|s| !s.is_final())
+}
+
+/// The statuses the kill switch cancels: those the state machine lets be cancelled (not yet signed).
+pub(crate) fn cancellable_statuses() -> String {
+    status_list(|s| s.cancel().is_ok())
+}
+
+/// True when the core's state machine has a step `from → to`; `from == to` is an in-place update.
+fn is_legal_move(from: TxStatus, to: TxStatus) -> bool {
+    let steps: [fn(TxStatus) -> std::result::Result<TxStatus, _>; 7] = [
+        TxStatus::queue,
+        TxStatus::execute,
+        TxStatus::submit,
+        TxStatus::confirm,
+        TxStatus::fail,
+        TxStatus::cancel,
+        TxStatus::expire,
+    ];
+    from == to || steps.iter().any(|step| step(from) == Ok(to))
+}
+
+fn asset_to_str(asset: &Asset) -> String {
+    match asset {
+        Asset::Native => NATIVE.to_owned(),
+        Asset::Token(address) => address.to_string(),
+    }
+}
+
+/// The stored form of a reservation: `[{"asset": "native" | "0x…", "amount": "<decimal>"}, ...]`.
+fn reserved_to_json(reserved: &[(Asset, Amount)]) -> String {
+    let items: Vec<serde_json::Value> = reserved
+        .iter()
+        .map(|(asset, amount)| serde_json::json!({ "asset": asset_to_str(asset), "amount": amount.to_string() }))
+        .collect();
+    serde_json::Value::Array(items).to_string()
+}
+
+/// Parses the stored form of a reservation. The error names what is wrong, never the stored value.
+fn reserved_from_json(raw: &str) -> std::result::Result<Vec<(Asset, Amount)>, &'static str> {
+    let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| "not JSON")?;
+    let items = value.as_array().ok_or("not an array")?;
+    items
+        .iter()
+        .map(|item| {
+            let object = item.as_object().filter(|o| o.len() == 2).ok_or("an item is not {asset, amount}")?;
+            let asset = match object.get("asset").and_then(|a| a.as_str()).ok_or("an item has no asset")? {
+                NATIVE => Asset::Native,
+                address => Asset::Token(address.parse::<EvmAddress>().map_err(|_| "an asset is not an address")?),
+            };
+            let amount = object
+                .get("amount")
+                .and_then(|a| a.as_str())
+                .ok_or("an item has no amount")?
+                .parse::<Amount>()
+                .map_err(|_| "an amount is not a decimal string")?;
+            Ok((asset, amount))
+        })
+        .collect()
+}
+
+/// The order of assets in a snapshot: the native coin, then tokens by address.
+fn asset_order(asset: &Asset) -> Option<String> {
+    match asset {
+        Asset::Native => None,
+        Asset::Token(address) => Some(address.to_string().to_lowercase()),
+    }
+}
+
+/// Adds `more` into `totals`, per asset.
+fn add_reserved(totals: &mut Vec<(Asset, Amount)>, more: Vec<(Asset, Amount)>) {
+    for (asset, amount) in more {
+        match totals.iter_mut().find(|(a, _)| *a == asset) {
+            Some((_, total)) => *total = total.saturating_add(amount),
+            None => totals.push((asset, amount)),
+        }
+    }
+}
+
+/// The amount shown in the `amount` column (the leaf's amount or value; none for a batch). Never read back.
+fn display_amount(kind: &TxKind) -> Option<String> {
+    match kind {
+        TxKind::Transfer { amount, .. } | TxKind::TokenTransfer { amount, .. } | TxKind::Approve { amount, .. } => {
+            Some(amount.to_string())
+        }
+        TxKind::ContractCall { value, .. } => Some(value.to_string()),
+        TxKind::Batch { .. } => None,
+    }
+}
+
+/// Reads a non-negative stored counter.
+fn to_u32(column: &'static str, value: i64) -> Result<u32> {
+    u32::try_from(value).map_err(|_| decode_err(TABLE, column, "out of range"))
+}
+
+/// Maps a row selected with [`COLUMNS`] back to a record. A stored value that does not parse is an internal
+/// error naming the column (the value itself is not logged).
+fn record_from_row(row: &SqliteRow) -> Result<TxRecord> {
+    let text = |column: &'static str| row.try_get::<String, _>(column).map_err(db_err);
+    let opt_text = |column: &'static str| row.try_get::<Option<String>, _>(column).map_err(db_err);
+    let opt_time =
+        |column: &'static str| Ok::<_, Error>(row.try_get::<Option<i64>, _>(column).map_err(db_err)?.map(UnixSeconds));
+    let bad = |column: &'static str, what: &'static str| decode_err(TABLE, column, what);
+
+    let request =
+        serde_json::from_str::<serde_json::Value>(&text("request")?).map_err(|_| bad("request", "not JSON"))?;
+    let (kind, _) = TxKind::parse(&request).map_err(|_| bad("request", "not a valid request"))?;
+    let tier = opt_text("tier")?.map(|t| Tier::parse(&t).ok_or_else(|| bad("tier", "unknown tier"))).transpose()?;
+    Ok(TxRecord {
+        id: text("id")?.parse::<TxId>().map_err(|_| bad("id", "not an id"))?,
+        agent_id: text("agent_id")?.parse::<AgentId>().map_err(|_| bad("agent_id", "not an id"))?,
+        session_id: opt_text("session_id")?
+            .map(|s| s.parse::<SessionId>().map_err(|_| bad("session_id", "not an id")))
+            .transpose()?,
+        network: text("network")?,
+        kind,
+        status: TxStatus::parse(&text("status")?).ok_or_else(|| bad("status", "unknown status"))?,
+        tier,
+        reserved: reserved_from_json(&text("reserved")?).map_err(|what| bad("reserved", what))?,
+        usd_value: row.try_get("usd_value").map_err(db_err)?,
+        execute_after: opt_time("execute_after")?,
+        approval_deadline: opt_time("approval_deadline")?,
+        approved_at: opt_time("approved_at")?,
+        reason_code: opt_text("reason_code")?,
+        tx_hash: opt_text("tx_hash")?,
+        raw_tx: row.try_get("raw_tx").map_err(db_err)?,
+        error: opt_text("error")?,
+        attempts: to_u32("attempts", row.try_get("attempts").map_err(db_err)?)?,
+        created_at: UnixSeconds(row.try_get("created_at").map_err(db_err)?),
+        updated_at: UnixSeconds(row.try_get("updated_at").map_err(db_err)?),
+    })
+}
+
+/// Inserts `record` as a new row on a connection inside a write transaction.
+async fn insert_record(conn: &mut SqliteConnection, record: &TxRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO transactions (id, agent_id, session_id, type, status, tier, network, to_address, amount, \
+         request, reserved, usd_value, execute_after, approval_deadline, approved_at, reason_code, tx_hash, raw_tx, \
+         error, attempts, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(record.id.to_string())
+    .bind(record.agent_id.to_string())
+    .bind(record.session_id.map(|id| id.to_string()))
+    .bind(record.kind.type_name())
+    .bind(record.status.as_str())
+    .bind(record.tier.map(Tier::as_str))
+    .bind(&record.network)
+    .bind(record.kind.counterparty().map(|a| a.to_string()))
+    .bind(display_amount(&record.kind))
+    .bind(record.kind.to_json().to_string())
+    .bind(reserved_to_json(&record.reserved))
+    .bind(record.usd_value)
+    .bind(record.execute_after.map(|t| t.0))
+    .bind(record.approval_deadline.map(|t| t.0))
+    .bind(record.approved_at.map(|t| t.0))
+    .bind(record.reason_code.as_deref())
+    .bind(record.tx_hash.as_deref())
+    .bind(record.raw_tx.as_deref())
+    .bind(record.error.as_deref())
+    .bind(i64::from(record.attempts))
+    .bind(record.created_at.0)
+    .bind(record.updated_at.0)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| {
+        if is_foreign_key_violation(&e) {
+            not_found(ErrorCode::AgentNotFound, "agent", record.agent_id)
+        } else {
+            db_err(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// The agent's reservations: its non-final rows only (`idx_transactions_agent_status`).
+fn reserved_sql() -> String {
+    format!("SELECT reserved FROM transactions WHERE agent_id = ? AND status IN ({})", holding_statuses())
+}
+
+/// The agent's requests since a time, oldest first (`idx_transactions_agent_time`).
+const RECENT_SQL: &str = "SELECT created_at, status, usd_value, reason_code IS NOT NULL AS denied FROM transactions \
+                          WHERE agent_id = ? AND created_at >= ? ORDER BY created_at, id";
+
+/// The worker's rows (`?1` = now, `?2` = limit), found by status equality (`idx_transactions_work`): PENDING,
+/// EXECUTING and SUBMITTED rows not held back by a retry backoff (`execute_after`), and QUEUED rows whose delay
+/// has passed, that are approved, or whose approval deadline has come.
+fn work_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM transactions \
+         WHERE (status IN ('{pending}', '{executing}', '{submitted}') AND (execute_after IS NULL OR execute_after <= ?1)) \
+            OR (status = '{queued}' AND (execute_after <= ?1 OR approved_at IS NOT NULL OR approval_deadline <= ?1)) \
+         ORDER BY created_at, id LIMIT ?2",
+        pending = TxStatus::Pending.as_str(),
+        executing = TxStatus::Executing.as_str(),
+        submitted = TxStatus::Submitted.as_str(),
+        queued = TxStatus::Queued.as_str(),
+    )
+}
+
+/// One page of an agent's rows, newest first (`idx_transactions_agent_id`).
+fn list_query(agent: AgentId, before: Option<TxId>, limit: u32) -> QueryBuilder<'static, Sqlite> {
+    let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM transactions WHERE agent_id = "));
+    sql.push_bind(agent.to_string());
+    if let Some(before) = before {
+        sql.push(" AND id < ").push_bind(before.to_string());
+    }
+    sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+    sql
+}
+
+/// Reads the agent's admission snapshot on `conn` (the writer inside `admit`'s transaction, or a reader inside a
+/// read transaction): one consistent view of its policies, reservations and recent requests.
+async fn read_snapshot(conn: &mut SqliteConnection, agent: AgentId, since: UnixSeconds) -> Result<AdmissionSnapshot> {
+    let agent = agent.to_string();
+    let rows = sqlx::query(&format!(
+        "SELECT {} FROM policies WHERE enabled = 1 AND (agent_id IS NULL OR agent_id = ?) ORDER BY id",
+        policies::COLUMNS
+    ))
+    .bind(&agent)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let policies = rows.iter().map(policies::policy_from_row).collect::<Result<Vec<_>>>()?;
+
+    let stored: Vec<String> =
+        sqlx::query_scalar(&reserved_sql()).bind(&agent).fetch_all(&mut *conn).await.map_err(db_err)?;
+    let mut reserved = Vec::new();
+    for raw in stored {
+        add_reserved(&mut reserved, reserved_from_json(&raw).map_err(|what| decode_err(TABLE, "reserved", what))?);
+    }
+    reserved.sort_by_cached_key(|(asset, _)| asset_order(asset));
+
+    let rows = sqlx::query(RECENT_SQL).bind(&agent).bind(since.0).fetch_all(&mut *conn).await.map_err(db_err)?;
+    let recent = rows
+        .iter()
+        .map(|row| {
+            let status: String = row.try_get("status").map_err(db_err)?;
+            Ok(RecentTx {
+                created_at: UnixSeconds(row.try_get("created_at").map_err(db_err)?),
+                status: TxStatus::parse(&status).ok_or_else(|| decode_err(TABLE, "status", "unknown status"))?,
+                usd_value: row.try_get("usd_value").map_err(db_err)?,
+                denied: row.try_get("denied").map_err(db_err)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(AdmissionSnapshot { policies, reserved, recent })
+}
+
+/// [`TxRepo`] over SQLite.
+#[derive(Clone, Debug)]
+pub struct SqliteTxRepo {
+    pools: Pools,
+}
+
+impl SqliteTxRepo {
+    pub(crate) fn new(pools: Pools) -> Self {
+        SqliteTxRepo { pools }
+    }
+}
+
+#[async_trait]
+impl TxRepo for SqliteTxRepo {
+    /// Everything runs on the writer connection in one `BEGIN IMMEDIATE` transaction, so no other write (and no
+    /// other admission) interleaves between the snapshot and the insert. `decide` must return a row of `agent`.
+    async fn admit(&self, agent: AgentId, since: UnixSeconds, decide: Decide) -> Result<TxRecord> {
+        let mut tx = self.pools.begin_write().await?;
+        let snapshot = read_snapshot(&mut tx, agent, since).await?;
+        let (record, events) = decide(&snapshot);
+        if record.agent_id != agent {
+            return Err(Error::internal_msg("admission decided a row for another agent"));
+        }
+        insert_record(&mut tx, &record).await?;
+        for event in &events {
+            append_audit(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    /// Read-only, on a reader connection, inside one read transaction (one consistent view).
+    async fn snapshot(&self, agent: AgentId, since: UnixSeconds) -> Result<AdmissionSnapshot> {
+        let mut tx = self.pools.reader.begin().await.map_err(db_err)?;
+        let snapshot = read_snapshot(&mut tx, agent, since).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(snapshot)
+    }
+
+    async fn get(&self, id: TxId) -> Result<Option<TxRecord>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM transactions WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pools.reader)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    /// Newest first by id (UUID v7, time ordered); `before` is the last id of the previous page.
+    async fn list(&self, agent: AgentId, before: Option<TxId>, limit: u32) -> Result<Vec<TxRecord>> {
+        let rows = list_query(agent, before, limit).build().fetch_all(&self.pools.reader).await.map_err(db_err)?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// `updated_at` becomes the event's time; an update without an event leaves it as it was. `approved_at` is
+    /// set once: an update that sets it also compares it, so a second approval of the same row loses like a moved
+    /// status (false, nothing written). A move the core's state machine does not have (e.g. CONFIRMED → PENDING)
+    /// is refused as an internal error before any write.
+    async fn transition(
+        &self,
+        id: TxId,
+        from: TxStatus,
+        to: TxStatus,
+        update: &TxUpdate,
+        event: Option<Event>,
+    ) -> Result<bool> {
+        if !is_legal_move(from, to) {
+            return Err(Error::internal_msg(format!("illegal transaction move {} -> {}", from.as_str(), to.as_str())));
+        }
+        let mut tx = self.pools.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE transactions SET status = ?, updated_at = COALESCE(?, updated_at), \
+             tx_hash = COALESCE(?, tx_hash), raw_tx = COALESCE(?, raw_tx), error = COALESCE(?, error), \
+             approved_at = COALESCE(?, approved_at), attempts = COALESCE(?, attempts), \
+             execute_after = COALESCE(?, execute_after) \
+             WHERE id = ? AND status = ? AND (? IS NULL OR approved_at IS NULL)",
+        )
+        .bind(to.as_str())
+        .bind(event.as_ref().map(|e| e.created_at.0))
+        .bind(update.tx_hash.as_deref())
+        .bind(update.raw_tx.as_deref())
+        .bind(update.error.as_deref())
+        .bind(update.approved_at.map(|t| t.0))
+        .bind(update.attempts.map(i64::from))
+        .bind(update.execute_after.map(|t| t.0))
+        .bind(id.to_string())
+        .bind(from.as_str())
+        .bind(update.approved_at.map(|t| t.0))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(false);
+        }
+        if let Some(event) = &event {
+            append_audit(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    /// At most [`WORK_BATCH`] rows, oldest first by `(created_at, id)`.
+    async fn work(&self, now: UnixSeconds) -> Result<Vec<TxRecord>> {
+        let rows = sqlx::query(&work_sql())
+            .bind(now.0)
+            .bind(i64::from(WORK_BATCH))
+            .fetch_all(&self.pools.reader)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(record_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex, mpsc};
+    use std::time::Duration;
+
+    use serde_json::json;
+    use waiaas_core::domain::{Policy, TokenRef};
+    use waiaas_core::event::{EventType, RequestContext};
+    use waiaas_core::ports::PolicyRepo;
+
+    use super::*;
+    use crate::test_support::{TestDb, address, audit_types, count_audit_rows};
+
+    /// 2^255: two of them overflow 256 bits.
+    const HALF_OF_U256: &str = "57896044618658097711785492504343953926634992332820282019728792003956564819968";
+    const U256_MAX: &str = "115792089237316195423570985008687907853269984665640564039457584007913129639935";
+
+    fn amount(text: &str) -> Amount {
+        text.parse().unwrap()
+    }
+
+    fn token(n: u64) -> TokenRef {
+        TokenRef { address: address(n), decimals: 6, symbol: format!("T{n}") }
+    }
+
+    async fn new_agent(t: &TestDb) -> AgentId {
+        let agent = t.agent();
+        t.insert_agent(&agent).await;
+        agent.id
+    }
+
+    /// A queued APPROVAL record with every optional field set, for a batch touching three assets.
+    fn full_record(t: &TestDb, agent: AgentId) -> TxRecord {
+        let kind = TxKind::Batch {
+            instructions: vec![
+                TxKind::Transfer { to: address(1), amount: Amount::from_u128(10) },
+                TxKind::TokenTransfer { to: address(2), amount: Amount::from_u128(20), token: token(100) },
+                TxKind::ContractCall { to: address(3), calldata: vec![0xa9, 0x05], value: Amount::from_u128(5) },
+                TxKind::Approve { spender: address(4), amount: amount(U256_MAX), token: token(101) },
+            ],
+        };
+        TxRecord {
+            session_id: Some(t.session(agent).id),
+            reserved: kind.outflows(),
+            kind,
+            tier: Some(Tier::Approval),
+            usd_value: Some(12.5),
+            execute_after: Some(UnixSeconds(11)),
+            approval_deadline: Some(UnixSeconds(12)),
+            approved_at: Some(UnixSeconds(13)),
+            reason_code: Some("RATE_LIMIT_EXCEEDED".into()),
+            tx_hash: Some("0xabc".into()),
+            raw_tx: Some(vec![0, 1, 2, 255]),
+            error: Some("boom".into()),
+            attempts: 3,
+            ..t.tx(agent, TxStatus::Queued, 0)
+        }
+    }
+
+    fn decide_with(record: &TxRecord, events: &[Event]) -> Decide {
+        let (record, events) = (record.clone(), events.to_vec());
+        Box::new(move |_| (record, events))
+    }
+
+    async fn count_rows(t: &TestDb) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM transactions").fetch_one(&t.db.pools.reader).await.unwrap()
+    }
+
+    async fn get(t: &TestDb, id: TxId) -> TxRecord {
+        t.db.transactions().get(id).await.unwrap().expect("row exists")
+    }
+
+    #[test]
+    fn the_reservation_format_round_trips_and_refuses_what_it_does_not_know() {
+        let reserved = vec![(Asset::Native, amount(U256_MAX)), (Asset::Token(address(0xabc)), Amount::ZERO)];
+        let stored = reserved_to_json(&reserved);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&stored).unwrap(),
+            json!([{"asset": "native", "amount": U256_MAX}, {"asset": address(0xabc).to_string(), "amount": "0"}])
+        );
+        assert_eq!(reserved_from_json(&stored), Ok(reserved));
+        assert_eq!(reserved_from_json("[]"), Ok(vec![]));
+        let lower = format!(r#"[{{"asset":"0x{:040x}","amount":"1"}}]"#, 0xabc);
+        assert_eq!(reserved_from_json(&lower), Ok(vec![(Asset::Token(address(0xabc)), Amount::from_u128(1))]));
+        for bad in [
+            "{}",
+            r#"[{"asset":"native"}]"#,
+            r#"[{"asset":"native","amount":"-1"}]"#,
+            r#"[{"asset":"native","amount":1}]"#,
+            r#"[{"asset":"ether","amount":"1"}]"#,
+            r#"[{"asset":"native","amount":"1","extra":true}]"#,
+        ] {
+            assert!(reserved_from_json(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_the_state_machines_moves_are_legal() {
+        use TxStatus::*;
+        assert!(is_legal_move(Pending, Executing));
+        assert!(is_legal_move(Queued, Expired));
+        assert!(is_legal_move(Submitted, Submitted), "in place");
+        assert!(!is_legal_move(Confirmed, Pending));
+        assert!(!is_legal_move(Executing, Cancelled), "signed work is not cancelled");
+        assert_eq!(holding_statuses(), "'PENDING', 'QUEUED', 'EXECUTING', 'SUBMITTED'");
+        assert_eq!(cancellable_statuses(), "'PENDING', 'QUEUED'");
+    }
+
+    #[tokio::test]
+    async fn admit_writes_the_row_and_its_events_and_every_field_round_trips() {
+        let t = TestDb::new().await;
+        let agent = new_agent(&t).await;
+        let record = full_record(&t, agent);
+        let events = [
+            t.event(EventType::TxRequested).agent(agent).tx(record.id),
+            t.event(EventType::TxApprovalRequired).agent(agent).tx(record.id),
+        ];
+        let admitted = t.db.transactions().admit(agent, UnixSeconds(0), decide_with(&record, &events)).await.unwrap();
+        assert_eq!(admitted, record);
+        assert_eq!(get(&t, record.id).await, record);
+        let chain = t.db.audit_chain(0, 100).await.unwrap();
+        let written: Vec<Event> = chain.into_iter().skip(1).map(|r| r.event).collect();
+        assert_eq!(written, events, "every event, in order");
+
+        // A denied request: no tier, nothing reserved, final.
+        let denied = TxRecord {
+            status: TxStatus::Cancelled,
+            tier: None,
+            reserved: vec![],
+            reason_code: Some("ADDRESS_NOT_WHITELISTED".into()),
+            ..t.tx(agent, TxStatus::Cancelled, 3)
+        };
+        t.admit(&denied).await;
+        assert_eq!(get(&t, denied.id).await, denied);
+
+        // The columns kept for people reading the table follow the request.
+        let shown: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT type, to_address, amount FROM transactions WHERE reserved_amount IS NULL ORDER BY id",
+        )
+        .fetch_all(&t.db.pools.reader)
+        .await
+        .unwrap();
+        assert_eq!(
+            shown,
+            [("BATCH".into(), None, None), ("TRANSFER".into(), Some(address(7).to_string()), Some("3".into()))]
+        );
+    }
+
+    /// Refuses audit rows of one event type (as a failing disk would, halfway through the transaction).
+    async fn refuse_audit_of(t: &TestDb, event_type: EventType) {
+        sqlx::query(&format!(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_logs WHEN NEW.event_type = '{}' \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            event_type.as_str()
+        ))
+        .execute(&t.db.pools.writer)
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_admission_that_fails_anywhere_writes_nothing() {
+        let t = TestDb::new().await;
+        let agent = new_agent(&t).await;
+        let record = t.tx(agent, TxStatus::Queued, 9);
+        let events = [
+            t.event(EventType::TxRequested).agent(agent).tx(record.id),
+            t.event(EventType::TxQueued).agent(agent).tx(record.id),
+        ];
+        // The second event's audit row fails after the row and the first event were written.
+        refuse_audit_of(&t, EventType::TxQueued).await;
+        let err = t.db.transactions().admit(agent, UnixSeconds(0), decide_with(&record, &events)).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::InternalError);
+        assert_eq!(t.db.transactions().get(record.id).await.unwrap(), None);
+        assert_eq!((count_rows(&t).await, audit_types(&t.db).await), (0, vec![EventType::AgentCreated]));
+        sqlx::query("DROP TRIGGER refuse_audit").execute(&t.db.pools.writer).await.unwrap();
+
+        // A row for an agent that does not exist: no audit rows either.
+        let orphan = t.tx(t.agent().id, TxStatus::Pending, 1);
+        let err = t.db.transactions().admit(orphan.agent_id, UnixSeconds(0), decide_with(&orphan, &events)).await;
+        assert_eq!(err.unwrap_err().code, ErrorCode::AgentNotFound);
+        // A decision about another agent than the one whose snapshot was read.
+        let err = t.db.transactions().admit(agent, UnixSeconds(0), decide_with(&orphan, &events)).await;
+        assert_eq!(err.unwrap_err().code, ErrorCode::InternalError);
+        assert_eq!((count_rows(&t).await, count_audit_rows(&t.db).await), (0, 1));
+
+        // With the audit log healthy the same admission goes through.
+        t.db.transactions().admit(agent, UnixSeconds(0), decide_with(&record, &events)).await.unwrap();
+        assert_eq!((count_rows(&t).await, count_audit_rows(&t.db).await), (1, 3));
+    }
+
+    /// A batch reserving `native` wei and `tokens` of token 100.
+    fn two_asset_tx(t: &TestDb, agent: AgentId, status: TxStatus, native: u128, tokens: u128) -> TxRecord {
+        let kind = TxKind::Batch {
+            instructions: vec![
+                TxKind::Transfer { to: address(1), amount: Amount::from_u128(native) },
+                TxKind::TokenTransfer { to: address(2), amount: Amount::from_u128(tokens), token: token(100) },
+            ],
+        };
+        TxRecord { reserved: kind.outflows(), kind, ..t.tx(agent, status, 0) }
+    }
+
+    #[tokio::test]
+    async fn the_snapshot_sums_reservations_of_non_final_rows_per_asset() {
+        let t = TestDb::new().await;
+        let (agent, other) = (new_agent(&t).await, new_agent(&t).await);
+        let huge = |t: &TestDb| {
+            let kind = TxKind::Approve { spender: address(4), amount: amount(HALF_OF_U256), token: token(101) };
+            TxRecord { reserved: kind.outflows(), kind, ..t.tx(agent, TxStatus::Queued, 0) }
+        };
+        // Token 101 is reserved first: the snapshot still lists the native coin, then tokens by address.
+        t.admit(&huge(&t)).await;
+        t.admit(&huge(&t)).await;
+        for (i, status) in TxStatus::ALL.into_iter().enumerate() {
+            t.admit(&two_asset_tx(&t, agent, status, 1 << i, 1 << (i + 8))).await;
+            t.admit(&two_asset_tx(&t, other, status, 1_000, 1_000)).await;
+        }
+
+        let snapshot = t.db.transactions().snapshot(agent, UnixSeconds(0)).await.unwrap();
+        // PENDING, QUEUED, EXECUTING and SUBMITTED are the first four statuses: 1+2+4+8.
+        assert_eq!(
+            snapshot.reserved,
+            [
+                (Asset::Native, Amount::from_u128(15)),
+                (Asset::Token(address(100)), Amount::from_u128(15 << 8)),
+                (Asset::Token(address(101)), amount(U256_MAX)),
+            ],
+            "summed per asset over non-final rows, saturating at 2^256 - 1"
+        );
+        let others = t.db.transactions().snapshot(other, UnixSeconds(0)).await.unwrap();
+        assert_eq!(others.reserved[0], (Asset::Native, Amount::from_u128(4_000)));
+        let nobody = t.db.transactions().snapshot(t.agent().id, UnixSeconds(0)).await.unwrap();
+        assert_eq!(nobody, AdmissionSnapshot::default());
+    }
+
+    #[tokio::test]
+    async fn the_snapshot_reads_the_agents_enabled_policies_and_recent_requests() {
+        let t = TestDb::new().await;
+        let (agent, other) = (new_agent(&t).await, new_agent(&t).await);
+        let mut applicable = Vec::new();
+        for (owner, enabled) in
+            [(None, true), (None, false), (Some(agent), true), (Some(agent), false), (Some(other), true)]
+        {
+            let policy = Policy { agent_id: owner, enabled, ..t.rate_limit_policy() };
+            t.db.policies().insert(&policy, &t.event(EventType::PolicyCreated)).await.unwrap();
+            if enabled && owner != Some(other) {
+                applicable.push(policy);
+            }
+        }
+        let mut mine = Vec::new();
+        for (i, status) in
+            [TxStatus::Confirmed, TxStatus::Pending, TxStatus::Cancelled, TxStatus::Failed].iter().enumerate()
+        {
+            let record = TxRecord {
+                usd_value: (i % 2 == 0).then_some(i as f64 + 0.5),
+                reason_code: (*status == TxStatus::Cancelled).then(|| "RATE_LIMIT_EXCEEDED".to_owned()),
+                ..t.tx(agent, *status, 1)
+            };
+            t.admit(&record).await;
+            t.admit(&t.tx(other, TxStatus::Pending, 1)).await;
+            mine.push(record);
+        }
+        let since = mine[1].created_at;
+        let snapshot = t.db.transactions().snapshot(agent, since).await.unwrap();
+        assert_eq!(snapshot.policies, applicable);
+        let expected: Vec<RecentTx> = mine[1..]
+            .iter()
+            .map(|r| RecentTx {
+                created_at: r.created_at,
+                status: r.status,
+                usd_value: r.usd_value,
+                denied: r.reason_code.is_some(),
+            })
+            .collect();
+        assert_eq!(snapshot.recent, expected, "the agent's requests since `since`, inclusive, oldest first");
+        assert!(snapshot.recent[1].denied && !snapshot.recent[0].denied);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_admissions_for_one_agent_serialize() {
+        let t = TestDb::new().await;
+        let agent = new_agent(&t).await;
+        let (first, second) = (t.tx(agent, TxStatus::Pending, 7), t.tx(agent, TxStatus::Queued, 11));
+        let (entered, mut entries) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+        let (release, released) = mpsc::channel::<()>();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+
+        let admit = |name: &'static str, record: TxRecord, gate: Option<mpsc::Receiver<()>>| {
+            let (repo, entered, seen) = (t.db.transactions(), entered.clone(), Arc::clone(&seen));
+            tokio::spawn(async move {
+                let decide: Decide = Box::new(move |snapshot| {
+                    seen.lock().unwrap().push((name, snapshot.reserved.clone()));
+                    entered.send(name).unwrap();
+                    if let Some(gate) = gate {
+                        gate.recv_timeout(Duration::from_secs(10)).expect("released");
+                    }
+                    (record, vec![])
+                });
+                repo.admit(agent, UnixSeconds(0), decide).await
+            })
+        };
+        let a = admit("first", first.clone(), Some(released));
+        assert_eq!(entries.recv().await, Some("first"));
+        let b = admit("second", second.clone(), None);
+        // The first admission is open (deciding): the second cannot even read its snapshot meanwhile.
+        let early = tokio::time::timeout(Duration::from_millis(300), entries.recv()).await;
+        assert!(early.is_err(), "the second admission decided while the first was open: {early:?}");
+        release.send(()).unwrap();
+        assert_eq!(a.await.unwrap().unwrap(), first);
+        assert_eq!(b.await.unwrap().unwrap(), second);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [("first", vec![]), ("second", vec![(Asset::Native, Amount::from_u128(7))])],
+            "the second decision saw the first one's reservation"
+        );
+    }
+
+    #[tokio::test]
+    async fn transition_is_compare_and_set_and_a_lost_race_writes_nothing() {
+        let t = TestDb::new().await;
+        let agent = new_agent(&t).await;
+        let record = t.tx(agent, TxStatus::Pending, 5);
+        t.admit(&record).await;
+        let repo = t.db.transactions();
+        let audit_rows = count_audit_rows(&t.db).await;
+
+        // An event-less move: no audit row, `updated_at` kept.
+        assert!(
+            repo.transition(record.id, TxStatus::Pending, TxStatus::Executing, &TxUpdate::default(), None)
+                .await
+                .unwrap()
+        );
+        let executing = TxRecord { status: TxStatus::Executing, ..record.clone() };
+        assert_eq!(get(&t, record.id).await, executing);
+        assert_eq!(count_audit_rows(&t.db).await, audit_rows);
+
+        // A lost race: the row is no longer PENDING, so nothing is written, not even the event.
+        let cancel = TxUpdate { error: Some("too late".into()), ..TxUpdate::default() };
+        let event = t.event(EventType::TxCancelled).agent(agent).tx(record.id);
+        assert!(
+            !repo.transition(record.id, TxStatus::Pending, TxStatus::Cancelled, &cancel, Some(event)).await.unwrap()
+        );
+        assert_eq!(get(&t, record.id).await, executing);
+        assert_eq!(count_audit_rows(&t.db).await, audit_rows);
+        let unknown = TxId::generate(&t.clock, &t.entropy);
+        let event = t.event(EventType::TxCancelled);
+        assert!(!repo.transition(unknown, TxStatus::Pending, TxStatus::Cancelled, &cancel, Some(event)).await.unwrap());
+        assert_eq!(count_audit_rows(&t.db).await, audit_rows);
+
+        // Signed: the hash and raw bytes land with the status and the event, at the event's time.
+        let signed = TxUpdate { tx_hash: Some("0xfeed".into()), raw_tx: Some(vec![2, 0xf8]), ..TxUpdate::default() };
+        let submitted =
+            Event::new(EventType::TxSubmitted, &RequestContext::system(), UnixSeconds(record.created_at.0 + 50))
+                .agent(agent)
+                .tx(record.id);
+        assert!(
+            repo.transition(record.id, TxStatus::Executing, TxStatus::Submitted, &signed, Some(submitted.clone()))
+                .await
+                .unwrap()
+        );
+        let stored = get(&t, record.id).await;
+        let expected = TxRecord {
+            status: TxStatus::Submitted,
+            tx_hash: Some("0xfeed".into()),
+            raw_tx: Some(vec![2, 0xf8]),
+            updated_at: submitted.created_at,
+            ..executing
+        };
+        assert_eq!(stored, expected);
+        assert_eq!(t.db.audit_chain(0, 100).await.unwrap().pop().unwrap().event, submitted);
+
+        // In place: fields set, the others (None) left as they are.
+        let retry = TxUpdate {
+            attempts: Some(2),
+            error: Some("rpc down".into()),
+            execute_after: Some(UnixSeconds(99)),
+            ..TxUpdate::default()
+        };
+        assert!(repo.transition(record.id, TxStatus::Submitted, TxStatus::Submitted, &retry, None).await.unwrap());
+        let expected =
+            TxRecord { attempts: 2, error: Some("rpc down".into()), execute_after: Some(UnixSeconds(99)), ..expected };
+        assert_eq!(get(&t, record.id).await, expected);
+
+        // A move the state machine does not have is refused before anything is written.
+        let err = repo.transition(record.id, TxStatus::Submitted, TxStatus::Pending, &TxUpdate::default(), None).await;
+        assert_eq!(err.unwrap_err().code, ErrorCode::InternalError);
+        assert_eq!(get(&t, record.id).await, expected);
+
+        // Reaching a final status releases the reservation.
+        assert_eq!(
+            repo.snapshot(agent, UnixSeconds(0)).await.unwrap().reserved,
+            [(Asset::Native, Amount::from_u128(5))]
+        );
+        let confirmed = t.event(EventType::TxConfirmed).agent(agent).tx(record.id);
+        assert!(
+            repo.transition(record.id, TxStatus::Submitted, TxStatus::Confirmed, &TxUpdate::default(), Some(confirmed))
+                .await
+                .unwrap()
+        );
+        assert_eq!(repo.snapshot(agent, UnixSeconds(0)).await.unwrap().reserved, []);
+        assert_eq!(count_audit_rows(&t.db).await, audit_rows + 2);
+    }
+
+    #[tokio::test]
+    async fn an_approval_is_set_once() {
+        let t = TestDb::new().await;
+        let agent = new_agent(&t).await;
+        let record = TxRecord { tier: Some(Tier::Approval), ..t.tx(agent, TxStatus::Queued, 5) };
+        t.admit(&record).await;
+        let repo = t.db.transactions();
+        let approve = |at: i64| TxUpdate { approved_at: Some(UnixSeconds(at)), ..TxUpdate::default() };
+        let event = || t.event(EventType::TxApproved).agent(agent).tx(record.id);
+        assert!(
+            repo.transition(record.id, TxStatus::Queued, TxStatus::Queued, &approve(10), Some(event())).await.unwrap()
+        );
+        let audit_rows = count_audit_rows(&t.db).await;
+        assert!(
+            !repo.transition(record.id, TxStatus::Queued, TxStatus::Queued, &approve(20), Some(event())).await.unwrap()
+        );
+        assert_eq!(get(&t, record.id).await.approved_at, Some(UnixSeconds(10)));
+        assert_eq!(count_audit_rows(&t.db).await, audit_rows, "the second approval wrote nothing");
+        // Other in-place updates of an approved row still apply.
+        let retry = TxUpdate { attempts: Some(1), ..TxUpdate::default() };
+        assert!(repo.transition(record.id, TxStatus::Queued, TxStatus::Queued, &retry, None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_transition_whose_audit_row_fails_is_rolled_back() {
+        let t = TestDb::new().await;
+        let agent = new_agent(&t).await;
+        let record = t.tx(agent, TxStatus::Queued, 5);
+        t.admit(&record).await;
+        refuse_audit_of(&t, EventType::TxApproved).await;
+        let approve = TxUpdate { approved_at: Some(UnixSeconds(77)), ..TxUpdate::default() };
+        let event = t.event(EventType::TxApproved).agent(agent).tx(record.id);
+        let err =
+            t.db.transactions().transition(record.id, TxStatus::Queued, TxStatus::Queued, &approve, Some(event)).await;
+        assert_eq!(err.unwrap_err().code, ErrorCode::InternalError);
+        assert_eq!(get(&t, record.id).await, record);
+    }
+
+    #[tokio::test]
+    async fn work_returns_exactly_the_due_rows_oldest_first() {
+        let t = TestDb::new().await;
+        let agent = new_agent(&t).await;
+        let now = UnixSeconds(1_800_000_000);
+        let (before, after) = (UnixSeconds(now.0 - 1), UnixSeconds(now.0 + 1));
+        let queued = |t: &TestDb| t.tx(agent, TxStatus::Queued, 1);
+        let rows: Vec<(&str, TxRecord, bool, bool)> = vec![
+            // (what, row, due now, due a second later)
+            ("pending", t.tx(agent, TxStatus::Pending, 1), true, true),
+            ("executing", t.tx(agent, TxStatus::Executing, 1), true, true),
+            ("submitted", t.tx(agent, TxStatus::Submitted, 1), true, true),
+            // Retry backoffs.
+            (
+                "pending retry due",
+                TxRecord { execute_after: Some(before), ..t.tx(agent, TxStatus::Pending, 1) },
+                true,
+                true,
+            ),
+            (
+                "executing backing off",
+                TxRecord { execute_after: Some(after), ..t.tx(agent, TxStatus::Executing, 1) },
+                false,
+                true,
+            ),
+            (
+                "submitted retry due",
+                TxRecord { execute_after: Some(now), ..t.tx(agent, TxStatus::Submitted, 1) },
+                true,
+                true,
+            ),
+            ("delay due", TxRecord { execute_after: Some(now), ..queued(&t) }, true, true),
+            ("delay waiting", TxRecord { execute_after: Some(after), ..queued(&t) }, false, true),
+            ("approval waiting", TxRecord { approval_deadline: Some(after), ..queued(&t) }, false, true),
+            (
+                "approved",
+                TxRecord { approval_deadline: Some(after), approved_at: Some(before), ..queued(&t) },
+                true,
+                true,
+            ),
+            ("approval expired", TxRecord { approval_deadline: Some(now), ..queued(&t) }, true, true),
+            ("confirmed", t.tx(agent, TxStatus::Confirmed, 1), false, false),
+            ("failed", t.tx(agent, TxStatus::Failed, 1), false, false),
+            ("cancelled", t.tx(agent, TxStatus::Cancelled, 1), false, false),
+            (
+                "expired",
+                TxRecord { approval_deadline: Some(before), ..t.tx(agent, TxStatus::Expired, 1) },
+                false,
+                false,
+            ),
+        ];
+        // Creation times run against the ids (later ids are older), two rows per second: the order is
+        // (created_at, id), not the id alone.
+        let count = rows.len() as i64;
+        let mut rows: Vec<(&str, TxRecord, bool, bool)> = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, (what, row, now_due, later_due))| {
+                let created_at = UnixSeconds(1_000 + (count - i as i64) / 2);
+                (what, TxRecord { created_at, updated_at: created_at, ..row }, now_due, later_due)
+            })
+            .collect();
+        for (_, row, _, _) in &rows {
+            t.admit(row).await;
+        }
+        rows.sort_by_key(|(_, row, _, _)| (row.created_at, row.id.to_string()));
+        let names = |records: Vec<TxRecord>| -> Vec<&str> {
+            records.iter().map(|r| rows.iter().find(|(_, row, _, _)| row.id == r.id).unwrap().0).collect()
+        };
+        let due_now: Vec<&str> = rows.iter().filter(|r| r.2).map(|r| r.0).collect();
+        let due_later: Vec<&str> = rows.iter().filter(|r| r.3).map(|r| r.0).collect();
+        assert_eq!(names(t.db.transactions().work(now).await.unwrap()), due_now);
+        assert_eq!(names(t.db.transactions().work(after).await.unwrap()), due_later);
+        assert_eq!(due_now.first(), Some(&"approval expired"), "sanity: the order is not the insertion order");
+    }
+
+    #[tokio::test]
+    async fn list_is_one_agents_rows_newest_first_in_keyset_pages() {
+        let t = TestDb::new().await;
+        let (agent, other) = (new_agent(&t).await, new_agent(&t).await);
+        let mut all = Vec::new();
+        for i in 0..5 {
+            let record = t.tx(agent, TxStatus::Pending, i);
+            t.admit(&record).await;
+            t.admit(&t.tx(other, TxStatus::Pending, i)).await;
+            all.push(record);
+        }
+        all.reverse();
+        let repo = t.db.transactions();
+        assert_eq!(repo.list(agent, None, 10).await.unwrap(), all);
+        let page = repo.list(agent, None, 2).await.unwrap();
+        assert_eq!(page, all[..2]);
+        assert_eq!(repo.list(agent, Some(page[1].id), 2).await.unwrap(), all[2..4]);
+        assert_eq!(repo.list(agent, Some(all[4].id), 2).await.unwrap(), []);
+    }
+
+    #[tokio::test]
+    async fn unreadable_stored_values_are_internal_errors_that_name_the_column_only() {
+        let t = TestDb::new().await;
+        let agent = new_agent(&t).await;
+        let record = t.tx(agent, TxStatus::Pending, 1);
+        t.admit(&record).await;
+        let repo = t.db.transactions();
+        for (column, value) in [
+            ("request", r#"{"type":"s3cr3t"}"#),
+            ("reserved", r#"[{"asset":"native","amount":"s3cr3t"}]"#),
+            ("network", "anvil"),
+        ] {
+            let original: String = sqlx::query_scalar(&format!("SELECT {column} FROM transactions"))
+                .fetch_one(&t.db.pools.reader)
+                .await
+                .unwrap();
+            sqlx::query(&format!("UPDATE transactions SET {column} = ?"))
+                .bind(value)
+                .execute(&t.db.pools.writer)
+                .await
+                .unwrap();
+            if column == "network" {
+                assert!(repo.get(record.id).await.is_ok(), "the control case reads");
+                continue;
+            }
+            let mut errors = vec![repo.get(record.id).await.unwrap_err(), repo.work(UnixSeconds(0)).await.unwrap_err()];
+            if column == "reserved" {
+                errors.push(repo.snapshot(agent, UnixSeconds(0)).await.unwrap_err());
+            }
+            for err in errors {
+                assert_eq!(err.code, ErrorCode::InternalError, "{column}");
+                let cause = err.internal.as_ref().unwrap().to_string();
+                assert!(cause.contains(&format!("transactions.{column}")), "{cause}");
+                assert!(!cause.contains("s3cr3t") && !err.message.contains("s3cr3t"), "{cause}");
+            }
+            sqlx::query(&format!("UPDATE transactions SET {column} = ?"))
+                .bind(original)
+                .execute(&t.db.pools.writer)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn plan(t: &TestDb, sql: &str) -> String {
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .bind("x")
+            .bind(1)
+            .bind(2)
+            .fetch_all(&t.db.pools.reader)
+            .await
+            .unwrap();
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The per-request queries read only what they need: the agent's non-final rows, its recent rows, the
+    /// non-final rows of the worker; never a scan of the table (which keeps every final row forever).
+    #[tokio::test]
+    async fn the_pipeline_queries_walk_indexes() {
+        let t = TestDb::new().await;
+        let reserved = plan(&t, &reserved_sql()).await;
+        assert!(reserved.contains("USING INDEX idx_transactions_agent_status (agent_id=? AND status=?)"), "{reserved}");
+        let recent = plan(&t, RECENT_SQL).await;
+        assert!(recent.contains("USING INDEX idx_transactions_agent_time (agent_id=? AND created_at>?)"), "{recent}");
+        let work = plan(&t, &work_sql()).await;
+        assert!(work.contains("USING INDEX idx_transactions_work (status=?)"), "{work}");
+        let before = TxId::generate(&t.clock, &t.entropy);
+        let list = plan(&t, list_query(AgentId::generate(&t.clock, &t.entropy), Some(before), 10).sql()).await;
+        assert!(list.contains("USING INDEX idx_transactions_agent_id (agent_id=? AND id<?)"), "{list}");
+        for (what, plan) in [("recent", &recent), ("list", &list)] {
+            assert!(!plan.contains("TEMP B-TREE"), "{what} needs no sort: {plan}");
+        }
+        for plan in [reserved, recent, work, list] {
+            assert!(!plan.contains("SCAN transactions"), "{plan}");
+        }
+    }
+}
