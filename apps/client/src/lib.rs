@@ -11,9 +11,13 @@
 //! # Ok::<(), waiaas_client::ClientError>(())
 //! ```
 //!
-//! Public endpoints (`/health`, the kill-switch state) are called without credentials; every other call carries
+//! Public endpoints (`/health`, the kill-switch state, the owner nonce) are called without credentials; the
+//! owner's approve/reject calls carry only the owner's signature headers given to them; every other call carries
 //! the credentials this client was given (master password and/or session token) and the daemon judges them: a
 //! missing one is its 401, one of the wrong kind its 403 `WRONG_AUTH`. Keep operator and agent clients apart.
+//!
+//! Transactions are sent as a typed [`TxRequest`] ([`Client::send_transaction`]) or as raw JSON
+//! ([`Client::send_transaction_raw`]); both reach the same strict parser in the daemon.
 //! Non-2xx answers are [`ClientError::Api`]; redirects are never followed. [`Client::request_raw`] is the escape hatch for tests that
 //! need malformed bodies or custom headers.
 
@@ -26,6 +30,8 @@ pub mod types;
 
 use std::time::Duration;
 
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -36,6 +42,10 @@ pub use types::*;
 
 /// Header carrying the master password (masterAuth).
 pub const MASTER_PASSWORD_HEADER: &str = "X-Master-Password";
+/// ownerAuth headers: the owner's address, the signed text (base64, standard alphabet) and the signature.
+pub const OWNER_ADDRESS_HEADER: &str = "X-Owner-Address";
+pub const OWNER_MESSAGE_HEADER: &str = "X-Owner-Message";
+pub const OWNER_SIGNATURE_HEADER: &str = "X-Owner-Signature";
 
 /// Characters left as they are in a path segment or query value (RFC 3986 "unreserved").
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -50,6 +60,8 @@ enum Auth {
     Public,
     Master,
     Session,
+    /// The owner's signature headers, passed per call; the client's own credentials are not sent.
+    Owner,
 }
 
 /// A connection to one daemon. Cheap to clone; connections are pooled.
@@ -146,19 +158,39 @@ impl Client {
         auth: Auth,
         body: Option<&impl Serialize>,
     ) -> Result<T> {
-        let (status, headers, bytes) = self.exchange(method, path, auth, body)?;
+        self.call_with_headers(method, path, auth, &[], body)
+    }
+
+    fn call_with_headers<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Auth,
+        extra_headers: &[(&str, &str)],
+        body: Option<&impl Serialize>,
+    ) -> Result<T> {
+        let (status, headers, bytes) = self.exchange(method, path, auth, extra_headers, body)?;
         if !(200..300).contains(&status) {
             return Err(api_error_from(status, &headers, &bytes));
         }
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(format!("{method} {}: {e}", strip_query(path))))
     }
 
-    fn exchange(&self, method: &str, path: &str, auth: Auth, body: Option<&impl Serialize>) -> Result<RawResponse> {
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Auth,
+        extra_headers: &[(&str, &str)],
+        body: Option<&impl Serialize>,
+    ) -> Result<RawResponse> {
         let bearer;
         let mut headers: Vec<(&str, &str)> = vec![("Accept", "application/json")];
-        // The daemon judges credentials: public endpoints get none; the others get whatever this client holds,
-        // so a credential of the wrong kind is answered 403 WRONG_AUTH and a missing one 401, by the daemon.
-        if auth != Auth::Public {
+        headers.extend_from_slice(extra_headers);
+        // The daemon judges credentials: public and owner endpoints get none of the client's own; the others get
+        // whatever this client holds, so a credential of the wrong kind is answered 403 WRONG_AUTH and a missing
+        // one 401, by the daemon.
+        if matches!(auth, Auth::Master | Auth::Session) {
             if let Some(password) = &self.master_password {
                 headers.push((MASTER_PASSWORD_HEADER, password));
             }
@@ -277,8 +309,89 @@ impl Client {
         self.call("GET", "/v1/wallet/address", Auth::Session, None::<&()>)
     }
 
+    /// `GET /v1/wallet/balance`: the native coin.
     pub fn wallet_balance(&self) -> Result<WalletBalance> {
         self.call("GET", "/v1/wallet/balance", Auth::Session, None::<&()>)
+    }
+
+    /// `GET /v1/wallet/balance?token=<address>`: the balance of one ERC-20 token, in its smallest unit.
+    pub fn wallet_token_balance(&self, token: &str) -> Result<TokenBalance> {
+        let path = with_query("/v1/wallet/balance", &[("token", token.to_owned())]);
+        self.call("GET", &path, Auth::Session, None::<&()>)
+    }
+
+    // ----- transactions (session) -------------------------------------------------------------------------
+
+    /// `POST /v1/transactions/send`: 201 `{id, status}`; the rest of the pipeline runs asynchronously (poll
+    /// [`Client::get_transaction`]). A policy denial is `ClientError::Api` with code `POLICY_DENIED` and
+    /// `details: {transactionId, reasonCode, matchedPolicyIds}`.
+    pub fn send_transaction(&self, request: &TxRequest) -> Result<SendResult> {
+        self.call("POST", "/v1/transactions/send", Auth::Session, Some(request))
+    }
+
+    /// [`Client::send_transaction`] with a body given as JSON, sent as it is (the daemon refuses unknown fields).
+    pub fn send_transaction_raw(&self, body: &serde_json::Value) -> Result<SendResult> {
+        self.call("POST", "/v1/transactions/send", Auth::Session, Some(body))
+    }
+
+    pub fn get_transaction(&self, id: &str) -> Result<Transaction> {
+        self.call("GET", &format!("/v1/transactions/{}", seg(id)), Auth::Session, None::<&()>)
+    }
+
+    /// The calling agent's transactions, newest first.
+    pub fn list_transactions(&self, params: &ListParams) -> Result<Page<Transaction>> {
+        let path = with_query("/v1/transactions", &page_query(params.cursor.as_deref(), params.limit));
+        self.call("GET", &path, Auth::Session, None::<&()>)
+    }
+
+    /// `POST /v1/transactions/{id}/cancel`: cancels a DELAY-queued transaction.
+    pub fn cancel_transaction(&self, id: &str) -> Result<Transaction> {
+        self.call("POST", &format!("/v1/transactions/{}/cancel", seg(id)), Auth::Session, None::<&()>)
+    }
+
+    // ----- owner decisions --------------------------------------------------------------------------------
+
+    /// `GET /v1/nonce` (public): a single-use nonce for [`approval_message`].
+    pub fn nonce(&self) -> Result<Nonce> {
+        self.call("GET", "/v1/nonce", Auth::Public, None::<&()>)
+    }
+
+    /// `POST /v1/transactions/{id}/approve` (ownerAuth). `message` is the signed text (see [`approval_message`]),
+    /// sent base64-encoded; `signature_hex` the EIP-191 `personal_sign` signature, `0x` + 65 bytes hex. The
+    /// client's own credentials are not sent.
+    pub fn approve_transaction(
+        &self,
+        id: &str,
+        owner_address: &str,
+        message: &str,
+        signature_hex: &str,
+    ) -> Result<Transaction> {
+        self.owner_decision(id, "approve", owner_address, message, signature_hex)
+    }
+
+    /// `POST /v1/transactions/{id}/reject` (ownerAuth); arguments as for [`Client::approve_transaction`].
+    pub fn reject_transaction(
+        &self,
+        id: &str,
+        owner_address: &str,
+        message: &str,
+        signature_hex: &str,
+    ) -> Result<Transaction> {
+        self.owner_decision(id, "reject", owner_address, message, signature_hex)
+    }
+
+    fn owner_decision(
+        &self,
+        id: &str,
+        action: &str,
+        owner_address: &str,
+        message: &str,
+        signature_hex: &str,
+    ) -> Result<Transaction> {
+        let encoded = BASE64_STANDARD.encode(message.as_bytes());
+        let headers = owner_headers(owner_address, &encoded, signature_hex);
+        let path = format!("/v1/transactions/{}/{action}", seg(id));
+        self.call_with_headers("POST", &path, Auth::Owner, &headers, None::<&()>)
     }
 
     // ----- kill switch ------------------------------------------------------------------------------------
@@ -305,6 +418,19 @@ impl Client {
     pub fn audit_logs(&self, filter: &AuditLogFilter) -> Result<Page<AuditLog>> {
         self.call("GET", &with_query("/v1/audit-logs", &audit_query(filter)), Auth::Master, None::<&()>)
     }
+}
+
+/// The text an owner signs to approve (`approve = true`) or reject a transaction with the nonce from
+/// [`Client::nonce`]: `WAIaaS: <approve|reject> transaction <id>\nNonce: <nonce>`. It mirrors the daemon's
+/// format exactly; the daemon refuses any other text.
+pub fn approval_message(tx_id: &str, approve: bool, nonce: &str) -> String {
+    let action = if approve { "approve" } else { "reject" };
+    format!("WAIaaS: {action} transaction {tx_id}\nNonce: {nonce}")
+}
+
+/// The ownerAuth headers.
+fn owner_headers<'a>(address: &'a str, encoded_message: &'a str, signature: &'a str) -> [(&'static str, &'a str); 3] {
+    [(OWNER_ADDRESS_HEADER, address), (OWNER_MESSAGE_HEADER, encoded_message), (OWNER_SIGNATURE_HEADER, signature)]
 }
 
 /// Maps a non-2xx exchange to [`ClientError::Api`].
@@ -402,6 +528,108 @@ mod tests {
         let client = Client::new("http://h").with_master_password("hunter2").with_session_token("wai_sess_t");
         let text = format!("{client:?}");
         assert!(!text.contains("hunter2") && !text.contains("wai_sess_t"), "{text}");
+    }
+
+    /// A one-shot HTTP server on loopback: answers `response_body` with `status` to the first request and hands
+    /// back that request's text (head and body).
+    fn one_shot(status: u16, response_body: &'static str) -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accept");
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).expect("read");
+                head.push_str(&line);
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).expect("body");
+            let response = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{response_body}",
+                response_body.len()
+            );
+            reader.get_mut().write_all(response.as_bytes()).expect("write");
+            head + &String::from_utf8_lossy(&body)
+        });
+        (base, handle)
+    }
+
+    const TX: &str = r#"{"id":"t1","agentId":"a","type":"TRANSFER","status":"QUEUED","tier":"APPROVAL","network":"anvil",
+        "to":"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed","amount":"1","request":{},"approvedAt":5,"createdAt":1,
+        "updatedAt":5}"#;
+
+    #[test]
+    fn owner_decisions_send_only_the_owner_headers_with_the_message_in_base64() {
+        let (base, server) = one_shot(200, TX);
+        let client = Client::new(base).with_session_token("wai_sess_secret").with_master_password("hunter2");
+        let message = approval_message("t1", true, "abc");
+        assert_eq!(message, "WAIaaS: approve transaction t1\nNonce: abc");
+        let tx = client.approve_transaction("t1", "0xowner", &message, "0xsig").expect("approve");
+        assert_eq!((tx.status.as_str(), tx.approved_at), ("QUEUED", Some(5)));
+        let request = server.join().expect("server").to_ascii_lowercase();
+        assert!(request.starts_with("post /v1/transactions/t1/approve http/1.1\r\n"), "{request}");
+        let encoded = BASE64_STANDARD.encode(&message).to_ascii_lowercase();
+        for header in ["x-owner-address: 0xowner", &format!("x-owner-message: {encoded}"), "x-owner-signature: 0xsig"] {
+            assert!(request.contains(&format!("{header}\r\n")), "{header} missing in {request}");
+        }
+        assert!(!request.contains("authorization") && !request.contains("x-master-password"), "{request}");
+
+        let (base, server) = one_shot(200, TX);
+        Client::new(base).reject_transaction("t 1", "0xo", "m", "0xs").expect("reject");
+        assert!(server.join().expect("server").starts_with("POST /v1/transactions/t%201/reject "));
+    }
+
+    #[test]
+    fn send_posts_the_typed_body_and_decodes_denials() {
+        let (base, server) = one_shot(201, r#"{"id":"t1","status":"PENDING"}"#);
+        let client = Client::new(base).with_session_token("wai_sess_x");
+        let sent = client.send_transaction(&TxRequest::transfer("0xabc", 5u8)).expect("send");
+        assert_eq!(sent, SendResult { id: "t1".into(), status: "PENDING".into() });
+        let request = server.join().expect("server");
+        assert!(request.starts_with("POST /v1/transactions/send "), "{request}");
+        assert!(request.to_ascii_lowercase().contains("authorization: bearer wai_sess_x\r\n"), "{request}");
+        let body = request.split("\r\n\r\n").nth(1).expect("body");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(body).expect("json"),
+            serde_json::json!({"type": "TRANSFER", "to": "0xabc", "amount": "5"})
+        );
+
+        let (base, server) = one_shot(
+            403,
+            r#"{"code":"POLICY_DENIED","message":"not whitelisted","retryable":false,"requestId":"r",
+                "details":{"transactionId":"t2","reasonCode":"ADDRESS_NOT_WHITELISTED","matchedPolicyIds":["p"]}}"#,
+        );
+        let err = Client::new(base)
+            .send_transaction_raw(&serde_json::json!({"type": "TRANSFER", "to": "0xabc", "amount": "5"}))
+            .unwrap_err();
+        server.join().expect("server");
+        match err {
+            ClientError::Api { status: 403, code, details: Some(details), .. } => {
+                assert_eq!(code, "POLICY_DENIED");
+                assert_eq!(details["reasonCode"], "ADDRESS_NOT_WHITELISTED");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn token_balance_passes_the_token_as_a_query_parameter() {
+        let (base, server) =
+            one_shot(200, r#"{"agentId":"a","network":"anvil","address":"0x1","token":"0x2","balance":"42"}"#);
+        let balance = Client::new(base).with_session_token("wai_sess_x").wallet_token_balance("0x2").expect("balance");
+        assert_eq!(balance.balance, "42");
+        assert!(server.join().expect("server").starts_with("GET /v1/wallet/balance?token=0x2 "));
     }
 
     #[test]

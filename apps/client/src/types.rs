@@ -204,6 +204,229 @@ pub struct WalletBalance {
     pub decimals: u8,
 }
 
+/// `GET /v1/wallet/balance?token=...`: an ERC-20 balance in the token's smallest unit, as a decimal string.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenBalance {
+    pub agent_id: String,
+    pub network: String,
+    pub address: String,
+    /// The token contract, EIP-55 checksummed.
+    pub token: String,
+    pub balance: String,
+}
+
+/// An ERC-20 token named by a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRef {
+    /// The token contract.
+    pub address: String,
+    /// 0 to 36.
+    pub decimals: u8,
+    /// 1 to 16 characters.
+    pub symbol: String,
+}
+
+impl TokenRef {
+    pub fn new(address: impl Into<String>, decimals: u8, symbol: impl Into<String>) -> Self {
+        TokenRef { address: address.into(), decimals, symbol: symbol.into() }
+    }
+}
+
+/// The body of `POST /v1/transactions/send` (and simulate): `{"type": "TRANSFER", ...}`. Amounts are decimal
+/// strings in the smallest unit; addresses `0x` + 40 hex digits (mixed case must be a valid EIP-55 checksum).
+/// `network` defaults to the agent's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE", rename_all_fields = "camelCase")]
+pub enum TxRequest {
+    /// Send the native coin.
+    Transfer {
+        to: String,
+        amount: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network: Option<String>,
+    },
+    /// Send an ERC-20 token.
+    TokenTransfer {
+        to: String,
+        amount: String,
+        token: TokenRef,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network: Option<String>,
+    },
+    /// Call a contract with `calldata` (`0x`-prefixed hex) and an optional native `value` (default 0).
+    ContractCall {
+        to: String,
+        calldata: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network: Option<String>,
+    },
+    /// Let `spender` move up to `amount` of a token.
+    Approve {
+        spender: String,
+        amount: String,
+        token: TokenRef,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network: Option<String>,
+    },
+    /// 2 to 20 instructions evaluated by policy as a whole (refused on EVM networks: an EOA cannot batch
+    /// atomically).
+    Batch {
+        instructions: Vec<TxInstruction>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network: Option<String>,
+    },
+}
+
+impl TxRequest {
+    /// A native transfer of `amount` (wei; anything that displays as decimal digits: `"1000"`, `1000u128`).
+    pub fn transfer(to: impl Into<String>, amount: impl std::fmt::Display) -> Self {
+        TxRequest::Transfer { to: to.into(), amount: amount.to_string(), network: None }
+    }
+
+    pub fn token_transfer(to: impl Into<String>, amount: impl std::fmt::Display, token: TokenRef) -> Self {
+        TxRequest::TokenTransfer { to: to.into(), amount: amount.to_string(), token, network: None }
+    }
+
+    /// A contract call without value; see [`TxRequest::with_value`].
+    pub fn contract_call(to: impl Into<String>, calldata: impl Into<String>) -> Self {
+        TxRequest::ContractCall { to: to.into(), calldata: calldata.into(), value: None, network: None }
+    }
+
+    pub fn approve(spender: impl Into<String>, amount: impl std::fmt::Display, token: TokenRef) -> Self {
+        TxRequest::Approve { spender: spender.into(), amount: amount.to_string(), token, network: None }
+    }
+
+    pub fn batch(instructions: Vec<TxInstruction>) -> Self {
+        TxRequest::Batch { instructions, network: None }
+    }
+
+    /// The same request on `network` instead of the agent's.
+    pub fn with_network(mut self, name: impl Into<String>) -> Self {
+        let slot = match &mut self {
+            TxRequest::Transfer { network, .. }
+            | TxRequest::TokenTransfer { network, .. }
+            | TxRequest::ContractCall { network, .. }
+            | TxRequest::Approve { network, .. }
+            | TxRequest::Batch { network, .. } => network,
+        };
+        *slot = Some(name.into());
+        self
+    }
+
+    /// A CONTRACT_CALL with a native `value` (other types are returned unchanged).
+    pub fn with_value(mut self, amount: impl std::fmt::Display) -> Self {
+        if let TxRequest::ContractCall { value, .. } = &mut self {
+            *value = Some(amount.to_string());
+        }
+        self
+    }
+}
+
+/// One instruction of a BATCH: the request types other than BATCH, without `network`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE", rename_all_fields = "camelCase")]
+pub enum TxInstruction {
+    Transfer {
+        to: String,
+        amount: String,
+    },
+    TokenTransfer {
+        to: String,
+        amount: String,
+        token: TokenRef,
+    },
+    ContractCall {
+        to: String,
+        calldata: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
+    },
+    Approve {
+        spender: String,
+        amount: String,
+        token: TokenRef,
+    },
+}
+
+/// The answer to a send: `{id, status}` (`PENDING` or `QUEUED`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendResult {
+    pub id: String,
+    pub status: String,
+}
+
+/// A transaction request and its progress (`GET /v1/transactions/{id}`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transaction {
+    pub id: String,
+    pub agent_id: String,
+    /// `TRANSFER`, `TOKEN_TRANSFER`, `CONTRACT_CALL`, `APPROVE` or `BATCH`.
+    #[serde(rename = "type")]
+    pub tx_type: String,
+    /// `PENDING`, `QUEUED`, `EXECUTING`, `SUBMITTED`, `CONFIRMED`, `FAILED`, `CANCELLED` or `EXPIRED`.
+    pub status: String,
+    /// `INSTANT`, `NOTIFY`, `DELAY` or `APPROVAL`; `None` for a request denied by policy.
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub network: Option<String>,
+    /// Recipient, spender or contract; `None` for BATCH.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// The main amount (decimal string, smallest unit); `None` for BATCH.
+    #[serde(default)]
+    pub amount: Option<String>,
+    /// The canonical request (see [`Transaction::typed_request`]).
+    #[serde(default)]
+    pub request: serde_json::Value,
+    #[serde(default)]
+    pub tx_hash: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The structured denial reason, e.g. `ADDRESS_NOT_WHITELISTED`.
+    #[serde(default)]
+    pub reason_code: Option<String>,
+    #[serde(default)]
+    pub execute_after: Option<i64>,
+    #[serde(default)]
+    pub approval_deadline: Option<i64>,
+    #[serde(default)]
+    pub approved_at: Option<i64>,
+    /// Failed execution attempts so far.
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    pub created_at: i64,
+    #[serde(default)]
+    pub updated_at: Option<i64>,
+}
+
+impl Transaction {
+    /// The canonical request as a [`TxRequest`] (`None` if it has a shape this SDK does not know).
+    pub fn typed_request(&self) -> Option<TxRequest> {
+        serde_json::from_value(self.request.clone()).ok()
+    }
+
+    /// Whether the status is final (CONFIRMED, FAILED, CANCELLED, EXPIRED).
+    pub fn is_final(&self) -> bool {
+        matches!(self.status.as_str(), "CONFIRMED" | "FAILED" | "CANCELLED" | "EXPIRED")
+    }
+}
+
+/// `GET /v1/nonce`: a single-use nonce for an owner's signed decision.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Nonce {
+    pub nonce: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
 /// `POST /v1/admin/kill-switch` body.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -314,6 +537,80 @@ mod tests {
         assert_eq!(body, json!({"agentId": "x"}));
         let body = serde_json::to_value(SetOwner { owner_address: None }).unwrap();
         assert_eq!(body, json!({"ownerAddress": null}));
+    }
+
+    const A: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+    /// The typed requests serialize to the daemon's wire shapes (the ones its parser accepts): `type` tag in
+    /// SCREAMING_SNAKE_CASE, camelCase fields, absent options omitted, no extra keys.
+    #[test]
+    fn typed_requests_have_the_wire_shape() {
+        let usdc = TokenRef::new(A, 6, "USDC");
+        let token = json!({"address": A, "decimals": 6, "symbol": "USDC"});
+        let cases = [
+            (TxRequest::transfer(A, 1_000u128), json!({"type": "TRANSFER", "to": A, "amount": "1000"})),
+            (
+                TxRequest::transfer(A, "5").with_network("anvil"),
+                json!({"type": "TRANSFER", "to": A, "amount": "5", "network": "anvil"}),
+            ),
+            (
+                TxRequest::token_transfer(A, 7, usdc.clone()),
+                json!({"type": "TOKEN_TRANSFER", "to": A, "amount": "7", "token": token}),
+            ),
+            (
+                TxRequest::contract_call(A, "0xa9059cbb"),
+                json!({"type": "CONTRACT_CALL", "to": A, "calldata": "0xa9059cbb"}),
+            ),
+            (
+                TxRequest::contract_call(A, "0x").with_value(3),
+                json!({"type": "CONTRACT_CALL", "to": A, "calldata": "0x", "value": "3"}),
+            ),
+            (
+                TxRequest::approve(A, "9", usdc.clone()),
+                json!({"type": "APPROVE", "spender": A, "amount": "9", "token": token}),
+            ),
+            (
+                TxRequest::batch(vec![
+                    TxInstruction::Transfer { to: A.into(), amount: "1".into() },
+                    TxInstruction::ContractCall { to: A.into(), calldata: "0x".into(), value: None },
+                ])
+                .with_network("anvil"),
+                json!({"type": "BATCH", "network": "anvil", "instructions": [
+                    {"type": "TRANSFER", "to": A, "amount": "1"},
+                    {"type": "CONTRACT_CALL", "to": A, "calldata": "0x"},
+                ]}),
+            ),
+        ];
+        for (request, expected) in cases {
+            let wire = serde_json::to_value(&request).unwrap();
+            assert_eq!(wire, expected);
+            assert_eq!(serde_json::from_value::<TxRequest>(wire).unwrap(), request, "round trip");
+        }
+        // `with_value` leaves other types alone.
+        assert_eq!(TxRequest::transfer(A, 1).with_value(5), TxRequest::transfer(A, 1));
+    }
+
+    #[test]
+    fn decodes_transactions_leniently() {
+        let full: Transaction = serde_json::from_value(json!({
+            "id": "t", "agentId": "a", "type": "CONTRACT_CALL", "status": "QUEUED", "tier": "DELAY",
+            "network": "anvil", "to": A, "amount": "3",
+            "request": {"type": "CONTRACT_CALL", "to": A, "calldata": "0x", "value": "3"},
+            "executeAfter": 10, "createdAt": 1, "updatedAt": 2, "somethingNew": [1]
+        }))
+        .unwrap();
+        assert_eq!((full.tier.as_deref(), full.execute_after, full.updated_at), (Some("DELAY"), Some(10), Some(2)));
+        assert_eq!(full.typed_request(), Some(TxRequest::contract_call(A, "0x").with_value(3)));
+        assert!(!full.is_final());
+        let denied: Transaction = serde_json::from_value(json!({
+            "id": "t", "agentId": "a", "type": "BATCH", "status": "CANCELLED", "tier": null, "to": null,
+            "amount": null, "reasonCode": "RATE_LIMIT_EXCEEDED", "createdAt": 1
+        }))
+        .unwrap();
+        assert_eq!((&denied.tier, &denied.to, &denied.amount), (&None, &None, &None));
+        assert_eq!(denied.reason_code.as_deref(), Some("RATE_LIMIT_EXCEEDED"));
+        assert!(denied.is_final());
+        assert_eq!(denied.typed_request(), None);
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! missing required fields, wrong types, values outside an enumeration, malformed UUIDs), found by checking the
 //! JSON against the DTO's own OpenAPI schema. An empty body is read as `{}`; a non-empty body must be sent as
 //! `application/json`.
+//!
+//! [`RawJsonBody`] applies the same reading rules (size limit, content type, well-formed JSON) but hands the
+//! handler the JSON value itself, for bodies the core parses (transaction requests: `TxKind::parse` is the one
+//! parser of send and simulate). Its type parameter only documents the schema.
+
+use std::marker::PhantomData;
 
 use poem::Request;
 use poem::error::ReadBodyError;
@@ -47,27 +53,79 @@ impl<'a, T: ParseFromJSON, const REQUIRED: bool> ApiExtractor<'a> for JsonBody<T
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let body = body.take().map_err(|_| ApiError(Error::internal_msg("request body read twice")))?;
-        let bytes = body.into_bytes_limit(MAX_BODY_BYTES).await.map_err(|e| match e {
-            ReadBodyError::PayloadTooLarge => {
-                ApiError::invalid_field("body", format!("larger than {MAX_BODY_BYTES} bytes"))
-            }
-            other => ApiError::invalid_field("body", other.to_string()),
-        })?;
+        let bytes = read_bytes(body).await?;
         Ok(JsonBody(parse::<T>(request.content_type(), &bytes)?))
     }
 }
 
+/// A JSON request body handed over as a [`Value`] (an object, array or scalar: whoever consumes it decides),
+/// documented in the OpenAPI document with the schema of `D`. Reading rules as for [`JsonBody`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawJsonBody<D>(pub Value, PhantomData<fn() -> D>);
+
+impl<D> RawJsonBody<D> {
+    pub fn new(value: Value) -> Self {
+        RawJsonBody(value, PhantomData)
+    }
+
+    pub fn into_inner(self) -> Value {
+        self.0
+    }
+}
+
+impl<'a, D: Type> ApiExtractor<'a> for RawJsonBody<D> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        D::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType { content_type: "application/json", schema: D::schema_ref() }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let bytes = read_bytes(body).await?;
+        Ok(RawJsonBody::new(read_json(request.content_type(), &bytes)?))
+    }
+}
+
+/// Takes the body, at most [`MAX_BODY_BYTES`].
+async fn read_bytes(body: &mut RequestBody) -> Result<Vec<u8>, ApiError> {
+    let body = body.take().map_err(|_| ApiError(Error::internal_msg("request body read twice")))?;
+    let bytes = body.into_bytes_limit(MAX_BODY_BYTES).await.map_err(|e| match e {
+        ReadBodyError::PayloadTooLarge => {
+            ApiError::invalid_field("body", format!("larger than {MAX_BODY_BYTES} bytes"))
+        }
+        other => ApiError::invalid_field("body", other.to_string()),
+    })?;
+    Ok(bytes.into())
+}
+
+/// The body as JSON: empty (or only whitespace) is `{}`; anything else must be declared JSON and well formed.
+pub fn read_json(content_type: Option<&str>, bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    if !content_type.is_some_and(is_json) {
+        return Err(ApiError::invalid_field("body", "send the body as `Content-Type: application/json`"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::invalid_field("body", format!("malformed JSON: {e}")))
+}
+
 /// Parses `bytes` as a `T`, or explains every offending field.
 pub fn parse<T: ParseFromJSON>(content_type: Option<&str>, bytes: &[u8]) -> Result<T, ApiError> {
-    let value = if bytes.iter().all(u8::is_ascii_whitespace) {
-        Value::Object(Default::default())
-    } else {
-        if !content_type.is_some_and(is_json) {
-            return Err(ApiError::invalid_field("body", "send the body as `Content-Type: application/json`"));
-        }
-        serde_json::from_slice(bytes).map_err(|e| ApiError::invalid_field("body", format!("malformed JSON: {e}")))?
-    };
+    let value = read_json(content_type, bytes)?;
     // The schema check comes first and is authoritative: poem-openapi's own parsing coerces some mismatches
     // (a number into a string field), which would silently accept a wrong type.
     let issues = diagnose::<T>(&value);

@@ -1,6 +1,7 @@
 //! Tests of [`crate::app`] through the front door (poem's test client), over a core whose ports are `mockall`
 //! mocks and small in-memory maps. They pin the HTTP contract: auth refusals, the error shape of every kind of
-//! failure, the Host guard, and the kill switch leaving admin and audit reachable.
+//! failure, the Host guard, the kill switch leaving admin and audit reachable, and the transaction and owner
+//! endpoints (strict send bodies, policy denials passed through, owner signatures).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,15 +11,20 @@ use poem::Endpoint;
 use poem::http::StatusCode;
 use poem::test::{TestClient, TestRequestBuilder};
 use serde_json::{Value, json};
-use waiaas_core::domain::{Agent, AgentStatus, Chain, EvmAddress, KillSwitch, KillSwitchState, Session};
+use waiaas_core::domain::{
+    Agent, AgentStatus, Chain, EvmAddress, KillSwitch, KillSwitchState, Policy, PolicyRules, Session, TxKind, TxStatus,
+};
 use waiaas_core::event::{EventType, Severity};
+use waiaas_core::policy_engine::Tier;
 use waiaas_core::ports::testing::{CountingEntropy, FixedClock, RecordingSink};
 use waiaas_core::ports::{
-    AuditRecord, MockAgentRepo, MockAuditRepo, MockChainAdapter, MockKeyStore, MockKillSwitchRepo, MockPolicyRepo,
-    MockSessionRepo, MockSettingsRepo,
+    AdmissionSnapshot, AuditRecord, MockAgentRepo, MockAuditRepo, MockChainAdapter, MockKeyStore, MockKillSwitchRepo,
+    MockPolicyRepo, MockSessionRepo, MockSettingsRepo, MockTxBroadcaster, MockTxRepo, TxRecord,
 };
+use waiaas_core::prices::StaticPriceTable;
+use waiaas_core::services::owner::approval_message;
 use waiaas_core::services::{CoreConfig, Ports, Waiaas};
-use waiaas_core::{AgentId, SessionId, UnixSeconds};
+use waiaas_core::{AgentId, Amount, PolicyId, SessionId, TxId, UnixSeconds};
 
 use crate::{ServerState, app};
 
@@ -30,6 +36,8 @@ struct Mocks {
     agents: MockAgentRepo,
     sessions: MockSessionRepo,
     audit: MockAuditRepo,
+    transactions: MockTxRepo,
+    chain: MockChainAdapter,
     kill_switch: KillSwitch,
 }
 
@@ -39,6 +47,8 @@ impl Default for Mocks {
             agents: MockAgentRepo::new(),
             sessions: MockSessionRepo::new(),
             audit: MockAuditRepo::new(),
+            transactions: MockTxRepo::new(),
+            chain: MockChainAdapter::new(),
             kill_switch: KillSwitch::default(),
         }
     }
@@ -85,7 +95,10 @@ async fn client(mocks: Mocks) -> TestClient<impl Endpoint> {
         kill_switch: Arc::new(kill_switch),
         audit: Arc::new(mocks.audit),
         keystore: Arc::new(MockKeyStore::new()),
-        chain: Arc::new(MockChainAdapter::new()),
+        chain: Arc::new(mocks.chain),
+        broadcaster: Arc::new(MockTxBroadcaster::new()),
+        transactions: Arc::new(mocks.transactions),
+        prices: Arc::new(StaticPriceTable::default()),
         events: Arc::new(RecordingSink::default()),
     };
     let core = Waiaas::unlock(ports, CoreConfig::default(), PASSWORD).await.expect("unlock");
@@ -322,13 +335,9 @@ async fn tripped_kill_switch_locks_agents_out_but_not_the_operator() {
     assert_eq!((status, body), (StatusCode::OK, json!({"data": [], "nextCursor": null, "hasMore": false})));
 }
 
-/// Sessions through the API: issue (201, token once), list (no token), renew only itself.
-#[tokio::test]
-async fn sessions_issue_list_and_renew_only_themselves() {
-    let agent_id = AgentId::from_uuid(uuid::Uuid::from_u128(9));
+/// Sessions kept in a vector, so tokens issued through the API authenticate.
+fn in_memory_sessions(mocks: &mut Mocks) -> Arc<Mutex<Vec<Session>>> {
     let stored: Arc<Mutex<Vec<Session>>> = Arc::default();
-    let mut mocks = Mocks::default();
-    mocks.agents.expect_get().returning(move |id| Ok((id == agent_id).then(|| agent(id))));
     let insert = stored.clone();
     mocks.sessions.expect_insert().returning(move |session, _| {
         insert.lock().expect("sessions").push(session.clone());
@@ -351,6 +360,16 @@ async fn sessions_issue_list_and_renew_only_themselves() {
         }
         Ok(())
     });
+    stored
+}
+
+/// Sessions through the API: issue (201, token once), list (no token), renew only itself.
+#[tokio::test]
+async fn sessions_issue_list_and_renew_only_themselves() {
+    let agent_id = AgentId::from_uuid(uuid::Uuid::from_u128(9));
+    let mut mocks = Mocks::default();
+    mocks.agents.expect_get().returning(move |id| Ok((id == agent_id).then(|| agent(id))));
+    in_memory_sessions(&mut mocks);
     let cli = client(mocks).await;
 
     let (status, _, issued) =
@@ -449,4 +468,368 @@ async fn repeated_wrong_master_passwords_are_rate_limited() {
     resp.assert_header("retry-after", "60");
     let (status, _, body) = send(cli.get("/v1/agents").header("x-master-password", "guess")).await;
     assert_eq!((status.as_u16(), body["code"].as_str()), (429, Some("RATE_LIMITED")));
+}
+
+// ----- transactions and owner decisions -----------------------------------------------------------------------
+
+const RECIPIENT: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+const OTHER: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
+
+/// Stored transaction rows, shared by the TxRepo mock's methods.
+type TxRows = Arc<Mutex<Vec<TxRecord>>>;
+
+/// An agent the AgentRepo mock knows, a session store, and a TxRepo whose `get`/`list` read `rows`.
+fn agent_with_transactions(mocks: &mut Mocks, known: Agent) -> TxRows {
+    let id = known.id;
+    mocks.agents.expect_get().returning(move |asked| Ok((asked == id).then(|| known.clone())));
+    in_memory_sessions(mocks);
+    mocks.chain.expect_networks().returning(|| vec!["anvil".to_owned()]);
+    let rows = TxRows::default();
+    let get = rows.clone();
+    mocks
+        .transactions
+        .expect_get()
+        .returning(move |id| Ok(get.lock().expect("rows").iter().find(|r| r.id == id).cloned()));
+    let list = rows.clone();
+    mocks.transactions.expect_list().returning(move |_, _, _| Ok(list.lock().expect("rows").clone()));
+    rows
+}
+
+/// Issues a session token for `agent_id` through the API.
+async fn token_for<E: Endpoint>(cli: &TestClient<E>, agent_id: AgentId) -> String {
+    let (status, _, issued) =
+        send(master(cli.post("/v1/sessions")).body_json(&json!({"agentId": agent_id.to_string()}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    format!("Bearer {}", issued["token"].as_str().expect("token"))
+}
+
+fn tx_record(agent_id: AgentId, kind: TxKind, status: TxStatus, tier: Option<Tier>) -> TxRecord {
+    TxRecord {
+        id: TxId::from_uuid(uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0042)),
+        agent_id,
+        session_id: None,
+        network: "anvil".into(),
+        kind,
+        status,
+        tier,
+        reserved: Vec::new(),
+        usd_value: None,
+        execute_after: None,
+        approval_deadline: None,
+        approved_at: None,
+        reason_code: None,
+        tx_hash: None,
+        raw_tx: None,
+        error: None,
+        attempts: 0,
+        created_at: UnixSeconds(NOW),
+        updated_at: UnixSeconds(NOW),
+    }
+}
+
+fn transfer_body() -> Value {
+    json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1000"})
+}
+
+/// An unknown flag fails closed: 400 naming it, and the pipeline is never entered (no row, no reservation).
+#[tokio::test]
+async fn send_refuses_unknown_fields_before_admission() {
+    let agent_id = AgentId::from_uuid(uuid::Uuid::from_u128(11));
+    let mut mocks = Mocks::default();
+    agent_with_transactions(&mut mocks, agent(agent_id));
+    mocks.transactions.expect_admit().times(0);
+    let cli = client(mocks).await;
+    let bearer = token_for(&cli, agent_id).await;
+
+    let mut body = transfer_body();
+    body["dryRun"] = json!(true);
+    let got = send(cli.post("/v1/transactions/send").header("authorization", bearer.as_str()).body_json(&body)).await;
+    assert_error(&got, 400, "VALIDATION_FAILED");
+    assert_eq!(issue_paths(&got.2), ["dryRun"]);
+
+    let nested = json!({"type": "BATCH", "instructions": [transfer_body(), {"type": "TRANSFER", "to": RECIPIENT,
+                        "amount": "1", "network": "anvil"}]});
+    let got = send(cli.post("/v1/transactions/send").header("authorization", bearer.as_str()).body_json(&nested)).await;
+    assert_eq!(issue_paths(&got.2), ["instructions[1].network"]);
+
+    let got = send(
+        cli.post("/v1/transactions/send")
+            .header("authorization", bearer.as_str())
+            .body_json(&json!({"type": "TRANSFER", "to": "0x12", "amount": 5})),
+    )
+    .await;
+    assert_eq!(issue_paths(&got.2), ["to", "amount"]);
+
+    // The body module's reading rules hold here too.
+    let got = send(
+        cli.post("/v1/transactions/send")
+            .header("authorization", bearer.as_str())
+            .content_type("text/plain")
+            .body(transfer_body().to_string()),
+    )
+    .await;
+    assert_eq!(issue_paths(&got.2), ["body"]);
+    let got = send(
+        cli.post("/v1/transactions/send")
+            .header("authorization", bearer.as_str())
+            .content_type("application/json")
+            .body("{\"type\":"),
+    )
+    .await;
+    assert_eq!(issue_paths(&got.2), ["body"]);
+    let got = send(cli.post("/v1/transactions/send").header("authorization", bearer.as_str())).await;
+    assert_eq!(issue_paths(&got.2), ["type"]);
+
+    // Authentication comes first.
+    assert_error(&send(cli.post("/v1/transactions/send").body_json(&body)).await, 401, "UNAUTHORIZED");
+    assert_error(&send(master(cli.post("/v1/transactions/send")).body_json(&transfer_body())).await, 403, "WRONG_AUTH");
+}
+
+/// Send → 201 `{id, status}`; the stored row reads back as a TransactionDto, alone and in the list.
+#[tokio::test]
+async fn send_admits_and_the_row_reads_back() {
+    let agent_id = AgentId::from_uuid(uuid::Uuid::from_u128(12));
+    let mut mocks = Mocks::default();
+    let rows = agent_with_transactions(&mut mocks, agent(agent_id));
+    let admitted = rows.clone();
+    mocks
+        .transactions
+        .expect_admit()
+        .withf(move |agent, since, _| *agent == agent_id && *since == UnixSeconds(NOW - 86_400))
+        .times(1)
+        .returning(move |_, _, decide| {
+            let (record, events) = decide(&AdmissionSnapshot::default());
+            assert_eq!(events[0].event_type, EventType::TxRequested);
+            admitted.lock().expect("rows").push(record.clone());
+            Ok(record)
+        });
+    let cli = client(mocks).await;
+    let bearer = token_for(&cli, agent_id).await;
+
+    let (status, _, sent) =
+        send(cli.post("/v1/transactions/send").header("authorization", bearer.as_str()).body_json(&transfer_body()))
+            .await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    let id = rows.lock().expect("rows")[0].id.to_string();
+    assert_eq!(sent, json!({"id": id, "status": "PENDING"}));
+
+    let expected = json!({
+        "id": id, "agentId": agent_id.to_string(), "type": "TRANSFER", "status": "PENDING", "tier": "INSTANT",
+        "network": "anvil", "to": RECIPIENT, "amount": "1000",
+        "request": {"type": "TRANSFER", "to": RECIPIENT, "amount": "1000"}, "attempts": 0,
+        "createdAt": NOW, "updatedAt": NOW,
+    });
+    let (status, _, got) =
+        send(cli.get(format!("/v1/transactions/{id}")).header("authorization", bearer.as_str())).await;
+    assert_eq!((status, &got), (StatusCode::OK, &expected));
+    let (status, _, listed) = send(cli.get("/v1/transactions?limit=10").header("authorization", bearer.as_str())).await;
+    assert_eq!((status, listed), (StatusCode::OK, json!({"data": [expected], "nextCursor": null, "hasMore": false})));
+
+    // Unknown ids and malformed parameters.
+    let unknown = uuid::Uuid::from_u128(1);
+    assert_error(
+        &send(cli.get(format!("/v1/transactions/{unknown}")).header("authorization", bearer.as_str())).await,
+        404,
+        "TX_NOT_FOUND",
+    );
+    let got = send(cli.get("/v1/transactions/nope").header("authorization", bearer.as_str())).await;
+    assert_eq!(issue_paths(&got.2), ["id"]);
+    let got = send(cli.get("/v1/transactions?limit=0").header("authorization", bearer.as_str())).await;
+    assert_eq!(issue_paths(&got.2), ["limit"]);
+    // An INSTANT row cannot be cancelled.
+    assert_error(
+        &send(cli.post(format!("/v1/transactions/{id}/cancel")).header("authorization", bearer.as_str())).await,
+        409,
+        "INVALID_STATE_TRANSITION",
+    );
+}
+
+/// A policy denial is the core's POLICY_DENIED with its structured details, unchanged; the stored row has no
+/// tier and carries the reason code.
+#[tokio::test]
+async fn policy_denials_pass_through_with_their_details() {
+    let agent_id = AgentId::from_uuid(uuid::Uuid::from_u128(13));
+    let policy_id = PolicyId::from_uuid(uuid::Uuid::from_u128(77));
+    let mut mocks = Mocks::default();
+    let rows = agent_with_transactions(&mut mocks, agent(agent_id));
+    let admitted = rows.clone();
+    mocks.transactions.expect_admit().times(1).returning(move |_, _, decide| {
+        let whitelist = Policy {
+            id: policy_id,
+            agent_id: None,
+            rules: PolicyRules::Whitelist { allowed_addresses: vec![OTHER.parse().expect("address")] },
+            enabled: true,
+            created_at: UnixSeconds(NOW),
+            updated_at: UnixSeconds(NOW),
+        };
+        let (record, _) = decide(&AdmissionSnapshot { policies: vec![whitelist], ..AdmissionSnapshot::default() });
+        admitted.lock().expect("rows").push(record.clone());
+        Ok(record)
+    });
+    let cli = client(mocks).await;
+    let bearer = token_for(&cli, agent_id).await;
+
+    let got =
+        send(cli.post("/v1/transactions/send").header("authorization", bearer.as_str()).body_json(&transfer_body()))
+            .await;
+    assert_error(&got, 403, "POLICY_DENIED");
+    let id = rows.lock().expect("rows")[0].id.to_string();
+    assert_eq!(
+        got.2["details"],
+        json!({"transactionId": id, "reasonCode": "ADDRESS_NOT_WHITELISTED", "matchedPolicyIds": [policy_id.to_string()]})
+    );
+    let (status, _, row) =
+        send(cli.get(format!("/v1/transactions/{id}")).header("authorization", bearer.as_str())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&row["status"], &row["tier"], &row["reasonCode"]),
+        (&json!("CANCELLED"), &Value::Null, &json!("ADDRESS_NOT_WHITELISTED"))
+    );
+}
+
+#[tokio::test]
+async fn nonce_is_public_and_single_use_shaped() {
+    let cli = client(Mocks::default()).await;
+    let (status, _, first) = send(cli.get("/v1/nonce")).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let nonce = first["nonce"].as_str().expect("nonce");
+    assert!(nonce.len() == 32 && nonce.bytes().all(|b| b.is_ascii_hexdigit()), "{nonce}");
+    assert_eq!(first["expiresAt"], NOW + 300);
+    assert_eq!(first.as_object().map(|o| o.len()), Some(2), "{first}");
+    let (_, _, second) = send(cli.get("/v1/nonce")).await;
+    assert_ne!(first["nonce"], second["nonce"]);
+}
+
+#[tokio::test]
+async fn owner_endpoints_refuse_missing_and_other_credentials() {
+    let cli = client(Mocks::default()).await;
+    let path = "/v1/transactions/0190a000-0000-7000-8000-000000000000/approve";
+    for path in [path.to_owned(), path.replace("approve", "reject")] {
+        assert_error(&send(cli.post(path.as_str())).await, 401, "UNAUTHORIZED");
+        assert_error(
+            &send(cli.post(path.as_str()).header("authorization", "Bearer wai_sess_x")).await,
+            403,
+            "WRONG_AUTH",
+        );
+        assert_error(&send(master(cli.post(path.as_str()))).await, 403, "WRONG_AUTH");
+        let got =
+            send(cli.post(path.as_str()).header("x-owner-address", OTHER).header("x-owner-signature", "0x00")).await;
+        assert_error(&got, 401, "UNAUTHORIZED");
+        assert!(got.2["message"].as_str().expect("message").contains("X-Owner-Message"), "{}", got.2);
+        let got = send(
+            cli.post(path.as_str())
+                .header("x-owner-address", OTHER)
+                .header("x-owner-message", "not base64!")
+                .header("x-owner-signature", "0x00"),
+        )
+        .await;
+        assert_error(&got, 401, "UNAUTHORIZED");
+    }
+    // Credentials come before the path is looked at.
+    assert_error(&send(cli.post("/v1/transactions/nope/approve")).await, 401, "UNAUTHORIZED");
+}
+
+/// The owner signs the core's approval message over a fresh nonce: approve works once; the nonce cannot be
+/// replayed; a signature for "approve" is not one for "reject".
+#[tokio::test]
+async fn owner_approves_with_a_signed_nonce_once() {
+    use alloy_signer::SignerSync;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    let signer = alloy_signer_local::PrivateKeySigner::from_slice(&[7u8; 32]).expect("key");
+    let owner: EvmAddress = signer.address().to_string().parse().expect("owner address");
+    let agent_id = AgentId::from_uuid(uuid::Uuid::from_u128(14));
+    let mut mocks = Mocks::default();
+    let rows = agent_with_transactions(&mut mocks, Agent { owner_address: Some(owner), ..agent(agent_id) });
+    let kind = TxKind::parse(&transfer_body()).expect("body").0;
+    let mut waiting = tx_record(agent_id, kind, TxStatus::Queued, Some(Tier::Approval));
+    waiting.approval_deadline = Some(UnixSeconds(NOW + 3600));
+    let tx_id = waiting.id;
+    rows.lock().expect("rows").push(waiting);
+    let moved = rows.clone();
+    mocks
+        .transactions
+        .expect_transition()
+        .withf(move |id, from, to, update, event| {
+            *id == tx_id
+                && (*from, *to) == (TxStatus::Queued, TxStatus::Queued)
+                && update.approved_at == Some(UnixSeconds(NOW))
+                && event.as_ref().is_some_and(|e| e.event_type == EventType::TxApproved)
+        })
+        .times(1)
+        .returning(move |_, _, _, update, _| {
+            moved.lock().expect("rows")[0].approved_at = update.approved_at;
+            Ok(true)
+        });
+    let cli = client(mocks).await;
+
+    let (_, _, nonce) = send(cli.get("/v1/nonce")).await;
+    let message = approval_message(tx_id, true, nonce["nonce"].as_str().expect("nonce"));
+    let signature =
+        format!("0x{}", hex_encode(&signer.sign_message_sync(message.as_bytes()).expect("sign").as_bytes()));
+    let encoded = STANDARD.encode(&message);
+    let owner_text = owner.to_string();
+    let signed = |path: String| {
+        cli.post(path)
+            .header("x-owner-address", owner_text.as_str())
+            .header("x-owner-message", encoded.as_str())
+            .header("x-owner-signature", signature.as_str())
+    };
+
+    // Signed for "approve": refused as a rejection (and the nonce survives that refusal).
+    assert_error(&send(signed(format!("/v1/transactions/{tx_id}/reject"))).await, 401, "UNAUTHORIZED");
+    let (status, _, approved) = send(signed(format!("/v1/transactions/{tx_id}/approve"))).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(
+        (&approved["id"], &approved["status"], &approved["tier"], &approved["approvedAt"]),
+        (&json!(tx_id.to_string()), &json!("QUEUED"), &json!("APPROVAL"), &json!(NOW))
+    );
+    assert_eq!(approved["approvalDeadline"], NOW + 3600);
+    // Replay: the nonce was consumed.
+    let got = send(signed(format!("/v1/transactions/{tx_id}/approve"))).await;
+    assert_error(&got, 401, "UNAUTHORIZED");
+    assert!(got.2["message"].as_str().expect("message").contains("nonce"), "{}", got.2);
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `?token=` answers the ERC-20 balance from the chain port; without it the native shape is unchanged.
+#[tokio::test]
+async fn wallet_balance_answers_native_or_token() {
+    let agent_id = AgentId::from_uuid(uuid::Uuid::from_u128(15));
+    let mut mocks = Mocks::default();
+    agent_with_transactions(&mut mocks, agent(agent_id));
+    let holder: EvmAddress = RECIPIENT.parse().expect("address");
+    let token: EvmAddress = OTHER.parse().expect("token");
+    mocks
+        .chain
+        .expect_token_balance()
+        .withf(move |network, t, owner| network == "anvil" && *t == token && *owner == holder)
+        .times(1)
+        .returning(|_, _, _| Ok(Amount::from_u128(123_456)));
+    mocks.chain.expect_native_balance().times(1).returning(|_, _| Ok(Amount::from_u128(5)));
+    let cli = client(mocks).await;
+    let bearer = token_for(&cli, agent_id).await;
+
+    let (status, _, native) = send(cli.get("/v1/wallet/balance").header("authorization", bearer.as_str())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        native,
+        json!({"agentId": agent_id.to_string(), "network": "anvil", "address": RECIPIENT, "balance": "5",
+               "symbol": "ETH", "decimals": 18})
+    );
+    let uri = format!("/v1/wallet/balance?token={}", OTHER.to_lowercase());
+    let (status, _, balance) = send(cli.get(uri).header("authorization", bearer.as_str())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        balance,
+        json!({"agentId": agent_id.to_string(), "network": "anvil", "address": RECIPIENT, "token": OTHER,
+               "balance": "123456"})
+    );
+    let got = send(cli.get("/v1/wallet/balance?token=0x12").header("authorization", bearer.as_str())).await;
+    assert_error(&got, 400, "VALIDATION_FAILED");
+    assert_eq!(issue_paths(&got.2), ["token"]);
 }

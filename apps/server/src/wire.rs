@@ -13,8 +13,9 @@ use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type};
 use serde_json::Value;
 use waiaas_core::ErrorCode;
-use waiaas_core::domain::{AgentStatus, KillSwitchState, PolicyType};
+use waiaas_core::domain::{AgentStatus, KillSwitchState, PolicyType, TxStatus};
 use waiaas_core::event::{EventType, Severity};
+use waiaas_core::policy_engine::Tier;
 
 /// A core enumeration with a fixed set of SCREAMING_SNAKE_CASE (or lowercase) wire spellings.
 pub trait WireEnum: Copy + Send + Sync + 'static {
@@ -178,6 +179,45 @@ impl WireEnum for Severity {
 
     fn as_str(self) -> &'static str {
         Severity::as_str(self)
+    }
+}
+
+impl WireEnum for TxStatus {
+    const NAME: &'static str = "TransactionStatus";
+
+    fn all() -> &'static [Self] {
+        &TxStatus::ALL
+    }
+
+    fn as_str(self) -> &'static str {
+        TxStatus::as_str(self)
+    }
+
+    fn description() -> Option<&'static str> {
+        Some(
+            "PENDING → QUEUED (DELAY / APPROVAL wait) → EXECUTING → SUBMITTED → CONFIRMED, or one of the final \
+             states FAILED, CANCELLED (by the agent, the owner, the kill switch, or a policy denial) and EXPIRED \
+             (approval not given in time).",
+        )
+    }
+}
+
+impl WireEnum for Tier {
+    const NAME: &'static str = "Tier";
+
+    fn all() -> &'static [Self] {
+        &Tier::ALL
+    }
+
+    fn as_str(self) -> &'static str {
+        Tier::as_str(self)
+    }
+
+    fn description() -> Option<&'static str> {
+        Some(
+            "The policy tier: INSTANT (run now), NOTIFY (run now, tell the owner), DELAY (queued for the policy's \
+             delay, cancellable), APPROVAL (waits for the owner's signature).",
+        )
     }
 }
 

@@ -8,8 +8,10 @@ pub mod admin;
 pub mod agents;
 pub mod audit;
 pub mod health;
+pub mod owner;
 pub mod policies;
 pub mod sessions;
+pub mod transactions;
 pub mod wallet;
 
 use poem_openapi::Tags;
@@ -28,6 +30,10 @@ pub enum ApiTags {
     Policies,
     /// The calling agent's own wallet (session token).
     Wallet,
+    /// The calling agent's transactions (session token).
+    Transactions,
+    /// The owner's approval or rejection of APPROVAL-tier transactions (EIP-191 signature).
+    Owner,
     /// Kill switch.
     Admin,
     /// Audit-log queries (master password).
@@ -41,6 +47,8 @@ pub type Apis = (
     sessions::SessionsApi,
     policies::PoliciesApi,
     wallet::WalletApi,
+    transactions::TransactionsApi,
+    owner::OwnerApi,
     admin::AdminApi,
     audit::AuditApi,
 );
@@ -53,6 +61,8 @@ pub fn apis() -> Apis {
         sessions::SessionsApi,
         policies::PoliciesApi,
         wallet::WalletApi,
+        transactions::TransactionsApi,
+        owner::OwnerApi,
         admin::AdminApi,
         audit::AuditApi,
     )

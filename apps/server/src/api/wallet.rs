@@ -1,16 +1,19 @@
-//! The calling agent's wallet (session token): its address, and its native balance read from the chain.
+//! The calling agent's wallet (session token): its address, and its native or ERC-20 balance read from the
+//! chain.
 
 use std::sync::Arc;
 
 use poem::web::Data;
+use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{Object, OpenApi, Union};
 use uuid::Uuid;
+use waiaas_core::domain::EvmAddress;
 
 use super::ApiTags;
 use crate::ServerState;
 use crate::auth::SessionAuth;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase")]
@@ -36,6 +39,28 @@ pub struct WalletBalanceDto {
     pub decimals: u8,
 }
 
+/// An ERC-20 balance of the calling agent (`balanceOf` on the token contract).
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase")]
+pub struct TokenBalanceDto {
+    pub agent_id: Uuid,
+    pub network: String,
+    pub address: String,
+    /// The token contract, EIP-55 checksummed.
+    pub token: String,
+    /// In the token's smallest unit, as a decimal string (the token's decimals and symbol are the caller's to
+    /// know; the daemon does not read token metadata).
+    pub balance: String,
+}
+
+/// The native balance (`WalletBalanceDto`, no `token` parameter) or an ERC-20 balance (`TokenBalanceDto`).
+#[derive(Union, Debug, Clone, PartialEq)]
+#[oai(one_of)]
+pub enum BalanceDto {
+    Native(WalletBalanceDto),
+    Token(TokenBalanceDto),
+}
+
 pub struct WalletApi;
 
 #[OpenApi(tag = "ApiTags::Wallet")]
@@ -52,17 +77,34 @@ impl WalletApi {
         }))
     }
 
-    /// The calling agent's native balance on its network.
+    /// The calling agent's balance on its network: the native coin, or with `token` that ERC-20 token.
     #[oai(path = "/v1/wallet/balance", method = "get", operation_id = "walletBalance")]
-    async fn balance(&self, auth: SessionAuth, state: Data<&Arc<ServerState>>) -> ApiResult<Json<WalletBalanceDto>> {
-        let (agent, balance) = state.core.wallet_balance(&auth.0).await?;
-        Ok(Json(WalletBalanceDto {
+    async fn balance(
+        &self,
+        auth: SessionAuth,
+        state: Data<&Arc<ServerState>>,
+        /// An ERC-20 contract address (`0x` + 40 hex digits): answer that token's balance instead.
+        token: Query<Option<String>>,
+    ) -> ApiResult<Json<BalanceDto>> {
+        let Some(token) = token.0 else {
+            let (agent, balance) = state.core.wallet_balance(&auth.0).await?;
+            return Ok(Json(BalanceDto::Native(WalletBalanceDto {
+                agent_id: agent.id.as_uuid(),
+                network: agent.network,
+                address: agent.address.to_string(),
+                balance: balance.to_string(),
+                symbol: "ETH".to_owned(),
+                decimals: 18,
+            })));
+        };
+        let token: EvmAddress = token.parse().map_err(|message: String| ApiError::invalid_field("token", message))?;
+        let (agent, balance) = state.core.wallet_token_balance(&auth.0, token).await?;
+        Ok(Json(BalanceDto::Token(TokenBalanceDto {
             agent_id: agent.id.as_uuid(),
             network: agent.network,
             address: agent.address.to_string(),
+            token: token.to_string(),
             balance: balance.to_string(),
-            symbol: "ETH".to_owned(),
-            decimals: 18,
-        }))
+        })))
     }
 }
