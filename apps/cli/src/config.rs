@@ -18,21 +18,46 @@ use waiaas_core::services::CoreConfig;
 use waiaas_fs::KdfParams;
 
 /// The sections, in file order.
-pub const SECTIONS: &[&str] = &["daemon", "rpc", "security", "keystore"];
+pub const SECTIONS: &[&str] = &["daemon", "rpc", "security", "keystore", "oracle", "pipeline"];
 
 /// Environment variables with the `WAIAAS_` prefix that are not config keys.
 pub const NON_CONFIG_ENV: &[&str] = &["WAIAAS_DATA_DIR", "WAIAAS_MASTER_PASSWORD", "WAIAAS_MASTER_PASSWORD_FILE"];
 
 /// Prefix of `[rpc]` keys naming an EVM network.
 const EVM_PREFIX: &str = "evm_";
+/// Prefix of `[oracle]` keys naming an asset's USD price.
+const USD_PREFIX: &str = "usd_";
 
 /// The whole configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Config {
     pub daemon: DaemonConfig,
     pub rpc: RpcConfig,
     pub security: CoreConfig,
     pub keystore: KdfParams,
+    pub oracle: OracleConfig,
+    pub pipeline: PipelineConfig,
+}
+
+/// `[oracle]`: a static USD price table, one `usd_<symbol> = <price>` per asset (e.g. `usd_eth = 3000.0`).
+/// An asset without a price is unpriced, never free.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OracleConfig {
+    /// Upper-case symbol → USD price of one whole unit.
+    pub usd: BTreeMap<String, f64>,
+}
+
+/// `[pipeline]`: the transaction worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// How often the worker looks for due work (DELAY expiry, receipts) besides being woken by new requests.
+    pub worker_interval_ms: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { worker_interval_ms: 500 }
+    }
 }
 
 /// `[daemon]`: the listener and logging.
@@ -153,6 +178,16 @@ impl Raw<'_> {
     }
 
     /// TOML: an array of strings. Env: a comma-separated list (empty string = empty list).
+    fn number(self) -> Result<f64, String> {
+        let n = match self {
+            Raw::Toml(toml::Value::Float(f)) => *f,
+            Raw::Toml(toml::Value::Integer(n)) => *n as f64,
+            Raw::Env(s) => s.trim().parse::<f64>().map_err(|_| format!("expected a number, found {s:?}"))?,
+            other => return Err(format!("expected a number, found {}", other.type_name())),
+        };
+        if n.is_finite() && n >= 0.0 { Ok(n) } else { Err(format!("expected a finite non-negative number, found {n}")) }
+    }
+
     fn string_list(self) -> Result<Vec<String>, String> {
         match self {
             Raw::Toml(toml::Value::Array(items)) => items
@@ -280,6 +315,13 @@ impl Config {
                 self.keystore.m_cost_kib = raw.integer("0..=4294967295").map_err(named)?
             }
             ("keystore", "argon2_t_cost") => self.keystore.t_cost = raw.integer("0..=4294967295").map_err(named)?,
+            ("oracle", key) if key.starts_with(USD_PREFIX) && key.len() > USD_PREFIX.len() => {
+                let symbol = key[USD_PREFIX.len()..].to_ascii_uppercase();
+                self.oracle.usd.insert(symbol, raw.number().map_err(named)?);
+            }
+            ("pipeline", "worker_interval_ms") => {
+                self.pipeline.worker_interval_ms = raw.integer("10..=60000").map_err(named)?
+            }
             ("keystore", "argon2_p_cost") => self.keystore.p_cost = raw.integer("0..=4294967295").map_err(named)?,
             (section, key) => {
                 return Err(format!("unknown key {key:?} in [{section}]{}", belongs_hint(key)));
@@ -333,6 +375,9 @@ impl Config {
         if s.master_auth_window_seconds == 0 {
             return fail("[security] master_auth_window_seconds", "must be at least 1".to_owned());
         }
+        if !(10..=60_000).contains(&self.pipeline.worker_interval_ms) {
+            return fail("[pipeline] worker_interval_ms", "must be between 10 and 60000".to_owned());
+        }
         if let Err(e) = self.keystore.validate() {
             return fail("[keystore] argon2_*", e.message);
         }
@@ -365,12 +410,16 @@ pub const KEYS: &[(&str, &str)] = &[
     ("keystore", "argon2_m_cost_kib"),
     ("keystore", "argon2_t_cost"),
     ("keystore", "argon2_p_cost"),
+    ("pipeline", "worker_interval_ms"),
 ];
 
 /// The section a key belongs to, for hints.
 fn home_of(key: &str) -> Option<&'static str> {
     if key.starts_with(EVM_PREFIX) {
         return Some("rpc");
+    }
+    if key.starts_with(USD_PREFIX) {
+        return Some("oracle");
     }
     KEYS.iter().find(|(_, k)| *k == key).map(|(section, _)| *section)
 }
@@ -417,6 +466,17 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
 # argon2_m_cost_kib = 65536
 # argon2_t_cost = 3
 # argon2_p_cost = 4
+
+# [oracle]
+# Static USD prices, one per asset symbol: usd_<symbol> = <price of one whole unit>. USD policy thresholds use
+# them; an asset without a price is treated as unpriced (the tier is raised to at least NOTIFY), never as free.
+# usd_eth = 3000.0
+# usd_usdc = 1.0
+
+# [pipeline]
+# How often the transaction worker looks for due work (DELAY expiry, receipts), besides being woken at once by
+# new requests and approvals.
+# worker_interval_ms = 500
 
 [rpc]
 # One line per EVM network: evm_<network> = "<JSON-RPC URL>". The chain id is read from the node.

@@ -17,10 +17,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, watch};
 use waiaas_core::ErrorCode;
-use waiaas_core::event::{Event, Severity};
-use waiaas_core::ports::{ChainAdapter, EventSink};
+use waiaas_core::event::{Event, EventType, Severity};
+use waiaas_core::ports::{Clock, EventSink};
+use waiaas_core::prices::StaticPriceTable;
 use waiaas_core::services::{Ports, Waiaas};
+use waiaas_evm::EvmChain;
 use waiaas_fs::{DataDir, FsKeyStore, OsEntropy, PidLock, SystemClock};
 use waiaas_server::ServerState;
 use waiaas_sqlite::Database;
@@ -110,16 +113,13 @@ fn init_logging(log_level: &str) {
         .try_init();
 }
 
-/// The chain adapter for the `[rpc]` networks.
-pub fn chain_adapter(config: &Config) -> Arc<dyn ChainAdapter> {
-    Arc::new(waiaas_evm::EvmChain::new(config.rpc.evm_networks()))
+/// The daemon's event sink: logs each event by type (never its details) and wakes the transaction worker when an
+/// event means new work (a request admitted, an approval given).
+pub struct DaemonEventSink {
+    wake_worker: Arc<Notify>,
 }
 
-/// Logs each event by type and severity; details (which may name addresses or amounts) stay in the audit log.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LogEventSink;
-
-impl EventSink for LogEventSink {
+impl EventSink for DaemonEventSink {
     fn publish(&self, event: &Event) {
         let event_type = event.event_type.as_str();
         match event.severity {
@@ -128,10 +128,65 @@ impl EventSink for LogEventSink {
                 tracing::warn!(event_type, severity = event.severity.as_str(), "event")
             }
         }
+        if matches!(event.event_type, EventType::TxRequested | EventType::TxApproved) {
+            self.wake_worker.notify_one();
+        }
     }
 }
 
-async fn serve(dir: &DataDir, lock: &mut PidLock, config: Config, password: Zeroizing<String>) -> anyhow::Result<()> {
+/// Stages 4–6 of the pipeline: one round whenever woken or every `interval`, until `stop` turns true. Rounds
+/// never overlap, so one agent's transactions are signed one at a time (nonces stay in order).
+async fn run_worker(core: Arc<Waiaas>, wake: Arc<Notify>, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = wake.notified() => {}
+            _ = stop.changed() => return,
+        }
+        match core.process_work().await {
+            Ok(report) => {
+                for (tx, error) in report.errors {
+                    tracing::warn!(%tx, code = %error.code, message = %error.message, cause = ?error.internal, "transaction step failed");
+                }
+            }
+            Err(error) => {
+                tracing::error!(code = %error.code, cause = ?error.internal, "transaction worker round failed")
+            }
+        }
+    }
+}
+
+/// Parts of the daemon an embedding host may replace (tests inject a clock they can advance).
+pub struct Overrides {
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Overrides {
+    fn default() -> Self {
+        Overrides { clock: Arc::new(SystemClock) }
+    }
+}
+
+/// A daemon that is unlocked and bound to its port but not serving yet.
+pub struct BoundDaemon {
+    pub base_url: String,
+    db: Database,
+    state: ServerState,
+    acceptor: poem::listener::TcpAcceptor,
+    worker: tokio::task::JoinHandle<()>,
+    stop_worker: watch::Sender<bool>,
+}
+
+/// Opens the database, wires the adapters into the core, unlocks it with the master password (a wrong password
+/// stops here and changes nothing), starts the transaction worker and binds the listener.
+pub async fn bind(
+    dir: &DataDir,
+    config: &Config,
+    password: Zeroizing<String>,
+    overrides: Overrides,
+) -> anyhow::Result<BoundDaemon> {
     let db = Database::open(&dir.db_file()).await.map_err(core_error).context("cannot open the database")?;
     let networks: Vec<String> = config.rpc.evm.keys().cloned().collect();
     if networks.is_empty() {
@@ -140,8 +195,11 @@ async fn serve(dir: &DataDir, lock: &mut PidLock, config: Config, password: Zero
         tracing::info!(?networks, "EVM networks");
     }
     let keystore = FsKeyStore::for_data_dir(dir, password.clone(), config.keystore);
+    let chain = EvmChain::new(config.rpc.evm_networks());
+    let wake_worker = Arc::new(Notify::new());
+    let prices = StaticPriceTable::new(config.oracle.usd.clone(), overrides.clock.now());
     let ports = Ports {
-        clock: Arc::new(SystemClock),
+        clock: overrides.clock,
         entropy: Arc::new(OsEntropy),
         agents: db.agents(),
         sessions: db.sessions(),
@@ -150,11 +208,14 @@ async fn serve(dir: &DataDir, lock: &mut PidLock, config: Config, password: Zero
         kill_switch: db.kill_switch(),
         audit: db.audit(),
         keystore: Arc::new(keystore),
-        chain: chain_adapter(&config),
-        events: Arc::new(LogEventSink),
+        chain: Arc::new(chain.clone()),
+        broadcaster: Arc::new(chain),
+        transactions: db.transactions(),
+        prices: Arc::new(prices),
+        events: Arc::new(DaemonEventSink { wake_worker: Arc::clone(&wake_worker) }),
     };
     let core = match Waiaas::unlock(ports, config.security.clone(), &password).await {
-        Ok(core) => core,
+        Ok(core) => Arc::new(core),
         Err(e) => {
             db.close().await;
             return Err(match e.code {
@@ -165,43 +226,61 @@ async fn serve(dir: &DataDir, lock: &mut PidLock, config: Config, password: Zero
     };
     drop(password);
 
-    // Signal handlers first: a SIGTERM arriving right after the "listening" line must shut down gracefully.
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
-
     let hostname = config.daemon.hostname.as_str();
     let listener = tokio::net::TcpListener::bind((hostname, config.daemon.port))
         .await
         .with_context(|| format!("cannot listen on {hostname}:{}", config.daemon.port))?;
     let bound = listener.local_addr().context("cannot read the bound address")?;
-    let base_url = format!("http://{}", reachable(bound));
+    if bound.ip().is_unspecified() {
+        tracing::info!(%bound, "bound to all interfaces; master endpoints still answer loopback only");
+    }
+    let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).context("cannot use the listener")?;
 
+    let (stop_worker, worker_stop) = watch::channel(false);
+    let interval = Duration::from_millis(config.pipeline.worker_interval_ms);
+    let worker = tokio::spawn(run_worker(Arc::clone(&core), wake_worker, interval, worker_stop));
     let state = ServerState {
-        core: Arc::new(core),
+        core,
         schema_version: db.schema_version(),
         started_at: Instant::now(),
         allowed_hosts: config.daemon.allowed_hosts.clone(),
     };
-    let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).context("cannot use the listener")?;
+    Ok(BoundDaemon { base_url: format!("http://{}", reachable(bound)), db, state, acceptor, worker, stop_worker })
+}
 
-    lock.record_url(&base_url).map_err(core_error).context("cannot record the URL in the pid file")?;
-    if bound.ip().is_unspecified() {
-        tracing::info!(%bound, "bound to all interfaces; master endpoints still answer loopback only");
-    }
-    tracing::info!(url = %base_url, schema_version = db.schema_version(), "listening");
-    announce(&base_url)?;
-
-    let shutdown = async move {
-        tokio::select! {
-            _ = sigterm.recv() => tracing::info!("SIGTERM received; shutting down"),
-            _ = sigint.recv() => tracing::info!("SIGINT received; shutting down"),
+impl BoundDaemon {
+    /// Serves until `shutdown` completes, then drains requests, stops the worker after its round and closes the
+    /// database.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        tracing::info!(url = %self.base_url, schema_version = self.db.schema_version(), "listening");
+        let served = poem::Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(waiaas_server::app(self.state), shutdown, Some(GRACEFUL_TIMEOUT))
+            .await;
+        // A signature already recorded as SUBMITTED is re-broadcast by the next start if this round is cut short.
+        let _ = self.stop_worker.send(true);
+        if tokio::time::timeout(GRACEFUL_TIMEOUT, self.worker).await.is_err() {
+            tracing::warn!("the transaction worker did not stop in time");
         }
-    };
-    let served = poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(waiaas_server::app(state), shutdown, Some(GRACEFUL_TIMEOUT))
-        .await;
-    db.close().await;
-    served.context("the server failed")
+        self.db.close().await;
+        served.context("the server failed")
+    }
+}
+
+async fn serve(dir: &DataDir, lock: &mut PidLock, config: Config, password: Zeroizing<String>) -> anyhow::Result<()> {
+    // Signal handlers first: a SIGTERM arriving right after the "listening" line must shut down gracefully.
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let daemon = bind(dir, &config, password, Overrides::default()).await?;
+    lock.record_url(&daemon.base_url).map_err(core_error).context("cannot record the URL in the pid file")?;
+    announce(&daemon.base_url)?;
+    daemon
+        .run(async move {
+            tokio::select! {
+                _ = sigterm.recv() => tracing::info!("SIGTERM received; shutting down"),
+                _ = sigint.recv() => tracing::info!("SIGINT received; shutting down"),
+            }
+        })
+        .await
 }
 
 /// The address clients should use: the bound one, or loopback when bound to all interfaces (`0.0.0.0`/`::`,
