@@ -1,10 +1,14 @@
 //! Test support: start and stop the real daemon and a real anvil node, and small helpers around them.
 
 mod anvil;
+mod chain;
 mod daemon;
+mod embedded;
 
 pub use anvil::Anvil;
+pub use chain::{fail_calldata, store_calldata};
 pub use daemon::{Daemon, DaemonOptions, run_cli};
+pub use embedded::EmbeddedDaemon;
 
 /// The master password every test daemon is started with.
 pub const MASTER_PASSWORD: &str = "correct horse battery staple";
@@ -15,5 +19,19 @@ pub fn api_error<T: std::fmt::Debug>(result: waiaas_client::Result<T>) -> (u16, 
     match result {
         Err(waiaas_client::ClientError::Api { status, code, details, .. }) => (status, code, details),
         other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// Waits until `probe` returns `Some`, re-asking a running process for its state (the daemon's worker, the
+/// chain) up to `seconds`; panics with `what` on timeout. This awaits an external process, so it polls.
+#[track_caller]
+pub fn eventually<T>(seconds: u64, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::park_timeout(std::time::Duration::from_millis(10));
     }
 }

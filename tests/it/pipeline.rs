@@ -1,0 +1,397 @@
+//! Transaction pipeline acceptance against a real anvil node: native and ERC-20 transfers, approvals, every
+//! SPENDING_LIMIT tier with DELAY and owner APPROVAL (a test clock moves time), denials that never reach the
+//! chain, concurrency under a limit, reverts, a dead node, a restart with queued work, and the kill switch.
+
+use alloy_primitives::U256;
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use serde_json::{Value, json};
+use waiaas_client::Client;
+use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, Transaction};
+
+use crate::support::{
+    Anvil, Daemon, DaemonOptions, EmbeddedDaemon, api_error, eventually, fail_calldata, store_calldata,
+};
+
+const RECIPIENT: &str = "0x1111111111111111111111111111111111111111";
+const OTHER: &str = "0x2222222222222222222222222222222222222222";
+const ONE_ETH: u128 = 1_000_000_000_000_000_000;
+
+/// An agent with a funded wallet and a session, on a daemon pointed at `anvil`.
+struct Wallet {
+    id: String,
+    address: String,
+    token: String,
+    agent: Client,
+}
+
+fn wallet(admin: &Client, base: &Client, anvil: &Anvil) -> Wallet {
+    let agent = admin.create_agent(&CreateAgent::ethereum("agent", "anvil")).expect("create agent");
+    anvil.fund(&agent.address, 10 * ONE_ETH);
+    let token = admin.create_session(&CreateSession::for_agent(&agent.id)).expect("session").token;
+    Wallet { id: agent.id, address: agent.address, agent: base.clone().with_session_token(&token), token }
+}
+
+fn policy(admin: &Client, agent_id: Option<&str>, policy_type: &str, rules: Value) -> String {
+    admin
+        .create_policy(&CreatePolicy {
+            agent_id: agent_id.map(str::to_owned),
+            policy_type: policy_type.into(),
+            rules,
+            enabled: None,
+        })
+        .expect("create policy")
+        .id
+}
+
+fn transfer(to: &str, amount: u128) -> Value {
+    json!({"type": "TRANSFER", "to": to, "amount": amount.to_string()})
+}
+
+fn send(wallet: &Wallet, body: &Value) -> String {
+    wallet.agent.send_transaction_raw(body).unwrap_or_else(|e| panic!("send {body}: {e:?}")).id
+}
+
+fn tx(wallet: &Wallet, id: &str) -> Transaction {
+    wallet.agent.get_transaction(id).expect("get transaction")
+}
+
+/// Waits until the transaction reaches a final status and returns it.
+fn settled(wallet: &Wallet, id: &str) -> Transaction {
+    eventually(30, "a final status", || {
+        let t = tx(wallet, id);
+        matches!(t.status.as_str(), "CONFIRMED" | "FAILED" | "CANCELLED" | "EXPIRED").then_some(t)
+    })
+}
+
+/// Checks that `holds` stays true over many worker rounds (the embedded daemon's worker runs every 20 ms).
+#[track_caller]
+fn stays_for_a_while(holds: impl Fn() -> bool, failure: &str) {
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(300);
+    while std::time::Instant::now() < until {
+        assert!(holds(), "{failure}");
+        std::thread::park_timeout(std::time::Duration::from_millis(10));
+    }
+}
+
+fn spending_limit(admin: &Client, agent_id: &str) {
+    policy(
+        admin,
+        Some(agent_id),
+        "SPENDING_LIMIT",
+        json!({"instant_max": "100", "notify_max": "200", "delay_max": "300", "delay_seconds": 60}),
+    );
+}
+
+fn embedded_with(anvil: &Anvil) -> EmbeddedDaemon {
+    EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str())])
+}
+
+#[test]
+fn instant_native_transfer_confirms_and_moves_exactly_the_amount() {
+    let anvil = Anvil::start();
+    let daemon =
+        Daemon::start_with(DaemonOptions { networks: vec![("anvil".into(), anvil.url.clone())], ..Default::default() });
+    let w = wallet(&daemon.admin(), &daemon.client(), &anvil);
+    let before = anvil.native_balance(RECIPIENT);
+    let sent = w.agent.send_transaction_raw(&transfer(RECIPIENT, 12_345)).expect("send");
+    assert!(matches!(sent.status.as_str(), "PENDING" | "EXECUTING" | "SUBMITTED" | "CONFIRMED"), "{}", sent.status);
+    let done = settled(&w, &sent.id);
+    assert_eq!(done.status, "CONFIRMED", "{done:?}");
+    assert_eq!(done.tier.as_deref(), Some("INSTANT"));
+    assert!(done.tx_hash.as_deref().is_some_and(|h| h.starts_with("0x") && h.len() == 66));
+    assert_eq!(anvil.native_balance(RECIPIENT) - before, U256::from(12_345u64));
+    assert_eq!(anvil.nonce(&w.address), 1);
+
+    let events: Vec<String> = daemon
+        .admin()
+        .audit_logs(&AuditLogFilter { tx_id: Some(sent.id.clone()), limit: Some(50), ..Default::default() })
+        .unwrap()
+        .data
+        .into_iter()
+        .map(|row| row.event_type)
+        .collect();
+    assert_eq!(events, ["TX_CONFIRMED", "TX_SUBMITTED", "TX_REQUESTED"], "newest first");
+}
+
+#[test]
+fn erc20_transfer_and_approve_reach_the_chain() {
+    let anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let w = wallet(&daemon.admin(), &daemon.client(), &anvil);
+    let token = anvil.deploy_token(1_000_000_000);
+    anvil.give_tokens(&token, &w.address, 5_000_000);
+    let token_ref = json!({"address": token, "decimals": 6, "symbol": "TUSD"});
+
+    let id = send(&w, &json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "1250000", "token": token_ref}));
+    assert_eq!(settled(&w, &id).status, "CONFIRMED");
+    assert_eq!(anvil.token_balance(&token, RECIPIENT), U256::from(1_250_000u64));
+    assert_eq!(anvil.token_balance(&token, &w.address), U256::from(3_750_000u64));
+    assert_eq!(w.agent.wallet_token_balance(&token).unwrap().balance, "3750000");
+
+    let id = send(&w, &json!({"type": "APPROVE", "spender": OTHER, "amount": "777", "token": token_ref}));
+    assert_eq!(settled(&w, &id).status, "CONFIRMED");
+    assert_eq!(anvil.allowance(&token, &w.address, OTHER), U256::from(777u64));
+
+    // More than the agent holds: the simulation (from the agent's own address) reverts and nothing is sent.
+    let nonce = anvil.nonce(&w.address);
+    let id = send(&w, &json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "9999999999", "token": token_ref}));
+    let failed = settled(&w, &id);
+    assert_eq!(failed.status, "FAILED");
+    assert!(failed.error.as_deref().unwrap_or_default().contains("exceeds balance"), "{failed:?}");
+    assert_eq!(anvil.nonce(&w.address), nonce, "a failed simulation sends nothing");
+}
+
+#[test]
+fn spending_limit_tiers_and_delay_execution_by_the_clock() {
+    let anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let admin = daemon.admin();
+    let w = wallet(&admin, &daemon.client(), &anvil);
+    spending_limit(&admin, &w.id);
+
+    let tiers: Vec<(u128, &str)> =
+        vec![(100, "INSTANT"), (101, "NOTIFY"), (200, "NOTIFY"), (201, "DELAY"), (300, "DELAY")];
+    let mut delayed = Vec::new();
+    for (amount, expected) in tiers {
+        let id = send(&w, &transfer(RECIPIENT, amount));
+        let t = tx(&w, &id);
+        assert_eq!(t.tier.as_deref(), Some(expected), "amount {amount}: {t:?}");
+        if expected == "DELAY" {
+            assert_eq!(t.status, "QUEUED");
+            delayed.push(id);
+        } else {
+            assert_eq!(settled(&w, &id).status, "CONFIRMED");
+        }
+    }
+    // Above delay_max with no owner: APPROVAL is downgraded to DELAY.
+    let id = send(&w, &transfer(RECIPIENT, 301));
+    assert_eq!(tx(&w, &id).tier.as_deref(), Some("DELAY"));
+    delayed.push(id);
+
+    // Cancel one before it is due: never signed.
+    let cancelled = delayed.remove(0);
+    assert_eq!(w.agent.cancel_transaction(&cancelled).unwrap().status, "CANCELLED");
+    let before = anvil.nonce(&w.address);
+    daemon.advance(59);
+    stays_for_a_while(|| delayed.iter().all(|id| tx(&w, id).status == "QUEUED"), "DELAY rows run before delay_seconds");
+    daemon.advance(2);
+    for id in &delayed {
+        assert_eq!(settled(&w, id).status, "CONFIRMED");
+    }
+    assert_eq!(anvil.nonce(&w.address), before + delayed.len() as u64);
+    assert_eq!(tx(&w, &cancelled).status, "CANCELLED");
+    let (status, code, _) = api_error(w.agent.cancel_transaction(&delayed[0]));
+    assert_eq!((status, code.as_str()), (409, "INVALID_STATE_TRANSITION"), "only DELAY-queued rows can be cancelled");
+}
+
+/// The owner signs `WAIaaS: <decision> transaction <id>` with a fresh nonce (EIP-191).
+fn owner_decision(client: &Client, owner: &PrivateKeySigner, id: &str, approve: bool) -> (String, String) {
+    let nonce = client.nonce().expect("nonce").nonce;
+    let action = if approve { "approve" } else { "reject" };
+    let message = format!("WAIaaS: {action} transaction {id}\nNonce: {nonce}");
+    let signature = owner.sign_message_sync(message.as_bytes()).unwrap();
+    (message, format!("0x{}", hex::encode(signature.as_bytes())))
+}
+
+#[test]
+fn approval_tier_waits_for_the_owner_signature() {
+    let anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let admin = daemon.admin();
+    let w = wallet(&admin, &daemon.client(), &anvil);
+    spending_limit(&admin, &w.id);
+    let owner = PrivateKeySigner::random();
+    let owner_address = owner.address().to_checksum(None);
+    admin.set_owner(&w.id, Some(&owner_address)).unwrap();
+    let public = daemon.client();
+
+    // Approved → executes.
+    let id = send(&w, &transfer(RECIPIENT, 1_000));
+    let t = tx(&w, &id);
+    assert_eq!((t.tier.as_deref(), t.status.as_str()), (Some("APPROVAL"), "QUEUED"));
+    let stranger = PrivateKeySigner::random();
+    let (message, signature) = owner_decision(&public, &stranger, &id, true);
+    let (status, _, _) =
+        api_error(public.approve_transaction(&id, &stranger.address().to_checksum(None), &message, &signature));
+    assert_eq!(status, 403, "only the agent's owner may approve");
+    let (message, signature) = owner_decision(&public, &owner, &id, true);
+    let (status, _, _) =
+        api_error(public.approve_transaction(&id, &owner_address, &message, &format!("0x{}", "11".repeat(65))));
+    assert_eq!(status, 401, "a bad signature is refused");
+    public.approve_transaction(&id, &owner_address, &message, &signature).expect("approve");
+    assert_eq!(settled(&w, &id).status, "CONFIRMED");
+    let (status, _, _) = api_error(public.approve_transaction(&id, &owner_address, &message, &signature));
+    assert_eq!(status, 401, "a nonce is single-use");
+
+    // Rejected → cancelled, never signed.
+    let nonce = anvil.nonce(&w.address);
+    let id = send(&w, &transfer(RECIPIENT, 1_000));
+    let (message, signature) = owner_decision(&public, &owner, &id, true);
+    let (status, _, _) = api_error(public.reject_transaction(&id, &owner_address, &message, &signature));
+    assert_eq!(status, 401, "an approve signature cannot reject");
+    let (message, signature) = owner_decision(&public, &owner, &id, false);
+    assert_eq!(public.reject_transaction(&id, &owner_address, &message, &signature).unwrap().status, "CANCELLED");
+
+    // Unanswered → expires after the approval timeout; a signature arriving later is refused.
+    let id = send(&w, &transfer(RECIPIENT, 1_000));
+    daemon.advance(3_601);
+    let (message, signature) = owner_decision(&public, &owner, &id, true);
+    let (status, code, _) = api_error(public.approve_transaction(&id, &owner_address, &message, &signature));
+    assert_eq!((status, code.as_str()), (409, "INVALID_STATE_TRANSITION"), "too late to approve");
+    assert_eq!(settled(&w, &id).status, "EXPIRED");
+    assert_eq!(anvil.nonce(&w.address), nonce, "rejected and expired requests are never signed");
+}
+
+#[test]
+fn denials_are_recorded_with_reason_codes_and_never_reach_the_chain() {
+    let anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let admin = daemon.admin();
+    let w = wallet(&admin, &daemon.client(), &anvil);
+    let contract = anvil.deploy_reverter();
+    let whitelist = policy(&admin, Some(&w.id), "WHITELIST", json!({"allowed_addresses": [RECIPIENT]}));
+    policy(&admin, Some(&w.id), "CONTRACT_WHITELIST", json!({"contracts": [OTHER]}));
+    policy(&admin, Some(&w.id), "RATE_LIMIT", json!({"max_requests": 2, "window_seconds": 3600}));
+
+    let cases = [
+        (transfer(OTHER, 1), "ADDRESS_NOT_WHITELISTED"),
+        (json!({"type": "CONTRACT_CALL", "to": contract, "calldata": store_calldata(1)}), "CONTRACT_NOT_WHITELISTED"),
+    ];
+    for (body, reason) in cases {
+        let (status, code, details) = api_error(w.agent.send_transaction_raw(&body));
+        assert_eq!((status, code.as_str()), (403, "POLICY_DENIED"), "{body}");
+        let details = details.expect("denial details");
+        assert_eq!(details["reasonCode"], reason);
+        let id = details["transactionId"].as_str().expect("the denied request is recorded").to_owned();
+        let row = tx(&w, &id);
+        assert_eq!((row.status.as_str(), row.reason_code.as_deref()), ("CANCELLED", Some(reason)));
+        if reason == "ADDRESS_NOT_WHITELISTED" {
+            assert_eq!(details["matchedPolicyIds"], json!([whitelist]));
+        }
+    }
+    // Two allowed requests use up the rate limit; denied ones above did not count.
+    for _ in 0..2 {
+        let id = send(&w, &transfer(RECIPIENT, 1));
+        assert_eq!(settled(&w, &id).status, "CONFIRMED");
+    }
+    let (_, code, details) = api_error(w.agent.send_transaction_raw(&transfer(RECIPIENT, 1)));
+    assert_eq!(
+        (code.as_str(), details.unwrap()["reasonCode"].as_str()),
+        ("POLICY_DENIED", Some("RATE_LIMIT_EXCEEDED"))
+    );
+    assert_eq!(anvil.nonce(&w.address), 2, "only the two allowed transfers reached the chain");
+    let denied = admin
+        .audit_logs(&AuditLogFilter {
+            event_types: vec!["POLICY_DENIED".into()],
+            agent_id: Some(w.id.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(denied.data.len(), 3);
+}
+
+#[test]
+fn concurrent_sends_cannot_all_slip_under_a_limit() {
+    let anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let admin = daemon.admin();
+    let w = wallet(&admin, &daemon.client(), &anvil);
+    // No owner, so above delay_max would be DELAY too; INSTANT only while the running sum stays ≤ 100.
+    policy(
+        &admin,
+        Some(&w.id),
+        "SPENDING_LIMIT",
+        json!({"instant_max": "100", "notify_max": "1000", "delay_max": "2000"}),
+    );
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| send(&w, &transfer(RECIPIENT, 30)))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let instant = ids.iter().filter(|id| tx(&w, id).tier.as_deref() == Some("INSTANT")).count();
+    assert!((1..=3).contains(&instant), "8 × 30 against instant_max 100: {instant} were INSTANT");
+}
+
+#[test]
+fn a_reverting_call_fails_with_the_revert_reason() {
+    let anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let w = wallet(&daemon.admin(), &daemon.client(), &anvil);
+    let contract = anvil.deploy_reverter();
+    let id = send(&w, &json!({"type": "CONTRACT_CALL", "to": contract, "calldata": fail_calldata()}));
+    let failed = settled(&w, &id);
+    assert_eq!(failed.status, "FAILED");
+    assert!(failed.error.as_deref().unwrap_or_default().contains("always fails"), "{failed:?}");
+    let id = send(&w, &json!({"type": "CONTRACT_CALL", "to": contract, "calldata": store_calldata(42), "value": "5"}));
+    assert_eq!(settled(&w, &id).status, "CONFIRMED");
+}
+
+#[test]
+fn a_dead_node_is_retried_with_backoff_then_fails_cleanly() {
+    let mut anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let w = wallet(&daemon.admin(), &daemon.client(), &anvil);
+    anvil.stop();
+    let id = send(&w, &transfer(RECIPIENT, 1));
+    let attempts = |t: &Transaction| t.attempts.unwrap_or(0);
+    eventually(30, "the first failed attempt", || (attempts(&tx(&w, &id)) >= 1).then_some(()));
+    let t = tx(&w, &id);
+    assert_eq!(t.status, "EXECUTING", "kept for a retry, not lost: {t:?}");
+    stays_for_a_while(|| attempts(&tx(&w, &id)) == 1, "retried before the backoff passed");
+    for _ in 0..5 {
+        let seen = attempts(&tx(&w, &id));
+        daemon.advance(20);
+        eventually(30, "the next attempt", || {
+            let t = tx(&w, &id);
+            (attempts(&t) > seen || t.status == "FAILED").then_some(())
+        });
+    }
+    let failed = settled(&w, &id);
+    assert_eq!(failed.status, "FAILED");
+    assert!(failed.error.as_deref().unwrap_or_default().contains("gave up"), "{failed:?}");
+}
+
+#[test]
+fn queued_work_survives_a_restart() {
+    let anvil = Anvil::start();
+    let mut daemon =
+        Daemon::start_with(DaemonOptions { networks: vec![("anvil".into(), anvil.url.clone())], ..Default::default() });
+    let admin = daemon.admin();
+    let w = wallet(&admin, &daemon.client(), &anvil);
+    policy(
+        &admin,
+        Some(&w.id),
+        "SPENDING_LIMIT",
+        json!({"instant_max": "0", "notify_max": "0", "delay_max": "1000", "delay_seconds": 1}),
+    );
+    let id = send(&w, &transfer(RECIPIENT, 500));
+    assert_eq!(tx(&w, &id).status, "QUEUED");
+    daemon.restart();
+    let w = Wallet { agent: Client::new(&daemon.url).with_session_token(&w.token), ..w };
+    assert_eq!(settled(&w, &id).status, "CONFIRMED");
+    assert_eq!(anvil.native_balance(RECIPIENT), U256::from(500u64));
+}
+
+#[test]
+fn kill_switch_cancels_waiting_work_before_it_is_signed() {
+    let anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let admin = daemon.admin();
+    let w = wallet(&admin, &daemon.client(), &anvil);
+    spending_limit(&admin, &w.id);
+    let id = send(&w, &transfer(RECIPIENT, 250));
+    assert_eq!(tx(&w, &id).status, "QUEUED");
+    let switch = admin.activate_kill_switch(Some("test")).unwrap();
+    assert_eq!(switch.effects.unwrap().transactions_cancelled, 1);
+    daemon.advance(120);
+    admin.recover().unwrap();
+    admin.resume_agent(&w.id).unwrap();
+    let fresh = admin.create_session(&CreateSession::for_agent(&w.id)).unwrap().token;
+    let w = Wallet { agent: daemon.client().with_session_token(fresh), ..w };
+    assert_eq!(tx(&w, &id).status, "CANCELLED");
+    assert_eq!(anvil.nonce(&w.address), 0, "never signed");
+    let rows = admin
+        .audit_logs(&AuditLogFilter { event_types: vec!["KILL_SWITCH_ACTIVATED".into()], ..Default::default() })
+        .unwrap();
+    assert_eq!(rows.data[0].details["effects"]["transactionsCancelled"], 1, "the audit row records the effects");
+}

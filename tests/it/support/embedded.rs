@@ -1,0 +1,100 @@
+//! The daemon embedded in the test process (the same `bind`/`run` the `waiaas start` command uses), with a clock
+//! the test advances: DELAY waits, approval deadlines and expiry are exercised without sleeping. It serves real
+//! HTTP on an ephemeral loopback port over a real SQLite file; only the clock is the test's.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use waiaas_cli::config::Config;
+use waiaas_cli::daemon::{Overrides, bind};
+use waiaas_client::Client;
+use waiaas_core::ports::Clock;
+use waiaas_core::ports::testing::FixedClock;
+use waiaas_fs::{DataDir, SystemClock};
+use zeroize::Zeroizing;
+
+use super::MASTER_PASSWORD;
+
+pub struct EmbeddedDaemon {
+    pub url: String,
+    pub clock: Arc<FixedClock>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl EmbeddedDaemon {
+    /// Starts on a fresh data dir; `settings` are extra `WAIAAS_<SECTION>_<KEY>` values (e.g. RPC URLs).
+    pub fn start(settings: &[(&str, &str)]) -> EmbeddedDaemon {
+        let dir = tempfile::tempdir().expect("temp data dir");
+        let data_dir = DataDir::create(dir.path()).expect("data dir");
+        let mut vars: Vec<(String, String)> = [
+            ("WAIAAS_DAEMON_PORT", "0"),
+            ("WAIAAS_KEYSTORE_ARGON2_M_COST_KIB", "1024"),
+            ("WAIAAS_KEYSTORE_ARGON2_T_COST", "1"),
+            ("WAIAAS_KEYSTORE_ARGON2_P_COST", "1"),
+            ("WAIAAS_PIPELINE_WORKER_INTERVAL_MS", "20"),
+        ]
+        .iter()
+        .chain(settings)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        vars.sort();
+        let config = Config::load(None, vars).expect("test config");
+        let clock = Arc::new(FixedClock::at(SystemClock.now().0));
+        let daemon_clock: Arc<dyn Clock> = clock.clone();
+        let (url_tx, url_rx) = std::sync::mpsc::channel();
+        let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let password = Zeroizing::new(MASTER_PASSWORD.to_owned());
+                let bound = match bind(&data_dir, &config, password, Overrides { clock: daemon_clock }).await {
+                    Ok(bound) => bound,
+                    Err(e) => {
+                        let _ = url_tx.send(Err(format!("{e:#}")));
+                        return;
+                    }
+                };
+                let _ = url_tx.send(Ok(bound.base_url.clone()));
+                bound
+                    .run(async move {
+                        let _ = shutdown_rx.await;
+                    })
+                    .await
+                    .expect("embedded daemon run");
+            });
+        });
+        let url = url_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("embedded daemon did not start")
+            .unwrap_or_else(|e| panic!("embedded daemon failed: {e}"));
+        EmbeddedDaemon { url, clock, shutdown: Some(shutdown), thread: Some(thread), _dir: dir }
+    }
+
+    pub fn admin(&self) -> Client {
+        Client::new(&self.url).with_master_password(MASTER_PASSWORD)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url)
+    }
+
+    /// Moves the daemon's clock forward.
+    pub fn advance(&self, seconds: i64) {
+        self.clock.advance(seconds);
+    }
+}
+
+impl Drop for EmbeddedDaemon {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
