@@ -81,25 +81,27 @@ pub trait SettingsRepo: Send + Sync {
     async fn put(&self, key: &str, value: &str) -> Result<()>;
 }
 
-/// What a kill-switch activation did, for the response and the event.
+/// What a kill-switch activation did, for the response and the events.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ActivationEffects {
     pub sessions_revoked: u64,
     pub agents_suspended: u64,
-    pub transactions_cancelled: u64,
+    /// The transactions cancelled before signing, with their agents.
+    pub cancelled: Vec<(TxId, AgentId)>,
 }
 
-/// Builds the kill-switch activation event once its effects are known.
-pub type EventFromEffects = Box<dyn FnOnce(&ActivationEffects) -> Event + Send>;
+/// Builds the kill-switch activation events once its effects are known: the activation itself, then one
+/// `TX_CANCELLED` per cancelled transaction.
+pub type EventFromEffects = Box<dyn FnOnce(&ActivationEffects) -> Vec<Event> + Send>;
 
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait KillSwitchRepo: Send + Sync {
     async fn get(&self) -> Result<KillSwitch>;
     /// Stores the new state and, in the same transaction, revokes every active session, suspends every active
-    /// agent and cancels every transaction not yet signed; `event` builds the audit event from those effects, so
-    /// the stored row records them. Returns the effects and the event as written.
-    async fn activate(&self, new: &KillSwitch, event: EventFromEffects) -> Result<(ActivationEffects, Event)>;
+    /// agent and cancels every transaction not yet signed; `events` builds the audit events from those effects, so
+    /// the stored rows record them. Returns the effects and the events as written.
+    async fn activate(&self, new: &KillSwitch, events: EventFromEffects) -> Result<(ActivationEffects, Vec<Event>)>;
     /// Stores the recovered state. Sessions stay revoked; agents stay suspended until resumed one by one.
     async fn recover(&self, new: &KillSwitch, event: &Event) -> Result<()>;
 }

@@ -394,4 +394,8 @@ fn kill_switch_cancels_waiting_work_before_it_is_signed() {
         .audit_logs(&AuditLogFilter { event_types: vec!["KILL_SWITCH_ACTIVATED".into()], ..Default::default() })
         .unwrap();
     assert_eq!(rows.data[0].details["effects"]["transactionsCancelled"], 1, "the audit row records the effects");
+    let cancelled = admin.audit_logs(&AuditLogFilter { tx_id: Some(id.clone()), ..Default::default() }).unwrap();
+    let kinds: Vec<&str> = cancelled.data.iter().map(|r| r.event_type.as_str()).collect();
+    assert_eq!(kinds, ["TX_CANCELLED", "TX_QUEUED", "TX_REQUESTED"], "the cancellation is recorded per transaction");
+    assert_eq!(cancelled.data[0].details["by"], "kill_switch");
 }

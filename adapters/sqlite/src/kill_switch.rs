@@ -63,7 +63,7 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
     /// Revocation and update times are `new.changed_at`, which an activation must carry (the event is built only
     /// once the effects are known). The cancelled rows become final, which releases their reservations. The event
     /// `event` builds is the audit row written and is returned as written.
-    async fn activate(&self, new: &KillSwitch, event: EventFromEffects) -> Result<(ActivationEffects, Event)> {
+    async fn activate(&self, new: &KillSwitch, events: EventFromEffects) -> Result<(ActivationEffects, Vec<Event>)> {
         let now = new.changed_at.ok_or_else(|| Error::internal_msg("a kill-switch activation without its time"))?.0;
         let mut tx = self.pools.begin_write().await?;
         store(&mut tx, new).await?;
@@ -79,25 +79,39 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        let transactions = sqlx::query(&format!(
-            "UPDATE transactions SET status = ?, error = ?, updated_at = ? WHERE status IN ({})",
+        let cancelled_rows = sqlx::query(&format!(
+            "UPDATE transactions SET status = ?, error = ?, updated_at = ? WHERE status IN ({}) \
+             RETURNING id, agent_id",
             cancellable_statuses()
         ))
         .bind(TxStatus::Cancelled.as_str())
         .bind(CANCELLED_BY_KILL_SWITCH)
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
+        let mut cancelled = Vec::with_capacity(cancelled_rows.len());
+        for row in &cancelled_rows {
+            let id: String = row.try_get("id").map_err(db_err)?;
+            let agent: String = row.try_get("agent_id").map_err(db_err)?;
+            cancelled.push((
+                id.parse().map_err(|_| decode_err("transactions", "id", "not a UUID"))?,
+                agent.parse().map_err(|_| decode_err("transactions", "agent_id", "not a UUID"))?,
+            ));
+        }
+        // Oldest first, so the audit rows read in the order the requests arrived.
+        cancelled.sort();
         let effects = ActivationEffects {
             sessions_revoked: sessions.rows_affected(),
             agents_suspended: agents.rows_affected(),
-            transactions_cancelled: transactions.rows_affected(),
+            cancelled,
         };
-        let event = event(&effects);
-        append_audit(&mut tx, &event).await?;
+        let events = events(&effects);
+        for event in &events {
+            append_audit(&mut tx, event).await?;
+        }
         tx.commit().await.map_err(db_err)?;
-        Ok((effects, event))
+        Ok((effects, events))
     }
 
     async fn recover(&self, new: &KillSwitch, event: &Event) -> Result<()> {
@@ -172,16 +186,35 @@ mod tests {
             reason: Some("key leak suspected".into()),
             changed_at: Some(UnixSeconds(500)),
         };
-        let (effects, event) = t.db.kill_switch().activate(&switch, t.activation()).await.unwrap();
-        assert_eq!(effects, ActivationEffects { sessions_revoked: 3, agents_suspended: 1, transactions_cancelled: 2 });
-        assert_eq!(event.event_type, EventType::KillSwitchActivated);
+        let (effects, events) = t.db.kill_switch().activate(&switch, t.activation()).await.unwrap();
+        let mut expected_cancelled: Vec<_> = txs
+            .iter()
+            .filter(|r| matches!(r.status, TxStatus::Pending | TxStatus::Queued))
+            .map(|r| (r.id, r.agent_id))
+            .collect();
+        expected_cancelled.sort();
         assert_eq!(
-            event.details["effects"],
+            effects,
+            ActivationEffects { sessions_revoked: 3, agents_suspended: 1, cancelled: expected_cancelled.clone() }
+        );
+        assert_eq!(events[0].event_type, EventType::KillSwitchActivated);
+        assert_eq!(
+            events[0].details["effects"],
             serde_json::json!({"sessionsRevoked": 3, "agentsSuspended": 1, "transactionsCancelled": 2}),
             "the closure saw the effects"
         );
-        let last = t.db.audit_chain(0, 100).await.unwrap().pop().unwrap();
-        assert_eq!(last.event, event, "the returned event is the audit row written");
+        let cancelled_events: Vec<_> = events[1..].iter().map(|e| (e.event_type, e.tx_id.unwrap())).collect();
+        assert_eq!(
+            cancelled_events,
+            expected_cancelled.iter().map(|(tx, _)| (EventType::TxCancelled, *tx)).collect::<Vec<_>>()
+        );
+        let written: Vec<_> =
+            t.db.audit_chain(0, 100).await.unwrap().into_iter().rev().take(events.len()).map(|r| r.event).collect();
+        assert_eq!(
+            written.into_iter().rev().collect::<Vec<_>>(),
+            events,
+            "the returned events are the audit rows written"
+        );
         assert_eq!(t.db.kill_switch().get().await.unwrap(), switch);
         for session in &open {
             assert_eq!(t.db.sessions().get(session.id).await.unwrap().unwrap().revoked_at, Some(UnixSeconds(500)));
@@ -216,9 +249,10 @@ mod tests {
 
         // Tripping again (→ LOCKED) finds nothing left to do.
         let locked = KillSwitch { state: KillSwitchState::Locked, changed_at: Some(UnixSeconds(600)), ..switch };
-        let (effects, event) = t.db.kill_switch().activate(&locked, t.activation()).await.unwrap();
+        let (effects, events) = t.db.kill_switch().activate(&locked, t.activation()).await.unwrap();
         assert_eq!(effects, ActivationEffects::default());
-        assert_eq!(event.details["effects"]["transactionsCancelled"], 0);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].details["effects"]["transactionsCancelled"], 0);
         assert_eq!(t.db.kill_switch().get().await.unwrap().state, KillSwitchState::Locked);
     }
 

@@ -131,17 +131,22 @@ impl TestDb {
         assert_eq!(&admitted, record);
     }
 
-    /// The kill-switch event builder the core passes: KILL_SWITCH_ACTIVATED with the effects in its details.
+    /// The kill-switch event builder the core passes: KILL_SWITCH_ACTIVATED with the effects in its details,
+    /// then a TX_CANCELLED per cancelled transaction.
     pub(crate) fn activation(&self) -> EventFromEffects {
         let event = self.event(EventType::KillSwitchActivated);
+        let cancelled_event = self.event(EventType::TxCancelled);
         Box::new(move |effects: &ActivationEffects| {
-            event.details(serde_json::json!({
+            let activation = event.details(serde_json::json!({
                 "effects": {
                     "sessionsRevoked": effects.sessions_revoked,
                     "agentsSuspended": effects.agents_suspended,
-                    "transactionsCancelled": effects.transactions_cancelled,
+                    "transactionsCancelled": effects.cancelled.len(),
                 }
-            }))
+            }));
+            let cancellations =
+                effects.cancelled.iter().map(|(tx, agent)| cancelled_event.clone().agent(*agent).tx(*tx));
+            std::iter::once(activation).chain(cancellations).collect()
         })
     }
 

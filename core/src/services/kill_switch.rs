@@ -28,21 +28,30 @@ impl Waiaas {
         let switch = KillSwitch { state: next, reason: reason.clone(), changed_at: Some(now) };
         let from = current.state.as_str();
         let ctx = ctx.clone();
-        let event_from_effects = Box::new(move |effects: &ActivationEffects| {
-            Event::new(EventType::KillSwitchActivated, &ctx, now).details(serde_json::json!({
+        let events_from_effects = Box::new(move |effects: &ActivationEffects| {
+            let activation = Event::new(EventType::KillSwitchActivated, &ctx, now).details(serde_json::json!({
                 "from": from,
                 "to": next.as_str(),
                 "reason": reason,
                 "effects": {
                     "sessionsRevoked": effects.sessions_revoked,
                     "agentsSuspended": effects.agents_suspended,
-                    "transactionsCancelled": effects.transactions_cancelled,
+                    "transactionsCancelled": effects.cancelled.len(),
                 },
-            }))
+            }));
+            let cancellations = effects.cancelled.iter().map(|(tx, agent)| {
+                Event::new(EventType::TxCancelled, &ctx, now)
+                    .agent(*agent)
+                    .tx(*tx)
+                    .details(serde_json::json!({ "by": "kill_switch" }))
+            });
+            std::iter::once(activation).chain(cancellations).collect()
         });
-        let (effects, event) = self.ports.kill_switch.activate(&switch, event_from_effects).await?;
+        let (effects, events) = self.ports.kill_switch.activate(&switch, events_from_effects).await?;
         self.set_cached(switch.clone());
-        self.publish(&event);
+        for event in &events {
+            self.publish(event);
+        }
         Ok(KillSwitchView { switch, effects: Some(effects) })
     }
 

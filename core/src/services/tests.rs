@@ -80,10 +80,10 @@ fn harness(password: &str, settings: Arc<Mutex<HashMap<String, String>>>) -> Res
 
     let mut kill_switch = MockKillSwitchRepo::new();
     kill_switch.expect_get().returning(|| Ok(KillSwitch::default()));
-    kill_switch.expect_activate().returning(|_, event| {
+    kill_switch.expect_activate().returning(|_, events| {
         let effects = ActivationEffects::default();
-        let event = event(&effects);
-        Ok((effects, event))
+        let events = events(&effects);
+        Ok((effects, events))
     });
 
     let sink = Arc::new(RecordingSink::default());

@@ -30,7 +30,7 @@ impl From<ActivationEffects> for ActivationEffectsDto {
         ActivationEffectsDto {
             sessions_revoked: e.sessions_revoked,
             agents_suspended: e.agents_suspended,
-            transactions_cancelled: e.transactions_cancelled,
+            transactions_cancelled: u64::try_from(e.cancelled.len()).unwrap_or(u64::MAX),
         }
     }
 }
