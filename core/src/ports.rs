@@ -225,11 +225,20 @@ pub trait ChainAdapter: Send + Sync {
     async fn status(&self, network: &str, hash: &str) -> Result<TxOnChain>;
 }
 
+/// How a node took a broadcast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broadcast {
+    /// In the node's pool (or already known to it).
+    Accepted,
+    /// Refused because the sender's nonce was already used by another transaction: rebuild, do not retry.
+    NonceAlreadyUsed,
+}
+
 /// Sends signed transactions. Only the pipeline's execute stage holds this port.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait TxBroadcaster: Send + Sync {
-    async fn broadcast(&self, network: &str, signed: &SignedTx) -> Result<()>;
+    async fn broadcast(&self, network: &str, signed: &SignedTx) -> Result<Broadcast>;
 }
 
 /// A stored transaction request and its progress.

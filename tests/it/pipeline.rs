@@ -399,3 +399,36 @@ fn kill_switch_cancels_waiting_work_before_it_is_signed() {
     assert_eq!(kinds, ["TX_CANCELLED", "TX_QUEUED", "TX_REQUESTED"], "the cancellation is recorded per transaction");
     assert_eq!(cancelled.data[0].details["by"], "kill_switch");
 }
+
+#[test]
+fn a_taken_nonce_is_rebuilt_with_a_fresh_one() {
+    let anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let admin = daemon.admin();
+    let w = wallet(&admin, &daemon.client(), &anvil);
+    anvil.rpc("evm_setAutomine", json!([false]));
+    let id = send(&w, &transfer(RECIPIENT, 4_000));
+    eventually(30, "the transfer to be submitted", || (tx(&w, &id).status == "SUBMITTED").then_some(()));
+    let first_hash = tx(&w, &id).tx_hash.expect("hash");
+
+    // Someone else holding the key (impersonated here) replaces it in the pool with a pricier transaction that
+    // uses the same nonce, and that one is mined.
+    anvil.rpc("anvil_impersonateAccount", json!([w.address]));
+    anvil.rpc(
+        "eth_sendTransaction",
+        json!([{"from": w.address, "to": OTHER, "value": "0x1", "nonce": "0x0",
+                "maxFeePerGas": "0x2540be4000", "maxPriorityFeePerGas": "0x174876e800"}]),
+    );
+    anvil.rpc("evm_mine", json!([]));
+    anvil.rpc("evm_setAutomine", json!([true]));
+
+    let done = settled(&w, &id);
+    assert_eq!(done.status, "CONFIRMED", "{done:?}");
+    assert_ne!(done.tx_hash.as_deref(), Some(first_hash.as_str()), "rebuilt as a new transaction");
+    assert_eq!(anvil.native_balance(RECIPIENT), U256::from(4_000u64));
+    assert_eq!(anvil.nonce(&w.address), 2);
+    let submitted = admin
+        .audit_logs(&AuditLogFilter { tx_id: Some(id), event_types: vec!["TX_SUBMITTED".into()], ..Default::default() })
+        .unwrap();
+    assert_eq!(submitted.data.len(), 2, "both submissions are on record");
+}

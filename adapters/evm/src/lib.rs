@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use alloy_primitives::U256;
 use async_trait::async_trait;
 use waiaas_core::domain::{EvmAddress, TxKind};
-use waiaas_core::ports::{ChainAdapter, PreparedTx, SignedTx, TxBroadcaster, TxOnChain};
+use waiaas_core::ports::{Broadcast, ChainAdapter, PreparedTx, SignedTx, TxBroadcaster, TxOnChain};
 use waiaas_core::{Amount, Error, ErrorCode, Result};
 
 pub use rpc::{RpcClient, RpcFailure};
@@ -84,7 +84,7 @@ impl ChainAdapter for EvmChain {
 
 #[async_trait]
 impl TxBroadcaster for EvmChain {
-    async fn broadcast(&self, network: &str, signed: &SignedTx) -> Result<()> {
+    async fn broadcast(&self, network: &str, signed: &SignedTx) -> Result<Broadcast> {
         tx::broadcast(self.client(network)?, signed).await
     }
 }

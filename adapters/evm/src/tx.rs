@@ -9,7 +9,7 @@ use alloy_sol_types::{SolCall, sol};
 use serde::Deserialize;
 use waiaas_core::domain::{EvmAddress, TxKind};
 use waiaas_core::error::Issue;
-use waiaas_core::ports::{PreparedTx, SignedTx, SimulationOutcome, TxOnChain};
+use waiaas_core::ports::{Broadcast, PreparedTx, SignedTx, SimulationOutcome, TxOnChain};
 use waiaas_core::{Amount, Error, ErrorCode, Result};
 
 use crate::rpc::{RpcClient, RpcFailure};
@@ -163,14 +163,15 @@ pub fn attach_signature(prepared: &PreparedTx, signature: [u8; 65]) -> Result<Si
     Ok(SignedTx { raw: envelope.encoded_2718(), hash: format!("{hash:#x}") })
 }
 
-pub async fn broadcast(client: &RpcClient, signed: &SignedTx) -> Result<()> {
+pub async fn broadcast(client: &RpcClient, signed: &SignedTx) -> Result<Broadcast> {
     let raw = format!("0x{}", hex::encode(&signed.raw));
     match client.try_call::<B256>("eth_sendRawTransaction", serde_json::json!([raw])).await? {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(Broadcast::Accepted),
         // The node already has it (a re-broadcast after a lost answer): that is success.
-        Err(failure) if failure.message.contains("already known") => Ok(()),
+        Err(failure) if failure.message.contains("already known") => Ok(Broadcast::Accepted),
+        Err(failure) if failure.message.to_lowercase().contains("nonce too low") => Ok(Broadcast::NonceAlreadyUsed),
         Err(failure) => Err(Error::new(ErrorCode::ChainError, format!("broadcast refused: {}", failure.message))
-            .with_details(serde_json::json!({ "rpcCode": failure.code, "nonceTooLow": failure.message.contains("nonce too low") }))),
+            .with_details(serde_json::json!({ "rpcCode": failure.code }))),
     }
 }
 

@@ -56,20 +56,6 @@ pub(crate) fn cancellable_statuses() -> String {
     status_list(|s| s.cancel().is_ok())
 }
 
-/// True when the core's state machine has a step `from → to`; `from == to` is an in-place update.
-fn is_legal_move(from: TxStatus, to: TxStatus) -> bool {
-    let steps: [fn(TxStatus) -> std::result::Result<TxStatus, _>; 7] = [
-        TxStatus::queue,
-        TxStatus::execute,
-        TxStatus::submit,
-        TxStatus::confirm,
-        TxStatus::fail,
-        TxStatus::cancel,
-        TxStatus::expire,
-    ];
-    from == to || steps.iter().any(|step| step(from) == Ok(to))
-}
-
 fn asset_to_str(asset: &Asset) -> String {
     match asset {
         Asset::Native => NATIVE.to_owned(),
@@ -363,7 +349,7 @@ impl TxRepo for SqliteTxRepo {
         update: &TxUpdate,
         event: Option<Event>,
     ) -> Result<bool> {
-        if !is_legal_move(from, to) {
+        if !from.can_become(to) {
             return Err(Error::internal_msg(format!("illegal transaction move {} -> {}", from.as_str(), to.as_str())));
         }
         let mut tx = self.pools.begin_write().await?;
@@ -508,13 +494,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_state_machines_moves_are_legal() {
-        use TxStatus::*;
-        assert!(is_legal_move(Pending, Executing));
-        assert!(is_legal_move(Queued, Expired));
-        assert!(is_legal_move(Submitted, Submitted), "in place");
-        assert!(!is_legal_move(Confirmed, Pending));
-        assert!(!is_legal_move(Executing, Cancelled), "signed work is not cancelled");
+    fn status_lists_follow_the_state_machine() {
         assert_eq!(holding_statuses(), "'PENDING', 'QUEUED', 'EXECUTING', 'SUBMITTED'");
         assert_eq!(cancellable_statuses(), "'PENDING', 'QUEUED'");
     }

@@ -86,6 +86,26 @@ impl TxStatus {
     pub fn expire(self) -> Result<TxStatus, TransitionError> {
         self.step(TxStatus::Expired, &[TxStatus::Queued])
     }
+
+    /// A submitted transaction the chain never took (its nonce was used by another) is built again.
+    pub fn rebuild(self) -> Result<TxStatus, TransitionError> {
+        self.step(TxStatus::Executing, &[TxStatus::Submitted])
+    }
+
+    /// Whether some step of the machine leads from `self` to `to` (`self == to` is an in-place update).
+    pub fn can_become(self, to: TxStatus) -> bool {
+        let steps: [fn(TxStatus) -> Result<TxStatus, TransitionError>; 8] = [
+            TxStatus::queue,
+            TxStatus::execute,
+            TxStatus::submit,
+            TxStatus::confirm,
+            TxStatus::fail,
+            TxStatus::cancel,
+            TxStatus::expire,
+            TxStatus::rebuild,
+        ];
+        self == to || steps.iter().any(|step| step(self) == Ok(to))
+    }
 }
 
 #[cfg(test)]
@@ -103,6 +123,8 @@ mod tests {
         assert!(Confirmed.fail().is_err());
         assert!(Pending.expire().is_err());
         assert_eq!(Queued.expire(), Ok(Expired));
+        assert_eq!(Submitted.rebuild(), Ok(Executing));
+        assert!(Submitted.can_become(Executing) && Pending.can_become(Pending) && !Confirmed.can_become(Pending));
         for status in TxStatus::ALL {
             assert_eq!(TxStatus::parse(status.as_str()), Some(status));
         }

@@ -14,7 +14,7 @@ use crate::domain::{Agent, AgentStatus, Chain, TxKind, TxStatus};
 use crate::error::{Error, ErrorCode, Issue, Result};
 use crate::event::{Actor, Event, EventType, RequestContext};
 use crate::policy_engine::{AgentHistory, Decision, Evaluation, PolicyWarning, Tier, evaluate};
-use crate::ports::{AdmissionSnapshot, Page, PriceOracle, TxOnChain, TxRecord, TxUpdate};
+use crate::ports::{AdmissionSnapshot, Broadcast, Page, PriceOracle, TxOnChain, TxRecord, TxUpdate};
 use crate::{TxId, UnixSeconds};
 
 /// How far back the admission snapshot reads the agent's requests (RATE_LIMIT windows and the daily USD limit
@@ -441,10 +441,25 @@ impl Waiaas {
             );
         let update =
             TxUpdate { tx_hash: Some(signed.hash.clone()), raw_tx: Some(signed.raw.clone()), ..TxUpdate::default() };
-        self.move_tx(&row, row.status.submit()?, update, event).await?;
+        let submitted = row.status.submit()?;
+        self.move_tx(&row, submitted, update, event).await?;
+        row.status = submitted;
         // A lost broadcast is repaired by `confirm`, which re-sends the stored raw transaction.
-        let _ = self.ports.broadcaster.broadcast(&row.network, &signed).await;
-        Ok(())
+        match self.ports.broadcaster.broadcast(&row.network, &signed).await {
+            Ok(Broadcast::NonceAlreadyUsed) => self.rebuild(&row).await,
+            Ok(Broadcast::Accepted) | Err(_) => Ok(()),
+        }
+    }
+
+    /// The nonce of a submitted transaction was taken by another one the node saw first: build it again with a
+    /// fresh nonce (counted as an attempt, so this cannot loop).
+    async fn rebuild(&self, row: &TxRecord) -> Result<()> {
+        let attempts = row.attempts + 1;
+        if attempts >= MAX_ATTEMPTS {
+            return self.fail(row, format!("gave up after {attempts} attempts: the nonce kept being taken")).await;
+        }
+        let update = TxUpdate { attempts: Some(attempts), ..TxUpdate::default() };
+        self.ports.transactions.transition(row.id, row.status, row.status.rebuild()?, &update, None).await.map(|_| ())
     }
 
     /// Stage 6: receipt → CONFIRMED or FAILED; an unknown transaction is re-broadcast.
@@ -465,7 +480,8 @@ impl Waiaas {
             Ok(TxOnChain::Pending { known: false }) => {
                 let signed = crate::ports::SignedTx { raw: row.raw_tx.clone().unwrap_or_default(), hash };
                 match self.ports.broadcaster.broadcast(&row.network, &signed).await {
-                    Ok(()) => Ok(()),
+                    Ok(Broadcast::Accepted) => Ok(()),
+                    Ok(Broadcast::NonceAlreadyUsed) => self.rebuild(&row).await,
                     Err(error) => self.retry_later(&row, &error).await,
                 }
             }
