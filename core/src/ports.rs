@@ -169,6 +169,8 @@ pub struct PreparedTx {
     pub chain_id: u64,
     pub nonce: u64,
     pub gas_limit: u64,
+    /// The latest block's base fee (what a transaction pays now, besides the priority fee).
+    pub base_fee_per_gas: u128,
     pub max_fee_per_gas: u128,
     pub max_priority_fee_per_gas: u128,
     /// Adapter-specific encoding of the unsigned transaction (RLP for EVM).

@@ -138,6 +138,7 @@ pub async fn prepare(
         chain_id,
         nonce,
         gas_limit,
+        base_fee_per_gas: base_fee,
         max_fee_per_gas,
         max_priority_fee_per_gas: priority,
         unsigned: serde_json::to_vec(&tx).map_err(Error::internal)?,

@@ -10,6 +10,7 @@ pub mod master_auth;
 pub mod owner;
 mod policies;
 mod sessions;
+pub mod simulate;
 pub mod transactions;
 
 use std::sync::{Arc, RwLock};

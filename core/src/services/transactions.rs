@@ -20,6 +20,11 @@ use crate::{TxId, UnixSeconds};
 /// How far back the admission snapshot reads the agent's requests (RATE_LIMIT windows and the daily USD limit
 /// fit in it).
 pub const HISTORY_SECONDS: i64 = 86_400;
+/// The start of the history an admission reads.
+pub fn history_since(now: UnixSeconds) -> UnixSeconds {
+    now.plus_seconds(-HISTORY_SECONDS)
+}
+
 /// Attempts at preparing/broadcasting before a transaction fails.
 pub const MAX_ATTEMPTS: u32 = 5;
 /// How long an APPROVAL-tier request waits for the owner.
@@ -209,7 +214,7 @@ impl Waiaas {
             .transactions
             .admit(
                 request.agent.id,
-                now.plus_seconds(-HISTORY_SECONDS),
+                history_since(now),
                 Box::new(move |snapshot: &AdmissionSnapshot| {
                     let decision = decide(snapshot, &request_for_decision, now, prices.as_ref(), None);
                     let (record, events) =

@@ -11,6 +11,7 @@ pub mod health;
 pub mod owner;
 pub mod policies;
 pub mod sessions;
+pub mod simulate;
 pub mod transactions;
 pub mod wallet;
 
@@ -48,6 +49,7 @@ pub type Apis = (
     policies::PoliciesApi,
     wallet::WalletApi,
     transactions::TransactionsApi,
+    simulate::SimulateApi,
     owner::OwnerApi,
     admin::AdminApi,
     audit::AuditApi,
@@ -62,6 +64,7 @@ pub fn apis() -> Apis {
         policies::PoliciesApi,
         wallet::WalletApi,
         transactions::TransactionsApi,
+        simulate::SimulateApi,
         owner::OwnerApi,
         admin::AdminApi,
         audit::AuditApi,
