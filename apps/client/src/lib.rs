@@ -334,6 +334,18 @@ impl Client {
         self.call("POST", "/v1/transactions/send", Auth::Session, Some(body))
     }
 
+    /// `POST /v1/transactions/simulate`: what a send of `body` (the same JSON as for
+    /// [`Client::send_transaction_raw`]) would do now, without side effects. A policy denial is `Ok` with
+    /// `success: false` and the denial in `policy`; a malformed body is `ClientError::Api` (`VALIDATION_FAILED`).
+    pub fn simulate(&self, body: &serde_json::Value) -> Result<SimulationResult> {
+        self.call("POST", "/v1/transactions/simulate", Auth::Session, Some(body))
+    }
+
+    /// [`Client::simulate`] with a typed request.
+    pub fn simulate_typed(&self, request: &TxRequest) -> Result<SimulationResult> {
+        self.call("POST", "/v1/transactions/simulate", Auth::Session, Some(request))
+    }
+
     pub fn get_transaction(&self, id: &str) -> Result<Transaction> {
         self.call("GET", &format!("/v1/transactions/{}", seg(id)), Auth::Session, None::<&()>)
     }
@@ -620,6 +632,35 @@ mod tests {
                 assert_eq!(details["reasonCode"], "ADDRESS_NOT_WHITELISTED");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn simulate_posts_the_body_to_the_simulate_endpoint() {
+        const ANSWER: &str = r#"{"success":false,
+            "policy":{"allowed":false,"tier":"INSTANT","reasonCode":"RATE_LIMIT_EXCEEDED","matchedPolicyIds":["p"]},
+            "fee":{"estimatedFee":"0","feeSymbol":"ETH","feeDecimals":18,"gasLimit":0},
+            "balanceChanges":[],"warnings":[],"simulation":{"success":false},
+            "meta":{"chain":"ethereum","network":"anvil","transactionType":"TRANSFER","blockNumber":3,"durationMs":0.4}}"#;
+        let body = serde_json::json!({"type": "TRANSFER", "to": "0xabc", "amount": "5", "extra": 1});
+        for typed in [false, true] {
+            let (base, server) = one_shot(200, ANSWER);
+            let client = Client::new(base).with_session_token("wai_sess_x");
+            let result =
+                if typed { client.simulate_typed(&TxRequest::transfer("0xabc", 5u8)) } else { client.simulate(&body) }
+                    .expect("simulate");
+            assert_eq!(result.policy.reason_code.as_deref(), Some("RATE_LIMIT_EXCEEDED"));
+            let request = server.join().expect("server");
+            assert!(request.starts_with("POST /v1/transactions/simulate "), "{request}");
+            assert!(request.to_ascii_lowercase().contains("authorization: bearer wai_sess_x\r\n"), "{request}");
+            let sent: serde_json::Value =
+                serde_json::from_str(request.split("\r\n\r\n").nth(1).expect("body")).expect("json");
+            let expected = if typed {
+                serde_json::json!({"type": "TRANSFER", "to": "0xabc", "amount": "5"})
+            } else {
+                body.clone()
+            };
+            assert_eq!(sent, expected, "the body goes through unchanged");
         }
     }
 

@@ -2,12 +2,13 @@
 //!
 //! Responses are decoded leniently: fields the daemon adds later are ignored, and fields that only some
 //! endpoints return are `Option`s with `#[serde(default)]`. Amounts stay decimal strings (wei) and times Unix
-//! seconds, exactly as on the wire.
+//! seconds, exactly as on the wire. The agent-side responses (wallet, transactions, simulation) serialize back
+//! to the same camelCase shape (absent options as `null`), so a relay such as the MCP server can hand them on.
 
 use serde::{Deserialize, Serialize};
 
 /// One page of a list: `{data, nextCursor, hasMore}`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
     pub data: Vec<T>,
@@ -181,7 +182,7 @@ pub struct PolicyFilter {
 }
 
 /// `GET /v1/wallet/address`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletAddress {
     pub agent_id: String,
@@ -191,7 +192,7 @@ pub struct WalletAddress {
 }
 
 /// `GET /v1/wallet/balance`: the native balance in the smallest unit (wei), as a decimal string.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletBalance {
     pub agent_id: String,
@@ -205,7 +206,7 @@ pub struct WalletBalance {
 }
 
 /// `GET /v1/wallet/balance?token=...`: an ERC-20 balance in the token's smallest unit, as a decimal string.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenBalance {
     pub agent_id: String,
@@ -353,7 +354,7 @@ pub enum TxInstruction {
 }
 
 /// The answer to a send: `{id, status}` (`PENDING` or `QUEUED`).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SendResult {
     pub id: String,
@@ -361,7 +362,7 @@ pub struct SendResult {
 }
 
 /// A transaction request and its progress (`GET /v1/transactions/{id}`).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Transaction {
     pub id: String,
@@ -416,6 +417,122 @@ impl Transaction {
     pub fn is_final(&self) -> bool {
         matches!(self.status.as_str(), "CONFIRMED" | "FAILED" | "CANCELLED" | "EXPIRED")
     }
+}
+
+/// The answer of `POST /v1/transactions/simulate` (SPEC OPS-01): what a send of the same body would do now,
+/// without doing it. A policy denial is a normal answer (`success: false`, the denial in [`SimulationResult::policy`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulationResult {
+    /// True only when policy would accept the send, the on-chain simulation succeeded and no warning has
+    /// `error` severity.
+    pub success: bool,
+    pub policy: SimulatedPolicy,
+    pub fee: SimulatedFee,
+    #[serde(default)]
+    pub balance_changes: Vec<BalanceChange>,
+    #[serde(default)]
+    pub warnings: Vec<SimulationWarning>,
+    pub simulation: ChainSimulation,
+    pub meta: SimulationMeta,
+}
+
+impl SimulationResult {
+    /// Whether a warning with `code` is present.
+    pub fn has_warning(&self, code: &str) -> bool {
+        self.warnings.iter().any(|w| w.code == code)
+    }
+}
+
+/// The policy engine's read-only verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulatedPolicy {
+    pub allowed: bool,
+    /// `INSTANT`, `NOTIFY`, `DELAY` or `APPROVAL` (what the daemon reports for a denial too).
+    pub tier: String,
+    /// The structured denial reason, e.g. `ADDRESS_NOT_WHITELISTED`.
+    #[serde(default)]
+    pub reason_code: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub matched_policy_ids: Vec<String>,
+    /// The DELAY tier's wait.
+    #[serde(default)]
+    pub delay_seconds: Option<u64>,
+    /// APPROVAL downgraded to DELAY because the agent has no owner.
+    #[serde(default)]
+    pub downgraded: Option<bool>,
+    #[serde(default)]
+    pub cumulative_warning: Option<String>,
+}
+
+/// The fee estimate, in the native coin's smallest unit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulatedFee {
+    /// Decimal string (wei).
+    pub estimated_fee: String,
+    /// e.g. `ETH`.
+    pub fee_symbol: String,
+    pub fee_decimals: u8,
+    pub gas_limit: u64,
+    /// Decimal string (wei).
+    #[serde(default)]
+    pub max_fee_per_gas: Option<String>,
+    /// `None` when no price is known.
+    #[serde(default)]
+    pub fee_usd: Option<f64>,
+}
+
+/// How one asset's balance would change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceChange {
+    /// `native` or the token contract address.
+    pub asset: String,
+    pub symbol: String,
+    pub decimals: u8,
+    /// Decimal string, smallest unit.
+    pub current_balance: String,
+    /// Signed decimal string, smallest unit: `"-123"` for an outflow.
+    pub change_amount: String,
+    /// Decimal string, smallest unit (may be negative when the balance does not cover the change).
+    pub after_balance: String,
+}
+
+/// A warning of the simulation, e.g. `INSUFFICIENT_BALANCE`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulationWarning {
+    pub code: String,
+    pub message: String,
+    /// `info`, `warning` or `error`.
+    pub severity: String,
+}
+
+/// The on-chain simulation (`eth_call` / `eth_estimateGas` from the agent's address).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainSimulation {
+    pub success: bool,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub gas_used: Option<u64>,
+}
+
+/// Where and how fast the simulation ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulationMeta {
+    pub chain: String,
+    pub network: String,
+    /// `TRANSFER`, `TOKEN_TRANSFER`, `CONTRACT_CALL`, `APPROVE` or `BATCH`.
+    pub transaction_type: String,
+    pub block_number: u64,
+    pub duration_ms: f64,
 }
 
 /// `GET /v1/nonce`: a single-use nonce for an owner's signed decision.
@@ -611,6 +728,80 @@ mod tests {
         assert_eq!(denied.reason_code.as_deref(), Some("RATE_LIMIT_EXCEEDED"));
         assert!(denied.is_final());
         assert_eq!(denied.typed_request(), None);
+    }
+
+    #[test]
+    fn decodes_a_full_simulation() {
+        let result: SimulationResult = serde_json::from_value(json!({
+            "success": true,
+            "policy": {"allowed": true, "tier": "DELAY", "matchedPolicyIds": ["p1"], "delaySeconds": 300,
+                       "downgraded": true, "cumulativeWarning": "80% of the daily limit"},
+            "fee": {"estimatedFee": "42000000000000", "feeSymbol": "ETH", "feeDecimals": 18, "gasLimit": 21000,
+                    "maxFeePerGas": "2000000000", "feeUsd": 0.12},
+            "balanceChanges": [{"asset": "native", "symbol": "ETH", "decimals": 18, "currentBalance": "1000",
+                                "changeAmount": "-123", "afterBalance": "877"}],
+            "warnings": [{"code": "DOWNGRADED_NO_OWNER", "message": "no owner", "severity": "warning"}],
+            "simulation": {"success": true, "gasUsed": 21000},
+            "meta": {"chain": "ethereum", "network": "anvil", "transactionType": "TRANSFER", "blockNumber": 7,
+                     "durationMs": 2.5},
+            "somethingNew": {}
+        }))
+        .unwrap();
+        assert!(result.success);
+        assert_eq!(
+            result.policy,
+            SimulatedPolicy {
+                allowed: true,
+                tier: "DELAY".into(),
+                reason_code: None,
+                reason: None,
+                matched_policy_ids: vec!["p1".into()],
+                delay_seconds: Some(300),
+                downgraded: Some(true),
+                cumulative_warning: Some("80% of the daily limit".into()),
+            }
+        );
+        assert_eq!(
+            result.fee,
+            SimulatedFee {
+                estimated_fee: "42000000000000".into(),
+                fee_symbol: "ETH".into(),
+                fee_decimals: 18,
+                gas_limit: 21_000,
+                max_fee_per_gas: Some("2000000000".into()),
+                fee_usd: Some(0.12),
+            }
+        );
+        assert_eq!(result.balance_changes[0].change_amount, "-123");
+        assert_eq!(result.balance_changes[0].after_balance, "877");
+        assert!(result.has_warning("DOWNGRADED_NO_OWNER") && !result.has_warning("INSUFFICIENT_BALANCE"));
+        assert_eq!(result.simulation, ChainSimulation { success: true, error: None, gas_used: Some(21_000) });
+        assert_eq!((result.meta.block_number, result.meta.duration_ms), (7, 2.5));
+        assert_eq!(result.meta.transaction_type, "TRANSFER");
+    }
+
+    #[test]
+    fn decodes_a_simulated_denial() {
+        let result: SimulationResult = serde_json::from_value(json!({
+            "success": false,
+            "policy": {"allowed": false, "tier": "INSTANT", "reasonCode": "ADDRESS_NOT_WHITELISTED",
+                       "reason": "recipient is not whitelisted", "matchedPolicyIds": ["p9"]},
+            "fee": {"estimatedFee": "0", "feeSymbol": "ETH", "feeDecimals": 18, "gasLimit": 0},
+            "balanceChanges": [],
+            "warnings": [],
+            "simulation": {"success": false, "error": "not simulated: denied by policy"},
+            "meta": {"chain": "ethereum", "network": "anvil", "transactionType": "TRANSFER", "blockNumber": 0,
+                     "durationMs": 1}
+        }))
+        .unwrap();
+        assert!(!result.success && !result.policy.allowed);
+        assert_eq!(result.policy.reason_code.as_deref(), Some("ADDRESS_NOT_WHITELISTED"));
+        assert_eq!(result.policy.matched_policy_ids, ["p9"]);
+        assert_eq!((result.policy.delay_seconds, result.policy.downgraded), (None, None));
+        assert_eq!((result.fee.max_fee_per_gas.as_deref(), result.fee.fee_usd), (None, None));
+        assert_eq!(result.simulation.error.as_deref(), Some("not simulated: denied by policy"));
+        assert_eq!(result.simulation.gas_used, None);
+        assert_eq!(result.meta.duration_ms, 1.0);
     }
 
     #[test]
