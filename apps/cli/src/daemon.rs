@@ -100,7 +100,7 @@ pub fn load_config(dir: &DataDir) -> anyhow::Result<Config> {
 }
 
 /// Logs to stderr; `RUST_LOG` (when set and valid) overrides `[daemon] log_level`.
-fn init_logging(log_level: &str) {
+pub(crate) fn init_logging(log_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

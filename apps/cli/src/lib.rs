@@ -1,4 +1,5 @@
-//! The `waiaas` command line: `init`, `start` (the daemon, in-process), `stop`, `status`, `openapi`.
+//! The `waiaas` command line: `init`, `start` (the daemon, in-process), `stop`, `status`, `openapi`, `mcp` (the
+//! MCP server for an agent, over stdio).
 //!
 //! The logic lives in this library so tests can call it; `main.rs` only parses arguments and maps the outcome to
 //! an exit code. Exit codes: 0 success (and "running" for `status`), 1 failure, 3 "not running" from `status`.
@@ -48,6 +49,11 @@ pub enum Command {
     Status,
     /// Print the OpenAPI document of the REST API.
     Openapi,
+    /// Serve the agent wallet tools over MCP on stdin/stdout (for an MCP client to launch; logs go to stderr).
+    ///
+    /// Talks to the daemon at WAIAAS_MCP_URL (default http://127.0.0.1:3100) with the agent's session token from
+    /// WAIAAS_SESSION_TOKEN, else the file named by WAIAAS_SESSION_TOKEN_FILE.
+    Mcp,
 }
 
 /// Runs a parsed command line.
@@ -66,7 +72,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             emit(&waiaas_server::openapi_document())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Mcp => mcp(),
     }
+}
+
+/// `waiaas mcp`: stdout is the MCP channel, so nothing but the protocol may be written there; logs go to stderr
+/// (`RUST_LOG`, default `info`).
+fn mcp() -> anyhow::Result<ExitCode> {
+    daemon::init_logging("info");
+    let config = waiaas_mcp::McpConfig::from_env()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("waiaas-mcp")
+        .build()
+        .context("cannot start the async runtime")?;
+    let served = runtime.block_on(waiaas_mcp::serve_stdio(config));
+    // A daemon call still running on the blocking pool (the client left mid-call) is not waited for long.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `--data-dir` / `WAIAAS_DATA_DIR` (already merged by clap), else `~/.waiaas`.
@@ -118,6 +142,12 @@ mod tests {
         let cli = parse(&["waiaas", "--data-dir", "/tmp/b", "start"]);
         assert_eq!(cli.data_dir.as_deref(), Some(std::path::Path::new("/tmp/b")));
         assert!(matches!(cli.command, Command::Start));
+    }
+
+    #[test]
+    fn mcp_takes_no_arguments() {
+        assert!(matches!(parse(&["waiaas", "mcp"]).command, Command::Mcp));
+        assert!(Cli::try_parse_from(["waiaas", "mcp", "--token", "x"]).is_err());
     }
 
     #[test]
