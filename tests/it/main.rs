@@ -7,3 +7,4 @@ mod support;
 mod architecture;
 mod foundation;
 mod pipeline;
+mod simulate;

@@ -22,7 +22,7 @@ pub struct EmbeddedDaemon {
     pub clock: Arc<FixedClock>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl EmbeddedDaemon {
@@ -71,7 +71,7 @@ impl EmbeddedDaemon {
             .recv_timeout(std::time::Duration::from_secs(60))
             .expect("embedded daemon did not start")
             .unwrap_or_else(|e| panic!("embedded daemon failed: {e}"));
-        EmbeddedDaemon { url, clock, shutdown: Some(shutdown), thread: Some(thread), _dir: dir }
+        EmbeddedDaemon { url, clock, shutdown: Some(shutdown), thread: Some(thread), dir }
     }
 
     pub fn admin(&self) -> Client {
@@ -80,6 +80,10 @@ impl EmbeddedDaemon {
 
     pub fn client(&self) -> Client {
         Client::new(&self.url)
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// Moves the daemon's clock forward.

@@ -1,0 +1,305 @@
+//! OPS-01 dry-run acceptance against a real anvil: T-01, T-02, T-03, S-01, ERC-20 simulation from the agent's
+//! own address, and parity — for a table of requests, what simulate predicts equals what send does in the same
+//! state.
+
+use alloy_primitives::U256;
+use serde_json::{Value, json};
+use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, ListParams};
+use waiaas_client::{Client, ClientError};
+
+use crate::support::{Anvil, EmbeddedDaemon, eventually, fail_calldata};
+
+const RECIPIENT: &str = "0x1111111111111111111111111111111111111111";
+const OTHER: &str = "0x2222222222222222222222222222222222222222";
+const ONE_ETH: u128 = 1_000_000_000_000_000_000;
+
+struct Setup {
+    anvil: Anvil,
+    daemon: EmbeddedDaemon,
+    agent_id: String,
+    address: String,
+    agent: Client,
+}
+
+fn setup() -> Setup {
+    let anvil = Anvil::start();
+    let daemon =
+        EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str()), ("WAIAAS_ORACLE_USD_ETH", "3000")]);
+    let admin = daemon.admin();
+    let agent = admin.create_agent(&CreateAgent::ethereum("sim", "anvil")).unwrap();
+    anvil.fund(&agent.address, 10 * ONE_ETH);
+    let token = admin.create_session(&CreateSession::for_agent(&agent.id)).unwrap().token;
+    let client = daemon.client().with_session_token(&token);
+    Setup { anvil, daemon, agent_id: agent.id, address: agent.address, agent: client }
+}
+
+fn policy(s: &Setup, policy_type: &str, rules: Value) {
+    s.daemon
+        .admin()
+        .create_policy(&CreatePolicy {
+            agent_id: Some(s.agent_id.clone()),
+            policy_type: policy_type.into(),
+            rules,
+            enabled: None,
+        })
+        .unwrap();
+}
+
+fn transfer(to: &str, amount: u128) -> Value {
+    json!({"type": "TRANSFER", "to": to, "amount": amount.to_string()})
+}
+
+fn final_status(s: &Setup, id: &str) -> waiaas_client::types::Transaction {
+    eventually(30, "a final status", || {
+        let t = s.agent.get_transaction(id).unwrap();
+        matches!(t.status.as_str(), "CONFIRMED" | "FAILED" | "CANCELLED" | "EXPIRED").then_some(t)
+    })
+}
+
+/// T-01: tier, a positive fee consistent with the real send, and the balance change.
+#[test]
+fn t01_normal_simulation_reports_tier_fee_and_balance_change() {
+    let s = setup();
+    let result = s.agent.simulate(&transfer(RECIPIENT, ONE_ETH)).expect("simulate");
+    assert!(result.success, "{result:?}");
+    assert_eq!((result.policy.allowed, result.policy.tier.as_str()), (true, "INSTANT"));
+    let fee: u128 = result.fee.estimated_fee.parse().unwrap();
+    assert!(fee > 0 && result.fee.gas_limit >= 21_000, "{:?}", result.fee);
+    assert!(result.fee.fee_usd.is_some_and(|usd| usd > 0.0), "priced with [oracle] usd_eth");
+    assert_eq!(result.simulation.gas_used, Some(21_000));
+    let native = &result.balance_changes[0];
+    assert_eq!((native.asset.as_str(), native.current_balance.as_str()), ("native", "10000000000000000000"));
+    let out: u128 = native.change_amount.trim_start_matches('-').parse().unwrap();
+    assert!(native.change_amount.starts_with('-') && out == ONE_ETH + fee, "{native:?}");
+    assert_eq!(native.after_balance, (10 * ONE_ETH - ONE_ETH - fee).to_string());
+    assert_eq!(result.meta.transaction_type, "TRANSFER");
+    let head = crate::support::hex_u256(&s.anvil.rpc("eth_blockNumber", json!([])));
+    assert_eq!(U256::from(result.meta.block_number), head, "simulated at the latest block");
+
+    // The real send uses what was predicted, within the stated margin: the same gas, a fee no larger than the
+    // estimate's worst case.
+    let sent = s.agent.send_transaction_raw(&transfer(RECIPIENT, ONE_ETH)).unwrap();
+    let done = final_status(&s, &sent.id);
+    assert_eq!(done.status, "CONFIRMED");
+    let receipt = s.anvil.rpc("eth_getTransactionReceipt", json!([done.tx_hash.unwrap()]));
+    let gas_used = u64::from_str_radix(receipt["gasUsed"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(Some(gas_used), result.simulation.gas_used);
+    let price =
+        u128::from_str_radix(receipt["effectiveGasPrice"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let paid = u128::from(gas_used) * price;
+    assert!(paid <= fee * 2 && fee <= paid * 2, "estimated {fee} wei, paid {paid} wei (margin ×2)");
+}
+
+/// T-02: more than the wallet holds → INSUFFICIENT_BALANCE with severity error and success false.
+#[test]
+fn t02_insufficient_balance_is_an_error_warning() {
+    let s = setup();
+    let result = s.agent.simulate(&transfer(RECIPIENT, 11 * ONE_ETH)).unwrap();
+    assert!(!result.success);
+    let warning = result.warnings.iter().find(|w| w.code == "INSUFFICIENT_BALANCE").expect("warning");
+    assert_eq!(warning.severity, "error");
+    assert!(result.policy.allowed, "policy alone would accept it");
+
+    // All but the fee: the amount fits, the fee does not.
+    let result = s.agent.simulate(&transfer(RECIPIENT, 10 * ONE_ETH - 1)).unwrap();
+    assert!(!result.success);
+    assert!(result.has_warning("INSUFFICIENT_BALANCE_WITH_FEE"), "{:?}", result.warnings);
+}
+
+fn database_bytes(s: &Setup) -> Vec<u8> {
+    let data = s.daemon.data_dir().join("data");
+    let mut bytes = std::fs::read(data.join("waiaas.db")).unwrap();
+    bytes.extend(std::fs::read(data.join("waiaas.db-wal")).unwrap_or_default());
+    bytes
+}
+
+/// T-03: 100 simulations change no byte of the database, send nothing to the chain and emit no event.
+#[test]
+fn t03_simulation_has_no_side_effects() {
+    let s = setup();
+    policy(&s, "SPENDING_LIMIT", json!({"instant_max": "100", "notify_max": "200", "delay_max": "300"}));
+    policy(&s, "RATE_LIMIT", json!({"max_requests": 3, "window_seconds": 3600}));
+    // An in-flight reservation the simulations must see but not add to.
+    let queued = s.agent.send_transaction_raw(&transfer(RECIPIENT, 250)).unwrap();
+    let audit_before = s.daemon.admin().audit_logs(&AuditLogFilter { limit: Some(200), ..Default::default() }).unwrap();
+    let txs_before = s.agent.list_transactions(&ListParams::default()).unwrap();
+    let bytes_before = database_bytes(&s);
+    let nonce_before = s.anvil.nonce(&s.address);
+    let block_before = s.anvil.rpc("eth_blockNumber", json!([]));
+
+    let bodies = [transfer(RECIPIENT, 40), transfer(RECIPIENT, 5 * ONE_ETH), transfer(OTHER, 1)];
+    for i in 0..100 {
+        let result = s.agent.simulate(&bodies[i % bodies.len()]).unwrap();
+        if i % bodies.len() == 0 {
+            assert_eq!(result.policy.tier, "DELAY", "sees the 250 reserved: 250 + 40 > notify_max");
+        }
+    }
+
+    assert_eq!(database_bytes(&s), bytes_before, "the database files are byte-identical");
+    assert_eq!(
+        s.daemon.admin().audit_logs(&AuditLogFilter { limit: Some(200), ..Default::default() }).unwrap(),
+        audit_before
+    );
+    assert_eq!(s.agent.list_transactions(&ListParams::default()).unwrap(), txs_before);
+    assert_eq!(s.anvil.nonce(&s.address), nonce_before);
+    assert_eq!(s.anvil.rpc("eth_blockNumber", json!([])), block_before, "no block was mined");
+    assert_eq!(s.agent.get_transaction(&queued.id).unwrap().status, "QUEUED");
+}
+
+/// S-01: simulate cannot bypass policy, does not consume limits, and its answer cannot be replayed.
+#[test]
+fn s01_simulation_cannot_bypass_or_consume_policy() {
+    let s = setup();
+    policy(&s, "WHITELIST", json!({"allowed_addresses": [RECIPIENT]}));
+    policy(&s, "RATE_LIMIT", json!({"max_requests": 2, "window_seconds": 3600}));
+
+    let denied = s.agent.simulate(&transfer(OTHER, 1)).unwrap();
+    assert!(!denied.success && !denied.policy.allowed);
+    assert_eq!(denied.policy.reason_code.as_deref(), Some("ADDRESS_NOT_WHITELISTED"));
+    let Err(ClientError::Api { code, .. }) = s.agent.send_transaction_raw(&transfer(OTHER, 1)) else {
+        panic!("a denied request must stay denied on send")
+    };
+    assert_eq!(code, "POLICY_DENIED");
+
+    for _ in 0..20 {
+        assert!(s.agent.simulate(&transfer(RECIPIENT, 1)).unwrap().success);
+    }
+    for _ in 0..2 {
+        s.agent.send_transaction_raw(&transfer(RECIPIENT, 1)).expect("simulations consumed no rate limit");
+    }
+    let third = s.agent.simulate(&transfer(RECIPIENT, 1)).unwrap();
+    assert_eq!(third.policy.reason_code.as_deref(), Some("RATE_LIMIT_EXCEEDED"), "and it sees the real sends");
+
+    // The answer carries nothing that executes: sending it back is refused as an unknown body.
+    let replay = serde_json::to_value(&third).unwrap();
+    let Err(ClientError::Api { code, .. }) = s.agent.send_transaction_raw(&replay) else { panic!("replay accepted") };
+    assert_eq!(code, "VALIDATION_FAILED");
+    let mut flagged = transfer(RECIPIENT, 1);
+    flagged["dryRun"] = json!(true);
+    let Err(ClientError::Api { code, .. }) = s.agent.send_transaction_raw(&flagged) else { panic!("dryRun accepted") };
+    assert_eq!(code, "VALIDATION_FAILED", "an unknown flag fails closed; it never falls through to a real send");
+}
+
+/// What a request leads to, in terms both endpoints can express.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Accepted by policy with this tier; `executes` is whether the transaction can succeed on chain.
+    Tier(String, bool),
+    Denied(String),
+    Refused(String),
+}
+
+fn simulated(s: &Setup, body: &Value) -> Verdict {
+    match s.agent.simulate(body) {
+        Ok(r) if r.policy.allowed => Verdict::Tier(r.policy.tier, r.success),
+        Ok(r) => Verdict::Denied(r.policy.reason_code.unwrap_or_default()),
+        Err(ClientError::Api { code, .. }) => Verdict::Refused(code),
+        Err(e) => panic!("simulate {body}: {e:?}"),
+    }
+}
+
+fn sent(s: &Setup, body: &Value) -> Verdict {
+    match s.agent.send_transaction_raw(body) {
+        Ok(result) => {
+            let tx = s.agent.get_transaction(&result.id).unwrap();
+            let tier = tx.tier.clone().expect("an admitted request has a tier");
+            // Only INSTANT/NOTIFY execute without waiting; their outcome shows whether the chain accepted them.
+            let executes = if matches!(tier.as_str(), "INSTANT" | "NOTIFY") {
+                final_status(s, &result.id).status == "CONFIRMED"
+            } else {
+                true
+            };
+            Verdict::Tier(tier, executes)
+        }
+        Err(ClientError::Api { code, details, .. }) if code == "POLICY_DENIED" => {
+            Verdict::Denied(details.unwrap()["reasonCode"].as_str().unwrap().to_owned())
+        }
+        Err(ClientError::Api { code, .. }) => Verdict::Refused(code),
+        Err(e) => panic!("send {body}: {e:?}"),
+    }
+}
+
+/// Simulates, then sends the same request in the same state, and checks both agree with `expected`.
+#[track_caller]
+fn check_parity(s: &Setup, name: &str, body: &Value, expected: Verdict) {
+    let predicted = simulated(s, body);
+    let actual = sent(s, body);
+    assert_eq!(predicted, actual, "{name}: simulate and send disagree on {body}");
+    assert_eq!(actual, expected, "{name}");
+}
+
+#[test]
+fn parity_simulate_predicts_what_send_does() {
+    use Verdict::*;
+    let s = setup();
+    let tier = |t: &str| Tier(t.to_owned(), true);
+    let (token, reverter) = (s.anvil.deploy_token(1_000_000_000), s.anvil.deploy_reverter());
+    s.anvil.give_tokens(&token, &s.address, 1_000);
+    let token_ref = json!({"address": token, "decimals": 6, "symbol": "TUSD"});
+    policy(
+        &s,
+        "SPENDING_LIMIT",
+        json!({"instant_max": "100", "notify_max": "200", "delay_max": "300", "delay_seconds": 60}),
+    );
+    policy(&s, "WHITELIST", json!({"allowed_addresses": [RECIPIENT, OTHER]}));
+
+    // Nothing in flight yet.
+    check_parity(&s, "zero", &transfer(RECIPIENT, 0), tier("INSTANT"));
+    check_parity(&s, "instant boundary", &transfer(RECIPIENT, 100), tier("INSTANT"));
+    check_parity(&s, "notify lower", &transfer(RECIPIENT, 101), tier("NOTIFY"));
+    check_parity(&s, "notify boundary", &transfer(RECIPIENT, 200), tier("NOTIFY"));
+    let erc20 = json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "10", "token": token_ref});
+    check_parity(&s, "erc-20 transfer from the agent's address", &erc20, tier("INSTANT"));
+    let approve = json!({"type": "APPROVE", "spender": OTHER, "amount": "5", "token": token_ref});
+    check_parity(&s, "erc-20 approve", &approve, tier("INSTANT"));
+    let too_much = json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "100000", "token": token_ref});
+    check_parity(&s, "erc-20 above the token balance", &too_much, Tier("INSTANT".into(), false));
+    let revert = json!({"type": "CONTRACT_CALL", "to": reverter, "calldata": fail_calldata()});
+    check_parity(&s, "reverting contract call", &revert, Tier("INSTANT".into(), false));
+    let not_listed = transfer("0x3333333333333333333333333333333333333333", 1);
+    check_parity(&s, "not whitelisted", &not_listed, Denied("ADDRESS_NOT_WHITELISTED".into()));
+    let flagged = json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1", "dryRun": true});
+    check_parity(&s, "unknown field", &flagged, Refused("VALIDATION_FAILED".into()));
+    let elsewhere = json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1", "network": "mainnet"});
+    check_parity(&s, "unknown network", &elsewhere, Refused("NETWORK_NOT_CONFIGURED".into()));
+    let batch = json!({"type": "BATCH", "instructions": [transfer(RECIPIENT, 1), transfer(RECIPIENT, 1)]});
+    check_parity(&s, "batch on EVM", &batch, Refused("VALIDATION_FAILED".into()));
+
+    // Waiting work is reserved and counts toward the next request's tier.
+    check_parity(&s, "delay lower", &transfer(RECIPIENT, 201), tier("DELAY"));
+    check_parity(&s, "delay boundary with 201 reserved", &transfer(RECIPIENT, 99), tier("DELAY"));
+    check_parity(&s, "owner absent: approval downgraded", &transfer(RECIPIENT, 301), tier("DELAY"));
+    let admin = s.daemon.admin();
+    admin.set_owner(&s.agent_id, Some("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")).unwrap();
+    check_parity(&s, "approval with an owner", &transfer(RECIPIENT, 1_000), tier("APPROVAL"));
+
+    // Each deny policy.
+    policy(&s, "CONTRACT_WHITELIST", json!({"contracts": [token]}));
+    let call = json!({"type": "CONTRACT_CALL", "to": reverter, "calldata": "0x"});
+    check_parity(&s, "contract not whitelisted", &call, Denied("CONTRACT_NOT_WHITELISTED".into()));
+    policy(&s, "APPROVED_SPENDERS", json!({"spenders": [RECIPIENT]}));
+    check_parity(&s, "spender not approved", &approve, Denied("SPENDER_NOT_APPROVED".into()));
+    policy(&s, "ALLOWED_TOKENS", json!({"tokens": [RECIPIENT]}));
+    check_parity(&s, "token not allowed", &erc20, Denied("TOKEN_NOT_ALLOWED".into()));
+    policy(&s, "TIME_RESTRICTION", json!({"allowed_hours": [], "allowed_days": []}));
+    check_parity(&s, "outside allowed hours", &transfer(RECIPIENT, 1), Denied("OUTSIDE_ALLOWED_TIME".into()));
+
+    // The agent and the daemon.
+    admin.suspend_agent(&s.agent_id).unwrap();
+    check_parity(&s, "suspended agent", &transfer(RECIPIENT, 1), Refused("AGENT_SUSPENDED".into()));
+    admin.resume_agent(&s.agent_id).unwrap();
+    admin.activate_kill_switch(None).unwrap();
+    check_parity(&s, "kill switch on", &transfer(RECIPIENT, 1), Refused("SYSTEM_LOCKED".into()));
+}
+
+#[test]
+fn rate_limit_parity_and_insufficient_native_balance() {
+    use Verdict::*;
+    let s = setup();
+    policy(&s, "RATE_LIMIT", json!({"max_requests": 1, "window_seconds": 60}));
+    check_parity(&s, "first request", &transfer(RECIPIENT, 1), Tier("INSTANT".into(), true));
+    check_parity(&s, "over the rate limit", &transfer(RECIPIENT, 1), Denied("RATE_LIMIT_EXCEEDED".into()));
+    s.daemon.advance(61);
+    check_parity(&s, "more than the wallet holds", &transfer(RECIPIENT, 20 * ONE_ETH), Tier("INSTANT".into(), false));
+    assert_eq!(s.anvil.native_balance(RECIPIENT), U256::from(1u64));
+}
