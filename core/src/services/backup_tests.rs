@@ -1,0 +1,61 @@
+//! The backup service over a mocked `BackupStore`: success is audited, published and recorded as the last
+//! success; failure is audited and published and leaves the last success alone; no store → NOT_FOUND.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{assert_code, block_on, harness};
+use crate::backup::Kdf;
+use crate::event::{EventType, RequestContext};
+use crate::ports::{BackupInfo, MockBackupStore};
+use crate::services::backup::LAST_BACKUP_SUCCESS_KEY;
+use crate::{Error, ErrorCode, UnixSeconds};
+
+fn info() -> BackupInfo {
+    BackupInfo {
+        name: "a.waiaas-backup".into(),
+        location: "/b/a.waiaas-backup".into(),
+        size: 42,
+        created_at: UnixSeconds(1),
+    }
+}
+
+#[test]
+fn a_backup_is_audited_published_and_recorded_as_the_last_success() {
+    let settings: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let h = harness("pw", settings.clone()).unwrap();
+    assert_code(
+        block_on(h.core.create_backup(&RequestContext::system(), Kdf::argon2id_default())),
+        ErrorCode::NotFound,
+    );
+    let mut store = MockBackupStore::new();
+    store.expect_create().times(1).returning(|kdf, _| {
+        assert_eq!(kdf, Kdf::pbkdf2_default());
+        Ok(info())
+    });
+    assert!(h.core.attach_backup_store(Arc::new(store)));
+    assert_eq!(block_on(h.core.last_backup_success()).unwrap(), None);
+    let made = block_on(h.core.create_backup(&RequestContext::system(), Kdf::pbkdf2_default())).unwrap();
+    assert_eq!(made, info());
+    assert_eq!(h.audit_rows.lock().unwrap().last(), Some(&EventType::BackupCreated));
+    assert!(h.sink.0.lock().unwrap().iter().any(|e| e.event_type == EventType::BackupCreated));
+    let now = h.core.now();
+    assert_eq!(block_on(h.core.last_backup_success()).unwrap(), Some(now));
+    assert_eq!(settings.lock().unwrap().get(LAST_BACKUP_SUCCESS_KEY), Some(&now.0.to_string()));
+}
+
+#[test]
+fn a_failed_backup_is_audited_and_keeps_the_last_success() {
+    let settings: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let h = harness("pw", settings.clone()).unwrap();
+    let mut store = MockBackupStore::new();
+    store.expect_create().returning(|_, _| Err(Error::internal_msg("disk full")));
+    h.core.attach_backup_store(Arc::new(store));
+    assert_code(
+        block_on(h.core.create_backup(&RequestContext::system(), Kdf::argon2id_default())),
+        ErrorCode::InternalError,
+    );
+    assert_eq!(h.audit_rows.lock().unwrap().last(), Some(&EventType::BackupFailed));
+    assert!(h.sink.0.lock().unwrap().iter().any(|e| e.event_type == EventType::BackupFailed));
+    assert_eq!(block_on(h.core.last_backup_success()).unwrap(), None);
+}
