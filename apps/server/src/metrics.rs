@@ -1,0 +1,214 @@
+//! OPS-05 on the HTTP edge: the `GET /metrics` endpoint and the middleware that counts every request.
+//!
+//! - [`HttpMetrics`] records `waiaas_http_requests_total{route,method,status}` and
+//!   `waiaas_http_request_duration_seconds{route}` by **route template**, never the raw path: poem's matched
+//!   `PathPattern` (`/v1/agents/:param0` for the OpenAPI routes) mapped back to the document's template
+//!   (`/v1/agents/{id}`). A request no route matched is `route="unmatched"`, and a method outside the standard
+//!   set is `OTHER`, so every label is bounded.
+//! - `GET /metrics` renders the registry in the Prometheus text format (`text/plain; version=0.0.4`). It is a
+//!   plain route outside the OpenAPI service (it is not a JSON API). Access follows `[metrics] auth`: `none`,
+//!   `master` (the `X-Master-Password` header, checked, rate limited and audited by the core like any master
+//!   endpoint; a session token is 403 `WRONG_AUTH`) or `bearer` (`Authorization: Bearer <metrics token>`,
+//!   compared in constant time). Disabled → 404 `NOT_FOUND`. Like health, it stays reachable while the kill
+//!   switch is tripped (the endpoint never asks the kill switch).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::PathPattern;
+use poem::http::Method;
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
+use subtle::ConstantTimeEq;
+use waiaas_core::ErrorCode;
+use waiaas_core::metrics as m;
+use waiaas_core::ports::MetricsRegistry;
+
+use crate::auth::{authenticate_master, state};
+use crate::error::ApiError;
+
+/// The content type of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Who may read `GET /metrics`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MetricsAuth {
+    None,
+    Master,
+    /// `Authorization: Bearer <token>` with this token.
+    Bearer(String),
+}
+
+impl std::fmt::Debug for MetricsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetricsAuth::None => f.write_str("None"),
+            MetricsAuth::Master => f.write_str("Master"),
+            MetricsAuth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
+/// Renders the exposition (the metrics adapter's `render`).
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The `GET /metrics` endpoint's configuration.
+#[derive(Clone)]
+pub struct MetricsExport {
+    pub enabled: bool,
+    pub auth: MetricsAuth,
+    pub render: Render,
+    /// The configured oracle symbols whose quote age is refreshed at each scrape.
+    pub oracle_symbols: Vec<String>,
+}
+
+impl MetricsExport {
+    /// `GET /metrics` answers 404.
+    pub fn disabled() -> Self {
+        MetricsExport { enabled: false, auth: MetricsAuth::None, render: Arc::new(String::new), oracle_symbols: vec![] }
+    }
+}
+
+impl std::fmt::Debug for MetricsExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsExport").field("enabled", &self.enabled).field("auth", &self.auth).finish()
+    }
+}
+
+fn bearer_token(req: &Request) -> Option<String> {
+    let value = req.headers().get(poem::http::header::AUTHORIZATION)?;
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let (scheme, token) = text.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+}
+
+/// `GET /metrics`.
+#[poem::handler]
+pub async fn scrape(req: &Request) -> Result<Response> {
+    let state = state(req)?;
+    let export = &state.metrics;
+    if !export.enabled {
+        return Err(ApiError::new(ErrorCode::NotFound, "metrics export is disabled").into());
+    }
+    match &export.auth {
+        MetricsAuth::None => {}
+        MetricsAuth::Master => {
+            authenticate_master(req).await?;
+        }
+        MetricsAuth::Bearer(expected) => {
+            let presented = bearer_token(req).unwrap_or_default();
+            if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+                return Err(ApiError::new(ErrorCode::Unauthorized, "send the metrics bearer token").into());
+            }
+        }
+    }
+    state.core.refresh_oracle_ages(&export.oracle_symbols);
+    Ok(Response::builder().content_type(CONTENT_TYPE).body((export.render)()))
+}
+
+/// Counts and times every request by route template; see the module docs.
+pub struct HttpMetrics {
+    registry: Arc<dyn MetricsRegistry>,
+    templates: Arc<HashMap<String, String>>,
+}
+
+/// Poem's pattern of each OpenAPI path (`/v1/agents/:param0`) → the document's template (`/v1/agents/{id}`).
+fn templates(document: &str) -> HashMap<String, String> {
+    let parsed: serde_json::Value = serde_json::from_str(document).unwrap_or_default();
+    let Some(paths) = parsed.get("paths").and_then(|p| p.as_object()) else { return HashMap::new() };
+    paths
+        .keys()
+        .map(|template| {
+            let mut index = 0;
+            let pattern = template
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') && segment.ends_with('}') {
+                        index += 1;
+                        format!(":param{}", index - 1)
+                    } else {
+                        segment.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            (pattern, template.clone())
+        })
+        .collect()
+}
+
+impl HttpMetrics {
+    /// `document`: the OpenAPI document, whose path templates name the routes.
+    pub fn new(registry: Arc<dyn MetricsRegistry>, document: &str) -> Self {
+        HttpMetrics { registry, templates: Arc::new(templates(document)) }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for HttpMetrics {
+    type Output = HttpMetricsEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        HttpMetricsEndpoint { inner: ep, registry: Arc::clone(&self.registry), templates: Arc::clone(&self.templates) }
+    }
+}
+
+pub struct HttpMetricsEndpoint<E> {
+    inner: E,
+    registry: Arc<dyn MetricsRegistry>,
+    templates: Arc<HashMap<String, String>>,
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+impl<E: Endpoint> Endpoint for HttpMetricsEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        let started = Instant::now();
+        let method = method_label(req.method());
+        let outcome = self.inner.call(req).await.map(IntoResponse::into_response);
+        let (pattern, status) = match &outcome {
+            Ok(resp) => (resp.data::<PathPattern>().map(|p| Arc::clone(&p.0)), resp.status()),
+            Err(err) => (err.data::<PathPattern>().map(|p| Arc::clone(&p.0)), err.status()),
+        };
+        let route = match pattern.as_deref() {
+            None | Some("") => "unmatched",
+            Some(pattern) => self.templates.get(pattern).map_or(pattern, String::as_str),
+        };
+        let code = status.as_str();
+        self.registry.increment_counter(
+            m::HTTP_REQUESTS_TOTAL,
+            &[("route", route), ("method", method), ("status", code)],
+            1,
+        );
+        self.registry.observe_histogram(
+            m::HTTP_REQUEST_DURATION_SECONDS,
+            &[("route", route)],
+            started.elapsed().as_secs_f64(),
+        );
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn poem_patterns_map_to_document_templates() {
+        let document = r#"{"paths": {"/v1/agents/{id}": {}, "/v1/agents": {}, "/v1/x/{a}/y/{b}": {}}}"#;
+        let map = super::templates(document);
+        assert_eq!(map["/v1/agents/:param0"], "/v1/agents/{id}");
+        assert_eq!(map["/v1/agents"], "/v1/agents");
+        assert_eq!(map["/v1/x/:param0/y/:param1"], "/v1/x/{a}/y/{b}");
+    }
+}

@@ -1,0 +1,136 @@
+//! What the services record through the [`crate::ports::MetricsRegistry`] port (names in [`crate::metrics`]).
+//!
+//! - Transactions are counted once, when they reach a final status, with the tier they were admitted at (`none`
+//!   for a denial); the duration histogram observes request → final by the core's clock.
+//! - Policy evaluations are counted for sends only. Simulate never reaches this module (`simulate` is handed
+//!   read-only capabilities, no registry), so a dry run moves no pipeline metric; only the HTTP request and the
+//!   RPC reads it really makes are counted, by the edge and the chain adapter.
+//! - State gauges (active sessions, active agents, kill switch, last backup) are read at unlock and
+//!   after every change that moves them, so they are right after a restart; [`Waiaas::refresh_state_gauges`] is
+//!   also called periodically by the host (sessions expire without an event).
+//!
+//! Every update is an in-memory write in the registry; the only reads are the two `COUNT`s after a session,
+//! agent or kill-switch change.
+
+use super::Waiaas;
+use crate::domain::{AgentStatus, Chain, KillSwitchState, TxStatus};
+use crate::metrics as m;
+use crate::policy_engine::Tier;
+use crate::ports::TxRecord;
+use crate::{Result, UnixSeconds};
+
+pub(crate) fn tier_label(tier: Option<Tier>) -> &'static str {
+    match tier {
+        None => "none",
+        Some(Tier::Instant) => "instant",
+        Some(Tier::Notify) => "notify",
+        Some(Tier::Delay) => "delay",
+        Some(Tier::Approval) => "approval",
+    }
+}
+
+fn status_label(status: TxStatus) -> &'static str {
+    match status {
+        TxStatus::Pending => "pending",
+        TxStatus::Queued => "queued",
+        TxStatus::Executing => "executing",
+        TxStatus::Submitted => "submitted",
+        TxStatus::Confirmed => "confirmed",
+        TxStatus::Failed => "failed",
+        TxStatus::Cancelled => "cancelled",
+        TxStatus::Expired => "expired",
+    }
+}
+
+fn killswitch_value(state: KillSwitchState) -> f64 {
+    match state {
+        KillSwitchState::Active => 0.0,
+        KillSwitchState::Suspended => 1.0,
+        KillSwitchState::Locked => 2.0,
+    }
+}
+
+impl Waiaas {
+    /// Counts a transaction that reached `status` (final) and observes its request → final duration.
+    pub(crate) fn record_final(&self, record: &TxRecord, chain: Chain, status: TxStatus) {
+        let kind = record.kind.type_name().to_ascii_lowercase();
+        let labels = [
+            ("chain", chain.as_str()),
+            ("type", kind.as_str()),
+            ("tier", tier_label(record.tier)),
+            ("status", status_label(status)),
+        ];
+        let metrics = &self.ports.metrics;
+        metrics.increment_counter(m::TRANSACTIONS_TOTAL, &labels, 1);
+        let seconds = (self.now().0 - record.created_at.0).max(0);
+        metrics.observe_histogram(m::TRANSACTION_DURATION_SECONDS, &[], seconds as f64);
+    }
+
+    /// [`Waiaas::record_final`] for a row that only has its agent id (the chain is the agent's).
+    pub(crate) async fn record_final_of(&self, record: &TxRecord, status: TxStatus) {
+        let chain = match self.ports.agents.get(record.agent_id).await {
+            Ok(Some(agent)) => agent.chain,
+            // Every agent is on the one chain there is; a vanished row must not lose the count.
+            _ => Chain::Ethereum,
+        };
+        self.record_final(record, chain, status);
+    }
+
+    pub(crate) fn record_policy_evaluation(&self, tier: Option<Tier>, allowed: bool) {
+        let result = if allowed { "allowed" } else { "denied" };
+        self.ports.metrics.increment_counter(
+            m::POLICY_EVALUATIONS_TOTAL,
+            &[("tier", tier_label(tier)), ("result", result)],
+            1,
+        );
+    }
+
+    pub(crate) fn record_audit_write_failure(&self) {
+        self.ports.metrics.increment_counter(m::AUDIT_WRITE_FAILURES_TOTAL, &[], 1);
+    }
+
+    pub(crate) fn set_killswitch_gauge(&self, state: KillSwitchState) {
+        self.ports.metrics.set_gauge(m::KILLSWITCH_STATE, &[], killswitch_value(state));
+    }
+
+    /// Reads the active-session and active-agent counts from the repositories into their gauges.
+    pub async fn refresh_state_gauges(&self) -> Result<()> {
+        let sessions = self.ports.sessions.count_active(self.now()).await?;
+        let agents = self.ports.agents.count_by_status(AgentStatus::Active).await?;
+        self.ports.metrics.set_gauge(m::SESSIONS_ACTIVE, &[], sessions as f64);
+        self.ports.metrics.set_gauge(m::AGENTS_ACTIVE, &[], agents as f64);
+        Ok(())
+    }
+
+    /// After a change: a failed refresh leaves the previous values (the periodic refresh repairs them).
+    pub(crate) async fn refresh_state_gauges_quietly(&self) {
+        let _ = self.refresh_state_gauges().await;
+    }
+
+    /// Initial values at unlock: state gauges from the DB, the kill switch, the last backup (0 when none).
+    pub(crate) async fn init_metrics(&self) -> Result<()> {
+        self.set_killswitch_gauge(self.kill_switch_state().state);
+        let last_backup = self.last_backup_success().await?.map_or(0.0, |at| at.0 as f64);
+        self.ports.metrics.set_gauge(m::BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS, &[], last_backup);
+        // Unlabelled counters are exported at 0 from the start (a rate needs the zero).
+        self.ports.metrics.increment_counter(m::AUDIT_WRITE_FAILURES_TOTAL, &[], 0);
+        self.refresh_state_gauges().await
+    }
+
+    /// Sets the age of the oracle's quote for each of `symbols` (the configured ones: a bounded label set). Cheap:
+    /// called at each scrape.
+    pub fn refresh_oracle_ages(&self, symbols: &[String]) {
+        let now = self.now();
+        for symbol in symbols {
+            if let Some(quote) = self.ports.prices.usd_price(symbol) {
+                let age = (now.0 - quote.observed_at.0).max(0) as f64;
+                self.ports.metrics.set_gauge(m::ORACLE_PRICE_AGE_SECONDS, &[("symbol", symbol)], age);
+            }
+        }
+    }
+
+    /// Records a successful backup (`waiaas_backup_last_success_timestamp_seconds`).
+    pub fn record_backup_success(&self, at: UnixSeconds) {
+        self.ports.metrics.set_gauge(m::BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS, &[], at.0 as f64);
+    }
+}
