@@ -1,0 +1,220 @@
+//! `waiaas mcp` through its front door: the rmcp client spawns the real `waiaas` binary as an MCP server over
+//! stdio, pointed at a daemon embedded in this process (real HTTP on an ephemeral loopback port, a real SQLite
+//! file) and, where a chain is involved, at a real anvil node.
+
+use std::time::{Duration, Instant};
+
+use alloy_primitives::U256;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceError, ServiceExt};
+use serde_json::{Value, json};
+use waiaas_client::types::{CreateAgent, CreateSession, SimulationResult};
+
+use crate::support::{Anvil, EmbeddedDaemon, api_error, binary};
+
+/// A recipient no test controls.
+const RECIPIENT: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+/// An RPC URL where nothing listens: agents can be created, chain reads fail with CHAIN_ERROR.
+const DEAD_RPC: &str = "http://127.0.0.1:9";
+
+/// Creates an agent on network `anvil` through the master API and issues it a session: (address, token).
+fn agent(daemon: &EmbeddedDaemon) -> (String, String) {
+    let admin = daemon.admin();
+    let agent = admin.create_agent(&CreateAgent::ethereum("mcp-bot", "anvil")).expect("create agent");
+    let session = admin.create_session(&CreateSession::for_agent(&agent.id)).expect("create session");
+    (agent.address, session.token)
+}
+
+/// `waiaas mcp` as a child process, driven by the rmcp client.
+struct Mcp {
+    client: RunningService<RoleClient, ()>,
+}
+
+impl Mcp {
+    async fn spawn(url: &str, token: &str) -> Mcp {
+        let mut command = tokio::process::Command::new(binary());
+        command
+            .arg("mcp")
+            .env("WAIAAS_MCP_URL", url)
+            .env("WAIAAS_SESSION_TOKEN", token)
+            .env_remove("WAIAAS_SESSION_TOKEN_FILE")
+            .env("RUST_LOG", "warn");
+        let transport = TokioChildProcess::new(command).expect("spawn waiaas mcp");
+        let client = ().serve(transport).await.expect("MCP handshake with waiaas mcp");
+        Mcp { client }
+    }
+
+    async fn try_call(&self, tool: &'static str, arguments: Value) -> Result<CallToolResult, ServiceError> {
+        let Value::Object(arguments) = arguments else { panic!("tool arguments must be an object") };
+        self.client.call_tool(CallToolRequestParams::new(tool).with_arguments(arguments)).await
+    }
+
+    /// Calls a tool and returns (is_error, the JSON of its text content).
+    async fn call(&self, tool: &'static str, arguments: Value) -> (bool, Value) {
+        let result = self.try_call(tool, arguments).await.unwrap_or_else(|e| panic!("{tool}: protocol error {e}"));
+        let text = result
+            .content
+            .iter()
+            .find_map(|c| c.as_text())
+            .unwrap_or_else(|| panic!("{tool}: no text content in {result:?}"))
+            .text
+            .clone();
+        let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{tool}: not JSON ({e}): {text}"));
+        if let Some(structured) = &result.structured_content {
+            assert_eq!(structured, &value, "{tool}: structured content differs from the text");
+        }
+        (result.is_error == Some(true), value)
+    }
+
+    async fn ok(&self, tool: &'static str, arguments: Value) -> Value {
+        let (is_error, value) = self.call(tool, arguments).await;
+        assert!(!is_error, "{tool} failed: {value}");
+        value
+    }
+
+    /// Calls a tool that must fail as a tool error and returns its error JSON.
+    async fn tool_error(&self, tool: &'static str, arguments: Value) -> Value {
+        let (is_error, value) = self.call(tool, arguments).await;
+        assert!(is_error, "{tool} should have failed: {value}");
+        assert!(value["code"].is_string() && value["message"].is_string(), "{tool}: {value}");
+        value
+    }
+
+    async fn close(self) {
+        self.client.cancel().await.expect("close the MCP session");
+    }
+}
+
+// ----- tests ------------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tools_relay_the_daemon_and_its_errors() {
+    let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", DEAD_RPC)]);
+    let (address, token) = agent(&daemon);
+    let bot = daemon.client().with_session_token(&token);
+    let mcp = Mcp::spawn(&daemon.url, &token).await;
+
+    let info = mcp.client.peer_info().expect("server info");
+    assert_eq!(info.server_info.as_ref().map(|i| i.name.as_str()), Some("waiaas"));
+    let tools = mcp.client.list_all_tools().await.expect("list tools");
+    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "waiaas_get_address",
+            "waiaas_get_balance",
+            "waiaas_get_transaction",
+            "waiaas_list_transactions",
+            "waiaas_send_transaction",
+            "waiaas_simulate_transaction",
+        ]
+    );
+    for tool in &tools {
+        assert_eq!(tool.input_schema.get("type"), Some(&json!("object")), "{}: {:?}", tool.name, tool.input_schema);
+        assert!(tool.input_schema.get("properties").is_some_and(Value::is_object), "{}", tool.name);
+    }
+    let send = tools.iter().find(|t| t.name == "waiaas_send_transaction").expect("send tool");
+    assert_eq!(send.input_schema["properties"]["type"]["enum"][0], "TRANSFER");
+
+    // The agent's own wallet, as the daemon reports it.
+    let wallet = mcp.ok("waiaas_get_address", json!({})).await;
+    assert_eq!(wallet["address"], address.as_str());
+    assert_eq!((wallet["chain"].as_str(), wallet["network"].as_str()), (Some("ethereum"), Some("anvil")));
+
+    // A dead chain: the daemon's CHAIN_ERROR comes back as a tool error, not a protocol error.
+    let error = mcp.tool_error("waiaas_get_balance", json!({})).await;
+    assert_eq!(error["code"], "CHAIN_ERROR", "{error}");
+    assert_eq!((error["status"].as_u64(), error["retryable"].as_bool()), (Some(502), Some(true)), "{error}");
+    assert!(error["requestId"].is_string(), "{error}");
+
+    // The send body reaches the daemon's strict parser unchanged: an unknown field is its VALIDATION_FAILED.
+    let body = json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1", "dryRun": true});
+    let error = mcp.tool_error("waiaas_send_transaction", body.clone()).await;
+    assert_eq!(error["code"], "VALIDATION_FAILED", "{error}");
+    assert!(error.to_string().contains("dryRun"), "the daemon names the field: {error}");
+    let (status, code, _) = api_error(bot.send_transaction_raw(&body));
+    assert_eq!((error["status"].as_u64(), error["code"].as_str()), (Some(u64::from(status)), Some(code.as_str())));
+    let error = mcp.tool_error("waiaas_simulate_transaction", body).await;
+    assert_eq!(error["code"], "VALIDATION_FAILED", "{error}");
+    // Nothing was recorded.
+    let page = mcp.ok("waiaas_list_transactions", json!({"limit": 10})).await;
+    assert_eq!((page["data"].as_array().map(Vec::len), page["hasMore"].as_bool()), (Some(0), Some(false)), "{page}");
+
+    // An unknown transaction: the same code the SDK gets.
+    let error = mcp.tool_error("waiaas_get_transaction", json!({"id": "01900000-0000-7000-8000-000000000000"})).await;
+    let (_, code, _) = api_error(bot.get_transaction("01900000-0000-7000-8000-000000000000"));
+    assert_eq!(error["code"], code.as_str(), "{error}");
+
+    // Arguments that do not fit the input schema never reach the daemon: a tool error in the same shape; a typo
+    // does not silently read the native balance instead.
+    let error = mcp.tool_error("waiaas_get_transaction", json!({})).await;
+    assert_eq!(error["code"], "INVALID_ARGUMENTS", "{error}");
+    assert!(error["message"].as_str().is_some_and(|m| m.contains("id")), "{error}");
+    let error = mcp.tool_error("waiaas_get_balance", json!({"tokn": RECIPIENT})).await;
+    assert_eq!(error["code"], "INVALID_ARGUMENTS", "{error}");
+    // An unknown tool is a protocol error.
+    assert!(mcp.try_call("waiaas_sign_anything", json!({})).await.is_err());
+
+    mcp.close().await;
+
+    // A token the daemon does not know: its 401 comes back as a tool error too.
+    let stale = Mcp::spawn(&daemon.url, "wai_sess_not-a-real-token").await;
+    let error = stale.tool_error("waiaas_get_address", json!({})).await;
+    assert_eq!(error["status"], 401, "{error}");
+    stale.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simulate_and_send_a_transfer_on_anvil() {
+    let anvil = Anvil::start();
+    let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str())]);
+    let (address, token) = agent(&daemon);
+    anvil.rpc("anvil_setBalance", json!([address, "0xde0b6b3a7640000"])); // 1 ETH
+    let mcp = Mcp::spawn(&daemon.url, &token).await;
+
+    let balance = mcp.ok("waiaas_get_balance", json!({})).await;
+    assert_eq!(balance["balance"], "1000000000000000000", "{balance}");
+
+    let body = json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1000"});
+    let simulated = mcp.ok("waiaas_simulate_transaction", body.clone()).await;
+    let result: SimulationResult = serde_json::from_value(simulated.clone()).expect("a SimulationResult");
+    assert!(result.success, "{simulated}");
+    assert!(result.policy.allowed && result.policy.tier == "INSTANT", "no policy → INSTANT: {simulated}");
+    assert!(result.simulation.success, "{simulated}");
+    assert!(result.fee.gas_limit >= 21_000, "{simulated}");
+    assert_eq!(result.fee.fee_symbol, "ETH");
+    assert_eq!((result.meta.network.as_str(), result.meta.transaction_type.as_str()), ("anvil", "TRANSFER"));
+    let native = result.balance_changes.iter().find(|c| c.symbol == "ETH").expect("an ETH balance change");
+    assert_eq!(native.current_balance, "1000000000000000000", "{simulated}");
+    assert!(native.change_amount.starts_with('-'), "an outflow: {simulated}");
+    // No side effects: nothing recorded, nothing sent.
+    let page = mcp.ok("waiaas_list_transactions", json!({})).await;
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(0), "{page}");
+    assert_eq!(anvil.native_balance(RECIPIENT), U256::ZERO);
+
+    // The real send, then its progress through waiaas_get_transaction until the chain confirms it.
+    let sent = mcp.ok("waiaas_send_transaction", body).await;
+    let id = sent["id"].as_str().expect("transaction id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let confirmed = loop {
+        let tx = mcp.ok("waiaas_get_transaction", json!({"id": id})).await;
+        match tx["status"].as_str() {
+            Some("CONFIRMED") => break tx,
+            Some("FAILED" | "CANCELLED" | "EXPIRED") => panic!("the transfer did not go through: {tx}"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "not confirmed in time: {tx}");
+        // Polls another process (the daemon's worker and the chain); there is no event to await from here.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((confirmed["tier"].as_str(), confirmed["amount"].as_str()), (Some("INSTANT"), Some("1000")));
+    assert!(confirmed["txHash"].is_string(), "{confirmed}");
+    assert_eq!(anvil.native_balance(RECIPIENT), U256::from(1000u64));
+    let page = mcp.ok("waiaas_list_transactions", json!({})).await;
+    assert_eq!(page["data"][0]["id"], id.as_str(), "{page}");
+
+    mcp.close().await;
+}
