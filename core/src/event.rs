@@ -53,6 +53,7 @@ event_types! {
     MasterAuthFailed => "MASTER_AUTH_FAILED", Warning;
     AnomalyDetected => "ANOMALY_DETECTED", Warning;
     BackupCreated => "BACKUP_CREATED", Info;
+    BackupFailed => "BACKUP_FAILED", Warning;
     WebhookCreated => "WEBHOOK_CREATED", Info;
     WebhookDeleted => "WEBHOOK_DELETED", Info;
     PolicyCreated => "POLICY_CREATED", Info;

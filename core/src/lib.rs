@@ -7,10 +7,12 @@
 
 pub mod amount;
 pub mod audit;
+pub mod backup;
 pub mod domain;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod metrics;
 pub mod policy_engine;
 pub mod ports;
 pub mod prices;

@@ -139,6 +139,30 @@ pub trait AuditRepo: Send + Sync {
     async fn append(&self, event: &Event) -> Result<()>;
     /// Rows matching `query`, newest first by `(created_at, id)`, at most `query.limit`.
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
+    /// Counts over a period: by event type, severity and agent, and per time bucket.
+    async fn stats(&self, query: &AuditStatsQuery) -> Result<AuditStats>;
+}
+
+/// Filters of an audit statistics query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditStatsQuery {
+    pub agent_id: Option<AgentId>,
+    /// Inclusive bounds, Unix seconds.
+    pub from: UnixSeconds,
+    pub to: UnixSeconds,
+    /// Width of a time bucket in seconds (3600 or 86400).
+    pub bucket_seconds: i64,
+}
+
+/// Audit row counts; every list is sorted by its key (agents: rows without an agent first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditStats {
+    pub total: u64,
+    pub by_event_type: Vec<(EventType, u64)>,
+    pub by_severity: Vec<(Severity, u64)>,
+    pub by_agent: Vec<(Option<AgentId>, u64)>,
+    /// `(bucket start, count)`, only buckets with rows.
+    pub series: Vec<(UnixSeconds, u64)>,
 }
 
 /// Agent key storage: one encrypted file per agent. Private keys never leave the adapter in plaintext.
@@ -307,6 +331,8 @@ pub struct TxUpdate {
     pub attempts: Option<u32>,
     /// Not before this time (DELAY, or the backoff of a retry).
     pub execute_after: Option<UnixSeconds>,
+    /// Forget the error of an earlier failed attempt (the transaction went through after all).
+    pub clear_error: bool,
 }
 
 #[cfg_attr(any(test, feature = "mocks"), automock)]
@@ -388,20 +414,29 @@ pub trait WebhookSender: Send + Sync {
     async fn send(&self, request: &WebhookRequest) -> WebhookResponse;
 }
 
-/// A file to place in, or read from, a backup archive (path relative to the data dir).
+/// One archive in the backup directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BackupEntry {
-    pub relative_path: String,
+pub struct BackupInfo {
+    /// File name (no directory), e.g. `waiaas-20260101T000000Z.waiaas-backup`.
+    pub name: String,
+    /// Where it is, for the operator (a path on the daemon's host).
+    pub location: String,
     pub size: u64,
+    /// When the file was written.
+    pub created_at: UnixSeconds,
 }
 
+/// Where encrypted backup archives are made and kept (the format is [`crate::backup`]). The implementation
+/// holds the master password the archives are sealed with.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait BackupStore: Send + Sync {
-    /// Takes a consistent snapshot of the data dir's contents into a staging area and lists it.
-    async fn snapshot(&self) -> Result<Vec<BackupEntry>>;
-    /// Lists the archives in the backup directory, newest first.
-    async fn list_archives(&self) -> Result<Vec<String>>;
+    /// Takes a consistent snapshot of the DB, the keystore and the config and seals it into a new archive.
+    async fn create(&self, kdf: crate::backup::Kdf, now: UnixSeconds) -> Result<BackupInfo>;
+    /// The archives in the backup directory, newest first.
+    async fn list(&self) -> Result<Vec<BackupInfo>>;
+    /// Deletes the oldest archives beyond `keep`; returns the deleted names.
+    async fn prune(&self, keep: usize) -> Result<Vec<String>>;
 }
 
 /// Where a request came from, for the IP-aware parts of the core (rate limits, audit).
@@ -457,6 +492,64 @@ pub mod testing {
     impl EventSink for RecordingSink {
         fn publish(&self, event: &Event) {
             self.0.lock().expect("sink lock").push(event.clone());
+        }
+    }
+
+    /// A registry that records nothing.
+    #[derive(Debug, Default)]
+    pub struct NoMetrics;
+
+    impl MetricsRegistry for NoMetrics {
+        fn increment_counter<'a>(&self, _name: &'static str, _labels: Labels<'a>, _by: u64) {}
+        fn set_gauge<'a>(&self, _name: &'static str, _labels: Labels<'a>, _value: f64) {}
+        fn observe_histogram<'a>(&self, _name: &'static str, _labels: Labels<'a>, _value: f64) {}
+    }
+
+    /// One recorded metric update: (name, sorted labels).
+    pub type SeriesKey = (&'static str, Vec<(String, String)>);
+
+    /// Records counters, the last gauge values and histogram observations, for assertions.
+    #[derive(Debug, Default)]
+    pub struct RecordingMetrics {
+        pub counters: Mutex<std::collections::BTreeMap<SeriesKey, u64>>,
+        pub gauges: Mutex<std::collections::BTreeMap<SeriesKey, f64>>,
+        pub histograms: Mutex<std::collections::BTreeMap<SeriesKey, Vec<f64>>>,
+    }
+
+    fn key(name: &'static str, labels: Labels<'_>) -> SeriesKey {
+        let mut labels: Vec<_> = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        labels.sort();
+        (name, labels)
+    }
+
+    impl RecordingMetrics {
+        /// The counter's value for exactly these labels (any order).
+        pub fn counter(&self, name: &'static str, labels: Labels<'_>) -> u64 {
+            self.counters.lock().expect("metrics lock").get(&key(name, labels)).copied().unwrap_or(0)
+        }
+        pub fn gauge(&self, name: &'static str, labels: Labels<'_>) -> Option<f64> {
+            self.gauges.lock().expect("metrics lock").get(&key(name, labels)).copied()
+        }
+        pub fn observations(&self, name: &'static str, labels: Labels<'_>) -> Vec<f64> {
+            self.histograms.lock().expect("metrics lock").get(&key(name, labels)).cloned().unwrap_or_default()
+        }
+        /// Whether anything at all was recorded.
+        pub fn is_empty(&self) -> bool {
+            self.counters.lock().expect("metrics lock").is_empty()
+                && self.gauges.lock().expect("metrics lock").is_empty()
+                && self.histograms.lock().expect("metrics lock").is_empty()
+        }
+    }
+
+    impl MetricsRegistry for RecordingMetrics {
+        fn increment_counter<'a>(&self, name: &'static str, labels: Labels<'a>, by: u64) {
+            *self.counters.lock().expect("metrics lock").entry(key(name, labels)).or_default() += by;
+        }
+        fn set_gauge<'a>(&self, name: &'static str, labels: Labels<'a>, value: f64) {
+            self.gauges.lock().expect("metrics lock").insert(key(name, labels), value);
+        }
+        fn observe_histogram<'a>(&self, name: &'static str, labels: Labels<'a>, value: f64) {
+            self.histograms.lock().expect("metrics lock").entry(key(name, labels)).or_default().push(value);
         }
     }
 }

@@ -7,6 +7,8 @@
 #[path = "../it/support/mod.rs"]
 mod support;
 
+mod metrics_overhead;
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -46,7 +48,11 @@ fn main() {
     let anvil = Anvil::start();
     let started = Instant::now();
     let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str())]);
-    println!("{:<44} {:>8.1} ms (embedded: unlock + migrations + bind)   reference: cold start ≤ 150 ms", "daemon start", started.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "{:<44} {:>8.1} ms (embedded: unlock + migrations + bind)   reference: cold start ≤ 150 ms",
+        "daemon start",
+        started.elapsed().as_secs_f64() * 1e3
+    );
 
     let admin = daemon.admin();
     let agent = admin.create_agent(&CreateAgent::ethereum("bench", "anvil")).expect("agent");
@@ -72,7 +78,8 @@ fn main() {
     let chain = waiaas_evm::EvmChain::new([("anvil".to_owned(), anvil.url.clone())]);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let from: EvmAddress = agent.address.parse().expect("address");
-    let kind = TxKind::Transfer { to: RECIPIENT.parse().expect("address"), amount: waiaas_core::Amount::from_u128(1000) };
+    let kind =
+        TxKind::Transfer { to: RECIPIENT.parse().expect("address"), amount: waiaas_core::Amount::from_u128(1000) };
     let rpc = time(500, || runtime.block_on(chain.prepare("anvil", from, &kind)).expect("prepare"));
     row("  of which RPC: build + simulate (concurrent)", rpc, "one anvil RPC ≈ 0.4 ms");
     let one_call = time(500, || runtime.block_on(chain.native_balance("anvil", from)).expect("balance"));
@@ -91,5 +98,9 @@ fn main() {
         }
     });
     let rate = (4 * per_thread) as f64 / started.elapsed().as_secs_f64();
-    println!("{:<44} {rate:>8.0} sends/s (4 threads, HTTP, one SQLite write tx each)   target ≥ 1,000/s", "send admission throughput");
+    println!(
+        "{:<44} {rate:>8.0} sends/s (4 threads, HTTP, one SQLite write tx each)   target ≥ 1,000/s",
+        "send admission throughput"
+    );
+    metrics_overhead::report(rate);
 }

@@ -5,6 +5,11 @@
 mod support;
 
 mod architecture;
+mod audit;
+mod backup;
+mod coverage;
 mod foundation;
+mod mcp;
+mod metrics;
 mod pipeline;
 mod simulate;

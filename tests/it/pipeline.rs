@@ -186,10 +186,9 @@ fn spending_limit_tiers_and_delay_execution_by_the_clock() {
 }
 
 /// The owner signs `WAIaaS: <decision> transaction <id>` with a fresh nonce (EIP-191).
-fn owner_decision(client: &Client, owner: &PrivateKeySigner, id: &str, approve: bool) -> (String, String) {
+pub fn owner_decision(client: &Client, owner: &PrivateKeySigner, id: &str, approve: bool) -> (String, String) {
     let nonce = client.nonce().expect("nonce").nonce;
-    let action = if approve { "approve" } else { "reject" };
-    let message = format!("WAIaaS: {action} transaction {id}\nNonce: {nonce}");
+    let message = waiaas_client::approval_message(id, approve, &nonce);
     let signature = owner.sign_message_sync(message.as_bytes()).unwrap();
     (message, format!("0x{}", hex::encode(signature.as_bytes())))
 }
@@ -349,6 +348,27 @@ fn a_dead_node_is_retried_with_backoff_then_fails_cleanly() {
     let failed = settled(&w, &id);
     assert_eq!(failed.status, "FAILED");
     assert!(failed.error.as_deref().unwrap_or_default().contains("gave up"), "{failed:?}");
+}
+
+#[test]
+fn a_node_that_comes_back_gets_the_retry_and_no_stale_error_remains() {
+    let mut anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let w = wallet(&daemon.admin(), &daemon.client(), &anvil);
+    let port = anvil.port();
+    anvil.stop();
+    let id = send(&w, &transfer(RECIPIENT, 7));
+    let failed_once = eventually(30, "a failed attempt", || {
+        let t = tx(&w, &id);
+        (t.attempts.unwrap_or(0) >= 1).then_some(t)
+    });
+    assert!(failed_once.error.is_some(), "the transient error is visible while it retries: {failed_once:?}");
+    let anvil = Anvil::start_on(port);
+    anvil.fund(&w.address, ONE_ETH);
+    daemon.advance(3);
+    let done = settled(&w, &id);
+    assert_eq!((done.status.as_str(), done.error.as_deref()), ("CONFIRMED", None), "{done:?}");
+    assert_eq!(anvil.native_balance(RECIPIENT), U256::from(7u64));
 }
 
 #[test]

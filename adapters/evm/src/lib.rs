@@ -29,7 +29,18 @@ pub struct EvmChain {
 impl EvmChain {
     /// `networks`: (name, RPC URL) pairs from config.
     pub fn new(networks: impl IntoIterator<Item = (String, String)>) -> Self {
-        let networks = networks.into_iter().map(|(name, url)| (name, RpcClient::new(url))).collect();
+        Self::with_metrics(networks, Arc::new(rpc::NoMetrics))
+    }
+
+    /// As [`EvmChain::new`], counting and timing every RPC call in `metrics`.
+    pub fn with_metrics(
+        networks: impl IntoIterator<Item = (String, String)>,
+        metrics: Arc<dyn waiaas_core::ports::MetricsRegistry>,
+    ) -> Self {
+        let networks = networks
+            .into_iter()
+            .map(|(name, url)| (name, RpcClient::with_metrics(url, Arc::clone(&metrics))))
+            .collect();
         EvmChain { networks: Arc::new(networks), chain_ids: Arc::default() }
     }
 

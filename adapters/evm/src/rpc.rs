@@ -1,13 +1,19 @@
 //! A JSON-RPC 2.0 client over HTTP. Transport failures become `CHAIN_ERROR` (retryable); a node's error answer is
 //! returned as an [`RpcFailure`] to callers that need it (reverts carry their data there). The URL is kept out of
 //! client-facing messages (it may carry an API key) and only logged.
+//!
+//! Every call is counted in `waiaas_rpc_requests_total{chain,method,status}` (status `ok`, or `error` for a
+//! transport failure or a node error answer) and timed in `waiaas_rpc_duration_seconds{method}`; the method is a
+//! `&'static str` of this crate, so the label set is bounded.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use waiaas_core::metrics as m;
+use waiaas_core::ports::{Labels, MetricsRegistry};
 use waiaas_core::{Error, ErrorCode, Result};
 
 /// One network's RPC endpoint.
@@ -16,6 +22,16 @@ pub struct RpcClient {
     url: Arc<str>,
     agent: ureq::Agent,
     next_id: Arc<AtomicU64>,
+    metrics: Arc<dyn MetricsRegistry>,
+}
+
+/// Records nothing (an `RpcClient` built without a registry).
+pub(crate) struct NoMetrics;
+
+impl MetricsRegistry for NoMetrics {
+    fn increment_counter<'a>(&self, _name: &'static str, _labels: Labels<'a>, _by: u64) {}
+    fn set_gauge<'a>(&self, _name: &'static str, _labels: Labels<'a>, _value: f64) {}
+    fn observe_histogram<'a>(&self, _name: &'static str, _labels: Labels<'a>, _value: f64) {}
 }
 
 /// An error object answered by the node.
@@ -37,9 +53,14 @@ struct RpcResponse {
 
 impl RpcClient {
     pub fn new(url: String) -> Self {
+        Self::with_metrics(url, Arc::new(NoMetrics))
+    }
+
+    /// A client that counts and times its calls in `metrics`.
+    pub fn with_metrics(url: String, metrics: Arc<dyn MetricsRegistry>) -> Self {
         let agent =
             ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).max_redirects(0).build().into();
-        RpcClient { url: url.into(), agent, next_id: Arc::new(AtomicU64::new(1)) }
+        RpcClient { url: url.into(), agent, next_id: Arc::new(AtomicU64::new(1)), metrics }
     }
 
     /// Calls `method`; a node error becomes `CHAIN_ERROR` with the node's message.
@@ -61,9 +82,19 @@ impl RpcClient {
         params: serde_json::Value,
     ) -> Result<Result<T, RpcFailure>> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.call_blocking(method, params))
+        let started = Instant::now();
+        let outcome = tokio::task::spawn_blocking(move || this.call_blocking(method, params))
             .await
-            .map_err(|e| Error::internal_msg(format!("rpc task failed: {e}")))?
+            .map_err(|e| Error::internal_msg(format!("rpc task failed: {e}")))
+            .and_then(|r| r);
+        let status = if matches!(outcome, Ok(Ok(_))) { "ok" } else { "error" };
+        self.metrics.increment_counter(
+            m::RPC_REQUESTS_TOTAL,
+            &[("chain", "ethereum"), ("method", method), ("status", status)],
+            1,
+        );
+        self.metrics.observe_histogram(m::RPC_DURATION_SECONDS, &[("method", method)], started.elapsed().as_secs_f64());
+        outcome
     }
 
     fn call_blocking<T: DeserializeOwned>(

@@ -2,6 +2,7 @@
 //! data-dir lock, the system clock and entropy source behind the core's `Clock` and `Entropy` ports, and the
 //! encrypted per-agent keystore behind the `KeyStore` port.
 
+pub mod backup;
 mod blocking;
 pub mod datadir;
 pub mod error;

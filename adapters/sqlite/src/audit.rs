@@ -13,7 +13,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use waiaas_core::audit::{GENESIS_HASH, chain_hash};
 use waiaas_core::event::{Actor, Event, EventType, Severity};
-use waiaas_core::ports::{AuditQuery, AuditRecord, AuditRepo};
+use waiaas_core::ports::{AuditQuery, AuditRecord, AuditRepo, AuditStats, AuditStatsQuery};
 use waiaas_core::{Result, UnixSeconds};
 
 use crate::Pools;
@@ -193,6 +193,59 @@ impl AuditRepo for SqliteAuditRepo {
         let rows = build_query("", query).build().fetch_all(&self.pools.reader).await.map_err(db_err)?;
         rows.iter().map(record_from_row).collect()
     }
+
+    async fn stats(&self, query: &AuditStatsQuery) -> Result<AuditStats> {
+        // One read transaction: the four counts describe the same rows.
+        let mut tx = self.pools.reader.begin().await.map_err(db_err)?;
+        let grouped = |key: &str| {
+            let mut sql = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {key} AS k, COUNT(*) AS n FROM audit_logs WHERE created_at >= "
+            ));
+            sql.push_bind(query.from.0).push(" AND created_at <= ").push_bind(query.to.0);
+            if let Some(agent_id) = query.agent_id {
+                sql.push(" AND agent_id = ").push_bind(agent_id.to_string());
+            }
+            sql.push(" GROUP BY k ORDER BY k");
+            sql
+        };
+        let counts = |rows: Vec<SqliteRow>| -> Result<Vec<(Option<String>, u64)>> {
+            rows.iter()
+                .map(|row| {
+                    let key: Option<String> = row.try_get("k").map_err(db_err)?;
+                    let n: i64 = row.try_get("n").map_err(db_err)?;
+                    Ok((key, u64::try_from(n).unwrap_or(0)))
+                })
+                .collect()
+        };
+        let by_type = counts(grouped("event_type").build().fetch_all(&mut *tx).await.map_err(db_err)?)?;
+        let by_severity = counts(grouped("severity").build().fetch_all(&mut *tx).await.map_err(db_err)?)?;
+        let by_agent = counts(grouped("agent_id").build().fetch_all(&mut *tx).await.map_err(db_err)?)?;
+        let bucket = format!("CAST((created_at / {0}) * {0} AS TEXT)", query.bucket_seconds.max(1));
+        let series = counts(grouped(&bucket).build().fetch_all(&mut *tx).await.map_err(db_err)?)?;
+        let parse = |column: &'static str| {
+            move |text: Option<String>| decode_err(TABLE, column, format!("unexpected {text:?}"))
+        };
+        let mut stats = AuditStats { total: by_type.iter().map(|(_, n)| n).sum(), ..AuditStats::default() };
+        for (key, n) in by_type {
+            let event_type =
+                key.as_deref().and_then(EventType::parse).ok_or_else(|| parse("event_type")(key.clone()))?;
+            stats.by_event_type.push((event_type, n));
+        }
+        for (key, n) in by_severity {
+            let severity = key.as_deref().and_then(Severity::parse).ok_or_else(|| parse("severity")(key.clone()))?;
+            stats.by_severity.push((severity, n));
+        }
+        for (key, n) in by_agent {
+            let agent = key.as_deref().map(str::parse).transpose().map_err(|_| parse("agent_id")(key.clone()))?;
+            stats.by_agent.push((agent, n));
+        }
+        for (key, n) in series {
+            let start = key.as_deref().and_then(|k| k.parse().ok()).ok_or_else(|| parse("created_at")(key.clone()))?;
+            stats.series.push((UnixSeconds(start), n));
+        }
+        stats.series.sort();
+        Ok(stats)
+    }
 }
 
 #[cfg(test)]
@@ -200,7 +253,7 @@ mod tests {
     use std::collections::HashSet;
 
     use serde_json::json;
-    use waiaas_core::audit::{ChainBreak, ChainLink, verify_chain};
+    use waiaas_core::audit::ChainBreak;
     use waiaas_core::event::RequestContext;
     use waiaas_core::{AgentId, SessionId, TxId};
 
@@ -208,17 +261,9 @@ mod tests {
     use crate::test_support::{TestDb, count_audit_rows};
 
     /// Verifies the whole stored chain in batches, as `waiaas audit verify` does.
-    async fn verify_stored_chain(t: &TestDb, batch: u32) -> Result<String, ChainBreak> {
-        let mut prev = GENESIS_HASH.to_owned();
-        let mut after = 0;
-        loop {
-            let rows = t.db.audit_chain(after, batch).await.unwrap();
-            let Some(last) = rows.last() else { return Ok(prev) };
-            after = last.id;
-            let links =
-                rows.iter().map(|r| ChainLink { id: r.id, event: &r.event, prev_hash: &r.prev_hash, hash: &r.hash });
-            prev = verify_chain(&prev, links)?;
-        }
+    async fn verify_stored_chain(t: &TestDb, batch: u32) -> Result<u64, ChainBreak> {
+        let (verified, verdict) = t.db.verify_audit_chain(batch).await.unwrap();
+        verdict.map(|()| verified)
     }
 
     fn query(limit: u32) -> AuditQuery {
@@ -454,12 +499,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn stats_count_by_type_severity_agent_and_bucket() {
+        let t = TestDb::new().await;
+        let agents = [AgentId::generate(&t.clock, &t.entropy), AgentId::generate(&t.clock, &t.entropy)];
+        let events = seed(&t, &agents, TxId::generate(&t.clock, &t.entropy)).await;
+        let (from, to) = (events[0].created_at, events[59].created_at);
+        let all = AuditStatsQuery { agent_id: None, from, to, bucket_seconds: 10 };
+        let stats = t.db.audit().stats(&all).await.unwrap();
+        assert_eq!(stats.total, 60);
+        let count = |event_type| events.iter().filter(|e| e.event_type == event_type).count() as u64;
+        for (event_type, n) in &stats.by_event_type {
+            assert_eq!(*n, count(*event_type), "{event_type:?}");
+        }
+        assert_eq!(stats.by_event_type.len(), 3);
+        assert_eq!(stats.by_severity.iter().map(|(_, n)| n).sum::<u64>(), 60);
+        let of_agent = |agent: AgentId| events.iter().filter(|e| e.agent_id == Some(agent)).count() as u64;
+        for (agent, n) in &stats.by_agent {
+            assert_eq!(
+                *n,
+                agent.map(of_agent).unwrap_or_else(|| events.iter().filter(|e| e.agent_id.is_none()).count() as u64)
+            );
+        }
+        let in_bucket = |start: i64| events.iter().filter(|e| e.created_at.0 / 10 * 10 == start).count() as u64;
+        assert!(stats.series.windows(2).all(|w| w[0].0 < w[1].0), "ascending buckets");
+        for (start, n) in &stats.series {
+            assert_eq!(*n, in_bucket(start.0));
+        }
+        let one = AuditStatsQuery { agent_id: Some(agents[0]), ..all.clone() };
+        assert_eq!(t.db.audit().stats(&one).await.unwrap().total, of_agent(agents[0]));
+        let empty = AuditStatsQuery { from: UnixSeconds(to.0 + 1), to: UnixSeconds(to.0 + 100), ..all };
+        assert_eq!(t.db.audit().stats(&empty).await.unwrap(), AuditStats::default());
+    }
+
+    #[tokio::test]
     async fn the_chain_verifies_and_detects_edits_and_deletions() {
         let t = TestDb::new().await;
         let agents = [AgentId::generate(&t.clock, &t.entropy), AgentId::generate(&t.clock, &t.entropy)];
         seed(&t, &agents, TxId::generate(&t.clock, &t.entropy)).await;
-        let last = t.db.audit_chain(59, 10).await.unwrap();
-        assert_eq!(verify_stored_chain(&t, 7).await, Ok(last[0].hash.clone()));
+        assert_eq!(verify_stored_chain(&t, 7).await, Ok(60), "all 60 rows verify across batch borders");
 
         sqlx::query("UPDATE audit_logs SET details = '{\"i\":999}' WHERE id = 23")
             .execute(&t.db.pools.writer)

@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
+use waiaas_core::audit::{ChainBreak, ChainLink, GENESIS_HASH, verify_chain};
 use waiaas_core::ports::AuditRecord;
 use waiaas_core::{Error, Result};
 
@@ -182,6 +183,35 @@ impl Database {
     /// [`waiaas_core::audit::GENESIS_HASH`], then continue from the last id and hash of each batch).
     pub async fn audit_chain(&self, after_id: i64, limit: u32) -> Result<Vec<AuditRecord>> {
         audit::chain_after(&self.pools.reader, after_id, limit).await
+    }
+
+    /// Walks the whole audit chain in batches of `batch` rows and reports how many rows verified and the first
+    /// break, if any (`waiaas audit verify`). Memory stays bounded by the batch.
+    pub async fn verify_audit_chain(&self, batch: u32) -> Result<(u64, std::result::Result<(), ChainBreak>)> {
+        let (mut prev, mut after, mut verified) = (GENESIS_HASH.to_owned(), 0, 0u64);
+        loop {
+            let rows = self.audit_chain(after, batch).await?;
+            let Some(last) = rows.last() else { return Ok((verified, Ok(()))) };
+            after = last.id;
+            let links =
+                rows.iter().map(|r| ChainLink { id: r.id, event: &r.event, prev_hash: &r.prev_hash, hash: &r.hash });
+            match verify_chain(&prev, links) {
+                Ok(hash) => prev = hash,
+                Err(broken) => return Ok((verified, Err(broken))),
+            }
+            verified += rows.len() as u64;
+        }
+    }
+
+    /// `PRAGMA integrity_check`: `Ok(())` when SQLite answers exactly `ok`, else the first problems it reports
+    /// as an internal error.
+    pub async fn integrity_check(&self) -> Result<()> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&self.pools.reader).await.map_err(db_err)?;
+        match rows.as_slice() {
+            [ok] if ok == "ok" => Ok(()),
+            _ => Err(Error::internal_msg(format!("integrity check failed: {}", rows.join("; ")))),
+        }
     }
 
     /// Writes a consistent copy of the live database to `dest` (`VACUUM INTO`), without blocking writers for

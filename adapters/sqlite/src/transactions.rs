@@ -355,7 +355,8 @@ impl TxRepo for SqliteTxRepo {
         let mut tx = self.pools.begin_write().await?;
         let done = sqlx::query(
             "UPDATE transactions SET status = ?, updated_at = COALESCE(?, updated_at), \
-             tx_hash = COALESCE(?, tx_hash), raw_tx = COALESCE(?, raw_tx), error = COALESCE(?, error), \
+             tx_hash = COALESCE(?, tx_hash), raw_tx = COALESCE(?, raw_tx), \
+             error = CASE WHEN ? THEN NULL ELSE COALESCE(?, error) END, \
              approved_at = COALESCE(?, approved_at), attempts = COALESCE(?, attempts), \
              execute_after = COALESCE(?, execute_after) \
              WHERE id = ? AND status = ? AND (? IS NULL OR approved_at IS NULL)",
@@ -364,6 +365,7 @@ impl TxRepo for SqliteTxRepo {
         .bind(event.as_ref().map(|e| e.created_at.0))
         .bind(update.tx_hash.as_deref())
         .bind(update.raw_tx.as_deref())
+        .bind(update.clear_error)
         .bind(update.error.as_deref())
         .bind(update.approved_at.map(|t| t.0))
         .bind(update.attempts.map(i64::from))

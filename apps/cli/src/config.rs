@@ -18,7 +18,7 @@ use waiaas_core::services::CoreConfig;
 use waiaas_fs::KdfParams;
 
 /// The sections, in file order.
-pub const SECTIONS: &[&str] = &["daemon", "rpc", "security", "keystore", "oracle", "pipeline"];
+pub const SECTIONS: &[&str] = &["daemon", "rpc", "security", "keystore", "oracle", "pipeline", "metrics", "backup"];
 
 /// Environment variables with the `WAIAAS_` prefix that are not config keys.
 pub const NON_CONFIG_ENV: &[&str] = &["WAIAAS_DATA_DIR", "WAIAAS_MASTER_PASSWORD", "WAIAAS_MASTER_PASSWORD_FILE"];
@@ -37,6 +37,42 @@ pub struct Config {
     pub keystore: KdfParams,
     pub oracle: OracleConfig,
     pub pipeline: PipelineConfig,
+    pub metrics: MetricsConfig,
+    pub backup: BackupConfig,
+}
+
+/// `[metrics]`: the `GET /metrics` endpoint (OPS-05).
+#[derive(Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// `none`, `master` or `bearer`.
+    pub auth: MetricsAuthMode,
+    /// The token of `auth = "bearer"` (a secret: redacted in `Debug`).
+    pub bearer_token: Option<String>,
+}
+
+/// Who may read `GET /metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsAuthMode {
+    None,
+    Master,
+    Bearer,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true, auth: MetricsAuthMode::None, bearer_token: None }
+    }
+}
+
+impl fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("enabled", &self.enabled)
+            .field("auth", &self.auth)
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// `[oracle]`: a static USD price table, one `usd_<symbol> = <price>` per asset (e.g. `usd_eth = 3000.0`).
@@ -45,6 +81,23 @@ pub struct Config {
 pub struct OracleConfig {
     /// Upper-case symbol → USD price of one whole unit.
     pub usd: BTreeMap<String, f64>,
+}
+
+/// `[backup]`: where archives go and the daemon's backup schedule (OPS-03).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupConfig {
+    /// Archive directory; `None` (or an empty string in the file) means `<data dir>/backups`.
+    pub dir: Option<std::path::PathBuf>,
+    /// Seconds between scheduled backups; 0 turns the schedule off.
+    pub interval: u64,
+    /// Scheduled backups keep this many archives in `dir`, deleting the oldest.
+    pub retention_count: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig { dir: None, interval: 0, retention_count: 7 }
+    }
 }
 
 /// `[pipeline]`: the transaction worker.
@@ -188,6 +241,18 @@ impl Raw<'_> {
         if n.is_finite() && n >= 0.0 { Ok(n) } else { Err(format!("expected a finite non-negative number, found {n}")) }
     }
 
+    fn boolean(self) -> Result<bool, String> {
+        match self {
+            Raw::Toml(toml::Value::Boolean(b)) => Ok(*b),
+            Raw::Env(s) => match s.trim() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                other => Err(format!("expected true or false, found {other:?}")),
+            },
+            other => Err(format!("expected a boolean, found {}", other.type_name())),
+        }
+    }
+
     fn string_list(self) -> Result<Vec<String>, String> {
         match self {
             Raw::Toml(toml::Value::Array(items)) => items
@@ -322,7 +387,33 @@ impl Config {
             ("pipeline", "worker_interval_ms") => {
                 self.pipeline.worker_interval_ms = raw.integer("10..=60000").map_err(named)?
             }
+            ("backup", "dir") => {
+                let dir = raw.string().map_err(named)?;
+                self.backup.dir = (!dir.trim().is_empty()).then(|| dir.into());
+            }
+            ("backup", "interval") => self.backup.interval = raw.integer(">= 0").map_err(named)?,
+            ("backup", "retention_count") => {
+                self.backup.retention_count = raw.integer("1..=10000").map_err(named)?;
+                if !(1..=10_000).contains(&self.backup.retention_count) {
+                    return Err(named("expected an integer 1..=10000".to_owned()));
+                }
+            }
             ("keystore", "argon2_p_cost") => self.keystore.p_cost = raw.integer("0..=4294967295").map_err(named)?,
+            ("metrics", "enabled") => self.metrics.enabled = raw.boolean().map_err(named)?,
+            ("metrics", "auth") => {
+                self.metrics.auth = match raw.string().map_err(named)?.as_str() {
+                    "none" => MetricsAuthMode::None,
+                    "master" => MetricsAuthMode::Master,
+                    "bearer" => MetricsAuthMode::Bearer,
+                    other => {
+                        return Err(named(format!("expected \"none\", \"master\" or \"bearer\", found {other:?}")));
+                    }
+                }
+            }
+            ("metrics", "bearer_token") => {
+                let token = raw.string().map_err(named)?;
+                self.metrics.bearer_token = (!token.is_empty()).then_some(token);
+            }
             (section, key) => {
                 return Err(format!("unknown key {key:?} in [{section}]{}", belongs_hint(key)));
             }
@@ -378,6 +469,14 @@ impl Config {
         if !(10..=60_000).contains(&self.pipeline.worker_interval_ms) {
             return fail("[pipeline] worker_interval_ms", "must be between 10 and 60000".to_owned());
         }
+        if self.metrics.auth == MetricsAuthMode::Bearer
+            && self.metrics.bearer_token.as_deref().is_none_or(|t| t.trim().len() < 16)
+        {
+            return fail(
+                "[metrics] bearer_token",
+                "auth = \"bearer\" needs a token of at least 16 characters (WAIAAS_METRICS_BEARER_TOKEN)".to_owned(),
+            );
+        }
         if let Err(e) = self.keystore.validate() {
             return fail("[keystore] argon2_*", e.message);
         }
@@ -411,6 +510,12 @@ pub const KEYS: &[(&str, &str)] = &[
     ("keystore", "argon2_t_cost"),
     ("keystore", "argon2_p_cost"),
     ("pipeline", "worker_interval_ms"),
+    ("backup", "dir"),
+    ("backup", "interval"),
+    ("backup", "retention_count"),
+    ("metrics", "enabled"),
+    ("metrics", "auth"),
+    ("metrics", "bearer_token"),
 ];
 
 /// The section a key belongs to, for hints.
@@ -477,6 +582,22 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
 # How often the transaction worker looks for due work (DELAY expiry, receipts), besides being woken at once by
 # new requests and approvals.
 # worker_interval_ms = 500
+
+# [backup]
+# Directory of encrypted backup archives (`waiaas backup`, the schedule below); empty: <data dir>/backups.
+# dir = ""
+# Seconds between automatic backups by the running daemon; 0 turns them off.
+# interval = 0
+# Automatic backups keep this many archives in dir, deleting the oldest.
+# retention_count = 7
+
+# [metrics]
+# GET /metrics: Prometheus text exposition on the API listener. Disabled → 404.
+# enabled = true
+# Who may scrape: "none", "master" (X-Master-Password) or "bearer" (Authorization: Bearer <bearer_token>).
+# auth = "none"
+# The scrape token of auth = "bearer" (at least 16 characters); prefer WAIAAS_METRICS_BEARER_TOKEN.
+# bearer_token = ""
 
 [rpc]
 # One line per EVM network: evm_<network> = "<JSON-RPC URL>". The chain id is read from the node.
@@ -557,6 +678,10 @@ mod tests {
                 "a.example"
             } else if key.ends_with("level") {
                 "debug"
+            } else if *key == "enabled" {
+                "true"
+            } else if *key == "auth" {
+                "master"
             } else {
                 "7"
             };
@@ -718,6 +843,26 @@ mod tests {
         check(Some("[security]\nsession_max_ttl_seconds = 100\n"), &[], Err("session_max_ttl_seconds"));
         check(Some("[security]\nmaster_auth_max_failures = 0\n"), &[], Err("master_auth_max_failures"));
         check(Some("[keystore]\nargon2_p_cost = 0\n"), &[], Err("[keystore] argon2_*"));
+    }
+
+    #[test]
+    fn metrics_section() {
+        check(None, &[], Ok(|c| assert_eq!(c.metrics, MetricsConfig::default())));
+        let toml = "[metrics]\nenabled = false\nauth = \"master\"\n";
+        check(Some(toml), &[], Ok(|c| assert!(!c.metrics.enabled && c.metrics.auth == MetricsAuthMode::Master)));
+        let vars = [("WAIAAS_METRICS_AUTH", "bearer"), ("WAIAAS_METRICS_BEARER_TOKEN", "0123456789abcdef-secret")];
+        check(
+            None,
+            &vars,
+            Ok(|c| {
+                assert_eq!(c.metrics.auth, MetricsAuthMode::Bearer);
+                assert_eq!(c.metrics.bearer_token.as_deref(), Some("0123456789abcdef-secret"));
+                assert!(!format!("{c:?}").contains("0123456789abcdef-secret"), "the token is redacted in Debug");
+            }),
+        );
+        check(None, &[("WAIAAS_METRICS_AUTH", "bearer")], Err("[metrics] bearer_token: auth = \"bearer\" needs"));
+        check(Some("[metrics]\nauth = \"basic\"\n"), &[], Err("[metrics] auth: expected"));
+        check(None, &[("WAIAAS_METRICS_ENABLED", "yes")], Err("[metrics] enabled: expected true or false"));
     }
 
     #[test]

@@ -25,11 +25,12 @@ use waiaas_core::prices::StaticPriceTable;
 use waiaas_core::services::{Ports, Waiaas};
 use waiaas_evm::EvmChain;
 use waiaas_fs::{DataDir, FsKeyStore, OsEntropy, PidLock, SystemClock};
+use waiaas_metrics::PrometheusMetrics;
 use waiaas_server::ServerState;
 use waiaas_sqlite::Database;
 use zeroize::Zeroizing;
 
-use crate::config::Config;
+use crate::config::{Config, MetricsAuthMode};
 use crate::password::{self, Terminal};
 use crate::{core_error, init};
 
@@ -49,6 +50,9 @@ pub fn start(root: &Path) -> anyhow::Result<ExitCode> {
         ErrorCode::DaemonAlreadyRunning => anyhow::anyhow!("{}", e.message),
         _ => core_error(e).context("cannot take the daemon lock"),
     })?;
+    if waiaas_fs::backup::recover_interrupted_restore(&dir).map_err(core_error)? {
+        tracing::warn!("an interrupted restore was rolled back: the data dir holds its data from before the restore");
+    }
     let first_run = !dir.db_file().exists();
     let (password, source) = password::master_password(|name| std::env::var(name).ok(), &Terminal, first_run)?;
     tracing::info!(source = ?source, "master password read");
@@ -134,9 +138,20 @@ impl EventSink for DaemonEventSink {
     }
 }
 
+/// How often the worker re-reads the state gauges (sessions expire without an event) and folds histogram samples.
+const METRICS_HOUSEKEEPING: Duration = Duration::from_secs(15);
+
 /// Stages 4–6 of the pipeline: one round whenever woken or every `interval`, until `stop` turns true. Rounds
-/// never overlap, so one agent's transactions are signed one at a time (nonces stay in order).
-async fn run_worker(core: Arc<Waiaas>, wake: Arc<Notify>, interval: Duration, mut stop: watch::Receiver<bool>) {
+/// never overlap, so one agent's transactions are signed one at a time (nonces stay in order). Every
+/// [`METRICS_HOUSEKEEPING`] it also refreshes the state gauges.
+async fn run_worker(
+    core: Arc<Waiaas>,
+    wake: Arc<Notify>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+    metrics: Arc<PrometheusMetrics>,
+) {
+    let mut housekept = Instant::now();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -154,6 +169,13 @@ async fn run_worker(core: Arc<Waiaas>, wake: Arc<Notify>, interval: Duration, mu
             Err(error) => {
                 tracing::error!(code = %error.code, cause = ?error.internal, "transaction worker round failed")
             }
+        }
+        if housekept.elapsed() >= METRICS_HOUSEKEEPING {
+            housekept = Instant::now();
+            if let Err(error) = core.refresh_state_gauges().await {
+                tracing::warn!(code = %error.code, cause = ?error.internal, "cannot refresh the state gauges");
+            }
+            metrics.run_upkeep();
         }
     }
 }
@@ -195,7 +217,8 @@ pub async fn bind(
         tracing::info!(?networks, "EVM networks");
     }
     let keystore = FsKeyStore::for_data_dir(dir, password.clone(), config.keystore);
-    let chain = EvmChain::new(config.rpc.evm_networks());
+    let metrics = Arc::new(PrometheusMetrics::new(env!("CARGO_PKG_VERSION")));
+    let chain = EvmChain::with_metrics(config.rpc.evm_networks(), metrics.clone());
     let wake_worker = Arc::new(Notify::new());
     let prices = StaticPriceTable::new(config.oracle.usd.clone(), overrides.clock.now());
     let ports = Ports {
@@ -213,6 +236,7 @@ pub async fn bind(
         transactions: db.transactions(),
         prices: Arc::new(prices),
         events: Arc::new(DaemonEventSink { wake_worker: Arc::clone(&wake_worker) }),
+        metrics: metrics.clone(),
     };
     let core = match Waiaas::unlock(ports, config.security.clone(), &password).await {
         Ok(core) => Arc::new(core),
@@ -224,6 +248,14 @@ pub async fn bind(
             });
         }
     };
+    // OPS-03: archives are sealed with the master password, into `[backup] dir`.
+    let backup_store = crate::backup::FsBackupStore::new(
+        dir.clone(),
+        db.clone(),
+        crate::backup::backup_dir(dir, &config.backup),
+        password.clone(),
+    );
+    core.attach_backup_store(Arc::new(backup_store));
     drop(password);
 
     let hostname = config.daemon.hostname.as_str();
@@ -238,14 +270,32 @@ pub async fn bind(
 
     let (stop_worker, worker_stop) = watch::channel(false);
     let interval = Duration::from_millis(config.pipeline.worker_interval_ms);
-    let worker = tokio::spawn(run_worker(Arc::clone(&core), wake_worker, interval, worker_stop));
+    let worker = tokio::spawn(run_worker(Arc::clone(&core), wake_worker, interval, worker_stop, metrics.clone()));
+    tokio::spawn(crate::backup::run_scheduler(Arc::clone(&core), config.backup.clone(), stop_worker.subscribe()));
     let state = ServerState {
         core,
         schema_version: db.schema_version(),
         started_at: Instant::now(),
         allowed_hosts: config.daemon.allowed_hosts.clone(),
+        metrics: metrics_export(config, metrics),
     };
     Ok(BoundDaemon { base_url: format!("http://{}", reachable(bound)), db, state, acceptor, worker, stop_worker })
+}
+
+/// `GET /metrics` from `[metrics]`.
+fn metrics_export(config: &Config, metrics: Arc<PrometheusMetrics>) -> waiaas_server::metrics::MetricsExport {
+    use waiaas_server::metrics::{MetricsAuth, MetricsExport};
+    let auth = match config.metrics.auth {
+        MetricsAuthMode::None => MetricsAuth::None,
+        MetricsAuthMode::Master => MetricsAuth::Master,
+        MetricsAuthMode::Bearer => MetricsAuth::Bearer(config.metrics.bearer_token.clone().unwrap_or_default()),
+    };
+    MetricsExport {
+        enabled: config.metrics.enabled,
+        auth,
+        render: Arc::new(move || metrics.render()),
+        oracle_symbols: config.oracle.usd.keys().cloned().collect(),
+    }
 }
 
 impl BoundDaemon {

@@ -6,6 +6,8 @@
 //!
 //! The data dir is `--data-dir` > `WAIAAS_DATA_DIR` > `~/.waiaas` (SPEC §2).
 
+pub mod audit;
+pub mod backup;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -49,6 +51,21 @@ pub enum Command {
     Status,
     /// Print the OpenAPI document of the REST API.
     Openapi,
+    /// Create an encrypted backup archive (through the running daemon, or from the data dir when stopped), or
+    /// list / inspect / verify archives.
+    Backup(backup::BackupArgs),
+    /// Restore the data dir from an archive (the daemon must be stopped; the current data is kept as
+    /// `restore-backup-<time>/`).
+    Restore {
+        /// The archive to restore.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Replace a data dir that already holds data.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Verify the audit log's hash chain, or list audit rows from the running daemon.
+    Audit(audit::AuditArgs),
     /// Serve the agent wallet tools over MCP on stdin/stdout (for an MCP client to launch; logs go to stderr).
     ///
     /// Talks to the daemon at WAIAAS_MCP_URL (default http://127.0.0.1:3100) with the agent's session token from
@@ -73,6 +90,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Mcp => mcp(),
+        Command::Audit(args) => audit::audit(&data_dir()?, args),
+        Command::Backup(args) => backup::backup(&data_dir()?, args),
+        Command::Restore { from, force } => backup::restore(&data_dir()?, &from, force),
     }
 }
 

@@ -25,6 +25,7 @@
 // trip, so moving it costs nothing measurable.
 #![allow(clippy::result_large_err, reason = "a flat, matchable error beats boxing on a network-bound API")]
 
+mod backup;
 mod error;
 pub mod types;
 
@@ -37,6 +38,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use ureq::http;
 
+pub use backup::{Backup, BackupKdf, BackupList};
 pub use error::{ClientError, Result, api_error};
 pub use types::*;
 
@@ -429,6 +431,31 @@ impl Client {
     /// `GET /v1/audit-logs`, newest first.
     pub fn audit_logs(&self, filter: &AuditLogFilter) -> Result<Page<AuditLog>> {
         self.call("GET", &with_query("/v1/audit-logs", &audit_query(filter)), Auth::Master, None::<&()>)
+    }
+
+    /// `GET /v1/audit-logs/stats`: counts over `[from, to]` (default the last day) by event type, severity and
+    /// agent, with a series per `bucket` (`hour` by default, or `day`).
+    pub fn audit_stats(
+        &self,
+        agent_id: Option<&str>,
+        from: Option<i64>,
+        to: Option<i64>,
+        bucket: Option<&str>,
+    ) -> Result<AuditStats> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(agent_id) = agent_id {
+            query.push(("agent_id", agent_id.to_owned()));
+        }
+        if let Some(from) = from {
+            query.push(("from", from.to_string()));
+        }
+        if let Some(to) = to {
+            query.push(("to", to.to_string()));
+        }
+        if let Some(bucket) = bucket {
+            query.push(("bucket", bucket.to_owned()));
+        }
+        self.call("GET", &with_query("/v1/audit-logs/stats", &query), Auth::Master, None::<&()>)
     }
 }
 

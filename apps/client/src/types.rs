@@ -592,8 +592,52 @@ pub struct AuditLogFilter {
     pub limit: Option<u32>,
 }
 
+/// `GET /v1/audit-logs/stats`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditStats {
+    pub from: i64,
+    pub to: i64,
+    /// `hour` or `day`.
+    pub bucket: String,
+    pub total: u64,
+    pub by_event_type: Vec<EventTypeCount>,
+    pub by_severity: Vec<SeverityCount>,
+    pub by_agent: Vec<AgentCount>,
+    pub series: Vec<BucketCount>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeCount {
+    pub event_type: String,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeverityCount {
+    pub severity: String,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCount {
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketCount {
+    pub bucket_start: i64,
+    pub count: u64,
+}
+
 /// One audit row.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditLog {
     pub id: i64,

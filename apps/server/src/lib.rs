@@ -12,6 +12,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod wire;
@@ -38,6 +39,8 @@ pub struct ServerState {
     pub started_at: Instant,
     /// Host names accepted besides `localhost`, `127.0.0.1` and `[::1]` (ports ignored).
     pub allowed_hosts: Vec<String>,
+    /// `GET /metrics` (OPS-05).
+    pub metrics: metrics::MetricsExport,
 }
 
 /// The full route tree: the API, `GET /openapi.json`, `GET /docs` (Swagger UI), wrapped in the Host guard and
@@ -47,14 +50,17 @@ pub fn app(state: ServerState) -> impl Endpoint<Output = Response> {
     let service = openapi::service();
     let document = openapi_document();
     let docs = service.swagger_ui();
+    let http_metrics = metrics::HttpMetrics::new(Arc::clone(&state.core.ports().metrics), &document);
     Route::new()
         .at(
             "/openapi.json",
             get(make_sync(move |_| Response::builder().content_type("application/json").body(document.clone()))),
         )
+        .at("/metrics", get(metrics::scrape))
         .nest("/docs", docs)
         .nest("/", service)
         .data(Arc::new(state))
         .with(guard)
+        .with(http_metrics)
         .with(middleware::ErrorEnvelope)
 }

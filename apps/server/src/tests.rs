@@ -85,11 +85,14 @@ async fn client(mocks: Mocks) -> TestClient<impl Endpoint> {
     let mut kill_switch = MockKillSwitchRepo::new();
     let state = mocks.kill_switch.clone();
     kill_switch.expect_get().returning(move || Ok(state.clone()));
+    let (mut agents, mut sessions) = (mocks.agents, mocks.sessions);
+    agents.expect_count_by_status().returning(|_| Ok(0));
+    sessions.expect_count_active().returning(|_| Ok(0));
     let ports = Ports {
         clock: Arc::new(FixedClock::at(NOW)),
         entropy: Arc::new(CountingEntropy::default()),
-        agents: Arc::new(mocks.agents),
-        sessions: Arc::new(mocks.sessions),
+        agents: Arc::new(agents),
+        sessions: Arc::new(sessions),
         policies: Arc::new(MockPolicyRepo::new()),
         settings: Arc::new(settings()),
         kill_switch: Arc::new(kill_switch),
@@ -100,6 +103,7 @@ async fn client(mocks: Mocks) -> TestClient<impl Endpoint> {
         transactions: Arc::new(mocks.transactions),
         prices: Arc::new(StaticPriceTable::default()),
         events: Arc::new(RecordingSink::default()),
+        metrics: Arc::new(waiaas_core::ports::testing::NoMetrics),
     };
     let core = Waiaas::unlock(ports, CoreConfig::default(), PASSWORD).await.expect("unlock");
     let state = ServerState {
@@ -107,6 +111,7 @@ async fn client(mocks: Mocks) -> TestClient<impl Endpoint> {
         schema_version: 3,
         started_at: Instant::now(),
         allowed_hosts: vec!["wallet.internal".into()],
+        metrics: crate::metrics::MetricsExport::disabled(),
     };
     TestClient::new(app(state)).default_header("host", "localhost:3100")
 }

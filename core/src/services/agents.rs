@@ -51,6 +51,7 @@ impl Waiaas {
         }));
         self.ports.agents.insert(&agent, &event).await?;
         self.publish(&event);
+        self.refresh_state_gauges_quietly().await;
         Ok(agent)
     }
 
@@ -85,6 +86,7 @@ impl Waiaas {
             .details(serde_json::json!({ "from": agent.status.as_str(), "to": next.as_str() }));
         self.ports.agents.set_status(id, next, now, &event).await?;
         self.publish(&event);
+        self.refresh_state_gauges_quietly().await;
         self.agent(id).await
     }
 

@@ -4,7 +4,7 @@ use super::sessions::next_page;
 use super::{Waiaas, cursor, page_limit};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{EventType, Severity};
-use crate::ports::{AuditQuery, AuditRecord, Page};
+use crate::ports::{AuditQuery, AuditRecord, AuditStats, AuditStatsQuery, Page};
 use crate::{AgentId, TxId, UnixSeconds};
 
 const CURSOR_KIND: &str = "audit";
@@ -73,5 +73,51 @@ impl Waiaas {
             cursor::encode(CURSOR_KIND, &format!("{}:{}", r.event.created_at.0, r.id))
         });
         Ok(Page { items, next_cursor })
+    }
+}
+
+/// Time bucket of the statistics' series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsBucket {
+    Hour,
+    Day,
+}
+
+impl StatsBucket {
+    pub fn seconds(self) -> i64 {
+        match self {
+            StatsBucket::Hour => 3_600,
+            StatsBucket::Day => 86_400,
+        }
+    }
+}
+
+/// Most buckets one statistics answer may hold.
+pub const MAX_STATS_BUCKETS: i64 = 10_000;
+
+impl Waiaas {
+    /// Counts of audit rows over `[from, to]` (default: the last 24 hours), by event type, severity, agent and
+    /// time bucket.
+    pub async fn audit_stats(
+        &self,
+        agent_id: Option<AgentId>,
+        from: Option<i64>,
+        to: Option<i64>,
+        bucket: StatsBucket,
+    ) -> Result<(AuditStatsQuery, AuditStats)> {
+        let to = to.map(UnixSeconds).unwrap_or_else(|| self.now());
+        let from = from.map(UnixSeconds).unwrap_or_else(|| to.plus_seconds(-86_400));
+        if from > to {
+            return Err(Error::invalid_field("from", "must not be after `to`"));
+        }
+        if to.seconds_since(from) / bucket.seconds() > MAX_STATS_BUCKETS {
+            return Err(Error::invalid_field(
+                "bucket",
+                format!("the period holds more than {MAX_STATS_BUCKETS} buckets"),
+            ));
+        }
+        let query = AuditStatsQuery { agent_id, from, to, bucket_seconds: bucket.seconds() };
+        let stats = self.ports.audit.stats(&query).await?;
+        Ok((query, stats))
     }
 }

@@ -52,6 +52,12 @@ impl Waiaas {
         for event in &events {
             self.publish(event);
         }
+        for (tx, _) in &effects.cancelled {
+            if let Ok(Some(row)) = self.ports.transactions.get(*tx).await {
+                self.record_final_of(&row, crate::domain::TxStatus::Cancelled).await;
+            }
+        }
+        self.refresh_state_gauges_quietly().await;
         Ok(KillSwitchView { switch, effects: Some(effects) })
     }
 
@@ -70,6 +76,7 @@ impl Waiaas {
     }
 
     fn set_cached(&self, switch: KillSwitch) {
+        self.set_killswitch_gauge(switch.state);
         if let Ok(mut cached) = self.kill_switch.write() {
             *cached = switch;
         }

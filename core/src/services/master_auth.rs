@@ -135,7 +135,10 @@ impl super::Waiaas {
         let ctx = crate::event::RequestContext { actor: crate::event::Actor::Anonymous, ip };
         let event = crate::event::Event::new(crate::event::EventType::MasterAuthFailed, &ctx, now)
             .details(serde_json::json!({ "reason": "wrong_password" }));
-        self.ports.audit.append(&event).await?;
+        if let Err(error) = self.ports.audit.append(&event).await {
+            self.record_audit_write_failure();
+            return Err(error);
+        }
         self.publish(&event);
         Err(Error::new(ErrorCode::InvalidMasterPassword, "invalid master password"))
     }

@@ -4,9 +4,11 @@
 
 mod agents;
 mod audit_query;
+pub mod backup;
 pub mod cursor;
 mod kill_switch;
 pub mod master_auth;
+mod metrics;
 pub mod owner;
 mod policies;
 mod sessions;
@@ -15,7 +17,7 @@ pub mod transactions;
 
 use std::sync::{Arc, RwLock};
 
-pub use audit_query::AuditLogFilter;
+pub use audit_query::{AuditLogFilter, StatsBucket};
 pub use kill_switch::KillSwitchView;
 pub use sessions::{IssuedSession, SessionPrincipal};
 
@@ -23,8 +25,8 @@ use crate::domain::KillSwitch;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::Event;
 use crate::ports::{
-    AgentRepo, AuditRepo, ChainAdapter, Clock, Entropy, EventSink, KeyStore, KillSwitchRepo, PolicyRepo, PriceOracle,
-    SessionRepo, SettingsRepo, TxBroadcaster, TxRepo,
+    AgentRepo, AuditRepo, ChainAdapter, Clock, Entropy, EventSink, KeyStore, KillSwitchRepo, MetricsRegistry,
+    PolicyRepo, PriceOracle, SessionRepo, SettingsRepo, TxBroadcaster, TxRepo,
 };
 use master_auth::MasterAuth;
 
@@ -45,6 +47,8 @@ pub struct Ports {
     pub transactions: Arc<dyn TxRepo>,
     pub prices: Arc<dyn PriceOracle>,
     pub events: Arc<dyn EventSink>,
+    /// Where the services record metrics (in memory; see [`crate::metrics`]).
+    pub metrics: Arc<dyn MetricsRegistry>,
 }
 
 /// Tunables of the core services (from the `[security]` config section).
@@ -82,6 +86,8 @@ pub struct Waiaas {
     token_key: sessions::TokenKey,
     kill_switch: RwLock<KillSwitch>,
     nonces: owner::NonceBook,
+    /// Attached by the host after unlock (OPS-03); absent in hosts without backups.
+    backups: std::sync::OnceLock<Arc<dyn crate::ports::BackupStore>>,
 }
 
 impl Waiaas {
@@ -92,7 +98,17 @@ impl Waiaas {
             MasterAuth::unlock(master_password, ports.settings.as_ref(), ports.entropy.as_ref(), &config).await?;
         let token_key = sessions::TokenKey::load_or_create(ports.settings.as_ref(), ports.entropy.as_ref()).await?;
         let kill_switch = RwLock::new(ports.kill_switch.get().await?);
-        Ok(Waiaas { ports, config, master, token_key, kill_switch, nonces: owner::NonceBook::default() })
+        let core = Waiaas {
+            ports,
+            config,
+            master,
+            token_key,
+            kill_switch,
+            nonces: owner::NonceBook::default(),
+            backups: std::sync::OnceLock::new(),
+        };
+        core.init_metrics().await?;
+        Ok(core)
     }
 
     pub fn ports(&self) -> &Ports {

@@ -126,6 +126,7 @@ impl Waiaas {
             .details(serde_json::json!({ "expiresAt": session.expires_at.0, "ttlSeconds": ttl }));
         self.ports.sessions.insert(&session, &event).await?;
         self.publish(&event);
+        self.refresh_state_gauges_quietly().await;
         Ok(IssuedSession { session, token })
     }
 
@@ -160,6 +161,7 @@ impl Waiaas {
         let event = Event::new(EventType::SessionRevoked, ctx, now).agent(session.agent_id).session(id);
         self.ports.sessions.revoke(id, now, &event).await?;
         self.publish(&event);
+        self.refresh_state_gauges_quietly().await;
         self.session(id).await
     }
 

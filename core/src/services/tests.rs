@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use crate::domain::{Agent, AgentStatus, Chain, EvmAddress, KillSwitch, Session};
 use crate::event::{EventType, RequestContext};
-use crate::ports::testing::{CountingEntropy, FixedClock, RecordingSink};
+use crate::ports::testing::{CountingEntropy, FixedClock, RecordingMetrics, RecordingSink};
 use crate::ports::{
     ActivationEffects, MockAgentRepo, MockAuditRepo, MockChainAdapter, MockKeyStore, MockKillSwitchRepo,
     MockPolicyRepo, MockSessionRepo, MockSettingsRepo, MockTxBroadcaster, MockTxRepo,
@@ -22,6 +22,7 @@ struct Harness {
     sink: Arc<RecordingSink>,
     audit_rows: Arc<Mutex<Vec<EventType>>>,
     agent_id: AgentId,
+    metrics: Arc<RecordingMetrics>,
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -30,6 +31,11 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 /// A core over in-memory mocks: one ACTIVE agent, sessions kept in a map, settings in a map.
 fn harness(password: &str, settings: Arc<Mutex<HashMap<String, String>>>) -> Result<Harness> {
+    harness_with(password, settings, true)
+}
+
+/// [`harness`] whose audit appends fail when `audit_ok` is false.
+fn harness_with(password: &str, settings: Arc<Mutex<HashMap<String, String>>>, audit_ok: bool) -> Result<Harness> {
     let clock = Arc::new(FixedClock::at(T0));
     let entropy = Arc::new(CountingEntropy::default());
     let agent_id = AgentId::generate(clock.as_ref(), entropy.as_ref());
@@ -56,10 +62,16 @@ fn harness(password: &str, settings: Arc<Mutex<HashMap<String, String>>>) -> Res
 
     let mut agents = MockAgentRepo::new();
     agents.expect_get().returning(move |_| Ok(Some(agent.clone())));
+    agents.expect_count_by_status().returning(|_| Ok(1));
 
     let sessions: Arc<Mutex<HashMap<SessionId, Session>>> = Arc::default();
     let mut session_repo = MockSessionRepo::new();
     let (store, read, revoke) = (sessions.clone(), sessions.clone(), sessions.clone());
+    let counted = sessions.clone();
+    session_repo.expect_count_active().returning(move |now| {
+        let map = counted.lock().unwrap();
+        Ok(map.values().filter(|s| s.revoked_at.is_none() && s.expires_at > now).count() as u64)
+    });
     session_repo.expect_insert().returning(move |session, _| {
         store.lock().unwrap().insert(session.id, session.clone());
         Ok(())
@@ -74,6 +86,9 @@ fn harness(password: &str, settings: Arc<Mutex<HashMap<String, String>>>) -> Res
     let rows = audit_rows.clone();
     let mut audit = MockAuditRepo::new();
     audit.expect_append().returning(move |event| {
+        if !audit_ok {
+            return Err(crate::Error::internal_msg("disk full"));
+        }
         rows.lock().unwrap().push(event.event_type);
         Ok(())
     });
@@ -87,6 +102,7 @@ fn harness(password: &str, settings: Arc<Mutex<HashMap<String, String>>>) -> Res
     });
 
     let sink = Arc::new(RecordingSink::default());
+    let metrics = Arc::new(RecordingMetrics::default());
     let ports = Ports {
         clock: clock.clone(),
         entropy,
@@ -102,9 +118,10 @@ fn harness(password: &str, settings: Arc<Mutex<HashMap<String, String>>>) -> Res
         transactions: Arc::new(MockTxRepo::new()),
         prices: Arc::new(crate::prices::StaticPriceTable::default()),
         events: sink.clone(),
+        metrics: metrics.clone(),
     };
     let core = block_on(Waiaas::unlock(ports, CoreConfig::default(), password))?;
-    Ok(Harness { core, clock, sink, audit_rows, agent_id })
+    Ok(Harness { core, clock, sink, audit_rows, agent_id, metrics })
 }
 
 #[track_caller]
@@ -177,4 +194,38 @@ fn kill_switch_refuses_agent_requests_and_new_sessions() {
     assert_eq!(view.switch.state, crate::domain::KillSwitchState::Suspended);
     assert_code(block_on(h.core.authenticate_session(&issued.token, None)), ErrorCode::SystemLocked);
     assert_code(block_on(h.core.create_session(&ctx, h.agent_id, None, None)), ErrorCode::SystemLocked);
+}
+
+#[test]
+fn state_gauges_start_from_the_repositories_and_follow_changes() {
+    use crate::metrics as m;
+    let h = harness("pw", Arc::default()).unwrap();
+    assert_eq!(h.metrics.gauge(m::SESSIONS_ACTIVE, &[]), Some(0.0));
+    assert_eq!(h.metrics.gauge(m::AGENTS_ACTIVE, &[]), Some(1.0));
+    assert_eq!(h.metrics.gauge(m::KILLSWITCH_STATE, &[]), Some(0.0));
+    assert_eq!(h.metrics.gauge(m::BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS, &[]), Some(0.0));
+    let ctx = RequestContext::master(None);
+    let issued = block_on(h.core.create_session(&ctx, h.agent_id, None, None)).unwrap();
+    block_on(h.core.create_session(&ctx, h.agent_id, None, None)).unwrap();
+    assert_eq!(h.metrics.gauge(m::SESSIONS_ACTIVE, &[]), Some(2.0));
+    block_on(h.core.revoke_session(&ctx, issued.session.id)).unwrap();
+    assert_eq!(h.metrics.gauge(m::SESSIONS_ACTIVE, &[]), Some(1.0));
+    block_on(h.core.activate_kill_switch(&ctx, None)).unwrap();
+    assert_eq!(h.metrics.gauge(m::KILLSWITCH_STATE, &[]), Some(1.0));
+    block_on(h.core.activate_kill_switch(&ctx, None)).unwrap();
+    assert_eq!(h.metrics.gauge(m::KILLSWITCH_STATE, &[]), Some(2.0));
+    h.core.record_backup_success(UnixSeconds(T0));
+    assert_eq!(h.metrics.gauge(m::BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS, &[]), Some(T0 as f64));
+    assert_eq!(h.metrics.counter(m::AUDIT_WRITE_FAILURES_TOTAL, &[]), 0);
+}
+
+#[path = "backup_tests.rs"]
+mod backup_tests;
+
+#[test]
+fn a_failed_audit_append_is_counted() {
+    let h = harness_with("pw", Arc::default(), false).unwrap();
+    assert_eq!(h.metrics.counter(crate::metrics::AUDIT_WRITE_FAILURES_TOTAL, &[]), 0);
+    assert_code(block_on(h.core.authenticate_master("wrong", None)), ErrorCode::InternalError);
+    assert_eq!(h.metrics.counter(crate::metrics::AUDIT_WRITE_FAILURES_TOTAL, &[]), 1);
 }

@@ -234,6 +234,10 @@ impl Waiaas {
         for event in &events {
             self.publish(event);
         }
+        self.record_policy_evaluation(decision.allowed.then_some(decision.tier), decision.allowed);
+        if record.status.is_final() {
+            self.record_final(&record, request.agent.chain, record.status);
+        }
         if !decision.allowed {
             return Err(Error::new(
                 ErrorCode::PolicyDenied,
@@ -290,6 +294,9 @@ impl Waiaas {
     async fn move_tx(&self, record: &TxRecord, to: TxStatus, update: TxUpdate, event: Event) -> Result<()> {
         if self.ports.transactions.transition(record.id, record.status, to, &update, Some(event.clone())).await? {
             self.publish(&event);
+            if to.is_final() {
+                self.record_final_of(record, to).await;
+            }
             Ok(())
         } else {
             Err(Error::new(ErrorCode::InvalidStateTransition, "the transaction changed state meanwhile"))
@@ -444,8 +451,12 @@ impl Waiaas {
             .details(
                 serde_json::json!({ "txHash": signed.hash, "nonce": prepared.nonce, "gasLimit": prepared.gas_limit }),
             );
-        let update =
-            TxUpdate { tx_hash: Some(signed.hash.clone()), raw_tx: Some(signed.raw.clone()), ..TxUpdate::default() };
+        let update = TxUpdate {
+            tx_hash: Some(signed.hash.clone()),
+            raw_tx: Some(signed.raw.clone()),
+            clear_error: true,
+            ..TxUpdate::default()
+        };
         let submitted = row.status.submit()?;
         self.move_tx(&row, submitted, update, event).await?;
         row.status = submitted;

@@ -20,8 +20,13 @@ fn binary() -> PathBuf {
 
 impl Anvil {
     pub fn start() -> Anvil {
+        Anvil::start_on(0)
+    }
+
+    /// A node on `port` (0: any free port), e.g. to bring a stopped node back where the daemon expects it.
+    pub fn start_on(port: u16) -> Anvil {
         let mut child = Command::new(binary())
-            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -39,6 +44,10 @@ impl Anvil {
         });
         let address = rx.recv_timeout(Duration::from_secs(30)).expect("anvil did not report its listening address");
         Anvil { child, url: format!("http://{address}") }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("anvil port")
     }
 
     /// One JSON-RPC call; panics on an RPC error.

@@ -81,6 +81,11 @@ impl Daemon {
         let data_dir = tempfile::tempdir().expect("temp data dir");
         let init = run_cli(data_dir.path(), &["init"], &[]);
         assert!(init.status.success(), "waiaas init failed: {}", String::from_utf8_lossy(&init.stderr));
+        Daemon::start_on(data_dir, options)
+    }
+
+    /// Starts a daemon on an existing data dir (e.g. one filled by `waiaas restore`).
+    pub fn start_on(data_dir: TempDir, options: DaemonOptions) -> Daemon {
         let stderr_log = data_dir.path().join("test-daemon.stderr");
         let mut daemon = Daemon { child: None, url: String::new(), options, data_dir, stderr_log };
         daemon.spawn().unwrap_or_else(|log| panic!("daemon did not start:\n{log}"));

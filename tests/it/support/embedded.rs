@@ -86,6 +86,11 @@ impl EmbeddedDaemon {
         self.dir.path()
     }
 
+    /// The daemon's clock reading, Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.clock.now().0
+    }
+
     /// Moves the daemon's clock forward.
     pub fn advance(&self, seconds: i64) {
         self.clock.advance(seconds);

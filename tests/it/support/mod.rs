@@ -7,7 +7,7 @@ mod embedded;
 
 pub use anvil::Anvil;
 pub use chain::{fail_calldata, hex_u256, store_calldata};
-pub use daemon::{Daemon, DaemonOptions, run_cli};
+pub use daemon::{Daemon, DaemonOptions, binary, run_cli};
 pub use embedded::EmbeddedDaemon;
 
 /// The master password every test daemon is started with.

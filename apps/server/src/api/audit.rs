@@ -1,17 +1,18 @@
-//! `GET /v1/audit-logs` (master password): filtered, keyset-paginated audit rows, newest first. Reachable while
-//! the kill switch is tripped.
+//! `GET /v1/audit-logs` (master password): filtered, keyset-paginated audit rows, newest first, and
+//! `GET /v1/audit-logs/stats`: counts by event type, severity, agent and time bucket. Reachable while the kill
+//! switch is tripped.
 
 use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{Enum, Object, OpenApi};
 use serde_json::Value;
 use uuid::Uuid;
 use waiaas_core::event::{EventType, Severity};
 use waiaas_core::ports::AuditRecord;
-use waiaas_core::services::AuditLogFilter;
+use waiaas_core::services::{AuditLogFilter, StatsBucket};
 use waiaas_core::{AgentId, TxId};
 
 use super::{ApiTags, page};
@@ -73,6 +74,61 @@ pub struct AuditLogPage {
     pub has_more: bool,
 }
 
+/// Width of a statistics bucket.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum BucketDto {
+    Hour,
+    Day,
+}
+
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase")]
+pub struct EventTypeCount {
+    pub event_type: Wire<EventType>,
+    pub count: u64,
+}
+
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase")]
+pub struct SeverityCount {
+    pub severity: Wire<Severity>,
+    pub count: u64,
+}
+
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase")]
+pub struct AgentCount {
+    /// Null for rows about no agent (e.g. failed master-password attempts).
+    #[oai(nullable)]
+    pub agent_id: Option<Uuid>,
+    pub count: u64,
+}
+
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase")]
+pub struct BucketCount {
+    /// Unix seconds at which the bucket starts (a multiple of its width).
+    pub bucket_start: i64,
+    pub count: u64,
+}
+
+/// Audit row counts over a period.
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase")]
+pub struct AuditStatsDto {
+    /// The period, inclusive, Unix seconds.
+    pub from: i64,
+    pub to: i64,
+    pub bucket: BucketDto,
+    pub total: u64,
+    pub by_event_type: Vec<EventTypeCount>,
+    pub by_severity: Vec<SeverityCount>,
+    pub by_agent: Vec<AgentCount>,
+    /// Buckets that hold rows, oldest first.
+    pub series: Vec<BucketCount>,
+}
+
 pub struct AuditApi;
 
 #[OpenApi(tag = "ApiTags::Audit")]
@@ -117,5 +173,58 @@ impl AuditApi {
         let result = state.core.audit_logs(&filter).await?;
         let (data, next_cursor, has_more) = page(result, AuditLogDto::from);
         Ok(Json(AuditLogPage { data, next_cursor, has_more }))
+    }
+
+    /// Audit row counts over a period (default: the last 24 hours) by event type, severity and agent, with a
+    /// time series (default hourly buckets).
+    #[oai(path = "/v1/audit-logs/stats", method = "get", operation_id = "auditLogStats")]
+    async fn stats(
+        &self,
+        _auth: MasterAuth,
+        state: Data<&Arc<ServerState>>,
+        /// Only rows about this agent.
+        agent_id: Query<Option<Uuid>>,
+        /// Inclusive lower bound, Unix seconds (default: `to` minus one day).
+        from: Query<Option<StrictInt<i64>>>,
+        /// Inclusive upper bound, Unix seconds (default: now).
+        to: Query<Option<StrictInt<i64>>>,
+        /// Bucket width of the series (default `hour`).
+        bucket: Query<Option<BucketDto>>,
+    ) -> ApiResult<Json<AuditStatsDto>> {
+        let bucket = bucket.0.unwrap_or(BucketDto::Hour);
+        let width = match bucket {
+            BucketDto::Hour => StatsBucket::Hour,
+            BucketDto::Day => StatsBucket::Day,
+        };
+        let (query, stats) = state
+            .core
+            .audit_stats(agent_id.0.map(AgentId::from_uuid), from.0.map(|v| v.0), to.0.map(|v| v.0), width)
+            .await?;
+        Ok(Json(AuditStatsDto {
+            from: query.from.0,
+            to: query.to.0,
+            bucket,
+            total: stats.total,
+            by_event_type: stats
+                .by_event_type
+                .into_iter()
+                .map(|(event_type, count)| EventTypeCount { event_type: Wire(event_type), count })
+                .collect(),
+            by_severity: stats
+                .by_severity
+                .into_iter()
+                .map(|(severity, count)| SeverityCount { severity: Wire(severity), count })
+                .collect(),
+            by_agent: stats
+                .by_agent
+                .into_iter()
+                .map(|(agent, count)| AgentCount { agent_id: agent.map(|a| a.as_uuid()), count })
+                .collect(),
+            series: stats
+                .series
+                .into_iter()
+                .map(|(start, count)| BucketCount { bucket_start: start.0, count })
+                .collect(),
+        }))
     }
 }

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod agents;
 pub mod audit;
+pub mod backup;
 pub mod health;
 pub mod owner;
 pub mod policies;
@@ -52,6 +53,7 @@ pub type Apis = (
     simulate::SimulateApi,
     owner::OwnerApi,
     admin::AdminApi,
+    backup::BackupApi,
     audit::AuditApi,
 );
 
@@ -67,6 +69,7 @@ pub fn apis() -> Apis {
         simulate::SimulateApi,
         owner::OwnerApi,
         admin::AdminApi,
+        backup::BackupApi,
         audit::AuditApi,
     )
 }
