@@ -508,3 +508,74 @@ fn a_restore_killed_while_staging_leaves_the_data_untouched() {
     assert!(!staging(&tree(&dir)), "the stale staging dir was not removed");
     assert_eq!(daemon.admin().get_agent(&agent.id).unwrap().address, agent.address);
 }
+
+/// An archive of an older schema (a database the previous release wrote, at schema 1) restores and is migrated
+/// forward: the daemon starts on it at the current schema with the old rows.
+#[test]
+fn restore_migrates_an_older_schema_forward() {
+    use sqlx::Connection;
+    use waiaas_core::backup::{Header, Kdf, Manifest, ManifestFile, hash_reader, write_archive};
+    use waiaas_core::services::master_auth::{MASTER_HASH_KEY, hash_password};
+
+    let work = tempfile::tempdir().unwrap();
+    let migrations = work.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    let v1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapters/sqlite/migrations/0001_init.sql");
+    std::fs::copy(v1, migrations.join("0001_init.sql")).unwrap();
+    let old_db = work.path().join("old.db");
+    let agent_id = "01900000-0000-7000-8000-0000000000aa";
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut conn =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", old_db.display())).await.unwrap();
+        sqlx::migrate::Migrator::new(migrations.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+        let hash = hash_password(MASTER_PASSWORD, &waiaas_fs::OsEntropy).unwrap();
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?)")
+            .bind(MASTER_HASH_KEY)
+            .bind(hash)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO agents (id, name, chain, network, address, status, created_at, updated_at) \
+             VALUES (?, 'from-v1', 'ethereum', 'anvil', '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed', 'ACTIVE', 1, 1)",
+        )
+        .bind(agent_id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let version: i64 =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations").fetch_one(&mut conn).await.unwrap();
+        assert_eq!(version, 1, "the archived database stops at schema 1");
+        conn.close().await.unwrap();
+    });
+    let db = std::fs::read(&old_db).unwrap();
+    let (size, sha256) = hash_reader(&mut db.as_slice()).unwrap();
+    let manifest = Manifest {
+        schema_version: 1,
+        daemon_version: "0.0.9".into(),
+        created_at: 0,
+        files: vec![ManifestFile { path: "data/waiaas.db".into(), size, sha256 }],
+    };
+    let header = Header::new(Kdf::argon2id_fast_for_tests(), &waiaas_fs::OsEntropy).unwrap();
+    let mut archive = Vec::new();
+    write_archive(
+        &mut archive,
+        MASTER_PASSWORD,
+        &header,
+        &manifest,
+        &mut |_| Ok(Box::new(std::io::Cursor::new(db.clone()))),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let file = work.path().join("v1.waiaas-backup");
+    std::fs::write(&file, archive).unwrap();
+
+    let target = tempfile::tempdir().unwrap();
+    assert!(run_cli(target.path(), &["init"], &[]).status.success());
+    ok(&run_cli(target.path(), &["restore", "--force", "--from", file.to_str().unwrap()], &pw()));
+    let daemon = Daemon::start_on(target, DaemonOptions::default());
+    assert_eq!(daemon.client().health().unwrap().schema_version, 2, "migrated forward");
+    let agents = daemon.admin().list_agents(&ListParams::default()).unwrap();
+    assert_eq!(agents.data.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [agent_id]);
+}
