@@ -378,3 +378,23 @@ fn a_backup_sets_the_last_success_timestamp_and_a_restart_keeps_it() {
     daemon.restart();
     assert_eq!(scrape(&daemon.client()).value("waiaas_backup_last_success_timestamp_seconds", &[]), at);
 }
+
+/// A failed audit append is counted: a trigger (added with the sqlite3 command line to the running daemon's
+/// database) makes audit inserts fail; a wrong master password then cannot be recorded, the request fails
+/// closed with INTERNAL_ERROR, and `waiaas_audit_write_failures_total` moves by exactly one.
+#[test]
+fn a_failed_audit_write_is_counted_and_fails_closed() {
+    let daemon = Daemon::start();
+    let before = scrape(&daemon.client()).value("waiaas_audit_write_failures_total", &[]);
+    let db = daemon.data_dir().join("data/waiaas.db");
+    let trigger =
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_logs BEGIN SELECT RAISE(ABORT, 'audit refused'); END;";
+    let added = Command::new("sqlite3").arg(&db).arg(trigger).status().expect("the sqlite3 command line");
+    assert!(added.success());
+
+    let (status, code, _) =
+        api_error(daemon.client().with_master_password("guess-7Qx9").list_agents(&Default::default()));
+    assert_eq!((status, code.as_str()), (500, "INTERNAL_ERROR"), "an unrecordable failure is not a plain 401");
+    assert_eq!(scrape(&daemon.client()).value("waiaas_audit_write_failures_total", &[]) - before, 1.0);
+    assert!(!daemon.stderr().contains("guess-7Qx9"), "the password is not logged");
+}
