@@ -139,6 +139,25 @@ fn in_force(policies: &[Policy], policy_type: PolicyType) -> Vec<&Policy> {
     if own.is_empty() { of_type } else { own }
 }
 
+/// How far back an evaluation under `policies` needs the agent's requests: the longest RATE_LIMIT window, or a
+/// day when a daily USD limit is in force; nothing (`now`) when neither is, so an admission reads no history.
+pub fn history_since(policies: &[Policy], now: UnixSeconds) -> UnixSeconds {
+    let needed = policies
+        .iter()
+        .filter(|p| p.enabled)
+        .filter_map(|p| match &p.rules {
+            PolicyRules::RateLimit(limit) => Some(i64::try_from(limit.window_seconds).unwrap_or(i64::MAX)),
+            PolicyRules::SpendingLimit(limit) if limit.daily_limit_usd.is_some() => Some(DAY_SECONDS),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    now.plus_seconds(-needed)
+}
+
+/// The period of the daily USD limit.
+pub const DAY_SECONDS: i64 = 86_400;
+
 pub fn evaluate(input: &Evaluation<'_>) -> Decision {
     if let Some(denial) = first_denial(input) {
         return denial;

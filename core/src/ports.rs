@@ -71,6 +71,8 @@ pub trait PolicyRepo: Send + Sync {
     async fn list(&self, agent_id: Option<AgentId>, before: Option<PolicyId>, limit: u32) -> Result<Vec<Policy>>;
     async fn update(&self, policy: &Policy, event: &Event) -> Result<()>;
     async fn delete(&self, id: PolicyId, event: &Event) -> Result<()>;
+    /// Enabled policies that apply to `agent`: the global ones and its own.
+    async fn in_force(&self, agent: AgentId) -> Result<Vec<Policy>>;
 }
 
 /// Key-value settings that belong to the daemon's database (master password hash, token signing key, ...).

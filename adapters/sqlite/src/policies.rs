@@ -53,8 +53,25 @@ impl SqlitePolicyRepo {
     }
 }
 
+/// Enabled policies that apply to `agent` (global and its own), by id.
+pub(crate) async fn in_force(conn: &mut sqlx::SqliteConnection, agent: AgentId) -> Result<Vec<Policy>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM policies WHERE enabled = 1 AND (agent_id IS NULL OR agent_id = ?) ORDER BY id"
+    ))
+    .bind(agent.to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(policy_from_row).collect()
+}
+
 #[async_trait]
 impl PolicyRepo for SqlitePolicyRepo {
+    async fn in_force(&self, agent: AgentId) -> Result<Vec<Policy>> {
+        let mut conn = self.pools.reader.acquire().await.map_err(db_err)?;
+        in_force(&mut conn, agent).await
+    }
+
     async fn insert(&self, policy: &Policy, event: &Event) -> Result<()> {
         let mut tx = self.pools.begin_write().await?;
         sqlx::query(

@@ -248,16 +248,8 @@ fn list_query(agent: AgentId, before: Option<TxId>, limit: u32) -> QueryBuilder<
 /// Reads the agent's admission snapshot on `conn` (the writer inside `admit`'s transaction, or a reader inside a
 /// read transaction): one consistent view of its policies, reservations and recent requests.
 async fn read_snapshot(conn: &mut SqliteConnection, agent: AgentId, since: UnixSeconds) -> Result<AdmissionSnapshot> {
+    let policies = policies::in_force(&mut *conn, agent).await?;
     let agent = agent.to_string();
-    let rows = sqlx::query(&format!(
-        "SELECT {} FROM policies WHERE enabled = 1 AND (agent_id IS NULL OR agent_id = ?) ORDER BY id",
-        policies::COLUMNS
-    ))
-    .bind(&agent)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    let policies = rows.iter().map(policies::policy_from_row).collect::<Result<Vec<_>>>()?;
 
     let stored: Vec<String> =
         sqlx::query_scalar(&reserved_sql()).bind(&agent).fetch_all(&mut *conn).await.map_err(db_err)?;

@@ -93,7 +93,12 @@ async fn client(mocks: Mocks) -> TestClient<impl Endpoint> {
         entropy: Arc::new(CountingEntropy::default()),
         agents: Arc::new(agents),
         sessions: Arc::new(sessions),
-        policies: Arc::new(MockPolicyRepo::new()),
+        policies: Arc::new({
+            // The admission's history window; the decisions themselves read the snapshot's policies.
+            let mut policies = MockPolicyRepo::new();
+            policies.expect_in_force().returning(|_| Ok(Vec::new()));
+            policies
+        }),
         settings: Arc::new(settings()),
         kill_switch: Arc::new(kill_switch),
         audit: Arc::new(mocks.audit),
@@ -600,7 +605,7 @@ async fn send_admits_and_the_row_reads_back() {
     mocks
         .transactions
         .expect_admit()
-        .withf(move |agent, since, _| *agent == agent_id && *since == UnixSeconds(NOW - 86_400))
+        .withf(move |agent, since, _| *agent == agent_id && *since == UnixSeconds(NOW)) // no rate or daily limit: no history
         .times(1)
         .returning(move |_, _, decide| {
             let (record, events) = decide(&AdmissionSnapshot::default());

@@ -265,6 +265,7 @@ impl Waiaas {
     }
 
     async fn admission_snapshot(&self, agent: AgentId, now: UnixSeconds) -> Result<AdmissionSnapshot> {
-        self.ports.transactions.snapshot(agent, super::transactions::history_since(now)).await
+        let since = self.history_since(agent, now).await?;
+        self.ports.transactions.snapshot(agent, since).await
     }
 }

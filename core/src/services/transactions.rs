@@ -17,14 +17,6 @@ use crate::policy_engine::{AgentHistory, Decision, Evaluation, PolicyWarning, Ti
 use crate::ports::{AdmissionSnapshot, Broadcast, Page, PriceOracle, TxOnChain, TxRecord, TxUpdate};
 use crate::{TxId, UnixSeconds};
 
-/// How far back the admission snapshot reads the agent's requests (RATE_LIMIT windows and the daily USD limit
-/// fit in it).
-pub const HISTORY_SECONDS: i64 = 86_400;
-/// The start of the history an admission reads.
-pub fn history_since(now: UnixSeconds) -> UnixSeconds {
-    now.plus_seconds(-HISTORY_SECONDS)
-}
-
 /// Attempts at preparing/broadcasting before a transaction fails.
 pub const MAX_ATTEMPTS: u32 = 5;
 /// How long an APPROVAL-tier request waits for the owner.
@@ -48,7 +40,7 @@ pub struct Admissible {
 /// Derives the engine's history from the snapshot: denied requests count toward nothing; failed, cancelled and
 /// expired ones do not count as spent.
 fn history(snapshot: &AdmissionSnapshot, now: UnixSeconds) -> AgentHistory {
-    let day_ago = now.plus_seconds(-HISTORY_SECONDS);
+    let day_ago = now.plus_seconds(-crate::policy_engine::DAY_SECONDS);
     let counted = snapshot.recent.iter().filter(|r| !r.denied);
     AgentHistory {
         request_times: counted.clone().map(|r| r.created_at).collect(),
@@ -203,6 +195,7 @@ impl Waiaas {
     pub async fn send_transaction(&self, principal: &SessionPrincipal, body: &serde_json::Value) -> Result<TxRecord> {
         let request = self.admission_gates(principal, body).await?;
         let now = self.now();
+        let since = self.history_since(request.agent.id, now).await?;
         let id = TxId::generate(self.ports.clock.as_ref(), self.ports.entropy.as_ref());
         let prices = Arc::clone(&self.ports.prices);
         let principal_for_decision = principal.clone();
@@ -214,7 +207,7 @@ impl Waiaas {
             .transactions
             .admit(
                 request.agent.id,
-                history_since(now),
+                since,
                 Box::new(move |snapshot: &AdmissionSnapshot| {
                     let decision = decide(snapshot, &request_for_decision, now, prices.as_ref(), None);
                     let (record, events) =
@@ -250,6 +243,13 @@ impl Waiaas {
             })));
         }
         Ok(record)
+    }
+
+    /// How far back the admission of `agent` reads its requests: what the policies in force need (read again,
+    /// authoritatively, inside the admission transaction; a policy added in between only narrows one request's
+    /// view to the window of the policies it was checked against).
+    pub(super) async fn history_since(&self, agent: crate::AgentId, now: UnixSeconds) -> Result<UnixSeconds> {
+        Ok(crate::policy_engine::history_since(&self.ports.policies.in_force(agent).await?, now))
     }
 
     /// One of the caller's transactions (another agent's id is `TX_NOT_FOUND`).
