@@ -2,16 +2,15 @@
 //! transaction; every change writes its audit row in that transaction too.
 
 use async_trait::async_trait;
+use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
 use waiaas_core::domain::{Agent, AgentStatus, Chain, EvmAddress};
 use waiaas_core::event::Event;
 use waiaas_core::ports::AgentRepo;
 use waiaas_core::{AgentId, ErrorCode, Result, UnixSeconds};
 
-use crate::Pools;
-use crate::audit::append_audit;
 use crate::error::{db_err, decode_err, not_found, parse_column, to_u64};
+use crate::{Pools, commit_with_audit, keyset_page, require_row};
 
 const TABLE: &str = "agents";
 const COLUMNS: &str = "id, name, chain, network, address, status, owner_address, created_at, updated_at";
@@ -69,8 +68,7 @@ impl AgentRepo for SqliteAgentRepo {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        append_audit(&mut tx, event).await?;
-        tx.commit().await.map_err(db_err)
+        commit_with_audit(tx, event).await
     }
 
     async fn get(&self, id: AgentId) -> Result<Option<Agent>> {
@@ -83,12 +81,11 @@ impl AgentRepo for SqliteAgentRepo {
     }
 
     async fn list(&self, before: Option<AgentId>, limit: u32) -> Result<Vec<Agent>> {
-        let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM agents"));
-        if let Some(before) = before {
-            sql.push(" WHERE id < ").push_bind(before.to_string());
-        }
-        sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
-        let rows = sql.build().fetch_all(&self.pools.reader).await.map_err(db_err)?;
+        let rows = keyset_page(COLUMNS, TABLE, None, before.map(|id| id.to_string()), limit)
+            .build()
+            .fetch_all(&self.pools.reader)
+            .await
+            .map_err(db_err)?;
         rows.iter().map(agent_from_row).collect()
     }
 
@@ -101,9 +98,7 @@ impl AgentRepo for SqliteAgentRepo {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(not_found(ErrorCode::AgentNotFound, "agent", id));
-        }
+        require_row(&done, || not_found(ErrorCode::AgentNotFound, "agent", id))?;
         if status == AgentStatus::Terminated {
             sqlx::query("UPDATE sessions SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL")
                 .bind(now.0)
@@ -112,8 +107,7 @@ impl AgentRepo for SqliteAgentRepo {
                 .await
                 .map_err(db_err)?;
         }
-        append_audit(&mut tx, event).await?;
-        tx.commit().await.map_err(db_err)
+        commit_with_audit(tx, event).await
     }
 
     async fn set_owner(&self, id: AgentId, owner: Option<EvmAddress>, now: UnixSeconds, event: &Event) -> Result<()> {
@@ -125,11 +119,8 @@ impl AgentRepo for SqliteAgentRepo {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(not_found(ErrorCode::AgentNotFound, "agent", id));
-        }
-        append_audit(&mut tx, event).await?;
-        tx.commit().await.map_err(db_err)
+        require_row(&done, || not_found(ErrorCode::AgentNotFound, "agent", id))?;
+        commit_with_audit(tx, event).await
     }
 
     async fn count_by_status(&self, status: AgentStatus) -> Result<u64> {

@@ -184,9 +184,7 @@ impl SqliteAuditRepo {
 #[async_trait]
 impl AuditRepo for SqliteAuditRepo {
     async fn append(&self, event: &Event) -> Result<()> {
-        let mut tx = self.pools.begin_write().await?;
-        append_audit(&mut tx, event).await?;
-        tx.commit().await.map_err(db_err)
+        crate::commit_with_audit(self.pools.begin_write().await?, event).await
     }
 
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {

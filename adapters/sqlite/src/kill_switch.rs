@@ -117,8 +117,7 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
     async fn recover(&self, new: &KillSwitch, event: &Event) -> Result<()> {
         let mut tx = self.pools.begin_write().await?;
         store(&mut tx, new).await?;
-        append_audit(&mut tx, event).await?;
-        tx.commit().await.map_err(db_err)
+        crate::commit_with_audit(tx, event).await
     }
 }
 

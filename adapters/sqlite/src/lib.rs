@@ -31,9 +31,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, Transaction};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 use waiaas_core::audit::{ChainBreak, ChainLink, GENESIS_HASH, verify_chain};
+use waiaas_core::event::Event;
 use waiaas_core::ports::AuditRecord;
 use waiaas_core::{Error, Result};
 
@@ -69,6 +72,37 @@ impl Pools {
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
     }
+}
+
+/// The last step of every state change: its audit row, then the commit — one transaction, all or nothing.
+pub(crate) async fn commit_with_audit(mut tx: Transaction<'_, Sqlite>, event: &Event) -> Result<()> {
+    audit::append_audit(&mut tx, event).await?;
+    tx.commit().await.map_err(db_err)
+}
+
+/// A one-row change must have found its row; otherwise `missing` (the transaction is dropped, so rolled back).
+pub(crate) fn require_row(done: &SqliteQueryResult, missing: impl FnOnce() -> Error) -> Result<()> {
+    if done.rows_affected() == 0 { Err(missing()) } else { Ok(()) }
+}
+
+/// One keyset page of `table`, newest first by id (UUID v7 ids sort by time): rows of `agent_id` when given,
+/// older than `before` when given.
+pub(crate) fn keyset_page(
+    columns: &str,
+    table: &str,
+    agent_id: Option<String>,
+    before: Option<String>,
+    limit: u32,
+) -> QueryBuilder<'static, Sqlite> {
+    let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {columns} FROM {table} WHERE 1 = 1"));
+    if let Some(agent_id) = agent_id {
+        sql.push(" AND agent_id = ").push_bind(agent_id);
+    }
+    if let Some(before) = before {
+        sql.push(" AND id < ").push_bind(before);
+    }
+    sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+    sql
 }
 
 /// An open WAIaaS database: its pools and the repositories over them. Cloning shares the pools.

@@ -2,16 +2,15 @@
 //! with [`PolicyRules::parse`]; every change writes its audit row in the same transaction.
 
 use async_trait::async_trait;
+use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
 use waiaas_core::domain::{Policy, PolicyRules, PolicyType};
 use waiaas_core::event::Event;
 use waiaas_core::ports::PolicyRepo;
 use waiaas_core::{AgentId, ErrorCode, PolicyId, Result, UnixSeconds};
 
-use crate::Pools;
-use crate::audit::append_audit;
 use crate::error::{db_err, decode_err, is_foreign_key_violation, not_found, parse_column, parse_json};
+use crate::{Pools, commit_with_audit, keyset_page, require_row};
 
 const TABLE: &str = "policies";
 pub(crate) const COLUMNS: &str = "id, agent_id, type, rules, enabled, created_at, updated_at";
@@ -88,8 +87,7 @@ impl PolicyRepo for SqlitePolicyRepo {
         .execute(&mut *tx)
         .await
         .map_err(write_err(policy))?;
-        append_audit(&mut tx, event).await?;
-        tx.commit().await.map_err(db_err)
+        commit_with_audit(tx, event).await
     }
 
     async fn get(&self, id: PolicyId) -> Result<Option<Policy>> {
@@ -102,15 +100,12 @@ impl PolicyRepo for SqlitePolicyRepo {
     }
 
     async fn list(&self, agent_id: Option<AgentId>, before: Option<PolicyId>, limit: u32) -> Result<Vec<Policy>> {
-        let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM policies WHERE 1 = 1"));
-        if let Some(agent_id) = agent_id {
-            sql.push(" AND agent_id = ").push_bind(agent_id.to_string());
-        }
-        if let Some(before) = before {
-            sql.push(" AND id < ").push_bind(before.to_string());
-        }
-        sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
-        let rows = sql.build().fetch_all(&self.pools.reader).await.map_err(db_err)?;
+        let rows =
+            keyset_page(COLUMNS, TABLE, agent_id.map(|id| id.to_string()), before.map(|id| id.to_string()), limit)
+                .build()
+                .fetch_all(&self.pools.reader)
+                .await
+                .map_err(db_err)?;
         rows.iter().map(policy_from_row).collect()
     }
 
@@ -129,11 +124,8 @@ impl PolicyRepo for SqlitePolicyRepo {
         .execute(&mut *tx)
         .await
         .map_err(write_err(policy))?;
-        if done.rows_affected() == 0 {
-            return Err(not_found(ErrorCode::PolicyNotFound, "policy", policy.id));
-        }
-        append_audit(&mut tx, event).await?;
-        tx.commit().await.map_err(db_err)
+        require_row(&done, || not_found(ErrorCode::PolicyNotFound, "policy", policy.id))?;
+        commit_with_audit(tx, event).await
     }
 
     async fn delete(&self, id: PolicyId, event: &Event) -> Result<()> {
@@ -143,11 +135,8 @@ impl PolicyRepo for SqlitePolicyRepo {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(not_found(ErrorCode::PolicyNotFound, "policy", id));
-        }
-        append_audit(&mut tx, event).await?;
-        tx.commit().await.map_err(db_err)
+        require_row(&done, || not_found(ErrorCode::PolicyNotFound, "policy", id))?;
+        commit_with_audit(tx, event).await
     }
 }
 

@@ -2,16 +2,15 @@
 //! audit row in the same transaction.
 
 use async_trait::async_trait;
+use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
 use waiaas_core::domain::Session;
 use waiaas_core::event::Event;
 use waiaas_core::ports::SessionRepo;
 use waiaas_core::{AgentId, ErrorCode, Result, SessionId, UnixSeconds};
 
-use crate::Pools;
-use crate::audit::append_audit;
 use crate::error::{db_err, decode_err, is_foreign_key_violation, not_found, parse_column, parse_json, to_u64};
+use crate::{Pools, commit_with_audit, keyset_page, require_row};
 
 const TABLE: &str = "sessions";
 const COLUMNS: &str = "id, agent_id, token_hash, constraints, created_at, expires_at, revoked_at, renewal_count";
@@ -71,8 +70,7 @@ impl SessionRepo for SqliteSessionRepo {
                 db_err(e)
             }
         })?;
-        append_audit(&mut tx, event).await?;
-        tx.commit().await.map_err(db_err)
+        commit_with_audit(tx, event).await
     }
 
     async fn get(&self, id: SessionId) -> Result<Option<Session>> {
@@ -85,15 +83,12 @@ impl SessionRepo for SqliteSessionRepo {
     }
 
     async fn list(&self, agent_id: Option<AgentId>, before: Option<SessionId>, limit: u32) -> Result<Vec<Session>> {
-        let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM sessions WHERE 1 = 1"));
-        if let Some(agent_id) = agent_id {
-            sql.push(" AND agent_id = ").push_bind(agent_id.to_string());
-        }
-        if let Some(before) = before {
-            sql.push(" AND id < ").push_bind(before.to_string());
-        }
-        sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
-        let rows = sql.build().fetch_all(&self.pools.reader).await.map_err(db_err)?;
+        let rows =
+            keyset_page(COLUMNS, TABLE, agent_id.map(|id| id.to_string()), before.map(|id| id.to_string()), limit)
+                .build()
+                .fetch_all(&self.pools.reader)
+                .await
+                .map_err(db_err)?;
         rows.iter().map(session_from_row).collect()
     }
 
@@ -106,11 +101,8 @@ impl SessionRepo for SqliteSessionRepo {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(not_found(ErrorCode::SessionNotFound, "session", id));
-        }
-        append_audit(&mut tx, event).await?;
-        tx.commit().await.map_err(db_err)
+        require_row(&done, || not_found(ErrorCode::SessionNotFound, "session", id))?;
+        commit_with_audit(tx, event).await
     }
 
     async fn renew(&self, id: SessionId, token_hash: &str, expires_at: UnixSeconds, event: &Event) -> Result<()> {
@@ -124,11 +116,8 @@ impl SessionRepo for SqliteSessionRepo {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(not_found(ErrorCode::SessionNotFound, "session", id));
-        }
-        append_audit(&mut tx, event).await?;
-        tx.commit().await.map_err(db_err)
+        require_row(&done, || not_found(ErrorCode::SessionNotFound, "session", id))?;
+        commit_with_audit(tx, event).await
     }
 
     async fn count_active(&self, now: UnixSeconds) -> Result<u64> {

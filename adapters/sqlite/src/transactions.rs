@@ -22,10 +22,10 @@ use waiaas_core::policy_engine::Tier;
 use waiaas_core::ports::{AdmissionSnapshot, Decide, RecentTx, TxRecord, TxRepo, TxUpdate};
 use waiaas_core::{AgentId, Amount, Error, ErrorCode, Result, SessionId, TxId, UnixSeconds};
 
-use crate::Pools;
 use crate::audit::append_audit;
 use crate::error::{db_err, decode_err, is_foreign_key_violation, not_found};
 use crate::policies;
+use crate::{Pools, keyset_page};
 
 const TABLE: &str = "transactions";
 
@@ -236,13 +236,7 @@ fn work_sql() -> String {
 
 /// One page of an agent's rows, newest first (`idx_transactions_agent_id`).
 fn list_query(agent: AgentId, before: Option<TxId>, limit: u32) -> QueryBuilder<'static, Sqlite> {
-    let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM transactions WHERE agent_id = "));
-    sql.push_bind(agent.to_string());
-    if let Some(before) = before {
-        sql.push(" AND id < ").push_bind(before.to_string());
-    }
-    sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
-    sql
+    keyset_page(COLUMNS, TABLE, Some(agent.to_string()), before.map(|id| id.to_string()), limit)
 }
 
 /// Reads the agent's admission snapshot on `conn` (the writer inside `admit`'s transaction, or a reader inside a
