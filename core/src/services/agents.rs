@@ -127,14 +127,14 @@ impl Waiaas {
         principal: &super::SessionPrincipal,
         token: EvmAddress,
     ) -> Result<(Agent, Amount)> {
-        let agent = self.agent(principal.agent_id).await?;
+        let agent = principal.agent.clone();
         let balance = self.ports.chain.token_balance(&agent.network, token, agent.address).await?;
         Ok((agent, balance))
     }
 
     /// The native balance of the caller's wallet on its network.
     pub async fn wallet_balance(&self, principal: &super::SessionPrincipal) -> Result<(Agent, Amount)> {
-        let agent = self.agent(principal.agent_id).await?;
+        let agent = principal.agent.clone();
         let balance = self.ports.chain.native_balance(&agent.network, agent.address).await?;
         Ok((agent, balance))
     }

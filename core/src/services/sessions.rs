@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{Waiaas, cursor, page_limit};
-use crate::domain::{AgentStatus, Session, SessionConstraints};
+use crate::domain::{Agent, AgentStatus, Session, SessionConstraints};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Actor, Event, EventType, RequestContext};
 use crate::ports::{Entropy, Page, SettingsRepo};
@@ -59,7 +59,8 @@ pub struct IssuedSession {
 #[derive(Clone, Debug)]
 pub struct SessionPrincipal {
     pub session_id: SessionId,
-    pub agent_id: AgentId,
+    /// The session's agent as read when the token was checked (ACTIVE then).
+    pub agent: Agent,
     pub context: RequestContext,
 }
 
@@ -214,15 +215,11 @@ impl Waiaas {
         }
         let agent = self.agent(session.agent_id).await?;
         ensure_agent_usable(agent.status)?;
-        Ok(SessionPrincipal {
-            session_id,
-            agent_id: session.agent_id,
-            context: RequestContext { actor: Actor::Session(session_id), ip },
-        })
+        Ok(SessionPrincipal { session_id, agent, context: RequestContext { actor: Actor::Session(session_id), ip } })
     }
 }
 
-fn ensure_agent_usable(status: AgentStatus) -> Result<()> {
+pub(super) fn ensure_agent_usable(status: AgentStatus) -> Result<()> {
     match status {
         AgentStatus::Active => Ok(()),
         AgentStatus::Suspended => Err(Error::new(ErrorCode::AgentSuspended, "the agent is suspended")),

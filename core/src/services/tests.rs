@@ -165,7 +165,7 @@ fn session_tokens_expire_by_the_clock_and_revoke_at_once() {
     let ctx = RequestContext::master(None);
     let issued = block_on(h.core.create_session(&ctx, h.agent_id, Some(60), None)).unwrap();
     let principal = block_on(h.core.authenticate_session(&issued.token, None)).expect("fresh token");
-    assert_eq!(principal.agent_id, h.agent_id);
+    assert_eq!(principal.agent.id, h.agent_id);
     h.clock.advance(59);
     block_on(h.core.authenticate_session(&issued.token, None)).expect("still valid");
     h.clock.advance(1);

@@ -169,12 +169,8 @@ impl Waiaas {
     pub async fn admission_gates(&self, principal: &SessionPrincipal, body: &serde_json::Value) -> Result<Admissible> {
         let (kind, network) = TxKind::parse(body)?;
         self.ensure_not_locked()?;
-        let agent = self.agent(principal.agent_id).await?;
-        match agent.status {
-            AgentStatus::Active => {}
-            AgentStatus::Suspended => return Err(Error::new(ErrorCode::AgentSuspended, "the agent is suspended")),
-            AgentStatus::Terminated => return Err(Error::new(ErrorCode::AgentTerminated, "the agent is terminated")),
-        }
+        let agent = principal.agent.clone();
+        super::sessions::ensure_agent_usable(agent.status)?;
         let network = network.unwrap_or_else(|| agent.network.clone());
         if !self.ports.chain.networks().contains(&network) {
             return Err(Error::new(ErrorCode::NetworkNotConfigured, format!("network {network:?} is not configured")));
@@ -255,7 +251,7 @@ impl Waiaas {
     /// One of the caller's transactions (another agent's id is `TX_NOT_FOUND`).
     pub async fn transaction(&self, principal: &SessionPrincipal, id: TxId) -> Result<TxRecord> {
         match self.ports.transactions.get(id).await? {
-            Some(record) if record.agent_id == principal.agent_id => Ok(record),
+            Some(record) if record.agent_id == principal.agent.id => Ok(record),
             _ => Err(Error::new(ErrorCode::TxNotFound, format!("transaction {id} not found"))),
         }
     }
@@ -268,7 +264,7 @@ impl Waiaas {
     ) -> Result<Page<TxRecord>> {
         let limit = page_limit(limit)?;
         let before = cursor.map(|c| cursor::decode_parsed::<TxId>("transactions", c)).transpose()?;
-        let mut items = self.ports.transactions.list(principal.agent_id, before, limit + 1).await?;
+        let mut items = self.ports.transactions.list(principal.agent.id, before, limit + 1).await?;
         let next_cursor = next_page(&mut items, limit, |t| cursor::encode("transactions", &t.id.to_string()));
         Ok(Page { items, next_cursor })
     }

@@ -67,8 +67,8 @@ pub struct WalletApi;
 impl WalletApi {
     /// The calling agent's address.
     #[oai(path = "/v1/wallet/address", method = "get", operation_id = "walletAddress")]
-    async fn address(&self, auth: SessionAuth, state: Data<&Arc<ServerState>>) -> ApiResult<Json<WalletAddressDto>> {
-        let agent = state.core.agent(auth.0.agent_id).await?;
+    async fn address(&self, auth: SessionAuth) -> ApiResult<Json<WalletAddressDto>> {
+        let agent = auth.0.agent;
         Ok(Json(WalletAddressDto {
             agent_id: agent.id.as_uuid(),
             chain: agent.chain.as_str().to_owned(),
