@@ -50,7 +50,7 @@ pub fn app(state: ServerState) -> impl Endpoint<Output = Response> {
     let service = openapi::service();
     let document = openapi_document();
     let docs = service.swagger_ui();
-    let http_metrics = metrics::HttpMetrics::new(Arc::clone(&state.core.ports().metrics), &document);
+    let http_metrics = metrics::HttpMetrics::new(Arc::clone(&state.core.ports().metrics));
     Route::new()
         .at(
             "/openapi.json",

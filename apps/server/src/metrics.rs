@@ -112,35 +112,18 @@ pub struct HttpMetrics {
     templates: Arc<HashMap<String, String>>,
 }
 
-/// Poem's pattern of each OpenAPI path (`/v1/agents/:param0`) → the document's template (`/v1/agents/{id}`).
-fn templates(document: &str) -> HashMap<String, String> {
-    let parsed: serde_json::Value = serde_json::from_str(document).unwrap_or_default();
-    let Some(paths) = parsed.get("paths").and_then(|p| p.as_object()) else { return HashMap::new() };
-    paths
-        .keys()
-        .map(|template| {
-            let mut index = 0;
-            let pattern = template
-                .split('/')
-                .map(|segment| {
-                    if segment.starts_with('{') && segment.ends_with('}') {
-                        index += 1;
-                        format!(":param{}", index - 1)
-                    } else {
-                        segment.to_owned()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("/");
-            (pattern, template.clone())
-        })
+/// Poem's pattern of each documented path (`/v1/agents/:param0`) → its template (`/v1/agents/{id}`).
+fn templates() -> HashMap<String, String> {
+    crate::openapi::path_templates()
+        .into_iter()
+        .map(|template| (crate::openapi::routed_pattern(&template), template))
         .collect()
 }
 
 impl HttpMetrics {
-    /// `document`: the OpenAPI document, whose path templates name the routes.
-    pub fn new(registry: Arc<dyn MetricsRegistry>, document: &str) -> Self {
-        HttpMetrics { registry, templates: Arc::new(templates(document)) }
+    /// Routes are named by the API's documented path templates.
+    pub fn new(registry: Arc<dyn MetricsRegistry>) -> Self {
+        HttpMetrics { registry, templates: Arc::new(templates()) }
     }
 }
 
@@ -205,10 +188,9 @@ impl<E: Endpoint> Endpoint for HttpMetricsEndpoint<E> {
 mod tests {
     #[test]
     fn poem_patterns_map_to_document_templates() {
-        let document = r#"{"paths": {"/v1/agents/{id}": {}, "/v1/agents": {}, "/v1/x/{a}/y/{b}": {}}}"#;
-        let map = super::templates(document);
+        let map = super::templates();
         assert_eq!(map["/v1/agents/:param0"], "/v1/agents/{id}");
         assert_eq!(map["/v1/agents"], "/v1/agents");
-        assert_eq!(map["/v1/x/:param0/y/:param1"], "/v1/x/{a}/y/{b}");
+        assert_eq!(map["/v1/transactions/:param0/cancel"], "/v1/transactions/{id}/cancel");
     }
 }

@@ -32,8 +32,31 @@ pub fn openapi_document() -> String {
     document
 }
 
-/// The documented name of a path parameter. poem-openapi routes the i-th `{name}` of an operation's path as
-/// `param{i}` and reports parse failures under that name; this maps it back for error messages.
+/// The route pattern poem reports for a documented path: poem-openapi routes the i-th `{name}` of a path as
+/// `:param{i}` (`/v1/agents/{id}` → `/v1/agents/:param0`).
+pub fn routed_pattern(template: &str) -> String {
+    let mut index = 0;
+    template
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') && segment.ends_with('}') {
+                index += 1;
+                format!(":param{}", index - 1)
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Every documented path template, e.g. `/v1/agents/{id}`.
+pub fn path_templates() -> Vec<String> {
+    <Apis as OpenApi>::meta().into_iter().flat_map(|api| api.paths).map(|path| path.path.to_string()).collect()
+}
+
+/// The documented name of a path parameter. poem-openapi reports parse failures of the i-th `{name}` of an
+/// operation's path under `param{i}`; this maps it back for error messages.
 pub fn path_param_name(operation_id: &str, routed_name: &str) -> Option<String> {
     static TABLE: OnceLock<HashMap<&'static str, Vec<String>>> = OnceLock::new();
     let table = TABLE.get_or_init(|| {
@@ -99,5 +122,8 @@ mod tests {
         assert_eq!(path_param_name("renewSession", "param0").as_deref(), Some("id"));
         assert_eq!(path_param_name("getAgent", "param1"), None);
         assert_eq!(path_param_name("nope", "param0"), None);
+        assert_eq!(routed_pattern("/v1/x/{a}/y/{b}"), "/v1/x/:param0/y/:param1");
+        assert_eq!(routed_pattern("/v1/agents"), "/v1/agents");
+        assert!(path_templates().iter().any(|t| t == "/v1/agents/{id}"));
     }
 }
