@@ -339,9 +339,15 @@ fn scheduled_backups_are_audited_and_pruned_to_the_retention_count() {
     let listed = admin.list_backups().unwrap();
     assert!(listed.data.len() <= 3, "retention not applied: {:?}", listed.data);
     assert!(listed.last_success_at.is_some());
-    // An API-made archive with PBKDF2.
-    let made = admin.create_backup(BackupKdf::Pbkdf2).expect("create backup");
-    let shown = ok(&run_cli(daemon.data_dir(), &["backup", "inspect", &made.path], &[]));
+    // API-made archives with PBKDF2, several at once while the schedule keeps running and pruning: each one
+    // succeeds under its own name.
+    let made: Vec<_> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..4).map(|_| s.spawn(|| admin.create_backup(BackupKdf::Pbkdf2))).collect();
+        calls.into_iter().map(|c| c.join().expect("backup thread").expect("create backup")).collect()
+    });
+    let names: std::collections::BTreeSet<_> = made.iter().map(|m| m.name.clone()).collect();
+    assert_eq!(names.len(), made.len(), "two backups share a name: {names:?}");
+    let shown = ok(&run_cli(daemon.data_dir(), &["backup", "inspect", &made[0].path], &[]));
     assert!(shown.contains("pbkdf2-sha256"), "{shown}");
 }
 

@@ -165,7 +165,12 @@ pub fn list_archives(dir: &Path) -> Result<Vec<ArchiveInfo>> {
         if name.starts_with('.') || !name.ends_with(&suffix) {
             continue;
         }
-        let meta = entry.metadata().map_err(|e| io_err("stat", &entry.path(), e))?;
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            // Removed since the directory was read (pruned meanwhile): not listed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err("stat", &entry.path(), e)),
+        };
         if meta.is_file() {
             out.push(ArchiveInfo { path: entry.path(), size: meta.len() });
         }

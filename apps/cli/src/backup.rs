@@ -92,11 +92,14 @@ pub struct FsBackupStore {
     password: Zeroizing<String>,
     /// Percent progress on stderr (the CLI; the daemon logs instead).
     progress: bool,
+    /// One archive operation at a time: a scheduled backup, an API-made one and the pruning after them would
+    /// otherwise race for the snapshot file, the archive name and the files being pruned.
+    exclusive: tokio::sync::Mutex<()>,
 }
 
 impl FsBackupStore {
     pub fn new(dir: DataDir, db: Database, out_dir: PathBuf, password: Zeroizing<String>) -> Self {
-        FsBackupStore { dir, db, out_dir, password, progress: false }
+        FsBackupStore { dir, db, out_dir, password, progress: false, exclusive: tokio::sync::Mutex::new(()) }
     }
 
     /// Prints percent progress to stderr while sealing.
@@ -109,6 +112,7 @@ impl FsBackupStore {
 #[async_trait]
 impl BackupStore for FsBackupStore {
     async fn create(&self, kdf: Kdf, now: UnixSeconds) -> waiaas_core::Result<BackupInfo> {
+        let _exclusive = self.exclusive.lock().await;
         waiaas_fs::ensure_private_dir(&self.out_dir)?;
         let snapshot = self.out_dir.join(format!(".snapshot-{}-{}.db", fsb::utc_stamp(now.0), std::process::id()));
         let _ = std::fs::remove_file(&snapshot);
@@ -147,10 +151,20 @@ impl BackupStore for FsBackupStore {
     }
 
     async fn list(&self) -> waiaas_core::Result<Vec<BackupInfo>> {
-        fsb::list_archives(&self.out_dir)?.iter().map(|a| info_of(&a.path)).collect()
+        // An archive pruned between the directory read and the stat is simply no longer listed.
+        let mut listed = Vec::new();
+        for archive in fsb::list_archives(&self.out_dir)? {
+            match std::fs::metadata(&archive.path) {
+                Ok(meta) => listed.push(info_from(&archive.path, &meta)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::internal(e)),
+            }
+        }
+        Ok(listed)
     }
 
     async fn prune(&self, keep: usize) -> waiaas_core::Result<Vec<String>> {
+        let _exclusive = self.exclusive.lock().await;
         Ok(fsb::prune(&self.out_dir, keep)?
             .into_iter()
             .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
@@ -159,19 +173,22 @@ impl BackupStore for FsBackupStore {
 }
 
 fn info_of(path: &Path) -> waiaas_core::Result<BackupInfo> {
-    let meta = std::fs::metadata(path).map_err(Error::internal)?;
+    Ok(info_from(path, &std::fs::metadata(path).map_err(Error::internal)?))
+}
+
+fn info_from(path: &Path, meta: &std::fs::Metadata) -> BackupInfo {
     let created_at = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    Ok(BackupInfo {
+    BackupInfo {
         name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         location: path.display().to_string(),
         size: meta.len(),
         created_at: UnixSeconds(created_at),
-    })
+    }
 }
 
 /// The scheduler: every `interval` seconds a backup through the core (audited, last success recorded), then
