@@ -20,6 +20,7 @@ pub enum AmountError {
 
 impl Amount {
     pub const ZERO: Amount = Amount(U256::ZERO);
+    pub const MAX: Amount = Amount(U256::MAX);
 
     pub fn from_u128(value: u128) -> Self {
         Amount(U256::from(value))
@@ -31,6 +32,10 @@ impl Amount {
 
     pub fn saturating_add(self, other: Amount) -> Amount {
         Amount(self.0.saturating_add(other.0))
+    }
+
+    pub fn checked_sub(self, other: Amount) -> Option<Amount> {
+        self.0.checked_sub(other.0).map(Amount)
     }
 
     pub fn saturating_sub(self, other: Amount) -> Amount {

@@ -140,9 +140,9 @@ fn in_force(policies: &[Policy], policy_type: PolicyType) -> Vec<&Policy> {
 }
 
 /// How far back an evaluation under `policies` needs the agent's requests: the longest RATE_LIMIT window, or a
-/// day when a daily USD limit is in force; nothing (`now`) when neither is, so an admission reads no history.
-pub fn history_since(policies: &[Policy], now: UnixSeconds) -> UnixSeconds {
-    let needed = policies
+/// day when a daily USD limit is in force; `None` when neither is, so an admission reads no history.
+pub fn history_since(policies: &[Policy], now: UnixSeconds) -> Option<UnixSeconds> {
+    policies
         .iter()
         .filter(|p| p.enabled)
         .filter_map(|p| match &p.rules {
@@ -151,8 +151,7 @@ pub fn history_since(policies: &[Policy], now: UnixSeconds) -> UnixSeconds {
             _ => None,
         })
         .max()
-        .unwrap_or(0);
-    now.plus_seconds(-needed)
+        .map(|needed| now.plus_seconds(-needed))
 }
 
 /// The period of the daily USD limit.

@@ -340,11 +340,12 @@ pub struct TxUpdate {
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait TxRepo: Send + Sync {
-    /// In one write transaction: reads the agent's snapshot (requests since `since`), calls `decide`, inserts
-    /// the row and writes its events as audit rows. Two concurrent admissions never see each other half-done.
-    async fn admit(&self, agent: AgentId, since: UnixSeconds, decide: Decide) -> Result<TxRecord>;
+    /// In one write transaction: reads the agent's snapshot at `now` (its policies in force, its reserved totals
+    /// and the requests those policies need, [`crate::policy_engine::history_since`]), calls `decide`, inserts the
+    /// row and writes its events as audit rows. Two concurrent admissions never see each other half-done.
+    async fn admit(&self, agent: AgentId, now: UnixSeconds, decide: Decide) -> Result<TxRecord>;
     /// The same snapshot, read-only (simulate).
-    async fn snapshot(&self, agent: AgentId, since: UnixSeconds) -> Result<AdmissionSnapshot>;
+    async fn snapshot(&self, agent: AgentId, now: UnixSeconds) -> Result<AdmissionSnapshot>;
     async fn get(&self, id: TxId) -> Result<Option<TxRecord>>;
     /// The agent's rows newest first.
     async fn list(&self, agent: AgentId, before: Option<TxId>, limit: u32) -> Result<Vec<TxRecord>>;

@@ -342,8 +342,9 @@ fn scheduled_backups_are_audited_and_pruned_to_the_retention_count() {
     // API-made archives with PBKDF2, several at once while the schedule keeps running and pruning: each one
     // succeeds under its own name.
     let made: Vec<_> = std::thread::scope(|s| {
-        let calls: Vec<_> = (0..4).map(|_| s.spawn(|| admin.create_backup(BackupKdf::Pbkdf2))).collect();
-        calls.into_iter().map(|c| c.join().expect("backup thread").expect("create backup")).collect()
+        let calls: Vec<_> =
+            (0..4).map(|_| s.spawn(|| admin.create_backup(BackupKdf::Pbkdf2).expect("create backup"))).collect();
+        calls.into_iter().map(|c| c.join().expect("backup thread")).collect()
     });
     let names: std::collections::BTreeSet<_> = made.iter().map(|m| m.name.clone()).collect();
     assert_eq!(names.len(), made.len(), "two backups share a name: {names:?}");
@@ -581,7 +582,11 @@ fn restore_migrates_an_older_schema_forward() {
     assert!(run_cli(target.path(), &["init"], &[]).status.success());
     ok(&run_cli(target.path(), &["restore", "--force", "--from", file.to_str().unwrap()], &pw()));
     let daemon = Daemon::start_on(target, DaemonOptions::default());
-    assert_eq!(daemon.client().health().unwrap().schema_version, 2, "migrated forward");
+    assert_eq!(
+        daemon.client().health().unwrap().schema_version,
+        waiaas_sqlite::Database::latest_schema_version(),
+        "migrated forward"
+    );
     let agents = daemon.admin().list_agents(&ListParams::default()).unwrap();
     assert_eq!(agents.data.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [agent_id]);
 }

@@ -25,34 +25,61 @@ const TABLE: &str = "audit_logs";
 const COLUMNS: &str = "id, created_at, event_type, agent_id, session_id, tx_id, actor, severity, details, \
                        ip_address, prev_hash, hash";
 
+/// Rows per multi-row `INSERT` (11 parameters each, far below SQLite's limit on bound parameters).
+const ROWS_PER_INSERT: usize = 256;
+
 /// Appends `event` as the next audit row, chained to the latest one, on a connection that is inside a write
-/// transaction (the caller commits). Returns the new row's id.
-pub(crate) async fn append_audit(conn: &mut SqliteConnection, event: &Event) -> Result<i64> {
-    let prev: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_logs ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    let prev = prev.unwrap_or_else(|| GENESIS_HASH.to_owned());
-    let hash = chain_hash(&prev, event);
-    let done = sqlx::query(
-        "INSERT INTO audit_logs (created_at, event_type, agent_id, session_id, tx_id, actor, severity, details, \
-         ip_address, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(event.created_at.0)
-    .bind(event.event_type.as_str())
-    .bind(event.agent_id.map(|id| id.to_string()))
-    .bind(event.session_id.map(|id| id.to_string()))
-    .bind(event.tx_id.map(|id| id.to_string()))
-    .bind(event.actor.to_wire())
-    .bind(event.severity.as_str())
-    .bind(event.details.to_string())
-    .bind(event.ip_address.map(|ip| ip.to_string()))
-    .bind(prev)
-    .bind(hash)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    Ok(done.last_insert_rowid())
+/// transaction (the caller commits).
+pub(crate) async fn append_audit(conn: &mut SqliteConnection, event: &Event) -> Result<()> {
+    append_audits(conn, std::slice::from_ref(event)).await
+}
+
+/// Appends `events` in order as the next audit rows, each chained to the one before, on a connection inside a
+/// write transaction (the caller commits).
+pub(crate) async fn append_audits(conn: &mut SqliteConnection, events: &[Event]) -> Result<()> {
+    if !events.is_empty() {
+        append_audits_after(conn, None, events).await?;
+    }
+    Ok(())
+}
+
+/// [`append_audits`] after `latest`, the hash of the chain's last row when the caller knows it (it wrote that row
+/// in this transaction); `None` reads it. Returns the hash of the chain's last row afterwards.
+pub(crate) async fn append_audits_after(
+    conn: &mut SqliteConnection,
+    latest: Option<String>,
+    events: &[Event],
+) -> Result<String> {
+    let mut prev = match latest {
+        Some(hash) => hash,
+        None => sqlx::query_scalar::<_, String>("SELECT hash FROM audit_logs ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?
+            .unwrap_or_else(|| GENESIS_HASH.to_owned()),
+    };
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO audit_logs (created_at, event_type, agent_id, session_id, tx_id, actor, severity, details, \
+             ip_address, prev_hash, hash) ",
+        );
+        insert.push_values(chunk, |mut row, event| {
+            let hash = chain_hash(&prev, event);
+            row.push_bind(event.created_at.0)
+                .push_bind(event.event_type.as_str())
+                .push_bind(event.agent_id.map(|id| id.to_string()))
+                .push_bind(event.session_id.map(|id| id.to_string()))
+                .push_bind(event.tx_id.map(|id| id.to_string()))
+                .push_bind(event.actor.to_wire())
+                .push_bind(event.severity.as_str())
+                .push_bind(event.details.to_string())
+                .push_bind(event.ip_address.map(|ip| ip.to_string()))
+                .push_bind(std::mem::replace(&mut prev, hash.clone()))
+                .push_bind(hash);
+        });
+        insert.build().execute(&mut *conn).await.map_err(db_err)?;
+    }
+    Ok(prev)
 }
 
 /// Parses the stored form of an [`Actor`] (see [`Actor::to_wire`]).
@@ -546,6 +573,26 @@ mod tests {
         seed(&t, &agents, TxId::generate(&t.clock, &t.entropy)).await;
         sqlx::query("DELETE FROM audit_logs WHERE id = 40").execute(&t.db.pools.writer).await.unwrap();
         assert_eq!(verify_stored_chain(&t, 7).await, Err(ChainBreak::LinkBroken { id: 41 }));
+    }
+
+    /// Many events in one call (the kill switch cancelling hundreds of requests) span several multi-row
+    /// statements; the rows keep their order and the chain links across the statement borders.
+    #[tokio::test]
+    async fn a_batch_larger_than_one_statement_chains_in_order() {
+        let t = TestDb::new().await;
+        t.db.audit().append(&Event::new(EventType::TxQueued, &RequestContext::system(), UnixSeconds(1))).await.unwrap();
+        let events: Vec<Event> = (0..2 * ROWS_PER_INSERT + 3)
+            .map(|i| {
+                Event::new(EventType::TxCancelled, &RequestContext::system(), UnixSeconds(2))
+                    .details(serde_json::json!({ "i": i }))
+            })
+            .collect();
+        let mut tx = t.db.pools.begin_write().await.unwrap();
+        append_audits(&mut tx, &events).await.unwrap();
+        tx.commit().await.unwrap();
+        let stored: Vec<Event> = t.db.audit_chain(1, 1_000).await.unwrap().into_iter().map(|r| r.event).collect();
+        assert_eq!(stored, events);
+        assert_eq!(verify_stored_chain(&t, 100).await, Ok(1 + events.len() as u64));
     }
 
     #[tokio::test]

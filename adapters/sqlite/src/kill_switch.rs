@@ -9,10 +9,10 @@ use waiaas_core::event::Event;
 use waiaas_core::ports::{ActivationEffects, EventFromEffects, KillSwitchRepo};
 use waiaas_core::{Error, Result, UnixSeconds};
 
-use crate::Pools;
-use crate::audit::append_audit;
+use crate::audit::append_audits;
 use crate::error::{db_err, decode_err};
 use crate::transactions::cancellable_statuses;
+use crate::{Pools, reserved};
 
 const TABLE: &str = "kill_switch";
 
@@ -61,7 +61,7 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
     }
 
     /// Revocation and update times are `new.changed_at`, which an activation must carry (the event is built only
-    /// once the effects are known). The cancelled rows become final, which releases their reservations. The event
+    /// once the effects are known). The cancelled rows become final and their reservations are released. The event
     /// `event` builds is the audit row written and is returned as written.
     async fn activate(&self, new: &KillSwitch, events: EventFromEffects) -> Result<(ActivationEffects, Vec<Event>)> {
         let now = new.changed_at.ok_or_else(|| Error::internal_msg("a kill-switch activation without its time"))?.0;
@@ -81,7 +81,7 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
             .map_err(db_err)?;
         let cancelled_rows = sqlx::query(&format!(
             "UPDATE transactions SET status = ?, error = ?, updated_at = ? WHERE status IN ({}) \
-             RETURNING id, agent_id",
+             RETURNING id, agent_id, reserved",
             cancellable_statuses()
         ))
         .bind(TxStatus::Cancelled.as_str())
@@ -94,6 +94,9 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
         for row in &cancelled_rows {
             let id: String = row.try_get("id").map_err(db_err)?;
             let agent: String = row.try_get("agent_id").map_err(db_err)?;
+            let held: String = row.try_get("reserved").map_err(db_err)?;
+            let held = reserved::from_json(&held).map_err(|what| decode_err("transactions", "reserved", what))?;
+            reserved::release(&mut tx, &agent, &held).await?;
             cancelled.push((
                 id.parse().map_err(|_| decode_err("transactions", "id", "not a UUID"))?,
                 agent.parse().map_err(|_| decode_err("transactions", "agent_id", "not a UUID"))?,
@@ -107,9 +110,7 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
             cancelled,
         };
         let events = events(&effects);
-        for event in &events {
-            append_audit(&mut tx, event).await?;
-        }
+        append_audits(&mut tx, &events).await?;
         tx.commit().await.map_err(db_err)?;
         Ok((effects, events))
     }

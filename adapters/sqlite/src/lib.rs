@@ -14,6 +14,7 @@
 //! The transaction pipeline's storage ([`transactions`]) runs each admission (snapshot, policy decision, insert,
 //! events) as one write transaction, so concurrent requests of an agent see each other's reservations.
 
+mod admission;
 pub mod agents;
 #[cfg(test)]
 mod atomicity_tests;
@@ -21,6 +22,7 @@ pub mod audit;
 mod error;
 pub mod kill_switch;
 pub mod policies;
+mod reserved;
 pub mod sessions;
 pub mod settings;
 #[cfg(test)]
@@ -122,7 +124,8 @@ pub struct Database {
 
 impl Database {
     /// Opens the database at `path`, creating the file (mode 0600 on Unix: it holds the password hash and the
-    /// token signing key) if it does not exist, and applies pending migrations. The parent directory must exist.
+    /// token signing key) if it does not exist, applies pending migrations and
+    /// recomputes the reserved totals from the rows. The parent directory must exist.
     pub async fn open(path: &Path) -> Result<Database> {
         create_private_file(path)?;
         let base = SqliteConnectOptions::new().filename(path).busy_timeout(BUSY_TIMEOUT).foreign_keys(true);
@@ -131,18 +134,25 @@ impl Database {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal);
+        // No ping before each use: a connection to a local file does not go stale, and the ping is a round trip
+        // to the connection's thread that costs as much as a small query.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .test_before_acquire(false)
             .connect_with(writer_options)
             .await
             .map_err(db_err)?;
         MIGRATOR.run(&writer).await.map_err(Error::internal)?;
+        let mut rebuild = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        reserved::rebuild(&mut rebuild).await?;
+        rebuild.commit().await.map_err(db_err)?;
         // The journal mode is persistent (set by the writer above); readers only read.
         let reader = SqlitePoolOptions::new()
             .max_connections(READER_CONNECTIONS)
+            .test_before_acquire(false)
             .connect_with(base.read_only(true))
             .await
             .map_err(db_err)?;
@@ -293,7 +303,7 @@ mod tests {
         assert!(!path.exists());
         let db = Database::open(&path).await.unwrap();
         assert!(path.exists());
-        assert_eq!(db.schema_version(), 2);
+        assert_eq!(db.schema_version(), 3);
         assert_eq!(db.schema_version(), Database::latest_schema_version());
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
@@ -302,7 +312,19 @@ mod tests {
         .fetch_all(&db.pools.reader)
         .await
         .unwrap();
-        assert_eq!(tables, ["agents", "audit_logs", "kill_switch", "policies", "sessions", "settings", "transactions"]);
+        assert_eq!(
+            tables,
+            [
+                "agents",
+                "audit_logs",
+                "kill_switch",
+                "policies",
+                "reserved_totals",
+                "sessions",
+                "settings",
+                "transactions"
+            ]
+        );
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&db.pools.writer).await.unwrap();
         assert_eq!(mode, "wal");
         let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&db.pools.writer).await.unwrap();
@@ -314,10 +336,10 @@ mod tests {
         db.close().await;
 
         let db = Database::open(&path).await.unwrap();
-        assert_eq!(db.schema_version(), 2);
+        assert_eq!(db.schema_version(), 3);
         let applied: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&db.pools.reader).await.unwrap();
-        assert_eq!(applied, 2, "reopening applies nothing again");
+        assert_eq!(applied, 3, "reopening applies nothing again");
         let kill_rows: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM kill_switch").fetch_one(&db.pools.reader).await.unwrap();
         assert_eq!(kill_rows, 1, "the seed row is not duplicated");
@@ -375,7 +397,7 @@ mod tests {
         }
 
         let db = Database::open(&path).await.unwrap();
-        assert_eq!(db.schema_version(), 2);
+        assert_eq!(db.schema_version(), Database::latest_schema_version());
         let old = db.transactions().get(old_id).await.unwrap().expect("the old row survives");
         assert_eq!(
             (old.status, old.tx_hash.as_deref(), old.reserved.as_slice(), old.attempts, old.raw_tx, old.usd_value),
@@ -404,7 +426,7 @@ mod tests {
         new.admit(&record).await;
         let snapshot = new.db.transactions().snapshot(agent.id, waiaas_core::UnixSeconds(0)).await.unwrap();
         assert_eq!(snapshot.reserved, [(Asset::Native, Amount::from_u128(4))]);
-        assert_eq!(snapshot.recent.len(), 2);
+        assert_eq!(new.db.transactions().list(agent.id, None, 10).await.unwrap().len(), 2);
         new.db.close().await;
     }
 

@@ -3,9 +3,9 @@
 //! * **Admission** ([`TxRepo::admit`]) is one `BEGIN IMMEDIATE` transaction on the writer connection: the agent's
 //!   snapshot is read, the core's pure `decide` runs, the row and its events (as audit rows) are written, then it
 //!   commits. Writes are serialized, so a second admission for the agent sees the first one's reservation.
-//! * **Reservations** are a JSON array per row (`reserved`); the snapshot sums them per asset, as 256-bit amounts
-//!   in Rust, over the agent's rows that are not final (native coin first, then tokens by address). A row that
-//!   reaches a final status releases its reservation without any write to it.
+//! * **Reservations** are a JSON array per row (`reserved`); the snapshot reads their per-asset sum over the
+//!   agent's non-final rows from `reserved_totals`, which the admission and every move to a final status keep in
+//!   the same transaction (see [`crate::reserved`]).
 //! * **Status moves** ([`TxRepo::transition`]) are compare-and-set on `(id, status)` with their audit row in the
 //!   same transaction; a lost race writes nothing.
 //!
@@ -16,16 +16,17 @@
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
-use waiaas_core::domain::{Asset, EvmAddress, TxKind, TxStatus};
+use tokio::sync::{mpsc, oneshot};
+use waiaas_core::domain::{Policy, TxKind, TxStatus};
 use waiaas_core::event::Event;
-use waiaas_core::policy_engine::Tier;
+use waiaas_core::policy_engine::{Tier, history_since};
 use waiaas_core::ports::{AdmissionSnapshot, Decide, RecentTx, TxRecord, TxRepo, TxUpdate};
-use waiaas_core::{AgentId, Amount, Error, ErrorCode, Result, SessionId, TxId, UnixSeconds};
+use waiaas_core::{AgentId, Error, ErrorCode, Result, SessionId, TxId, UnixSeconds};
 
 use crate::audit::append_audit;
 use crate::error::{db_err, decode_err, is_foreign_key_violation, not_found};
-use crate::policies;
 use crate::{Pools, keyset_page};
+use crate::{admission, policies, reserved};
 
 const TABLE: &str = "transactions";
 
@@ -37,80 +38,15 @@ const COLUMNS: &str = "id, agent_id, session_id, network, request, status, tier,
 /// Most rows one [`TxRepo::work`] call returns; the rest come on the next calls, oldest first.
 pub const WORK_BATCH: u32 = 256;
 
-/// The stored asset of the native coin in `reserved`.
-const NATIVE: &str = "native";
-
 /// `'A', 'B', ...`: an SQL list of the statuses matching `keep`. The strings are the core's constants, never
 /// input, so they are written into the statement (one statement text per query, cached by sqlx).
-fn status_list(keep: impl Fn(TxStatus) -> bool) -> String {
+pub(crate) fn status_list(keep: impl Fn(TxStatus) -> bool) -> String {
     TxStatus::ALL.into_iter().filter(|s| keep(*s)).map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
-}
-
-/// The statuses whose reservation counts: every status that is not final.
-fn holding_statuses() -> String {
-    status_list(|s| !s.is_final())
 }
 
 /// The statuses the kill switch cancels: those the state machine lets be cancelled (not yet signed).
 pub(crate) fn cancellable_statuses() -> String {
     status_list(|s| s.cancel().is_ok())
-}
-
-fn asset_to_str(asset: &Asset) -> String {
-    match asset {
-        Asset::Native => NATIVE.to_owned(),
-        Asset::Token(address) => address.to_string(),
-    }
-}
-
-/// The stored form of a reservation: `[{"asset": "native" | "0x…", "amount": "<decimal>"}, ...]`.
-fn reserved_to_json(reserved: &[(Asset, Amount)]) -> String {
-    let items: Vec<serde_json::Value> = reserved
-        .iter()
-        .map(|(asset, amount)| serde_json::json!({ "asset": asset_to_str(asset), "amount": amount.to_string() }))
-        .collect();
-    serde_json::Value::Array(items).to_string()
-}
-
-/// Parses the stored form of a reservation. The error names what is wrong, never the stored value.
-fn reserved_from_json(raw: &str) -> std::result::Result<Vec<(Asset, Amount)>, &'static str> {
-    let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| "not JSON")?;
-    let items = value.as_array().ok_or("not an array")?;
-    items
-        .iter()
-        .map(|item| {
-            let object = item.as_object().filter(|o| o.len() == 2).ok_or("an item is not {asset, amount}")?;
-            let asset = match object.get("asset").and_then(|a| a.as_str()).ok_or("an item has no asset")? {
-                NATIVE => Asset::Native,
-                address => Asset::Token(address.parse::<EvmAddress>().map_err(|_| "an asset is not an address")?),
-            };
-            let amount = object
-                .get("amount")
-                .and_then(|a| a.as_str())
-                .ok_or("an item has no amount")?
-                .parse::<Amount>()
-                .map_err(|_| "an amount is not a decimal string")?;
-            Ok((asset, amount))
-        })
-        .collect()
-}
-
-/// The order of assets in a snapshot: the native coin, then tokens by address.
-fn asset_order(asset: &Asset) -> Option<String> {
-    match asset {
-        Asset::Native => None,
-        Asset::Token(address) => Some(address.to_string().to_lowercase()),
-    }
-}
-
-/// Adds `more` into `totals`, per asset.
-fn add_reserved(totals: &mut Vec<(Asset, Amount)>, more: Vec<(Asset, Amount)>) {
-    for (asset, amount) in more {
-        match totals.iter_mut().find(|(a, _)| *a == asset) {
-            Some((_, total)) => *total = total.saturating_add(amount),
-            None => totals.push((asset, amount)),
-        }
-    }
 }
 
 /// The amount shown in the `amount` column (the leaf's amount or value; none for a batch). Never read back.
@@ -152,7 +88,7 @@ fn record_from_row(row: &SqliteRow) -> Result<TxRecord> {
         kind,
         status: TxStatus::parse(&text("status")?).ok_or_else(|| bad("status", "unknown status"))?,
         tier,
-        reserved: reserved_from_json(&text("reserved")?).map_err(|what| bad("reserved", what))?,
+        reserved: reserved::from_json(&text("reserved")?).map_err(|what| bad("reserved", what))?,
         usd_value: row.try_get("usd_value").map_err(db_err)?,
         execute_after: opt_time("execute_after")?,
         approval_deadline: opt_time("approval_deadline")?,
@@ -168,7 +104,7 @@ fn record_from_row(row: &SqliteRow) -> Result<TxRecord> {
 }
 
 /// Inserts `record` as a new row on a connection inside a write transaction.
-async fn insert_record(conn: &mut SqliteConnection, record: &TxRecord) -> Result<()> {
+pub(crate) async fn insert_record(conn: &mut SqliteConnection, record: &TxRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO transactions (id, agent_id, session_id, type, status, tier, network, to_address, amount, \
          request, reserved, usd_value, execute_after, approval_deadline, approved_at, reason_code, tx_hash, raw_tx, \
@@ -185,7 +121,7 @@ async fn insert_record(conn: &mut SqliteConnection, record: &TxRecord) -> Result
     .bind(record.kind.counterparty().map(|a| a.to_string()))
     .bind(display_amount(&record.kind))
     .bind(record.kind.to_json().to_string())
-    .bind(reserved_to_json(&record.reserved))
+    .bind(reserved::to_json(&record.reserved))
     .bind(record.usd_value)
     .bind(record.execute_after.map(|t| t.0))
     .bind(record.approval_deadline.map(|t| t.0))
@@ -207,11 +143,6 @@ async fn insert_record(conn: &mut SqliteConnection, record: &TxRecord) -> Result
         }
     })?;
     Ok(())
-}
-
-/// The agent's reservations: its non-final rows only (`idx_transactions_agent_status`).
-fn reserved_sql() -> String {
-    format!("SELECT reserved FROM transactions WHERE agent_id = ? AND status IN ({})", holding_statuses())
 }
 
 /// The agent's requests since a time, oldest first (`idx_transactions_agent_time`).
@@ -239,23 +170,27 @@ fn list_query(agent: AgentId, before: Option<TxId>, limit: u32) -> QueryBuilder<
     keyset_page(COLUMNS, TABLE, Some(agent.to_string()), before.map(|id| id.to_string()), limit)
 }
 
-/// Reads the agent's admission snapshot on `conn` (the writer inside `admit`'s transaction, or a reader inside a
-/// read transaction): one consistent view of its policies, reservations and recent requests.
-async fn read_snapshot(conn: &mut SqliteConnection, agent: AgentId, since: UnixSeconds) -> Result<AdmissionSnapshot> {
+/// Reads the agent's admission snapshot at `now` on a reader inside a read transaction (simulate; admissions
+/// read the same parts inside their write transaction, [`crate::admission`]).
+async fn read_snapshot(conn: &mut SqliteConnection, agent: AgentId, now: UnixSeconds) -> Result<AdmissionSnapshot> {
     let policies = policies::in_force(&mut *conn, agent).await?;
     let agent = agent.to_string();
+    let reserved = reserved::totals(&mut *conn, &agent).await?;
+    let recent = recent_requests(conn, &agent, &policies, now).await?;
+    Ok(AdmissionSnapshot { policies, reserved, recent })
+}
 
-    let stored: Vec<String> =
-        sqlx::query_scalar(&reserved_sql()).bind(&agent).fetch_all(&mut *conn).await.map_err(db_err)?;
-    let mut reserved = Vec::new();
-    for raw in stored {
-        add_reserved(&mut reserved, reserved_from_json(&raw).map_err(|what| decode_err(TABLE, "reserved", what))?);
-    }
-    reserved.sort_by_cached_key(|(asset, _)| asset_order(asset));
-
-    let rows = sqlx::query(RECENT_SQL).bind(&agent).bind(since.0).fetch_all(&mut *conn).await.map_err(db_err)?;
-    let recent = rows
-        .iter()
+/// The agent's requests that `policies` need at `now` ([`history_since`]): none when no RATE_LIMIT or daily USD
+/// limit is in force.
+pub(crate) async fn recent_requests(
+    conn: &mut SqliteConnection,
+    agent: &str,
+    policies: &[Policy],
+    now: UnixSeconds,
+) -> Result<Vec<RecentTx>> {
+    let Some(since) = history_since(policies, now) else { return Ok(Vec::new()) };
+    let rows = sqlx::query(RECENT_SQL).bind(agent).bind(since.0).fetch_all(&mut *conn).await.map_err(db_err)?;
+    rows.iter()
         .map(|row| {
             let status: String = row.try_get("status").map_err(db_err)?;
             Ok(RecentTx {
@@ -265,45 +200,39 @@ async fn read_snapshot(conn: &mut SqliteConnection, agent: AgentId, since: UnixS
                 denied: row.try_get("denied").map_err(db_err)?,
             })
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(AdmissionSnapshot { policies, reserved, recent })
+        .collect()
 }
 
 /// [`TxRepo`] over SQLite.
 #[derive(Clone, Debug)]
 pub struct SqliteTxRepo {
     pools: Pools,
+    admissions: mpsc::UnboundedSender<admission::Queued>,
 }
 
 impl SqliteTxRepo {
+    /// Starts the admission task ([`crate::admission`]) on the current runtime.
     pub(crate) fn new(pools: Pools) -> Self {
-        SqliteTxRepo { pools }
+        SqliteTxRepo { admissions: admission::start(pools.clone()), pools }
     }
 }
 
 #[async_trait]
 impl TxRepo for SqliteTxRepo {
-    /// Everything runs on the writer connection in one `BEGIN IMMEDIATE` transaction, so no other write (and no
-    /// other admission) interleaves between the snapshot and the insert. `decide` must return a row of `agent`.
-    async fn admit(&self, agent: AgentId, since: UnixSeconds, decide: Decide) -> Result<TxRecord> {
-        let mut tx = self.pools.begin_write().await?;
-        let snapshot = read_snapshot(&mut tx, agent, since).await?;
-        let (record, events) = decide(&snapshot);
-        if record.agent_id != agent {
-            return Err(Error::internal_msg("admission decided a row for another agent"));
-        }
-        insert_record(&mut tx, &record).await?;
-        for event in &events {
-            append_audit(&mut tx, event).await?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(record)
+    /// Queued to the admission task, which runs it in a `BEGIN IMMEDIATE` transaction on the writer connection
+    /// (grouped with the admissions queued meanwhile), so no other write interleaves between the snapshot and the
+    /// insert. `decide` must return a row of `agent`.
+    async fn admit(&self, agent: AgentId, now: UnixSeconds, decide: Decide) -> Result<TxRecord> {
+        let (answer, answered) = oneshot::channel();
+        let stopped = || Error::internal_msg("the admission task has stopped");
+        self.admissions.send(admission::Queued { agent, now, decide, answer }).map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
     }
 
     /// Read-only, on a reader connection, inside one read transaction (one consistent view).
-    async fn snapshot(&self, agent: AgentId, since: UnixSeconds) -> Result<AdmissionSnapshot> {
+    async fn snapshot(&self, agent: AgentId, now: UnixSeconds) -> Result<AdmissionSnapshot> {
         let mut tx = self.pools.reader.begin().await.map_err(db_err)?;
-        let snapshot = read_snapshot(&mut tx, agent, since).await?;
+        let snapshot = read_snapshot(&mut tx, agent, now).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(snapshot)
     }
@@ -339,13 +268,13 @@ impl TxRepo for SqliteTxRepo {
             return Err(Error::internal_msg(format!("illegal transaction move {} -> {}", from.as_str(), to.as_str())));
         }
         let mut tx = self.pools.begin_write().await?;
-        let done = sqlx::query(
+        let moved = sqlx::query(
             "UPDATE transactions SET status = ?, updated_at = COALESCE(?, updated_at), \
              tx_hash = COALESCE(?, tx_hash), raw_tx = COALESCE(?, raw_tx), \
              error = CASE WHEN ? THEN NULL ELSE COALESCE(?, error) END, \
              approved_at = COALESCE(?, approved_at), attempts = COALESCE(?, attempts), \
              execute_after = COALESCE(?, execute_after) \
-             WHERE id = ? AND status = ? AND (? IS NULL OR approved_at IS NULL)",
+             WHERE id = ? AND status = ? AND (? IS NULL OR approved_at IS NULL) RETURNING agent_id, reserved",
         )
         .bind(to.as_str())
         .bind(event.as_ref().map(|e| e.created_at.0))
@@ -359,12 +288,18 @@ impl TxRepo for SqliteTxRepo {
         .bind(id.to_string())
         .bind(from.as_str())
         .bind(update.approved_at.map(|t| t.0))
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
-        if done.rows_affected() == 0 {
+        let Some(moved) = moved else {
             tx.rollback().await.map_err(db_err)?;
             return Ok(false);
+        };
+        if to.is_final() && !from.is_final() {
+            let agent: String = moved.try_get("agent_id").map_err(db_err)?;
+            let held: String = moved.try_get("reserved").map_err(db_err)?;
+            let held = reserved::from_json(&held).map_err(|what| decode_err(TABLE, "reserved", what))?;
+            reserved::release(&mut tx, &agent, &held).await?;
         }
         if let Some(event) = &event {
             append_audit(&mut tx, event).await?;
@@ -390,8 +325,8 @@ mod tests {
     use std::sync::{Arc, Mutex, mpsc};
     use std::time::Duration;
 
-    use serde_json::json;
-    use waiaas_core::domain::{Policy, TokenRef};
+    use waiaas_core::Amount;
+    use waiaas_core::domain::{Asset, Policy, TokenRef};
     use waiaas_core::event::{EventType, RequestContext};
     use waiaas_core::ports::PolicyRepo;
 
@@ -458,32 +393,8 @@ mod tests {
     }
 
     #[test]
-    fn the_reservation_format_round_trips_and_refuses_what_it_does_not_know() {
-        let reserved = vec![(Asset::Native, amount(U256_MAX)), (Asset::Token(address(0xabc)), Amount::ZERO)];
-        let stored = reserved_to_json(&reserved);
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&stored).unwrap(),
-            json!([{"asset": "native", "amount": U256_MAX}, {"asset": address(0xabc).to_string(), "amount": "0"}])
-        );
-        assert_eq!(reserved_from_json(&stored), Ok(reserved));
-        assert_eq!(reserved_from_json("[]"), Ok(vec![]));
-        let lower = format!(r#"[{{"asset":"0x{:040x}","amount":"1"}}]"#, 0xabc);
-        assert_eq!(reserved_from_json(&lower), Ok(vec![(Asset::Token(address(0xabc)), Amount::from_u128(1))]));
-        for bad in [
-            "{}",
-            r#"[{"asset":"native"}]"#,
-            r#"[{"asset":"native","amount":"-1"}]"#,
-            r#"[{"asset":"native","amount":1}]"#,
-            r#"[{"asset":"ether","amount":"1"}]"#,
-            r#"[{"asset":"native","amount":"1","extra":true}]"#,
-        ] {
-            assert!(reserved_from_json(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn status_lists_follow_the_state_machine() {
-        assert_eq!(holding_statuses(), "'PENDING', 'QUEUED', 'EXECUTING', 'SUBMITTED'");
+        assert_eq!(reserved::holding_statuses(), "'PENDING', 'QUEUED', 'EXECUTING', 'SUBMITTED'");
         assert_eq!(cancellable_statuses(), "'PENDING', 'QUEUED'");
     }
 
@@ -641,8 +552,9 @@ mod tests {
             t.admit(&t.tx(other, TxStatus::Pending, 1)).await;
             mine.push(record);
         }
+        // The rate limit's window is 60 s: at `now` the snapshot reads back to `since`.
         let since = mine[1].created_at;
-        let snapshot = t.db.transactions().snapshot(agent, since).await.unwrap();
+        let snapshot = t.db.transactions().snapshot(agent, since.plus_seconds(60)).await.unwrap();
         assert_eq!(snapshot.policies, applicable);
         let expected: Vec<RecentTx> = mine[1..]
             .iter()
@@ -655,6 +567,13 @@ mod tests {
             .collect();
         assert_eq!(snapshot.recent, expected, "the agent's requests since `since`, inclusive, oldest first");
         assert!(snapshot.recent[1].denied && !snapshot.recent[0].denied);
+        // Without a rate or daily limit in force no history is read.
+        let unlimited = TestDb::new().await;
+        let agent = new_agent(&unlimited).await;
+        let record = unlimited.tx(agent, TxStatus::Pending, 1);
+        unlimited.admit(&record).await;
+        let snapshot = unlimited.db.transactions().snapshot(agent, record.created_at).await.unwrap();
+        assert_eq!((snapshot.recent, snapshot.reserved.len()), (vec![], 1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -943,13 +862,14 @@ mod tests {
             }
             let mut errors = vec![repo.get(record.id).await.unwrap_err(), repo.work(UnixSeconds(0)).await.unwrap_err()];
             if column == "reserved" {
-                errors.push(repo.snapshot(agent, UnixSeconds(0)).await.unwrap_err());
+                // Releasing it as the row becomes final reads it: the move fails and writes nothing.
+                let none = TxUpdate::default();
+                errors.push(
+                    repo.transition(record.id, TxStatus::Pending, TxStatus::Cancelled, &none, None).await.unwrap_err(),
+                );
             }
             for err in errors {
-                assert_eq!(err.code, ErrorCode::InternalError, "{column}");
-                let cause = err.internal.as_ref().unwrap().to_string();
-                assert!(cause.contains(&format!("transactions.{column}")), "{cause}");
-                assert!(!cause.contains("s3cr3t") && !err.message.contains("s3cr3t"), "{cause}");
+                assert_named_only(&err, &format!("transactions.{column}"));
             }
             sqlx::query(&format!("UPDATE transactions SET {column} = ?"))
                 .bind(original)
@@ -957,6 +877,16 @@ mod tests {
                 .await
                 .unwrap();
         }
+        assert_eq!(get(&t, record.id).await, record);
+        sqlx::query("UPDATE reserved_totals SET amount = 's3cr3t'").execute(&t.db.pools.writer).await.unwrap();
+        assert_named_only(&repo.snapshot(agent, UnixSeconds(0)).await.unwrap_err(), "reserved_totals.amount");
+    }
+
+    fn assert_named_only(err: &Error, column: &str) {
+        assert_eq!(err.code, ErrorCode::InternalError, "{column}");
+        let cause = err.internal.as_ref().unwrap().to_string();
+        assert!(cause.contains(column), "{cause}");
+        assert!(!cause.contains("s3cr3t") && !err.message.contains("s3cr3t"), "{cause}");
     }
 
     async fn plan(t: &TestDb, sql: &str) -> String {
@@ -975,7 +905,7 @@ mod tests {
     #[tokio::test]
     async fn the_pipeline_queries_walk_indexes() {
         let t = TestDb::new().await;
-        let reserved = plan(&t, &reserved_sql()).await;
+        let reserved = plan(&t, &reserved::rows_sql(true)).await;
         assert!(reserved.contains("USING INDEX idx_transactions_agent_status (agent_id=? AND status=?)"), "{reserved}");
         let recent = plan(&t, RECENT_SQL).await;
         assert!(recent.contains("USING INDEX idx_transactions_agent_time (agent_id=? AND created_at>?)"), "{recent}");

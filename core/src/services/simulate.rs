@@ -11,11 +11,11 @@ use futures_util::future::join_all;
 use super::transactions::{Admissible, decide, warning_code};
 use super::{SessionPrincipal, Waiaas};
 use crate::Amount;
+use crate::UnixSeconds;
 use crate::domain::{Asset, EvmAddress};
 use crate::error::Result;
 use crate::policy_engine::{Decision, PolicyWarning, Tier, to_units};
 use crate::ports::{AdmissionSnapshot, ChainAdapter, PriceOracle, SimulationOutcome};
-use crate::{AgentId, UnixSeconds};
 
 /// Native coin metadata (EVM).
 const NATIVE_SYMBOL: &str = "ETH";
@@ -251,7 +251,7 @@ impl Waiaas {
         let started = self.ports.clock.now_millis();
         let request = self.admission_gates(principal, body).await?;
         let now = self.now();
-        let snapshot = self.admission_snapshot(request.agent.id, now).await?;
+        let snapshot = self.ports.transactions.snapshot(request.agent.id, now).await?;
         let inputs = ReadOnly {
             snapshot: &snapshot,
             prices: self.ports.prices.as_ref(),
@@ -262,10 +262,5 @@ impl Waiaas {
         let mut result = simulate(&request, inputs).await?;
         result.duration_ms = self.ports.clock.now_millis().saturating_sub(started);
         Ok(result)
-    }
-
-    async fn admission_snapshot(&self, agent: AgentId, now: UnixSeconds) -> Result<AdmissionSnapshot> {
-        let since = self.history_since(agent, now).await?;
-        self.ports.transactions.snapshot(agent, since).await
     }
 }

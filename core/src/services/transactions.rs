@@ -191,7 +191,6 @@ impl Waiaas {
     pub async fn send_transaction(&self, principal: &SessionPrincipal, body: &serde_json::Value) -> Result<TxRecord> {
         let request = self.admission_gates(principal, body).await?;
         let now = self.now();
-        let since = self.history_since(request.agent.id, now).await?;
         let id = TxId::generate(self.ports.clock.as_ref(), self.ports.entropy.as_ref());
         let prices = Arc::clone(&self.ports.prices);
         let principal_for_decision = principal.clone();
@@ -203,7 +202,7 @@ impl Waiaas {
             .transactions
             .admit(
                 request.agent.id,
-                since,
+                now,
                 Box::new(move |snapshot: &AdmissionSnapshot| {
                     let decision = decide(snapshot, &request_for_decision, now, prices.as_ref(), None);
                     let (record, events) =
@@ -239,13 +238,6 @@ impl Waiaas {
             })));
         }
         Ok(record)
-    }
-
-    /// How far back the admission of `agent` reads its requests: what the policies in force need (read again,
-    /// authoritatively, inside the admission transaction; a policy added in between only narrows one request's
-    /// view to the window of the policies it was checked against).
-    pub(super) async fn history_since(&self, agent: crate::AgentId, now: UnixSeconds) -> Result<UnixSeconds> {
-        Ok(crate::policy_engine::history_since(&self.ports.policies.in_force(agent).await?, now))
     }
 
     /// One of the caller's transactions (another agent's id is `TX_NOT_FOUND`).
