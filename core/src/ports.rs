@@ -395,6 +395,16 @@ pub trait MetricsRegistry: Send + Sync {
     fn observe_histogram<'a>(&self, name: &'static str, labels: Labels<'a>, value: f64);
 }
 
+/// A registry that records nothing: metrics disabled (`[metrics] enabled = false`), or a host without one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoMetrics;
+
+impl MetricsRegistry for NoMetrics {
+    fn increment_counter<'a>(&self, _name: &'static str, _labels: Labels<'a>, _by: u64) {}
+    fn set_gauge<'a>(&self, _name: &'static str, _labels: Labels<'a>, _value: f64) {}
+    fn observe_histogram<'a>(&self, _name: &'static str, _labels: Labels<'a>, _value: f64) {}
+}
+
 /// One signed webhook POST.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookRequest {
@@ -496,16 +506,6 @@ pub mod testing {
         fn publish(&self, event: &Event) {
             self.0.lock().expect("sink lock").push(event.clone());
         }
-    }
-
-    /// A registry that records nothing.
-    #[derive(Debug, Default)]
-    pub struct NoMetrics;
-
-    impl MetricsRegistry for NoMetrics {
-        fn increment_counter<'a>(&self, _name: &'static str, _labels: Labels<'a>, _by: u64) {}
-        fn set_gauge<'a>(&self, _name: &'static str, _labels: Labels<'a>, _value: f64) {}
-        fn observe_histogram<'a>(&self, _name: &'static str, _labels: Labels<'a>, _value: f64) {}
     }
 
     /// One recorded metric update: (name, sorted labels).

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use waiaas_core::metrics as m;
-use waiaas_core::ports::MetricsRegistry;
-use waiaas_core::ports::testing::NoMetrics;
+use waiaas_core::ports::{MetricsRegistry, NoMetrics};
 use waiaas_metrics::PrometheusMetrics;
 
 /// RPC calls of one native transfer from prepare to receipt (nonce, fees, block, estimate, call, send, receipt).

@@ -318,7 +318,9 @@ fn status_and_stop_commands() {
     let mut daemon = Daemon::start();
     let out = run_cli(daemon.data_dir(), &["status"], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("running"));
+    let pid = daemon.pid().expect("running");
+    let expected = format!("waiaas is running (pid {pid}) at {}", daemon.url);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&expected), "{}", String::from_utf8_lossy(&out.stdout));
     daemon.stop();
     let out = run_cli(daemon.data_dir(), &["status"], &[]);
     assert_eq!(out.status.code(), Some(3), "not running → exit code 3");

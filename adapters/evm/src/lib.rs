@@ -29,7 +29,7 @@ pub struct EvmChain {
 impl EvmChain {
     /// `networks`: (name, RPC URL) pairs from config.
     pub fn new(networks: impl IntoIterator<Item = (String, String)>) -> Self {
-        Self::with_metrics(networks, Arc::new(rpc::NoMetrics))
+        Self::with_metrics(networks, Arc::new(waiaas_core::ports::NoMetrics))
     }
 
     /// As [`EvmChain::new`], counting and timing every RPC call in `metrics`.

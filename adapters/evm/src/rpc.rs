@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use waiaas_core::metrics as m;
-use waiaas_core::ports::{Labels, MetricsRegistry};
+use waiaas_core::ports::{MetricsRegistry, NoMetrics};
 use waiaas_core::{Error, ErrorCode, Result};
 
 /// One network's RPC endpoint.
@@ -23,15 +23,6 @@ pub struct RpcClient {
     agent: ureq::Agent,
     next_id: Arc<AtomicU64>,
     metrics: Arc<dyn MetricsRegistry>,
-}
-
-/// Records nothing (an `RpcClient` built without a registry).
-pub(crate) struct NoMetrics;
-
-impl MetricsRegistry for NoMetrics {
-    fn increment_counter<'a>(&self, _name: &'static str, _labels: Labels<'a>, _by: u64) {}
-    fn set_gauge<'a>(&self, _name: &'static str, _labels: Labels<'a>, _value: f64) {}
-    fn observe_histogram<'a>(&self, _name: &'static str, _labels: Labels<'a>, _value: f64) {}
 }
 
 /// An error object answered by the node.

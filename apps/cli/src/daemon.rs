@@ -20,7 +20,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, watch};
 use waiaas_core::ErrorCode;
 use waiaas_core::event::{Event, EventType, Severity};
-use waiaas_core::ports::{Clock, EventSink};
+use waiaas_core::ports::{Clock, EventSink, MetricsRegistry, NoMetrics};
 use waiaas_core::prices::StaticPriceTable;
 use waiaas_core::services::{Ports, Waiaas};
 use waiaas_evm::EvmChain;
@@ -218,7 +218,10 @@ pub async fn bind(
     }
     let keystore = FsKeyStore::for_data_dir(dir, password.clone(), config.keystore);
     let metrics = Arc::new(PrometheusMetrics::new(env!("CARGO_PKG_VERSION")));
-    let chain = EvmChain::with_metrics(config.rpc.evm_networks(), metrics.clone());
+    // With `[metrics] enabled = false` nothing is collected at all, not only not served.
+    let collected: Arc<dyn MetricsRegistry> =
+        if config.metrics.enabled { metrics.clone() } else { Arc::new(NoMetrics) };
+    let chain = EvmChain::with_metrics(config.rpc.evm_networks(), Arc::clone(&collected));
     let wake_worker = Arc::new(Notify::new());
     let prices = StaticPriceTable::new(config.oracle.usd.clone(), overrides.clock.now());
     let ports = Ports {
@@ -236,7 +239,7 @@ pub async fn bind(
         transactions: db.transactions(),
         prices: Arc::new(prices),
         events: Arc::new(DaemonEventSink { wake_worker: Arc::clone(&wake_worker) }),
-        metrics: metrics.clone(),
+        metrics: collected,
     };
     let core = match Waiaas::unlock(ports, config.security.clone(), &password).await {
         Ok(core) => Arc::new(core),

@@ -108,7 +108,7 @@ async fn client(mocks: Mocks) -> TestClient<impl Endpoint> {
         transactions: Arc::new(mocks.transactions),
         prices: Arc::new(StaticPriceTable::default()),
         events: Arc::new(RecordingSink::default()),
-        metrics: Arc::new(waiaas_core::ports::testing::NoMetrics),
+        metrics: Arc::new(waiaas_core::ports::NoMetrics),
     };
     let core = Waiaas::unlock(ports, CoreConfig::default(), PASSWORD).await.expect("unlock");
     let state = ServerState {

@@ -96,6 +96,11 @@ impl Daemon {
         self.data_dir.path()
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     fn command(&self) -> Command {
         let mut command = Command::new(binary());
         base_env(&mut command);
