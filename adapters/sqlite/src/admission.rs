@@ -166,17 +166,6 @@ mod tests {
         Box::new(move |_| (record, events))
     }
 
-    async fn refuse_audit_of(t: &TestDb, event_type: EventType) {
-        sqlx::query(&format!(
-            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_logs WHEN NEW.event_type = '{}' \
-             BEGIN SELECT RAISE(ABORT, 'refused'); END",
-            event_type.as_str()
-        ))
-        .execute(&t.db.pools.writer)
-        .await
-        .unwrap();
-    }
-
     /// Admissions queued together share one transaction: when one of them cannot be written, the others of its
     /// group are not written either and every caller hears of it; the next group is unaffected.
     #[tokio::test]
@@ -186,7 +175,7 @@ mod tests {
         t.insert_agent(&agent).await;
         let repo = t.db.transactions();
         let (fine, doomed) = (t.tx(agent.id, TxStatus::Pending, 1), t.tx(agent.id, TxStatus::Queued, 2));
-        refuse_audit_of(&t, EventType::TxQueued).await;
+        t.refuse_audit_of(EventType::TxQueued).await;
         let now = t.clock.now();
         // Both are queued before the admission task runs (one runtime thread): one group.
         let (first, second) = tokio::join!(

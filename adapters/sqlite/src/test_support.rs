@@ -150,6 +150,19 @@ impl TestDb {
         })
     }
 
+    /// Refuses audit rows of one event type from now on (as a failing disk would, halfway through a transaction),
+    /// until the `refuse_audit` trigger is dropped.
+    pub(crate) async fn refuse_audit_of(&self, event_type: EventType) {
+        sqlx::query(&format!(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_logs WHEN NEW.event_type = '{}' \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            event_type.as_str()
+        ))
+        .execute(&self.db.pools.writer)
+        .await
+        .expect("create trigger");
+    }
+
     pub(crate) async fn insert_agent(&self, agent: &Agent) {
         let event = self.event(EventType::AgentCreated).agent(agent.id);
         self.db.agents().insert(agent, &event).await.expect("insert agent");

@@ -438,18 +438,6 @@ mod tests {
         );
     }
 
-    /// Refuses audit rows of one event type (as a failing disk would, halfway through the transaction).
-    async fn refuse_audit_of(t: &TestDb, event_type: EventType) {
-        sqlx::query(&format!(
-            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_logs WHEN NEW.event_type = '{}' \
-             BEGIN SELECT RAISE(ABORT, 'refused'); END",
-            event_type.as_str()
-        ))
-        .execute(&t.db.pools.writer)
-        .await
-        .unwrap();
-    }
-
     #[tokio::test]
     async fn an_admission_that_fails_anywhere_writes_nothing() {
         let t = TestDb::new().await;
@@ -460,7 +448,7 @@ mod tests {
             t.event(EventType::TxQueued).agent(agent).tx(record.id),
         ];
         // The second event's audit row fails after the row and the first event were written.
-        refuse_audit_of(&t, EventType::TxQueued).await;
+        t.refuse_audit_of(EventType::TxQueued).await;
         let err = t.db.transactions().admit(agent, UnixSeconds(0), decide_with(&record, &events)).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::InternalError);
         assert_eq!(t.db.transactions().get(record.id).await.unwrap(), None);
@@ -730,7 +718,7 @@ mod tests {
         let agent = new_agent(&t).await;
         let record = t.tx(agent, TxStatus::Queued, 5);
         t.admit(&record).await;
-        refuse_audit_of(&t, EventType::TxApproved).await;
+        t.refuse_audit_of(EventType::TxApproved).await;
         let approve = TxUpdate { approved_at: Some(UnixSeconds(77)), ..TxUpdate::default() };
         let event = t.event(EventType::TxApproved).agent(agent).tx(record.id);
         let err =
