@@ -38,13 +38,18 @@ pub(crate) struct Queued {
 }
 
 /// Starts the admission task on the current runtime; admissions are sent to the returned queue. The task ends
-/// when every sender is dropped.
+/// when every sender is dropped. Each group runs as a task of its own, so a bug that panics fails that group's
+/// callers (their answers are dropped) and not every admission after it.
 pub(crate) fn start(pools: Pools) -> mpsc::UnboundedSender<Queued> {
     let (queue, mut received) = mpsc::unbounded_channel::<Queued>();
     tokio::spawn(async move {
         let mut group = Vec::with_capacity(MAX_GROUP);
         while received.recv_many(&mut group, MAX_GROUP).await > 0 {
-            admit_group(&pools, std::mem::take(&mut group)).await;
+            let pools = pools.clone();
+            let this_group = std::mem::take(&mut group);
+            if let Err(panicked) = tokio::spawn(async move { admit_group(&pools, this_group).await }).await {
+                tracing::error!(%panicked, "an admission group panicked");
+            }
         }
     });
     queue
@@ -58,28 +63,29 @@ struct Known {
 
 /// Runs one group in one transaction and answers every caller.
 async fn admit_group(pools: &Pools, group: Vec<Queued>) {
-    let mut answers = Vec::with_capacity(group.len());
+    let (answers, admissions): (Vec<_>, Vec<_>) =
+        group.into_iter().map(|q| (q.answer, (q.agent, q.now, q.decide))).unzip();
     let written = async {
         let mut tx = pools.begin_write().await?;
         let mut known: HashMap<AgentId, Known> = HashMap::new();
         let mut last_hash = None;
-        for queued in group {
-            let outcome =
-                admit_one(&mut tx, &mut known, &mut last_hash, queued.agent, queued.now, queued.decide).await?;
-            answers.push((queued.answer, outcome));
+        let mut outcomes = Vec::with_capacity(admissions.len());
+        for (agent, now, decide) in admissions {
+            outcomes.push(admit_one(&mut tx, &mut known, &mut last_hash, agent, now, decide).await?);
         }
-        tx.commit().await.map_err(db_err)
+        tx.commit().await.map_err(db_err)?;
+        Ok::<_, Error>(outcomes)
     }
     .await;
     match written {
-        Ok(()) => {
-            for (answer, outcome) in answers {
+        Ok(outcomes) => {
+            for (answer, outcome) in answers.into_iter().zip(outcomes) {
                 let _ = answer.send(outcome);
             }
         }
         Err(error) => {
             tracing::warn!(code = %error.code, cause = ?error.internal, "an admission group was rolled back");
-            for (answer, _) in answers {
+            for answer in answers {
                 let _ = answer.send(Err(copy_of(&error)));
             }
         }
@@ -177,15 +183,18 @@ mod tests {
         let (fine, doomed) = (t.tx(agent.id, TxStatus::Pending, 1), t.tx(agent.id, TxStatus::Queued, 2));
         t.refuse_audit_of(EventType::TxQueued).await;
         let now = t.clock.now();
-        // Both are queued before the admission task runs (one runtime thread): one group.
-        let (first, second) = tokio::join!(
+        let later = t.tx(agent.id, TxStatus::Pending, 3);
+        // All three are queued before the admission task runs (one runtime thread): one group.
+        let (first, second, third) = tokio::join!(
             repo.admit(agent.id, now, admit_as(&t, &fine, None)),
             repo.admit(agent.id, now, admit_as(&t, &doomed, Some(EventType::TxQueued))),
+            repo.admit(agent.id, now, admit_as(&t, &later, None)),
         );
-        for outcome in [first, second] {
+        for outcome in [first, second, third] {
             assert_eq!(outcome.unwrap_err().code, ErrorCode::InternalError);
         }
         assert_eq!(repo.get(fine.id).await.unwrap(), None, "rolled back with its group");
+        assert_eq!(repo.get(later.id).await.unwrap(), None, "never written");
         assert_eq!(audit_types(&t.db).await, [EventType::AgentCreated]);
 
         sqlx::query("DROP TRIGGER refuse_audit").execute(&t.db.pools.writer).await.unwrap();

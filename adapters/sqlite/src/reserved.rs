@@ -155,10 +155,14 @@ pub(crate) async fn release(conn: &mut SqliteConnection, agent: &str, reserved: 
     let mut left = Vec::with_capacity(released.len());
     for (asset, amount) in &released {
         let total = current.iter().find(|(a, _)| a == asset).map_or(Amount::ZERO, |(_, t)| *t);
-        match total.checked_sub(*amount).filter(|_| total != Amount::MAX) {
-            Some(rest) => left.push((asset, rest)),
-            // Saturated, so its true value is unknown; or (never expected) less than the row holds.
-            None => return recompute(conn, Some(agent)).await,
+        match total.checked_sub(*amount) {
+            Some(rest) if total != Amount::MAX => left.push((asset, rest)),
+            // Saturated: its true value is unknown.
+            Some(_) => return recompute(conn, Some(agent)).await,
+            None => {
+                tracing::warn!(agent, "reserved total below a row's reservation; recomputed from the rows");
+                return recompute(conn, Some(agent)).await;
+            }
         }
     }
     for (asset, rest) in left {
@@ -286,11 +290,14 @@ mod tests {
         t.insert_agent(&b).await;
         let agents = [a.id, b.id];
         let mut rows: Vec<(TxId, TxStatus)> = Vec::new();
+        let mut b_rows: Vec<(TxId, TxStatus)> = Vec::new();
         for (i, status) in TxStatus::ALL.into_iter().enumerate() {
             let record = t.tx(a.id, status, 1 << i);
             t.admit(&record).await;
             rows.push((record.id, status));
-            t.admit(&t.tx(b.id, status, 1_000)).await;
+            let record = t.tx(b.id, status, 1_000);
+            t.admit(&record).await;
+            b_rows.push((record.id, status));
         }
         assert_in_step(&t.db, &agents, "admissions").await;
         // PENDING, QUEUED, EXECUTING and SUBMITTED are the first four statuses: 1+2+4+8.
@@ -326,11 +333,23 @@ mod tests {
         assert_eq!(stored_and_summed(&t.db, &[a.id]).await[0].0[1], (token, half.saturating_add(Amount::from_u128(1))));
         assert_in_step(&t.db, &agents, "a release from a saturated total").await;
 
-        // The kill switch cancels every PENDING and QUEUED row: only EXECUTING and SUBMITTED rows hold anything.
+        // A total found below what a row holds (never expected) is recomputed from the rows, not underflowed.
+        sqlx::query("UPDATE reserved_totals SET amount = '1' WHERE agent_id = ?")
+            .bind(b.id.to_string())
+            .execute(&t.db.pools.writer)
+            .await
+            .unwrap();
+        let (executing, _) = b_rows.iter().find(|(_, s)| *s == TxStatus::Executing).copied().unwrap();
+        let none = TxUpdate::default();
+        assert!(repo.transition(executing, TxStatus::Executing, TxStatus::Failed, &none, None).await.unwrap());
+        assert_in_step(&t.db, &agents, "a release from a total out of step").await;
+        assert_eq!(stored_and_summed(&t.db, &[b.id]).await[0].0, [(Asset::Native, Amount::from_u128(3_000))]);
+
+        // The kill switch cancels every PENDING and QUEUED row: only SUBMITTED rows (and a's EXECUTING one) hold anything.
         let tripped = KillSwitch { state: KillSwitchState::Suspended, reason: None, changed_at: Some(UnixSeconds(1)) };
         t.db.kill_switch().activate(&tripped, t.activation()).await.unwrap();
         assert_in_step(&t.db, &agents, "the kill switch").await;
-        assert_eq!(stored_and_summed(&t.db, &[b.id]).await[0].0, [(Asset::Native, Amount::from_u128(2_000))]);
+        assert_eq!(stored_and_summed(&t.db, &[b.id]).await[0].0, [(Asset::Native, Amount::from_u128(1_000))]);
 
         // A damaged table is rebuilt from the rows when the database is opened.
         sqlx::query("UPDATE reserved_totals SET amount = '5'").execute(&t.db.pools.writer).await.unwrap();
@@ -343,6 +362,6 @@ mod tests {
         let reopened = Database::open(&t.dir.path().join("waiaas.db")).await.unwrap();
         assert_in_step(&reopened, &agents, "a reopen").await;
         assert_eq!(stored_and_summed(&reopened, &[a.id]).await[0].0, []);
-        assert_eq!(stored_and_summed(&reopened, &[b.id]).await[0].0, [(Asset::Native, Amount::from_u128(2_000))]);
+        assert_eq!(stored_and_summed(&reopened, &[b.id]).await[0].0, [(Asset::Native, Amount::from_u128(1_000))]);
     }
 }
