@@ -12,7 +12,8 @@
 //! transaction as the change (see [`audit`]): both are committed, or neither.
 //!
 //! The transaction pipeline's storage ([`transactions`]) runs each admission (snapshot, policy decision, insert,
-//! events) as one write transaction, so concurrent requests of an agent see each other's reservations.
+//! events) inside one write transaction, grouped with the admissions queued meanwhile and run one after the
+//! other, so concurrent requests of an agent see each other's reservations.
 
 mod admission;
 pub mod agents;
@@ -124,8 +125,8 @@ pub struct Database {
 
 impl Database {
     /// Opens the database at `path`, creating the file (mode 0600 on Unix: it holds the password hash and the
-    /// token signing key) if it does not exist, applies pending migrations and
-    /// recomputes the reserved totals from the rows. The parent directory must exist.
+    /// token signing key) if it does not exist, applies pending migrations and recomputes the reserved totals
+    /// from the rows. The parent directory must exist.
     pub async fn open(path: &Path) -> Result<Database> {
         create_private_file(path)?;
         let base = SqliteConnectOptions::new().filename(path).busy_timeout(BUSY_TIMEOUT).foreign_keys(true);

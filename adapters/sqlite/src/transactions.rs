@@ -1,8 +1,9 @@
 //! [`TxRepo`] over SQLite: the `transactions` table (0001, extended by 0002).
 //!
-//! * **Admission** ([`TxRepo::admit`]) is one `BEGIN IMMEDIATE` transaction on the writer connection: the agent's
-//!   snapshot is read, the core's pure `decide` runs, the row and its events (as audit rows) are written, then it
-//!   commits. Writes are serialized, so a second admission for the agent sees the first one's reservation.
+//! * **Admission** ([`TxRepo::admit`]) runs inside a `BEGIN IMMEDIATE` transaction on the writer connection,
+//!   grouped with the admissions queued meanwhile ([`crate::admission`]): the agent's snapshot is read, the core's
+//!   pure `decide` runs, the row and its events (as audit rows) are written. Admissions run one after the other,
+//!   so a second admission for the agent sees the first one's reservation.
 //! * **Reservations** are a JSON array per row (`reserved`); the snapshot reads their per-asset sum over the
 //!   agent's non-final rows from `reserved_totals`, which the admission and every move to a final status keep in
 //!   the same transaction (see [`crate::reserved`]).
@@ -25,8 +26,7 @@ use waiaas_core::{AgentId, Error, ErrorCode, Result, SessionId, TxId, UnixSecond
 
 use crate::audit::append_audit;
 use crate::error::{db_err, decode_err, is_foreign_key_violation, not_found};
-use crate::{Pools, keyset_page};
-use crate::{admission, policies, reserved};
+use crate::{Pools, admission, keyset_page, policies, reserved};
 
 const TABLE: &str = "transactions";
 
