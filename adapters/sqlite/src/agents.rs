@@ -10,7 +10,7 @@ use waiaas_core::ports::AgentRepo;
 use waiaas_core::{AgentId, ErrorCode, Result, UnixSeconds};
 
 use crate::error::{db_err, decode_err, not_found, parse_column, to_u64};
-use crate::{Pools, commit_with_audit, keyset_page, require_row};
+use crate::{Pools, commit_with_audit, fetch_by_id, fetch_page, keyset_page, require_row};
 
 const TABLE: &str = "agents";
 const COLUMNS: &str = "id, name, chain, network, address, status, owner_address, created_at, updated_at";
@@ -72,21 +72,12 @@ impl AgentRepo for SqliteAgentRepo {
     }
 
     async fn get(&self, id: AgentId) -> Result<Option<Agent>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM agents WHERE id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pools.reader)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(agent_from_row).transpose()
+        fetch_by_id(&self.pools.reader, COLUMNS, TABLE, id, agent_from_row).await
     }
 
     async fn list(&self, before: Option<AgentId>, limit: u32) -> Result<Vec<Agent>> {
-        let rows = keyset_page(COLUMNS, TABLE, None, before.map(|id| id.to_string()), limit)
-            .build()
-            .fetch_all(&self.pools.reader)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(agent_from_row).collect()
+        let page = keyset_page(COLUMNS, TABLE, None, before.map(|id| id.to_string()), limit);
+        fetch_page(&self.pools.reader, page, agent_from_row).await
     }
 
     async fn set_status(&self, id: AgentId, status: AgentStatus, now: UnixSeconds, event: &Event) -> Result<()> {

@@ -35,7 +35,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use waiaas_core::audit::{ChainBreak, ChainLink, GENESIS_HASH, verify_chain};
@@ -106,6 +107,31 @@ pub(crate) fn keyset_page(
     }
     sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
     sql
+}
+
+/// Runs a [`keyset_page`] on the reader pool and maps its rows with `from_row`.
+pub(crate) async fn fetch_page<T>(
+    reader: &SqlitePool,
+    mut page: QueryBuilder<'_, Sqlite>,
+    from_row: impl Fn(&SqliteRow) -> Result<T>,
+) -> Result<Vec<T>> {
+    page.build().fetch_all(reader).await.map_err(db_err)?.iter().map(from_row).collect()
+}
+
+/// The row of `table` whose id is `id`, read on the reader pool and mapped with `from_row`.
+pub(crate) async fn fetch_by_id<T>(
+    reader: &SqlitePool,
+    columns: &str,
+    table: &str,
+    id: impl std::fmt::Display,
+    from_row: impl Fn(&SqliteRow) -> Result<T>,
+) -> Result<Option<T>> {
+    let row = sqlx::query(&format!("SELECT {columns} FROM {table} WHERE id = ?"))
+        .bind(id.to_string())
+        .fetch_optional(reader)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(from_row).transpose()
 }
 
 /// An open WAIaaS database: its pools and the repositories over them. Cloning shares the pools.

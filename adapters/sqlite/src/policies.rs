@@ -10,7 +10,7 @@ use waiaas_core::ports::PolicyRepo;
 use waiaas_core::{AgentId, ErrorCode, PolicyId, Result, UnixSeconds};
 
 use crate::error::{db_err, decode_err, is_foreign_key_violation, not_found, parse_column, parse_json};
-use crate::{Pools, commit_with_audit, keyset_page, require_row};
+use crate::{Pools, commit_with_audit, fetch_by_id, fetch_page, keyset_page, require_row};
 
 const TABLE: &str = "policies";
 pub(crate) const COLUMNS: &str = "id, agent_id, type, rules, enabled, created_at, updated_at";
@@ -91,22 +91,13 @@ impl PolicyRepo for SqlitePolicyRepo {
     }
 
     async fn get(&self, id: PolicyId) -> Result<Option<Policy>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM policies WHERE id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pools.reader)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(policy_from_row).transpose()
+        fetch_by_id(&self.pools.reader, COLUMNS, TABLE, id, policy_from_row).await
     }
 
     async fn list(&self, agent_id: Option<AgentId>, before: Option<PolicyId>, limit: u32) -> Result<Vec<Policy>> {
-        let rows =
-            keyset_page(COLUMNS, TABLE, agent_id.map(|id| id.to_string()), before.map(|id| id.to_string()), limit)
-                .build()
-                .fetch_all(&self.pools.reader)
-                .await
-                .map_err(db_err)?;
-        rows.iter().map(policy_from_row).collect()
+        let page =
+            keyset_page(COLUMNS, TABLE, agent_id.map(|id| id.to_string()), before.map(|id| id.to_string()), limit);
+        fetch_page(&self.pools.reader, page, policy_from_row).await
     }
 
     /// Stores `policy` over the row with its id (everything but `created_at`).

@@ -10,7 +10,7 @@ use waiaas_core::ports::SessionRepo;
 use waiaas_core::{AgentId, ErrorCode, Result, SessionId, UnixSeconds};
 
 use crate::error::{db_err, decode_err, is_foreign_key_violation, not_found, parse_column, parse_json, to_u64};
-use crate::{Pools, commit_with_audit, keyset_page, require_row};
+use crate::{Pools, commit_with_audit, fetch_by_id, fetch_page, keyset_page, require_row};
 
 const TABLE: &str = "sessions";
 const COLUMNS: &str = "id, agent_id, token_hash, constraints, created_at, expires_at, revoked_at, renewal_count";
@@ -74,22 +74,13 @@ impl SessionRepo for SqliteSessionRepo {
     }
 
     async fn get(&self, id: SessionId) -> Result<Option<Session>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pools.reader)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(session_from_row).transpose()
+        fetch_by_id(&self.pools.reader, COLUMNS, TABLE, id, session_from_row).await
     }
 
     async fn list(&self, agent_id: Option<AgentId>, before: Option<SessionId>, limit: u32) -> Result<Vec<Session>> {
-        let rows =
-            keyset_page(COLUMNS, TABLE, agent_id.map(|id| id.to_string()), before.map(|id| id.to_string()), limit)
-                .build()
-                .fetch_all(&self.pools.reader)
-                .await
-                .map_err(db_err)?;
-        rows.iter().map(session_from_row).collect()
+        let page =
+            keyset_page(COLUMNS, TABLE, agent_id.map(|id| id.to_string()), before.map(|id| id.to_string()), limit);
+        fetch_page(&self.pools.reader, page, session_from_row).await
     }
 
     /// Revoking an already revoked session keeps its first revocation time (the event is still recorded).

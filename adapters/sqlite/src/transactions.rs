@@ -26,7 +26,7 @@ use waiaas_core::{AgentId, Error, ErrorCode, Result, SessionId, TxId, UnixSecond
 
 use crate::audit::append_audit;
 use crate::error::{db_err, decode_err, is_foreign_key_violation, not_found};
-use crate::{Pools, admission, keyset_page, policies, reserved};
+use crate::{Pools, admission, fetch_by_id, fetch_page, keyset_page, policies, reserved};
 
 const TABLE: &str = "transactions";
 
@@ -238,18 +238,12 @@ impl TxRepo for SqliteTxRepo {
     }
 
     async fn get(&self, id: TxId) -> Result<Option<TxRecord>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM transactions WHERE id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pools.reader)
-            .await
-            .map_err(db_err)?;
-        row.as_ref().map(record_from_row).transpose()
+        fetch_by_id(&self.pools.reader, COLUMNS, TABLE, id, record_from_row).await
     }
 
     /// Newest first by id (UUID v7, time ordered); `before` is the last id of the previous page.
     async fn list(&self, agent: AgentId, before: Option<TxId>, limit: u32) -> Result<Vec<TxRecord>> {
-        let rows = list_query(agent, before, limit).build().fetch_all(&self.pools.reader).await.map_err(db_err)?;
-        rows.iter().map(record_from_row).collect()
+        fetch_page(&self.pools.reader, list_query(agent, before, limit), record_from_row).await
     }
 
     /// `updated_at` becomes the event's time; an update without an event leaves it as it was. `approved_at` is
