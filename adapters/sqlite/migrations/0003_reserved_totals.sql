@@ -3,8 +3,8 @@
 --
 -- Invariant: for every agent and asset, `amount` is the sum (saturating at 2^256 - 1) of that asset's amounts in
 -- the `reserved` arrays of the agent's rows whose status is not final; an asset with nothing reserved has no row.
--- The adapter keeps it in the same write transaction as every insert and every move to a final status, and
--- rebuilds the whole table from the rows each time the database is opened (which also fills it the first time).
+-- The adapter keeps it in the same write transaction as every insert and every move to a final status, and fills
+-- it from the rows when it opens a database that this migration has just upgraded.
 -- `amount` is a decimal string: 256-bit amounts do not fit SQLite's integers.
 CREATE TABLE reserved_totals (
     agent_id TEXT NOT NULL REFERENCES agents (id),

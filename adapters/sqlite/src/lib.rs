@@ -151,8 +151,8 @@ pub struct Database {
 
 impl Database {
     /// Opens the database at `path`, creating the file (mode 0600 on Unix: it holds the password hash and the
-    /// token signing key) if it does not exist, applies pending migrations and recomputes the reserved totals
-    /// from the rows. The parent directory must exist.
+    /// token signing key) if it does not exist, applies pending migrations and, when that upgrade added the
+    /// reserved totals, fills them from the rows. The parent directory must exist.
     pub async fn open(path: &Path) -> Result<Database> {
         create_private_file(path)?;
         let base = SqliteConnectOptions::new().filename(path).busy_timeout(BUSY_TIMEOUT).foreign_keys(true);
@@ -172,10 +172,14 @@ impl Database {
             .connect_with(writer_options)
             .await
             .map_err(db_err)?;
+        // A fresh file has no migrations table yet: version 0.
+        let before = read_schema_version(&writer).await.unwrap_or(0);
         MIGRATOR.run(&writer).await.map_err(Error::internal)?;
-        let mut rebuild = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-        reserved::rebuild(&mut rebuild).await?;
-        rebuild.commit().await.map_err(db_err)?;
+        if before < reserved::TOTALS_SINCE_SCHEMA {
+            let mut fill = writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+            reserved::rebuild(&mut fill).await?;
+            fill.commit().await.map_err(db_err)?;
+        }
         // The journal mode is persistent (set by the writer above); readers only read.
         let reader = SqlitePoolOptions::new()
             .max_connections(READER_CONNECTIONS)

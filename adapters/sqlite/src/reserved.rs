@@ -3,8 +3,8 @@
 //! Each row keeps its own as a JSON array (`reserved`, written by [`to_json`]). The `reserved_totals` table (0003)
 //! keeps their per-agent, per-asset sum over the agent's non-final rows, so an admission reads one row per asset
 //! instead of re-summing every waiting request. Every write that inserts a non-final row ([`reserve`]) or moves
-//! one to a final status ([`release`]) changes the totals in the same transaction, and [`rebuild`] recomputes the
-//! whole table from the rows each time the database is opened. Totals saturate at 2^256 - 1, like the sums they
+//! one to a final status ([`release`]) changes the totals in the same transaction; [`rebuild`] fills the table
+//! from the rows once, when the database is upgraded to the schema that adds it. Totals saturate at 2^256 - 1, like the sums they
 //! stand for; releasing from a saturated total (whose true value is unknown) recomputes the agent from its rows.
 
 use std::collections::BTreeMap;
@@ -211,7 +211,10 @@ async fn recompute(conn: &mut SqliteConnection, agent: Option<&str>) -> Result<(
     Ok(())
 }
 
-/// Recomputes the whole table from the rows (at open, on the writer, inside a write transaction).
+/// The schema version (migration 0003) that added `reserved_totals`.
+pub(crate) const TOTALS_SINCE_SCHEMA: i64 = 3;
+
+/// Recomputes the whole table from the rows (on the writer, inside a write transaction): when an upgrade adds it.
 pub(crate) async fn rebuild(conn: &mut SqliteConnection) -> Result<()> {
     recompute(conn, None).await
 }
@@ -345,23 +348,64 @@ mod tests {
         assert_in_step(&t.db, &agents, "a release from a total out of step").await;
         assert_eq!(stored_and_summed(&t.db, &[b.id]).await[0].0, [(Asset::Native, Amount::from_u128(3_000))]);
 
-        // The kill switch cancels every PENDING and QUEUED row: only SUBMITTED rows (and a's EXECUTING one) hold anything.
+        // The kill switch cancels every PENDING and QUEUED row: only SUBMITTED rows (and a's EXECUTING one) hold
+        // anything.
         let tripped = KillSwitch { state: KillSwitchState::Suspended, reason: None, changed_at: Some(UnixSeconds(1)) };
         t.db.kill_switch().activate(&tripped, t.activation()).await.unwrap();
         assert_in_step(&t.db, &agents, "the kill switch").await;
         assert_eq!(stored_and_summed(&t.db, &[b.id]).await[0].0, [(Asset::Native, Amount::from_u128(1_000))]);
 
-        // A damaged table is rebuilt from the rows when the database is opened.
-        sqlx::query("UPDATE reserved_totals SET amount = '5'").execute(&t.db.pools.writer).await.unwrap();
-        sqlx::query("INSERT INTO reserved_totals VALUES (?, 'native', '9')")
-            .bind(a.id.to_string())
-            .execute(&t.db.pools.writer)
-            .await
-            .unwrap();
+        // The totals are stored, not recomputed at open: a reopen reads them as written.
         t.db.close().await;
         let reopened = Database::open(&t.dir.path().join("waiaas.db")).await.unwrap();
         assert_in_step(&reopened, &agents, "a reopen").await;
-        assert_eq!(stored_and_summed(&reopened, &[a.id]).await[0].0, []);
         assert_eq!(stored_and_summed(&reopened, &[b.id]).await[0].0, [(Asset::Native, Amount::from_u128(1_000))]);
+    }
+
+    /// A database written before the totals existed (schema 2) gets them filled from its rows by the upgrade.
+    #[tokio::test]
+    async fn the_upgrade_that_adds_the_totals_fills_them_from_the_rows() {
+        let t = TestDb::new().await;
+        let (agent, other) = (t.agent(), t.agent());
+        let dir = tempfile::TempDir::new().unwrap();
+        let before_totals = dir.path().join("migrations");
+        std::fs::create_dir(&before_totals).unwrap();
+        for file in ["0001_init.sql", "0002_pipeline.sql"] {
+            let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(file);
+            std::fs::copy(source, before_totals.join(file)).unwrap();
+        }
+        let path = dir.path().join("schema-2.db");
+        {
+            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+            let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+            sqlx::migrate::Migrator::new(before_totals.as_path()).await.unwrap().run(&pool).await.unwrap();
+            let mut conn = pool.acquire().await.unwrap();
+            for owner in [&agent, &other] {
+                sqlx::query(
+                    "INSERT INTO agents (id, name, chain, network, address, status, created_at, updated_at) \
+                     VALUES (?, 'old', 'ethereum', 'anvil', ?, 'ACTIVE', 1, 1)",
+                )
+                .bind(owner.id.to_string())
+                .bind(owner.address.to_string())
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            }
+            for (owner, status, amount) in [
+                (agent.id, TxStatus::Queued, 5),
+                (agent.id, TxStatus::Submitted, 7),
+                (agent.id, TxStatus::Confirmed, 100),
+                (other.id, TxStatus::Pending, 11),
+            ] {
+                crate::transactions::insert_record(&mut conn, &t.tx(owner, status, amount)).await.unwrap();
+            }
+            drop(conn);
+            pool.close().await;
+        }
+        let upgraded = Database::open(&path).await.unwrap();
+        assert_eq!(upgraded.schema_version(), TOTALS_SINCE_SCHEMA);
+        let stored = stored_and_summed(&upgraded, &[agent.id, other.id]).await;
+        assert_eq!(stored[0].0, [(Asset::Native, Amount::from_u128(12))]);
+        assert_eq!(stored[1].0, [(Asset::Native, Amount::from_u128(11))]);
     }
 }
