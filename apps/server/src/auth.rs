@@ -171,109 +171,83 @@ pub fn owner_credentials(req: &Request) -> Result<OwnerAuth, ApiError> {
     })
 }
 
-impl<'a> ApiExtractor<'a> for MasterAuth {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
-    type ParamType = ();
-    type ParamRawType = ();
+/// Implements `ApiExtractor` for a security-scheme extractor: registers `$scheme` as `$meta` and builds `Self`
+/// from the request with `$extract` (an expression over `$request` that may `.await` and `?`).
+macro_rules! security_scheme_extractor {
+    ($ty:ty, $scheme:expr, $meta:expr, |$request:ident| $extract:expr) => {
+        impl<'a> ApiExtractor<'a> for $ty {
+            const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+            type ParamType = ();
+            type ParamRawType = ();
 
-    fn register(registry: &mut Registry) {
-        registry.create_security_scheme(
-            MASTER_SCHEME,
-            MetaSecurityScheme {
-                ty: "apiKey",
-                description: Some("The operator's master password. Wrong passwords are audited and rate limited."),
-                name: Some("X-Master-Password"),
-                key_in: Some("header"),
-                scheme: None,
-                bearer_format: None,
-                flows: None,
-                openid_connect_url: None,
-            },
-        );
-    }
+            fn register(registry: &mut Registry) {
+                registry.create_security_scheme($scheme, $meta);
+            }
 
-    fn security_schemes() -> Vec<&'static str> {
-        vec![MASTER_SCHEME]
-    }
+            fn security_schemes() -> Vec<&'static str> {
+                vec![$scheme]
+            }
 
-    async fn from_request(
-        request: &'a Request,
-        _body: &mut RequestBody,
-        _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        Ok(MasterAuth(authenticate_master(request).await?))
-    }
+            async fn from_request(
+                $request: &'a Request,
+                _body: &mut RequestBody,
+                _param_opts: ExtractParamOptions<Self::ParamType>,
+            ) -> poem::Result<Self> {
+                Ok($extract)
+            }
+        }
+    };
 }
 
-impl<'a> ApiExtractor<'a> for SessionAuth {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
-    type ParamType = ();
-    type ParamRawType = ();
+security_scheme_extractor!(
+    MasterAuth,
+    MASTER_SCHEME,
+    MetaSecurityScheme {
+        ty: "apiKey",
+        description: Some("The operator's master password. Wrong passwords are audited and rate limited."),
+        name: Some("X-Master-Password"),
+        key_in: Some("header"),
+        scheme: None,
+        bearer_format: None,
+        flows: None,
+        openid_connect_url: None,
+    },
+    |request| MasterAuth(authenticate_master(request).await?)
+);
 
-    fn register(registry: &mut Registry) {
-        registry.create_security_scheme(
-            SESSION_SCHEME,
-            MetaSecurityScheme {
-                ty: "http",
-                description: Some("A session token issued by POST /v1/sessions: `Authorization: Bearer wai_sess_...`."),
-                name: None,
-                key_in: None,
-                scheme: Some("bearer"),
-                bearer_format: Some("wai_sess_<token>"),
-                flows: None,
-                openid_connect_url: None,
-            },
-        );
-    }
+security_scheme_extractor!(
+    SessionAuth,
+    SESSION_SCHEME,
+    MetaSecurityScheme {
+        ty: "http",
+        description: Some("A session token issued by POST /v1/sessions: `Authorization: Bearer wai_sess_...`."),
+        name: None,
+        key_in: None,
+        scheme: Some("bearer"),
+        bearer_format: Some("wai_sess_<token>"),
+        flows: None,
+        openid_connect_url: None,
+    },
+    |request| SessionAuth(authenticate_session(request).await?)
+);
 
-    fn security_schemes() -> Vec<&'static str> {
-        vec![SESSION_SCHEME]
-    }
-
-    async fn from_request(
-        request: &'a Request,
-        _body: &mut RequestBody,
-        _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        Ok(SessionAuth(authenticate_session(request).await?))
-    }
-}
-
-impl<'a> ApiExtractor<'a> for OwnerAuth {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
-    type ParamType = ();
-    type ParamRawType = ();
-
-    fn register(registry: &mut Registry) {
-        registry.create_security_scheme(
-            OWNER_SCHEME,
-            MetaSecurityScheme {
-                ty: "apiKey",
-                description: Some(
-                    "The owner's EIP-191 (`personal_sign`) signature, sent with two more headers: \
-                     `X-Owner-Address` (the agent's owner) and `X-Owner-Message` (base64, standard alphabet, of the \
-                     signed text `WAIaaS: <approve|reject> transaction <id>\\nNonce: <nonce>`, the nonce from \
-                     `GET /v1/nonce`, single use). `X-Owner-Signature` is `0x` + 65 bytes hex.",
-                ),
-                name: Some("X-Owner-Signature"),
-                key_in: Some("header"),
-                scheme: None,
-                bearer_format: None,
-                flows: None,
-                openid_connect_url: None,
-            },
-        );
-    }
-
-    fn security_schemes() -> Vec<&'static str> {
-        vec![OWNER_SCHEME]
-    }
-
-    async fn from_request(
-        request: &'a Request,
-        _body: &mut RequestBody,
-        _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        Ok(owner_credentials(request)?)
-    }
-}
+security_scheme_extractor!(
+    OwnerAuth,
+    OWNER_SCHEME,
+    MetaSecurityScheme {
+        ty: "apiKey",
+        description: Some(
+            "The owner's EIP-191 (`personal_sign`) signature, sent with two more headers: \
+             `X-Owner-Address` (the agent's owner) and `X-Owner-Message` (base64, standard alphabet, of the \
+             signed text `WAIaaS: <approve|reject> transaction <id>\\nNonce: <nonce>`, the nonce from \
+             `GET /v1/nonce`, single use). `X-Owner-Signature` is `0x` + 65 bytes hex.",
+        ),
+        name: Some("X-Owner-Signature"),
+        key_in: Some("header"),
+        scheme: None,
+        bearer_format: None,
+        flows: None,
+        openid_connect_url: None,
+    },
+    |request| owner_credentials(request)?
+);
