@@ -1,10 +1,15 @@
-//! The policy engine: one pure function from (policies in force, request, in-flight reservations, history,
-//! prices, time) to a [`Decision`]. Send and simulate call the same function; only send records what it used.
-//! A denial is a value with a structured reason code, never an error.
+//! The policy engine: one pure function from (policies in force, session constraints, request, in-flight
+//! reservations, history, prices, time) to a [`Decision`]. Send and simulate call the same function; only send
+//! records what it used. A denial is a value with a structured reason code, never an error.
+//!
+//! Policies judge what a request does on chain ([`Effect`]), never its `type` label: which policy concerns which
+//! effect is one exhaustive table ([`concern`]). `docs/policies.md` describes every policy type for operators.
 
-use crate::domain::policy::SpendingLimit;
-use crate::domain::{Asset, Policy, PolicyRules, PolicyType, TxKind};
-use crate::ports::PriceOracle;
+use crate::domain::effect::is_unlimited_approval;
+use crate::domain::policy::{SpendingLimit, Thresholds};
+use crate::domain::session::SessionConstraints;
+use crate::domain::{Asset, Effect, EvmAddress, Policy, PolicyRules, PolicyType, TxKind};
+use crate::ports::{PriceKey, PriceOracle, TokenMetadata};
 use crate::{Amount, PolicyId, UnixSeconds};
 
 /// Delay used when a tier floor or a downgrade asks for DELAY and no spending limit names one.
@@ -43,20 +48,64 @@ pub enum DenyReason {
     TokenNotAllowed,
     ContractNotWhitelisted,
     SpenderNotApproved,
+    UnlimitedApproval,
     RateLimitExceeded,
     OutsideAllowedTime,
+    SessionTypeNotAllowed,
+    SessionAmountExceeded,
+    SessionRecipientNotAllowed,
+    SessionNetworkNotAllowed,
 }
 
 impl DenyReason {
+    pub const ALL: [DenyReason; 11] = [
+        DenyReason::AddressNotWhitelisted,
+        DenyReason::TokenNotAllowed,
+        DenyReason::ContractNotWhitelisted,
+        DenyReason::SpenderNotApproved,
+        DenyReason::UnlimitedApproval,
+        DenyReason::RateLimitExceeded,
+        DenyReason::OutsideAllowedTime,
+        DenyReason::SessionTypeNotAllowed,
+        DenyReason::SessionAmountExceeded,
+        DenyReason::SessionRecipientNotAllowed,
+        DenyReason::SessionNetworkNotAllowed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DenyReason::AddressNotWhitelisted => "ADDRESS_NOT_WHITELISTED",
             DenyReason::TokenNotAllowed => "TOKEN_NOT_ALLOWED",
             DenyReason::ContractNotWhitelisted => "CONTRACT_NOT_WHITELISTED",
             DenyReason::SpenderNotApproved => "SPENDER_NOT_APPROVED",
+            DenyReason::UnlimitedApproval => "UNLIMITED_APPROVAL",
             DenyReason::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
             DenyReason::OutsideAllowedTime => "OUTSIDE_ALLOWED_TIME",
+            DenyReason::SessionTypeNotAllowed => "SESSION_TYPE_NOT_ALLOWED",
+            DenyReason::SessionAmountExceeded => "SESSION_AMOUNT_EXCEEDED",
+            DenyReason::SessionRecipientNotAllowed => "SESSION_RECIPIENT_NOT_ALLOWED",
+            DenyReason::SessionNetworkNotAllowed => "SESSION_NETWORK_NOT_ALLOWED",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<DenyReason> {
+        DenyReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// What holds when no policy of a type is in force (`[policy]` config). Default deny, as the custody products
+/// this daemon is compared with do: a contract call needs a CONTRACT_WHITELIST, a token transfer an
+/// ALLOWED_TOKENS, an approval an APPROVED_SPENDERS entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyDefaults {
+    pub deny_contracts: bool,
+    pub deny_tokens: bool,
+    pub deny_spenders: bool,
+}
+
+impl Default for PolicyDefaults {
+    fn default() -> Self {
+        PolicyDefaults { deny_contracts: true, deny_tokens: true, deny_spenders: true }
     }
 }
 
@@ -84,18 +133,19 @@ pub struct Decision {
     /// APPROVAL was lowered to DELAY because the agent has no owner.
     pub downgraded: bool,
     pub warnings: Vec<PolicyWarning>,
-    /// USD value of the request, when every asset had a price.
+    /// USD value of the request alone (without other in-flight reservations), when every asset had a price.
     pub request_usd: Option<f64>,
 }
 
 impl Decision {
-    fn deny(reason: DenyReason, policy: PolicyId, message: String) -> Decision {
+    /// A denial; `policy` is None when no policy matched (a default deny or a session constraint).
+    fn deny(reason: DenyReason, policy: Option<PolicyId>, message: String) -> Decision {
         Decision {
             allowed: false,
             tier: Tier::Instant,
             reason_code: Some(reason),
             reason: Some(message),
-            matched_policy_ids: vec![policy],
+            matched_policy_ids: policy.into_iter().collect(),
             delay_seconds: None,
             downgraded: false,
             warnings: Vec::new(),
@@ -118,12 +168,19 @@ pub struct Evaluation<'a> {
     /// Every enabled policy that applies to the agent: global ones and its own.
     pub policies: &'a [Policy],
     pub request: &'a TxKind,
+    /// The network the request runs on.
+    pub network: &'a str,
+    /// The constraints of the session that sent the request.
+    pub constraints: Option<&'a SessionConstraints>,
+    pub defaults: &'a PolicyDefaults,
     pub owner_set: bool,
     pub now: UnixSeconds,
     /// Amounts of the agent's other in-flight (reserved, not yet final) transactions, per asset.
     pub reserved: &'a [(Asset, Amount)],
     pub history: &'a AgentHistory,
     pub prices: &'a dyn PriceOracle,
+    /// Metadata of the request's tokens as read from the chain (never as the agent wrote it).
+    pub tokens: &'a [(EvmAddress, TokenMetadata)],
     /// Minimum tier imposed by an active anomaly detection.
     pub tier_floor: Option<Tier>,
 }
@@ -158,7 +215,7 @@ pub fn history_since(policies: &[Policy], now: UnixSeconds) -> Option<UnixSecond
 pub const DAY_SECONDS: i64 = 86_400;
 
 pub fn evaluate(input: &Evaluation<'_>) -> Decision {
-    if let Some(denial) = first_denial(input) {
+    if let Some(denial) = first_denial(input, Scope::Admission) {
         return denial;
     }
     let mut matched = Vec::new();
@@ -166,31 +223,50 @@ pub fn evaluate(input: &Evaluation<'_>) -> Decision {
     let mut tier = Tier::Instant;
     let mut delay_seconds = None::<u64>;
 
-    let outflows = with_reservations(input.request.outflows(), input.reserved);
-    let usd = usd_value(input, &outflows);
+    let request = input.request.outflows();
+    let with_reserved = with_reservations(request.clone(), input.reserved);
+    // The tier judges this request together with the agent's other in-flight ones; the daily limit adds the
+    // request alone to what the 24 h history (which already holds the in-flight rows) counts.
+    let usd_with_reserved = usd_value(input, &with_reserved);
+    let usd_alone = usd_value(input, &request);
     for policy in in_force(input.policies, PolicyType::SpendingLimit) {
         let PolicyRules::SpendingLimit(limit) = &policy.rules else { continue };
         matched.push(policy.id);
-        let native = outflows.iter().find(|(a, _)| *a == Asset::Native).map(|(_, v)| *v).unwrap_or(Amount::ZERO);
-        let mut policy_tier = wei_tier(limit, native);
+        let mut policy_tier = Tier::Instant;
+        for (asset, amount) in &with_reserved {
+            let thresholds = match asset {
+                Asset::Native => Some(&limit.native),
+                Asset::Token(token) => limit.token_limits.iter().find(|(t, _)| t == token).map(|(_, th)| th),
+            };
+            if let Some(thresholds) = thresholds {
+                policy_tier = policy_tier.max(amount_tier(thresholds, *amount));
+            }
+        }
         if has_usd_thresholds(limit) {
-            match usd {
+            match usd_with_reserved {
                 Ok(value) => policy_tier = policy_tier.max(usd_tier(limit, value)),
-                Err(ref symbol) => {
+                Err(ref asset) => {
                     policy_tier = policy_tier.max(Tier::Notify);
-                    push_unique(&mut warnings, PolicyWarning::OraclePriceUnavailable { symbol: symbol.clone() });
+                    push_unique(&mut warnings, PolicyWarning::OraclePriceUnavailable { symbol: asset.clone() });
                 }
             }
         }
-        if let (Some(limit_usd), Ok(request_usd)) = (limit.daily_limit_usd, &usd)
-            && input.history.spent_usd_24h + request_usd > limit_usd
-        {
-            policy_tier = Tier::Approval;
-            warnings.push(PolicyWarning::CumulativeLimit {
-                spent_usd: input.history.spent_usd_24h,
-                request_usd: *request_usd,
-                limit_usd,
-            });
+        if let Some(limit_usd) = limit.daily_limit_usd {
+            match usd_alone {
+                Ok(request_usd) if input.history.spent_usd_24h + request_usd > limit_usd => {
+                    policy_tier = Tier::Approval;
+                    warnings.push(PolicyWarning::CumulativeLimit {
+                        spent_usd: input.history.spent_usd_24h,
+                        request_usd,
+                        limit_usd,
+                    });
+                }
+                Ok(_) => {}
+                Err(ref asset) => {
+                    policy_tier = policy_tier.max(Tier::Notify);
+                    push_unique(&mut warnings, PolicyWarning::OraclePriceUnavailable { symbol: asset.clone() });
+                }
+            }
         }
         if policy_tier >= tier {
             delay_seconds = Some(delay_seconds.unwrap_or(0).max(limit.delay_seconds));
@@ -217,8 +293,15 @@ pub fn evaluate(input: &Evaluation<'_>) -> Decision {
         delay_seconds: (tier == Tier::Delay).then(|| delay_seconds.unwrap_or(DEFAULT_DELAY_SECONDS)),
         downgraded,
         warnings,
-        request_usd: usd.ok(),
+        request_usd: usd_alone.ok(),
     }
+}
+
+/// The deny rules alone, for work that leaves a wait (DELAY, APPROVAL, a retry backoff): the policies and
+/// session constraints in force *now* are applied again, except RATE_LIMIT (the request was counted when it was
+/// admitted). Never lowers a tier: it only answers whether the request is now denied.
+pub fn recheck(input: &Evaluation<'_>) -> Option<Decision> {
+    first_denial(input, Scope::LeavingWait)
 }
 
 fn push_unique(warnings: &mut Vec<PolicyWarning>, warning: PolicyWarning) {
@@ -227,66 +310,228 @@ fn push_unique(warnings: &mut Vec<PolicyWarning>, warning: PolicyWarning) {
     }
 }
 
-fn first_denial(input: &Evaluation<'_>) -> Option<Decision> {
-    let leaves = input.request.leaves();
+/// Where the deny rules run: at admission, or again when queued work leaves its wait.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Admission,
+    LeavingWait,
+}
+
+/// How one policy concerns one effect of a request.
+#[derive(Debug, PartialEq)]
+pub enum Concern<'a> {
+    /// The subject must be on the policy's list.
+    Listed { subject: EvmAddress, list: &'a [EvmAddress], reason: DenyReason },
+    /// An approval: the spender must be listed, and an unlimited amount needs the policy's `allow_unlimited`.
+    Spender { spender: EvmAddress, amount: Amount, list: &'a [EvmAddress], allow_unlimited: bool },
+    /// The policy tiers the amount (SPENDING_LIMIT).
+    Amount,
+    /// The policy judges the request as a whole (RATE_LIMIT, TIME_RESTRICTION), whatever it does.
+    Request,
+    /// Not this policy's business.
+    Unconcerned,
+}
+
+/// The table of which policy concerns which effect. One exhaustive match without a wildcard arm: a new policy
+/// type or a new kind of effect does not compile until its cells are classified here.
+pub fn concern<'a>(rules: &'a PolicyRules, effect: &Effect) -> Concern<'a> {
+    use DenyReason as R;
+    use Effect as E;
+    use PolicyRules as P;
+    match (rules, effect) {
+        (P::SpendingLimit(_), E::NativeTransfer { .. } | E::TokenTransfer { .. } | E::TokenApproval { .. }) => {
+            Concern::Amount
+        }
+        (P::SpendingLimit(_), E::ContractCall { .. }) => Concern::Unconcerned,
+        (P::Whitelist { allowed_addresses }, E::NativeTransfer { to, .. } | E::TokenTransfer { to, .. }) => {
+            Concern::Listed { subject: *to, list: allowed_addresses, reason: R::AddressNotWhitelisted }
+        }
+        (P::Whitelist { .. }, E::TokenApproval { .. } | E::ContractCall { .. }) => Concern::Unconcerned,
+        (P::AllowedTokens { tokens }, E::TokenTransfer { token, .. } | E::TokenApproval { token, .. }) => {
+            Concern::Listed { subject: *token, list: tokens, reason: R::TokenNotAllowed }
+        }
+        (P::AllowedTokens { .. }, E::NativeTransfer { .. } | E::ContractCall { .. }) => Concern::Unconcerned,
+        (P::ContractWhitelist { contracts }, E::ContractCall { contract }) => {
+            Concern::Listed { subject: *contract, list: contracts, reason: R::ContractNotWhitelisted }
+        }
+        (P::ContractWhitelist { .. }, E::NativeTransfer { .. } | E::TokenTransfer { .. } | E::TokenApproval { .. }) => {
+            Concern::Unconcerned
+        }
+        (P::ApprovedSpenders { spenders, allow_unlimited }, E::TokenApproval { spender, amount, .. }) => {
+            Concern::Spender { spender: *spender, amount: *amount, list: spenders, allow_unlimited: *allow_unlimited }
+        }
+        (P::ApprovedSpenders { .. }, E::NativeTransfer { .. } | E::TokenTransfer { .. } | E::ContractCall { .. }) => {
+            Concern::Unconcerned
+        }
+        (
+            P::RateLimit(_) | P::TimeRestriction(_),
+            E::NativeTransfer { .. } | E::TokenTransfer { .. } | E::TokenApproval { .. } | E::ContractCall { .. },
+        ) => Concern::Request,
+    }
+}
+
+/// The policy type an effect needs under default deny, with the reason of a denial for want of it.
+fn required_policy(effect: &Effect, defaults: &PolicyDefaults) -> Option<(PolicyType, DenyReason)> {
+    match effect {
+        Effect::NativeTransfer { .. } => None,
+        Effect::TokenTransfer { .. } => {
+            defaults.deny_tokens.then_some((PolicyType::AllowedTokens, DenyReason::TokenNotAllowed))
+        }
+        Effect::TokenApproval { .. } => {
+            defaults.deny_spenders.then_some((PolicyType::ApprovedSpenders, DenyReason::SpenderNotApproved))
+        }
+        Effect::ContractCall { .. } => {
+            defaults.deny_contracts.then_some((PolicyType::ContractWhitelist, DenyReason::ContractNotWhitelisted))
+        }
+    }
+}
+
+/// Deny rules in order: session constraints, TIME_RESTRICTION, then per effect the default deny and the list
+/// policies (by type), then RATE_LIMIT (admission only).
+fn first_denial(input: &Evaluation<'_>, scope: Scope) -> Option<Decision> {
+    let effects = input.request.effects();
+    if let Some(constraints) = input.constraints
+        && let Some(denial) = constraint_denial(constraints, input, &effects)
+    {
+        return Some(denial);
+    }
     for policy in in_force(input.policies, PolicyType::TimeRestriction) {
         let PolicyRules::TimeRestriction(rules) = &policy.rules else { continue };
         let (hour, weekday) = hour_and_weekday(input.now);
         if !rules.allowed_hours.contains(&hour) || !rules.allowed_days.contains(&weekday) {
             return Some(Decision::deny(
                 DenyReason::OutsideAllowedTime,
-                policy.id,
+                Some(policy.id),
                 format!("transfers are not allowed at hour {hour} (UTC) on weekday {weekday}"),
             ));
         }
     }
-    let lists: [(PolicyType, DenyReason); 4] = [
-        (PolicyType::Whitelist, DenyReason::AddressNotWhitelisted),
-        (PolicyType::AllowedTokens, DenyReason::TokenNotAllowed),
-        (PolicyType::ContractWhitelist, DenyReason::ContractNotWhitelisted),
-        (PolicyType::ApprovedSpenders, DenyReason::SpenderNotApproved),
-    ];
-    for (policy_type, reason) in lists {
-        for policy in in_force(input.policies, policy_type) {
-            for leaf in &leaves {
-                let (subject, allowed) = match (&policy.rules, leaf) {
-                    (
-                        PolicyRules::Whitelist { allowed_addresses },
-                        TxKind::Transfer { to, .. } | TxKind::TokenTransfer { to, .. },
-                    ) => (*to, allowed_addresses),
-                    (
-                        PolicyRules::AllowedTokens { tokens },
-                        TxKind::TokenTransfer { token, .. } | TxKind::Approve { token, .. },
-                    ) => (token.address, tokens),
-                    (PolicyRules::ContractWhitelist { contracts }, TxKind::ContractCall { to, .. }) => (*to, contracts),
-                    (PolicyRules::ApprovedSpenders { spenders }, TxKind::Approve { spender, .. }) => {
-                        (*spender, spenders)
+    for effect in &effects {
+        if let Some((policy_type, reason)) = required_policy(effect, input.defaults)
+            && in_force(input.policies, policy_type).is_empty()
+        {
+            return Some(Decision::deny(
+                reason,
+                None,
+                format!(
+                    "{} {} is denied by default: no {} policy is in force",
+                    effect.kind().as_str(),
+                    effect.counterparty(),
+                    policy_type.as_str()
+                ),
+            ));
+        }
+        let mut unlimited_allowed = false;
+        for policy_type in PolicyType::ALL {
+            for policy in in_force(input.policies, policy_type) {
+                match concern(&policy.rules, effect) {
+                    Concern::Listed { subject, list, reason } if !list.contains(&subject) => {
+                        return Some(Decision::deny(
+                            reason,
+                            Some(policy.id),
+                            format!("{subject} is not allowed by the {} policy", policy_type.as_str()),
+                        ));
                     }
-                    _ => continue,
-                };
-                if !allowed.contains(&subject) {
-                    return Some(Decision::deny(
-                        reason,
-                        policy.id,
-                        format!("{subject} is not allowed by the {} policy", policy_type.as_str()),
-                    ));
+                    Concern::Spender { spender, list, .. } if !list.contains(&spender) => {
+                        return Some(Decision::deny(
+                            DenyReason::SpenderNotApproved,
+                            Some(policy.id),
+                            format!("{spender} is not allowed by the APPROVED_SPENDERS policy"),
+                        ));
+                    }
+                    Concern::Spender { amount, allow_unlimited: false, .. } if is_unlimited_approval(amount) => {
+                        return Some(Decision::deny(
+                            DenyReason::UnlimitedApproval,
+                            Some(policy.id),
+                            "an unlimited approval (at least 2^255) needs allow_unlimited in APPROVED_SPENDERS".into(),
+                        ));
+                    }
+                    Concern::Spender { allow_unlimited: true, .. } => unlimited_allowed = true,
+                    Concern::Listed { .. }
+                    | Concern::Spender { .. }
+                    | Concern::Amount
+                    | Concern::Request
+                    | Concern::Unconcerned => {}
                 }
             }
         }
-    }
-    for policy in in_force(input.policies, PolicyType::RateLimit) {
-        let PolicyRules::RateLimit(limit) = &policy.rules else { continue };
-        let window_start = input.now.plus_seconds(-i64::try_from(limit.window_seconds).unwrap_or(i64::MAX));
-        let recent = input.history.request_times.iter().filter(|t| **t > window_start).count();
-        if recent >= usize::try_from(limit.max_requests).unwrap_or(usize::MAX) {
+        if let Effect::TokenApproval { amount, .. } = effect
+            && is_unlimited_approval(*amount)
+            && !unlimited_allowed
+        {
             return Some(Decision::deny(
-                DenyReason::RateLimitExceeded,
-                policy.id,
-                format!("at most {} requests per {} s", limit.max_requests, limit.window_seconds),
+                DenyReason::UnlimitedApproval,
+                None,
+                "an unlimited approval (at least 2^255) needs an APPROVED_SPENDERS policy with allow_unlimited".into(),
             ));
         }
     }
+    if scope == Scope::Admission {
+        for policy in in_force(input.policies, PolicyType::RateLimit) {
+            let PolicyRules::RateLimit(limit) = &policy.rules else { continue };
+            let window_start = input.now.plus_seconds(-i64::try_from(limit.window_seconds).unwrap_or(i64::MAX));
+            let recent = input.history.request_times.iter().filter(|t| **t > window_start).count();
+            if recent >= usize::try_from(limit.max_requests).unwrap_or(usize::MAX) {
+                return Some(Decision::deny(
+                    DenyReason::RateLimitExceeded,
+                    Some(policy.id),
+                    format!("at most {} requests per {} s", limit.max_requests, limit.window_seconds),
+                ));
+            }
+        }
+    }
     None
+}
+
+/// The session's constraints, judged on the request's effects.
+fn constraint_denial(constraints: &SessionConstraints, input: &Evaluation<'_>, effects: &[Effect]) -> Option<Decision> {
+    let deny = |reason, message: String| Some(Decision::deny(reason, None, message));
+    if let Some(networks) = &constraints.allowed_networks
+        && !networks.iter().any(|n| n == input.network)
+    {
+        return deny(
+            DenyReason::SessionNetworkNotAllowed,
+            format!("this session may not use network {}", input.network),
+        );
+    }
+    for effect in effects {
+        if let Some(kinds) = &constraints.allowed_types
+            && !kinds.contains(&effect.kind())
+        {
+            return deny(
+                DenyReason::SessionTypeNotAllowed,
+                format!("this session may not make a {} (the request does one)", effect.kind().as_str()),
+            );
+        }
+        if let Some(recipients) = &constraints.allowed_recipients
+            && !recipients.contains(&effect.counterparty())
+        {
+            return deny(
+                DenyReason::SessionRecipientNotAllowed,
+                format!("this session may not pay, approve or call {}", effect.counterparty()),
+            );
+        }
+    }
+    if let Some(caps) = &constraints.max_amount_per_tx {
+        for (asset, amount) in input.request.outflows() {
+            if let Some((_, cap)) = caps.iter().find(|(a, _)| *a == asset)
+                && amount > *cap
+            {
+                return deny(
+                    DenyReason::SessionAmountExceeded,
+                    format!("this session may move at most {cap} of {} per request, not {amount}", asset_name(asset)),
+                );
+            }
+        }
+    }
+    None
+}
+
+fn asset_name(asset: Asset) -> String {
+    match asset {
+        Asset::Native => "the native coin".into(),
+        Asset::Token(address) => format!("token {address}"),
+    }
 }
 
 fn with_reservations(mut outflows: Vec<(Asset, Amount)>, reserved: &[(Asset, Amount)]) -> Vec<(Asset, Amount)> {
@@ -298,12 +543,13 @@ fn with_reservations(mut outflows: Vec<(Asset, Amount)>, reserved: &[(Asset, Amo
     outflows
 }
 
-fn wei_tier(limit: &SpendingLimit, native: Amount) -> Tier {
-    if native <= limit.instant_max {
+/// The tier of an amount under one set of thresholds (in the asset's smallest unit).
+fn amount_tier(limit: &Thresholds, amount: Amount) -> Tier {
+    if amount <= limit.instant_max {
         Tier::Instant
-    } else if native <= limit.notify_max {
+    } else if amount <= limit.notify_max {
         Tier::Notify
-    } else if native <= limit.delay_max {
+    } else if amount <= limit.delay_max {
         Tier::Delay
     } else {
         Tier::Approval
@@ -329,18 +575,26 @@ fn usd_tier(limit: &SpendingLimit, usd: f64) -> Tier {
     tier
 }
 
-/// USD value of the outflows, or the symbol of the first asset without a price.
+/// USD value of the outflows, or the name of the first asset without a price. A token is priced by its network
+/// and address with the decimals the chain reports; a token whose metadata is unknown has no price.
 fn usd_value(input: &Evaluation<'_>, outflows: &[(Asset, Amount)]) -> Result<f64, String> {
     let mut total = 0.0;
     for (asset, amount) in outflows {
-        let (symbol, decimals) = match asset {
-            Asset::Native => (NATIVE_SYMBOL.to_owned(), NATIVE_DECIMALS),
-            Asset::Token(address) => match input.request.token(*asset) {
-                Some(token) => (token.symbol.clone(), token.decimals),
-                None => (address.to_string(), 18),
-            },
+        if *amount == Amount::ZERO {
+            continue;
+        }
+        let (key, decimals) = match asset {
+            Asset::Native => (PriceKey::Native { symbol: NATIVE_SYMBOL }, NATIVE_DECIMALS),
+            Asset::Token(address) => {
+                let decimals = input.tokens.iter().find(|(t, _)| t == address).map(|(_, meta)| meta.decimals);
+                let Some(decimals) = decimals else { return Err(address.to_string()) };
+                (PriceKey::Token { network: input.network, address: *address }, decimals)
+            }
         };
-        let quote = input.prices.usd_price(&symbol).ok_or_else(|| symbol.clone())?;
+        let quote = input.prices.usd_price(key).ok_or_else(|| match asset {
+            Asset::Native => NATIVE_SYMBOL.to_owned(),
+            Asset::Token(address) => address.to_string(),
+        })?;
         total += to_units(*amount, decimals) * quote.usd;
     }
     Ok(total)

@@ -188,6 +188,14 @@ pub struct SimulationOutcome {
     pub gas_used: Option<u64>,
 }
 
+/// An ERC-20 token's metadata read from the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenMetadata {
+    pub decimals: u8,
+    /// `None` when `symbol()` is missing or not a string (some old tokens return bytes32).
+    pub symbol: Option<String>,
+}
+
 /// An unsigned transaction built for one agent, with everything needed to sign it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreparedTx {
@@ -245,6 +253,9 @@ pub trait ChainAdapter: Send + Sync {
     fn networks(&self) -> Vec<String>;
     async fn native_balance(&self, network: &str, address: EvmAddress) -> Result<Amount>;
     async fn token_balance(&self, network: &str, token: EvmAddress, owner: EvmAddress) -> Result<Amount>;
+    /// An ERC-20's `decimals()` and `symbol()` as the chain answers them; `None` when `token` does not answer as an
+    /// ERC-20 (no code, or `decimals()` reverts or returns something else). Transport failures are errors.
+    async fn token_metadata(&self, network: &str, token: EvmAddress) -> Result<Option<TokenMetadata>>;
     /// Builds the unsigned transaction for `kind` from `from` (nonce, gas, EIP-1559 fees) and simulates it from
     /// `from` at the latest block. A revert is reported in `simulation`, not as an error.
     async fn prepare(&self, network: &str, from: EvmAddress, kind: &TxKind) -> Result<PreparedTx>;
@@ -335,6 +346,8 @@ pub struct TxUpdate {
     pub execute_after: Option<UnixSeconds>,
     /// Forget the error of an earlier failed attempt (the transaction went through after all).
     pub clear_error: bool,
+    /// The structured reason of a cancellation by policy (e.g. `ADDRESS_NOT_WHITELISTED`).
+    pub reason_code: Option<String>,
 }
 
 #[cfg_attr(any(test, feature = "mocks"), automock)]
@@ -372,10 +385,18 @@ pub struct PriceQuote {
     pub observed_at: UnixSeconds,
 }
 
+/// What a price is asked for: a native coin by its symbol (the same coin on every network that uses it), an
+/// ERC-20 by its network and contract address — never by a symbol or decimals an agent wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PriceKey<'a> {
+    Native { symbol: &'a str },
+    Token { network: &'a str, address: EvmAddress },
+}
+
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 pub trait PriceOracle: Send + Sync {
-    /// The USD price of one whole unit of `symbol`; `None` when unknown (never treated as zero).
-    fn usd_price(&self, symbol: &str) -> Option<PriceQuote>;
+    /// The USD price of one whole unit of `asset`; `None` when unknown (never treated as zero).
+    fn usd_price<'a>(&self, asset: PriceKey<'a>) -> Option<PriceQuote>;
 }
 
 /// Receives events after their transaction committed. Must not block.

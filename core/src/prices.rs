@@ -1,29 +1,43 @@
 //! A fixed USD price table (the `[oracle]` config section): prices that work offline and never go stale by
-//! surprise. It is a [`PriceOracle`]; an asset missing from the table has no price (never zero).
+//! surprise. It is a [`PriceOracle`]. Native coins are priced by symbol (`usd_eth`); ERC-20 tokens by network and
+//! contract address (`token_<network>_<address>`), never by a symbol a request names. An asset missing from the
+//! table has no price (never zero).
 
 use std::collections::HashMap;
 
 use crate::UnixSeconds;
-use crate::ports::{PriceOracle, PriceQuote};
+use crate::domain::EvmAddress;
+use crate::ports::{PriceKey, PriceOracle, PriceQuote};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StaticPriceTable {
-    prices: HashMap<String, f64>,
+    natives: HashMap<String, f64>,
+    tokens: HashMap<(String, EvmAddress), f64>,
     /// When the table was loaded: the age of every quote.
     loaded_at: UnixSeconds,
 }
 
 impl StaticPriceTable {
-    /// Prices by symbol (case-insensitive), e.g. `("ETH", 3000.0)`.
+    /// Native coin prices by symbol (case-insensitive), e.g. `("ETH", 3000.0)`.
     pub fn new(prices: impl IntoIterator<Item = (String, f64)>, loaded_at: UnixSeconds) -> Self {
-        let prices = prices.into_iter().map(|(symbol, usd)| (symbol.to_uppercase(), usd)).collect();
-        StaticPriceTable { prices, loaded_at }
+        let natives = prices.into_iter().map(|(symbol, usd)| (symbol.to_uppercase(), usd)).collect();
+        StaticPriceTable { natives, tokens: HashMap::new(), loaded_at }
+    }
+
+    /// Adds token prices by (network, contract address).
+    pub fn with_tokens(mut self, tokens: impl IntoIterator<Item = ((String, EvmAddress), f64)>) -> Self {
+        self.tokens.extend(tokens);
+        self
     }
 }
 
 impl PriceOracle for StaticPriceTable {
-    fn usd_price(&self, symbol: &str) -> Option<PriceQuote> {
-        self.prices.get(&symbol.to_uppercase()).map(|usd| PriceQuote { usd: *usd, observed_at: self.loaded_at })
+    fn usd_price<'a>(&self, asset: PriceKey<'a>) -> Option<PriceQuote> {
+        let usd = match asset {
+            PriceKey::Native { symbol } => self.natives.get(&symbol.to_uppercase()),
+            PriceKey::Token { network, address } => self.tokens.get(&(network.to_owned(), address)),
+        };
+        usd.map(|usd| PriceQuote { usd: *usd, observed_at: self.loaded_at })
     }
 }
 
@@ -32,9 +46,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lookup_is_case_insensitive_and_missing_is_none() {
-        let table = StaticPriceTable::new([("eth".to_owned(), 3000.0)], UnixSeconds(5));
-        assert_eq!(table.usd_price("ETH"), Some(PriceQuote { usd: 3000.0, observed_at: UnixSeconds(5) }));
-        assert_eq!(table.usd_price("USDC"), None);
+    fn natives_by_symbol_tokens_by_network_and_address() {
+        let token: EvmAddress = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".parse().unwrap();
+        let table = StaticPriceTable::new([("eth".to_owned(), 3000.0)], UnixSeconds(5))
+            .with_tokens([(("anvil".to_owned(), token), 1.0)]);
+        let quote = |usd| Some(PriceQuote { usd, observed_at: UnixSeconds(5) });
+        assert_eq!(table.usd_price(PriceKey::Native { symbol: "ETH" }), quote(3000.0));
+        assert_eq!(table.usd_price(PriceKey::Native { symbol: "USDC" }), None);
+        assert_eq!(table.usd_price(PriceKey::Token { network: "anvil", address: token }), quote(1.0));
+        assert_eq!(table.usd_price(PriceKey::Token { network: "base", address: token }), None, "per network");
     }
 }

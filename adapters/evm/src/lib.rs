@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use alloy_primitives::U256;
 use async_trait::async_trait;
 use waiaas_core::domain::{EvmAddress, TxKind};
-use waiaas_core::ports::{Broadcast, ChainAdapter, PreparedTx, SignedTx, TxBroadcaster, TxOnChain};
+use waiaas_core::ports::{Broadcast, ChainAdapter, PreparedTx, SignedTx, TokenMetadata, TxBroadcaster, TxOnChain};
 use waiaas_core::{Amount, Error, ErrorCode, Result};
 
 pub use rpc::{RpcClient, RpcFailure};
@@ -77,6 +77,10 @@ impl ChainAdapter for EvmChain {
 
     async fn token_balance(&self, network: &str, token: EvmAddress, owner: EvmAddress) -> Result<Amount> {
         tx::token_balance(self.client(network)?, token, owner).await
+    }
+
+    async fn token_metadata(&self, network: &str, token: EvmAddress) -> Result<Option<TokenMetadata>> {
+        tx::token_metadata(self.client(network)?, token).await
     }
 
     async fn prepare(&self, network: &str, from: EvmAddress, kind: &TxKind) -> Result<PreparedTx> {

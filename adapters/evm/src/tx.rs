@@ -9,7 +9,7 @@ use alloy_sol_types::{SolCall, sol};
 use serde::Deserialize;
 use waiaas_core::domain::{EvmAddress, TxKind};
 use waiaas_core::error::Issue;
-use waiaas_core::ports::{Broadcast, PreparedTx, SignedTx, SimulationOutcome, TxOnChain};
+use waiaas_core::ports::{Broadcast, PreparedTx, SignedTx, SimulationOutcome, TokenMetadata, TxOnChain};
 use waiaas_core::{Amount, Error, ErrorCode, Result};
 
 use crate::rpc::{RpcClient, RpcFailure};
@@ -18,6 +18,8 @@ sol! {
     function transfer(address to, uint256 value) returns (bool);
     function approve(address spender, uint256 value) returns (bool);
     function balanceOf(address owner) returns (uint256);
+    function decimals() returns (uint8);
+    function symbol() returns (string);
 }
 
 /// Gas headroom over the node's estimate, in percent.
@@ -87,6 +89,23 @@ pub async fn token_balance(client: &RpcClient, token: EvmAddress, owner: EvmAddr
     let balance = balanceOfCall::abi_decode_returns(&result)
         .map_err(|_| Error::new(ErrorCode::ChainError, format!("{token} did not answer balanceOf like an ERC-20")))?;
     Ok(Amount(balance))
+}
+
+/// `decimals()` and `symbol()` of `token`, asked concurrently; `None` when the contract does not answer
+/// `decimals()` as an ERC-20 (an address without code answers empty data, which does not decode).
+pub async fn token_metadata(client: &RpcClient, token: EvmAddress) -> Result<Option<TokenMetadata>> {
+    let ask = |data: Vec<u8>| {
+        let data: Bytes = data.into();
+        client.try_call::<Bytes>("eth_call", serde_json::json!([{"to": token.0, "data": data}, "latest"]))
+    };
+    let (decimals, symbol) = tokio::join!(ask(decimalsCall {}.abi_encode()), ask(symbolCall {}.abi_encode()));
+    let Ok(answer) = decimals? else { return Ok(None) };
+    let Ok(decimals) = decimalsCall::abi_decode_returns_validate(&answer) else { return Ok(None) };
+    let symbol = match symbol? {
+        Ok(answer) => symbolCall::abi_decode_returns_validate(&answer).ok().filter(|s| !s.is_empty()),
+        Err(_) => None,
+    };
+    Ok(Some(TokenMetadata { decimals, symbol }))
 }
 
 /// Builds and simulates the transaction for `kind` from `from`.

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use waiaas_core::domain::Session;
+use waiaas_core::domain::{Session, SessionConstraints};
 use waiaas_core::event::Event;
 use waiaas_core::ports::SessionRepo;
 use waiaas_core::{AgentId, ErrorCode, Result, SessionId, UnixSeconds};
@@ -24,7 +24,12 @@ fn session_from_row(row: &SqliteRow) -> Result<Session> {
         id: parse_column(TABLE, "id", &text("id")?, str::parse::<SessionId>)?,
         agent_id: parse_column(TABLE, "agent_id", &text("agent_id")?, str::parse::<AgentId>)?,
         token_hash: text("token_hash")?,
-        constraints: constraints.map(|raw| parse_json(TABLE, "constraints", &raw)).transpose()?,
+        constraints: constraints
+            .map(|raw| {
+                let json = parse_json(TABLE, "constraints", &raw)?;
+                SessionConstraints::parse(&json).map_err(|e| decode_err(TABLE, "constraints", e.message))
+            })
+            .transpose()?,
         created_at: UnixSeconds(row.try_get("created_at").map_err(db_err)?),
         expires_at: UnixSeconds(row.try_get("expires_at").map_err(db_err)?),
         revoked_at: revoked_at.map(UnixSeconds),
@@ -56,7 +61,7 @@ impl SessionRepo for SqliteSessionRepo {
         .bind(session.id.to_string())
         .bind(session.agent_id.to_string())
         .bind(&session.token_hash)
-        .bind(session.constraints.as_ref().map(ToString::to_string))
+        .bind(session.constraints.as_ref().map(|c| c.to_json().to_string()))
         .bind(session.created_at.0)
         .bind(session.expires_at.0)
         .bind(session.revoked_at.map(|t| t.0))
@@ -136,7 +141,10 @@ mod tests {
         let agent = t.agent();
         t.insert_agent(&agent).await;
         let mut session = t.session(agent.id);
-        session.constraints = Some(json!({ "maxAmount": "100", "networks": ["anvil"] }));
+        session.constraints = Some(
+            SessionConstraints::parse(&json!({ "maxAmountPerTx": { "native": "100" }, "allowedNetworks": ["anvil"] }))
+                .unwrap(),
+        );
         let plain = t.session(agent.id);
         let event = t.event(EventType::SessionCreated).agent(agent.id).session(session.id);
         t.db.sessions().insert(&session, &event).await.unwrap();

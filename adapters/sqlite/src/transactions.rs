@@ -267,7 +267,7 @@ impl TxRepo for SqliteTxRepo {
              tx_hash = COALESCE(?, tx_hash), raw_tx = COALESCE(?, raw_tx), \
              error = CASE WHEN ? THEN NULL ELSE COALESCE(?, error) END, \
              approved_at = COALESCE(?, approved_at), attempts = COALESCE(?, attempts), \
-             execute_after = COALESCE(?, execute_after) \
+             execute_after = COALESCE(?, execute_after), reason_code = COALESCE(?, reason_code) \
              WHERE id = ? AND status = ? AND (? IS NULL OR approved_at IS NULL) RETURNING agent_id, reserved",
         )
         .bind(to.as_str())
@@ -279,6 +279,7 @@ impl TxRepo for SqliteTxRepo {
         .bind(update.approved_at.map(|t| t.0))
         .bind(update.attempts.map(i64::from))
         .bind(update.execute_after.map(|t| t.0))
+        .bind(update.reason_code.as_deref())
         .bind(id.to_string())
         .bind(from.as_str())
         .bind(update.approved_at.map(|t| t.0))

@@ -14,19 +14,23 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use waiaas_core::domain::EvmAddress;
 use waiaas_core::services::CoreConfig;
 use waiaas_fs::KdfParams;
 
 /// The sections, in file order.
-pub const SECTIONS: &[&str] = &["daemon", "rpc", "security", "keystore", "oracle", "pipeline", "metrics", "backup"];
+pub const SECTIONS: &[&str] =
+    &["daemon", "rpc", "security", "policy", "keystore", "oracle", "pipeline", "metrics", "backup"];
 
 /// Environment variables with the `WAIAAS_` prefix that are not config keys.
 pub const NON_CONFIG_ENV: &[&str] = &["WAIAAS_DATA_DIR", "WAIAAS_MASTER_PASSWORD", "WAIAAS_MASTER_PASSWORD_FILE"];
 
 /// Prefix of `[rpc]` keys naming an EVM network.
 const EVM_PREFIX: &str = "evm_";
-/// Prefix of `[oracle]` keys naming an asset's USD price.
+/// Prefix of `[oracle]` keys naming a native coin's USD price.
 const USD_PREFIX: &str = "usd_";
+/// Prefix of `[oracle]` keys naming an ERC-20 token's USD price: `token_<network>_<address>`.
+const TOKEN_PREFIX: &str = "token_";
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -75,12 +79,15 @@ impl fmt::Debug for MetricsConfig {
     }
 }
 
-/// `[oracle]`: a static USD price table, one `usd_<symbol> = <price>` per asset (e.g. `usd_eth = 3000.0`).
-/// An asset without a price is unpriced, never free.
+/// `[oracle]`: a static USD price table: `usd_<symbol> = <price>` per native coin (e.g. `usd_eth = 3000.0`) and
+/// `token_<network>_<address> = <price>` per ERC-20 token (priced by where it lives, never by a symbol a request
+/// names). An asset without a price is unpriced, never free.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OracleConfig {
-    /// Upper-case symbol → USD price of one whole unit.
+    /// Upper-case symbol → USD price of one whole native coin.
     pub usd: BTreeMap<String, f64>,
+    /// (network, token address) → USD price of one whole token (in the decimals the chain reports).
+    pub tokens: Vec<((String, EvmAddress), f64)>,
 }
 
 /// `[backup]`: where archives go and the daemon's backup schedule (OPS-03).
@@ -380,6 +387,28 @@ impl Config {
                 self.keystore.m_cost_kib = raw.integer("0..=4294967295").map_err(named)?
             }
             ("keystore", "argon2_t_cost") => self.keystore.t_cost = raw.integer("0..=4294967295").map_err(named)?,
+            ("policy", "default_deny_contracts") => {
+                self.security.policy_defaults.deny_contracts = raw.boolean().map_err(named)?
+            }
+            ("policy", "default_deny_tokens") => {
+                self.security.policy_defaults.deny_tokens = raw.boolean().map_err(named)?
+            }
+            ("policy", "default_deny_spenders") => {
+                self.security.policy_defaults.deny_spenders = raw.boolean().map_err(named)?
+            }
+            ("oracle", key) if key.starts_with(TOKEN_PREFIX) => {
+                let rest = &key[TOKEN_PREFIX.len()..];
+                let parsed = rest
+                    .rsplit_once('_')
+                    .filter(|(network, _)| valid_network_name(network))
+                    .and_then(|(network, address)| Some((network.to_owned(), address.parse::<EvmAddress>().ok()?)));
+                let Some(key) = parsed else {
+                    return Err(named("expected token_<network>_<0x token address>".to_owned()));
+                };
+                let price = raw.number().map_err(named)?;
+                self.oracle.tokens.retain(|(k, _)| *k != key);
+                self.oracle.tokens.push((key, price));
+            }
             ("oracle", key) if key.starts_with(USD_PREFIX) && key.len() > USD_PREFIX.len() => {
                 let symbol = key[USD_PREFIX.len()..].to_ascii_uppercase();
                 self.oracle.usd.insert(symbol, raw.number().map_err(named)?);
@@ -506,6 +535,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("security", "session_absolute_lifetime_seconds"),
     ("security", "master_auth_max_failures"),
     ("security", "master_auth_window_seconds"),
+    ("policy", "default_deny_contracts"),
+    ("policy", "default_deny_tokens"),
+    ("policy", "default_deny_spenders"),
     ("keystore", "argon2_m_cost_kib"),
     ("keystore", "argon2_t_cost"),
     ("keystore", "argon2_p_cost"),
@@ -523,7 +555,7 @@ fn home_of(key: &str) -> Option<&'static str> {
     if key.starts_with(EVM_PREFIX) {
         return Some("rpc");
     }
-    if key.starts_with(USD_PREFIX) {
+    if key.starts_with(USD_PREFIX) || key.starts_with(TOKEN_PREFIX) {
         return Some("oracle");
     }
     KEYS.iter().find(|(_, k)| *k == key).map(|(section, _)| *section)
@@ -566,6 +598,14 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
 # master_auth_max_failures = 5
 # master_auth_window_seconds = 60
 
+# [policy]
+# Default deny: with no policy of the matching type in force, a contract call needs a CONTRACT_WHITELIST, a token
+# transfer an ALLOWED_TOKENS and an approval an APPROVED_SPENDERS policy (see docs/policies.md). Turning one off
+# allows that kind of transaction to anyone until a policy of the type exists.
+# default_deny_contracts = true
+# default_deny_tokens = true
+# default_deny_spenders = true
+
 # [keystore]
 # Argon2id parameters for new agent key files (existing files keep the parameters stored in them).
 # argon2_m_cost_kib = 65536
@@ -573,10 +613,12 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
 # argon2_p_cost = 4
 
 # [oracle]
-# Static USD prices, one per asset symbol: usd_<symbol> = <price of one whole unit>. USD policy thresholds use
-# them; an asset without a price is treated as unpriced (the tier is raised to at least NOTIFY), never as free.
+# Static USD prices. Native coins by symbol: usd_<symbol> = <price of one whole coin>. ERC-20 tokens by network
+# and contract address: token_<network>_<address> = <price of one whole token> (the token's decimals are read
+# from the chain). USD policy thresholds use them; an asset without a price is treated as unpriced (the tier is
+# raised to at least NOTIFY), never as free.
 # usd_eth = 3000.0
-# usd_usdc = 1.0
+# token_anvil_0x5fbdb2315678afecb367f032d93f642f64180aa3 = 1.0
 
 # [pipeline]
 # How often the transaction worker looks for due work (DELAY expiry, receipts), besides being woken at once by

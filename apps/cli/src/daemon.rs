@@ -223,7 +223,8 @@ pub async fn bind(
         if config.metrics.enabled { metrics.clone() } else { Arc::new(NoMetrics) };
     let chain = EvmChain::with_metrics(config.rpc.evm_networks(), Arc::clone(&collected));
     let wake_worker = Arc::new(Notify::new());
-    let prices = StaticPriceTable::new(config.oracle.usd.clone(), overrides.clock.now());
+    let prices = StaticPriceTable::new(config.oracle.usd.clone(), overrides.clock.now())
+        .with_tokens(config.oracle.tokens.iter().cloned());
     let ports = Ports {
         clock: overrides.clock,
         entropy: Arc::new(OsEntropy),

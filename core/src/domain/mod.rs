@@ -1,6 +1,7 @@
 //! Domain entities and their state machines.
 
 pub mod agent;
+pub mod effect;
 pub mod kill_switch;
 pub mod policy;
 pub mod request;
@@ -8,6 +9,7 @@ pub mod session;
 pub mod tx;
 
 pub use agent::{Agent, AgentStatus, Chain, EvmAddress};
+pub use effect::{Effect, EffectKind};
 pub use kill_switch::{KillSwitch, KillSwitchState};
 pub use policy::{Policy, PolicyRules, PolicyType};
 pub use request::{Asset, TokenRef, TxKind};

@@ -45,23 +45,56 @@ impl PolicyType {
     }
 }
 
-/// SPENDING_LIMIT: the tier by amount (wei thresholds, optional USD thresholds).
+/// Tier thresholds for one asset, in its smallest unit: ≤ instant_max → INSTANT, ≤ notify_max → NOTIFY,
+/// ≤ delay_max → DELAY, else APPROVAL.
 #[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct SpendingLimit {
+pub struct Thresholds {
     pub instant_max: Amount,
     pub notify_max: Amount,
     pub delay_max: Amount,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+}
+
+impl Thresholds {
+    fn ordered(&self) -> bool {
+        self.instant_max <= self.notify_max && self.notify_max <= self.delay_max
+    }
+}
+
+/// SPENDING_LIMIT: the tier by amount — native thresholds in wei, optional per-token thresholds in each
+/// token's smallest unit, optional USD thresholds and a rolling daily USD limit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpendingLimit {
+    /// Thresholds of the native coin (`instant_max`, `notify_max`, `delay_max` in the rules).
+    pub native: Thresholds,
     pub instant_max_usd: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_max_usd: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_max_usd: Option<f64>,
-    #[serde(default = "default_delay_seconds")]
     pub delay_seconds: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_limit_usd: Option<f64>,
+    /// Per-token thresholds (`token_limits: {"<token address>": {instant_max, notify_max, delay_max}}`).
+    pub token_limits: Vec<(EvmAddress, Thresholds)>,
+}
+
+/// The JSON form of SPENDING_LIMIT rules (snake_case keys, unknown keys refused).
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct SpendingLimitJson {
+    instant_max: Amount,
+    notify_max: Amount,
+    delay_max: Amount,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    instant_max_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    notify_max_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delay_max_usd: Option<f64>,
+    #[serde(default = "default_delay_seconds")]
+    delay_seconds: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    daily_limit_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    token_limits: std::collections::BTreeMap<String, Thresholds>,
 }
 
 fn default_delay_seconds() -> u64 {
@@ -96,10 +129,20 @@ fn all_days() -> Vec<u8> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum PolicyRules {
     SpendingLimit(SpendingLimit),
-    Whitelist { allowed_addresses: Vec<EvmAddress> },
-    AllowedTokens { tokens: Vec<EvmAddress> },
-    ContractWhitelist { contracts: Vec<EvmAddress> },
-    ApprovedSpenders { spenders: Vec<EvmAddress> },
+    Whitelist {
+        allowed_addresses: Vec<EvmAddress>,
+    },
+    AllowedTokens {
+        tokens: Vec<EvmAddress>,
+    },
+    ContractWhitelist {
+        contracts: Vec<EvmAddress>,
+    },
+    /// `allow_unlimited`: approvals of at least 2^255 to a listed spender are allowed (denied otherwise).
+    ApprovedSpenders {
+        spenders: Vec<EvmAddress>,
+        allow_unlimited: bool,
+    },
     RateLimit(RateLimit),
     TimeRestriction(TimeRestriction),
 }
@@ -123,6 +166,8 @@ struct ContractsJson {
 #[serde(deny_unknown_fields)]
 struct SpendersJson {
     spenders: Vec<String>,
+    #[serde(default)]
+    allow_unlimited: bool,
 }
 
 impl PolicyRules {
@@ -156,18 +201,40 @@ impl PolicyRules {
         }
         let parsed = match policy_type {
             PolicyType::SpendingLimit => {
-                let limit: SpendingLimit = de(rules)?;
-                if !(limit.instant_max <= limit.notify_max && limit.notify_max <= limit.delay_max) {
+                let raw: SpendingLimitJson = de(rules)?;
+                let native =
+                    Thresholds { instant_max: raw.instant_max, notify_max: raw.notify_max, delay_max: raw.delay_max };
+                if !native.ordered() {
                     return Err(Error::invalid_field(
                         "rules",
                         "thresholds must satisfy instant_max <= notify_max <= delay_max",
                     ));
                 }
-                let usd = [limit.instant_max_usd, limit.notify_max_usd, limit.delay_max_usd, limit.daily_limit_usd];
+                let usd = [raw.instant_max_usd, raw.notify_max_usd, raw.delay_max_usd, raw.daily_limit_usd];
                 if usd.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
                     return Err(Error::invalid_field("rules", "USD thresholds must be finite and non-negative"));
                 }
-                PolicyRules::SpendingLimit(limit)
+                let mut token_limits = Vec::with_capacity(raw.token_limits.len());
+                for (key, thresholds) in raw.token_limits {
+                    let path = format!("rules.token_limits.{key}");
+                    let token = key.parse::<EvmAddress>().map_err(|m| Error::invalid_field(&path, m))?;
+                    if !thresholds.ordered() {
+                        return Err(Error::invalid_field(&path, "must satisfy instant_max <= notify_max <= delay_max"));
+                    }
+                    if token_limits.iter().any(|(t, _)| *t == token) {
+                        return Err(Error::invalid_field(&path, "the same token is named twice"));
+                    }
+                    token_limits.push((token, thresholds));
+                }
+                PolicyRules::SpendingLimit(SpendingLimit {
+                    native,
+                    instant_max_usd: raw.instant_max_usd,
+                    notify_max_usd: raw.notify_max_usd,
+                    delay_max_usd: raw.delay_max_usd,
+                    delay_seconds: raw.delay_seconds,
+                    daily_limit_usd: raw.daily_limit_usd,
+                    token_limits,
+                })
             }
             PolicyType::Whitelist => {
                 let raw: WhitelistJson = de(rules)?;
@@ -183,7 +250,10 @@ impl PolicyRules {
             }
             PolicyType::ApprovedSpenders => {
                 let raw: SpendersJson = de(rules)?;
-                PolicyRules::ApprovedSpenders { spenders: addresses("spenders", raw.spenders)? }
+                PolicyRules::ApprovedSpenders {
+                    spenders: addresses("spenders", raw.spenders)?,
+                    allow_unlimited: raw.allow_unlimited,
+                }
             }
             PolicyType::RateLimit => {
                 let limit: RateLimit = de(rules)?;
@@ -219,11 +289,28 @@ impl PolicyRules {
             serde_json::json!({ key: values })
         }
         match self {
-            PolicyRules::SpendingLimit(limit) => serde_json::to_value(limit).unwrap_or_default(),
+            PolicyRules::SpendingLimit(limit) => serde_json::to_value(SpendingLimitJson {
+                instant_max: limit.native.instant_max,
+                notify_max: limit.native.notify_max,
+                delay_max: limit.native.delay_max,
+                instant_max_usd: limit.instant_max_usd,
+                notify_max_usd: limit.notify_max_usd,
+                delay_max_usd: limit.delay_max_usd,
+                delay_seconds: limit.delay_seconds,
+                daily_limit_usd: limit.daily_limit_usd,
+                token_limits: limit.token_limits.iter().map(|(t, th)| (t.to_string(), th.clone())).collect(),
+            })
+            .unwrap_or_default(),
             PolicyRules::Whitelist { allowed_addresses } => list("allowed_addresses", allowed_addresses),
             PolicyRules::AllowedTokens { tokens } => list("tokens", tokens),
             PolicyRules::ContractWhitelist { contracts } => list("contracts", contracts),
-            PolicyRules::ApprovedSpenders { spenders } => list("spenders", spenders),
+            PolicyRules::ApprovedSpenders { spenders, allow_unlimited } => {
+                let mut json = list("spenders", spenders);
+                if *allow_unlimited {
+                    json["allow_unlimited"] = serde_json::Value::Bool(true);
+                }
+                json
+            }
             PolicyRules::RateLimit(limit) => serde_json::to_value(limit).unwrap_or_default(),
             PolicyRules::TimeRestriction(restriction) => serde_json::to_value(restriction).unwrap_or_default(),
         }
@@ -268,6 +355,22 @@ mod tests {
         check(AllowedTokens, json!({"tokens":[]}), true);
         check(ContractWhitelist, json!({"contracts":["0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"]}), true);
         check(ApprovedSpenders, json!({"spenders":["0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"]}), true);
+        check(
+            ApprovedSpenders,
+            json!({"spenders":["0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"],"allow_unlimited":true}),
+            true,
+        );
+        let token = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
+        let limits = |inner: serde_json::Value| json!({"instant_max":"1","notify_max":"2","delay_max":"3","token_limits":{token: inner}});
+        check(SpendingLimit, limits(json!({"instant_max":"10","notify_max":"20","delay_max":"30"})), true);
+        check(SpendingLimit, limits(json!({"instant_max":"30","notify_max":"20","delay_max":"30"})), false);
+        check(SpendingLimit, limits(json!({"instant_max":"10","notify_max":"20"})), false);
+        check(
+            SpendingLimit,
+            json!({"instant_max":"1","notify_max":"2","delay_max":"3",
+                   "token_limits":{"0x12":{"instant_max":"1","notify_max":"2","delay_max":"3"}}}),
+            false,
+        );
         check(RateLimit, json!({"max_requests":5,"window_seconds":60}), true);
         check(RateLimit, json!({"max_requests":0,"window_seconds":60}), false);
         check(RateLimit, json!({"max_requests":1,"window_seconds":86_401}), false);

@@ -73,27 +73,6 @@ impl TxKind {
         }
     }
 
-    /// Amounts moved out of the wallet per asset (an APPROVE moves nothing now but exposes `amount`; it counts
-    /// toward spending limits as the exposure it creates).
-    pub fn outflows(&self) -> Vec<(Asset, Amount)> {
-        let mut totals: Vec<(Asset, Amount)> = Vec::new();
-        for leaf in self.leaves() {
-            let (asset, amount) = match leaf {
-                TxKind::Transfer { amount, .. } => (Asset::Native, *amount),
-                TxKind::ContractCall { value, .. } => (Asset::Native, *value),
-                TxKind::TokenTransfer { amount, token, .. } | TxKind::Approve { amount, token, .. } => {
-                    (Asset::Token(token.address), *amount)
-                }
-                TxKind::Batch { .. } => continue,
-            };
-            match totals.iter_mut().find(|(a, _)| *a == asset) {
-                Some((_, total)) => *total = total.saturating_add(amount),
-                None => totals.push((asset, amount)),
-            }
-        }
-        totals
-    }
-
     /// The token metadata named for `asset` in this request, if any.
     pub fn token(&self, asset: Asset) -> Option<&TokenRef> {
         self.leaves().into_iter().find_map(|leaf| match leaf {
@@ -246,7 +225,17 @@ fn parse_kind(value: &serde_json::Value, prefix: &str, top: bool, issues: &mut V
                     None
                 }
             };
-            Some(TxKind::ContractCall { to: to?, calldata: calldata?, value: value? })
+            let (to, calldata, value) = (to?, calldata?, value?);
+            if let Err(super::effect::MalformedCalldata(what)) = super::effect::erc20_effect(to, &calldata) {
+                issues.push(Issue {
+                    path: path("calldata"),
+                    message: format!(
+                        "carries an ERC-20 selector but does not decode strictly ({what}): refused rather than guessed"
+                    ),
+                });
+                return None;
+            }
+            Some(TxKind::ContractCall { to, calldata, value })
         }
         "APPROVE" => {
             let (spender, amount, token) = (address("spender", issues), amount("amount", true, issues), token(issues));
@@ -329,7 +318,8 @@ mod tests {
         check(json!({"type":"TRANSFER","to":"0x12","amount":"1"}), Err("to"));
         check(json!({"type":"TOKEN_TRANSFER","to":A,"amount":"5","token":token}), Ok("TOKEN_TRANSFER"));
         check(json!({"type":"TOKEN_TRANSFER","to":A,"amount":"5","token":{"address":A}}), Err("token.decimals"));
-        check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"0xa9059cbb"}), Ok("CONTRACT_CALL"));
+        check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"0xdeadbeef"}), Ok("CONTRACT_CALL"));
+        check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"0xa9059cbb"}), Err("calldata"));
         check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"zz"}), Err("calldata"));
         check(json!({"type":"APPROVE","spender":A,"amount":"5","token":token}), Ok("APPROVE"));
         check(

@@ -78,9 +78,10 @@ impl TxStatus {
         self.step(TxStatus::Failed, &[TxStatus::Pending, TxStatus::Executing, TxStatus::Submitted])
     }
 
-    /// Cancelled by the agent, the owner, a policy denial or the kill switch; only before signing.
+    /// Cancelled by the agent, the owner, the operator, a policy denial or the kill switch; only before signing
+    /// (an EXECUTING row is unsigned, or its earlier signed version provably did not land).
     pub fn cancel(self) -> Result<TxStatus, TransitionError> {
-        self.step(TxStatus::Cancelled, &[TxStatus::Pending, TxStatus::Queued])
+        self.step(TxStatus::Cancelled, &[TxStatus::Pending, TxStatus::Queued, TxStatus::Executing])
     }
 
     pub fn expire(self) -> Result<TxStatus, TransitionError> {
@@ -119,7 +120,8 @@ mod tests {
             Ok(Confirmed)
         );
         assert_eq!(Pending.execute(), Ok(Executing));
-        assert!(Executing.cancel().is_err(), "signed work cannot be cancelled");
+        assert!(Submitted.cancel().is_err(), "signed work cannot be cancelled");
+        assert_eq!(Executing.cancel(), Ok(Cancelled), "unsigned work in EXECUTING can");
         assert!(Confirmed.fail().is_err());
         assert!(Pending.expire().is_err());
         assert_eq!(Queued.expire(), Ok(Expired));

@@ -122,7 +122,7 @@ impl Waiaas {
     pub fn refresh_oracle_ages(&self, symbols: &[String]) {
         let now = self.now();
         for symbol in symbols {
-            if let Some(quote) = self.ports.prices.usd_price(symbol) {
+            if let Some(quote) = self.ports.prices.usd_price(crate::ports::PriceKey::Native { symbol }) {
                 let age = (now.0 - quote.observed_at.0).max(0) as f64;
                 self.ports.metrics.set_gauge(m::ORACLE_PRICE_AGE_SECONDS, &[("symbol", symbol)], age);
             }

@@ -63,6 +63,8 @@ pub struct CoreConfig {
     /// Failed master-password attempts allowed per client address within the window.
     pub master_auth_max_failures: u32,
     pub master_auth_window_seconds: u64,
+    /// What holds when no policy of a type is in force (`[policy]`).
+    pub policy_defaults: crate::policy_engine::PolicyDefaults,
 }
 
 impl Default for CoreConfig {
@@ -73,6 +75,7 @@ impl Default for CoreConfig {
             session_absolute_lifetime_seconds: 30 * 86_400,
             master_auth_max_failures: 5,
             master_auth_window_seconds: 60,
+            policy_defaults: crate::policy_engine::PolicyDefaults::default(),
         }
     }
 }
@@ -86,6 +89,8 @@ pub struct Waiaas {
     token_key: sessions::TokenKey,
     kill_switch: RwLock<KillSwitch>,
     nonces: owner::NonceBook,
+    /// ERC-20 metadata read from the chain, per (network, token).
+    token_cache: RwLock<std::collections::HashMap<(String, crate::domain::EvmAddress), crate::ports::TokenMetadata>>,
     /// Attached by the host after unlock (OPS-03); absent in hosts without backups.
     backups: std::sync::OnceLock<Arc<dyn crate::ports::BackupStore>>,
 }
@@ -105,6 +110,7 @@ impl Waiaas {
             token_key,
             kill_switch,
             nonces: owner::NonceBook::default(),
+            token_cache: RwLock::default(),
             backups: std::sync::OnceLock::new(),
         };
         core.init_metrics().await?;

@@ -61,6 +61,8 @@ pub struct SessionPrincipal {
     pub session_id: SessionId,
     /// The session's agent as read when the token was checked (ACTIVE then).
     pub agent: Agent,
+    /// The session's constraints, enforced by the policy engine on every request.
+    pub constraints: Option<SessionConstraints>,
     pub context: RequestContext,
 }
 
@@ -102,10 +104,11 @@ impl Waiaas {
         ctx: &RequestContext,
         agent_id: AgentId,
         ttl_seconds: Option<u64>,
-        constraints: Option<SessionConstraints>,
+        constraints: Option<serde_json::Value>,
     ) -> Result<IssuedSession> {
         self.ensure_not_locked()?;
         let ttl = self.ttl(ttl_seconds)?;
+        let constraints = constraints.as_ref().map(SessionConstraints::parse).transpose()?;
         let agent = self.agent(agent_id).await?;
         ensure_agent_usable(agent.status)?;
         let now = self.now();
@@ -121,10 +124,13 @@ impl Waiaas {
         };
         let token = self.sign_token(&session)?;
         session.token_hash = token_hash(&token);
-        let event = Event::new(EventType::SessionCreated, ctx, now)
-            .agent(agent_id)
-            .session(session.id)
-            .details(serde_json::json!({ "expiresAt": session.expires_at.0, "ttlSeconds": ttl }));
+        let event = Event::new(EventType::SessionCreated, ctx, now).agent(agent_id).session(session.id).details(
+            serde_json::json!({
+                "expiresAt": session.expires_at.0,
+                "ttlSeconds": ttl,
+                "constraints": session.constraints.as_ref().map(SessionConstraints::to_json),
+            }),
+        );
         self.ports.sessions.insert(&session, &event).await?;
         self.publish(&event);
         self.refresh_state_gauges_quietly().await;
@@ -215,7 +221,12 @@ impl Waiaas {
         }
         let agent = self.agent(session.agent_id).await?;
         ensure_agent_usable(agent.status)?;
-        Ok(SessionPrincipal { session_id, agent, context: RequestContext { actor: Actor::Session(session_id), ip } })
+        Ok(SessionPrincipal {
+            session_id,
+            agent,
+            constraints: session.constraints,
+            context: RequestContext { actor: Actor::Session(session_id), ip },
+        })
     }
 }
 

@@ -14,8 +14,9 @@ use crate::Amount;
 use crate::UnixSeconds;
 use crate::domain::{Asset, EvmAddress};
 use crate::error::Result;
+use crate::policy_engine::PolicyDefaults;
 use crate::policy_engine::{Decision, PolicyWarning, Tier, to_units};
-use crate::ports::{AdmissionSnapshot, ChainAdapter, PriceOracle, SimulationOutcome};
+use crate::ports::{AdmissionSnapshot, ChainAdapter, PriceKey, PriceOracle, SimulationOutcome};
 
 /// Native coin metadata (EVM).
 const NATIVE_SYMBOL: &str = "ETH";
@@ -95,6 +96,7 @@ pub struct ReadOnly<'a> {
     pub prices: &'a dyn PriceOracle,
     pub chain: &'a dyn ChainAdapter,
     pub now: UnixSeconds,
+    pub defaults: &'a PolicyDefaults,
     pub tier_floor: Option<Tier>,
 }
 
@@ -152,10 +154,10 @@ async fn balance_of(chain: &dyn ChainAdapter, network: &str, owner: EvmAddress, 
 
 /// The dry-run itself: policy decision on the snapshot, then build + simulate + balances on the chain.
 pub async fn simulate(request: &Admissible, inputs: ReadOnly<'_>) -> Result<Simulation> {
-    let decision = decide(inputs.snapshot, request, inputs.now, inputs.prices, inputs.tier_floor);
+    let decision = decide(inputs.snapshot, request, inputs.now, inputs.prices, inputs.defaults, inputs.tier_floor);
     let network = request.network.as_str();
     let owner = request.agent.address;
-    let mut outflows = request.kind.outflows();
+    let mut outflows = request.kind.movements();
     if !outflows.iter().any(|(asset, _)| *asset == Asset::Native) {
         outflows.insert(0, (Asset::Native, Amount::ZERO));
     }
@@ -167,7 +169,7 @@ pub async fn simulate(request: &Admissible, inputs: ReadOnly<'_>) -> Result<Simu
     let gas_estimate = prepared.simulation.gas_used.unwrap_or(prepared.gas_limit);
     let price_now = prepared.base_fee_per_gas.saturating_add(prepared.max_priority_fee_per_gas);
     let estimated_fee = Amount(alloy_primitives::U256::from(gas_estimate) * alloy_primitives::U256::from(price_now));
-    let native_usd = inputs.prices.usd_price(NATIVE_SYMBOL).map(|q| q.usd);
+    let native_usd = inputs.prices.usd_price(PriceKey::Native { symbol: NATIVE_SYMBOL }).map(|q| q.usd);
     let fee = FeeEstimate {
         estimated_fee,
         gas_limit: prepared.gas_limit,
@@ -182,9 +184,10 @@ pub async fn simulate(request: &Admissible, inputs: ReadOnly<'_>) -> Result<Simu
         let (symbol, decimals) = match asset {
             Asset::Native => (NATIVE_SYMBOL.to_owned(), NATIVE_DECIMALS),
             Asset::Token(address) => request
-                .kind
-                .token(*asset)
-                .map(|t| (t.symbol.clone(), t.decimals))
+                .tokens
+                .iter()
+                .find(|(token, _)| token == address)
+                .map(|(_, meta)| (meta.symbol.clone().unwrap_or_else(|| address.to_string()), meta.decimals))
                 .unwrap_or_else(|| (address.to_string(), 0)),
         };
         if *outflow > current {
@@ -257,6 +260,7 @@ impl Waiaas {
             prices: self.ports.prices.as_ref(),
             chain: self.ports.chain.as_ref(),
             now,
+            defaults: &self.config.policy_defaults,
             tier_floor: None,
         };
         let mut result = simulate(&request, inputs).await?;

@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use super::sessions::next_page;
 use super::{SessionPrincipal, Waiaas, cursor, page_limit};
-use crate::domain::{Agent, AgentStatus, Chain, TxKind, TxStatus};
+use crate::domain::session::SessionConstraints;
+use crate::domain::{Agent, AgentStatus, Chain, EvmAddress, TxKind, TxStatus};
 use crate::error::{Error, ErrorCode, Issue, Result};
 use crate::event::{Actor, Event, EventType, RequestContext};
-use crate::policy_engine::{AgentHistory, Decision, Evaluation, PolicyWarning, Tier, evaluate};
-use crate::ports::{AdmissionSnapshot, Broadcast, Page, PriceOracle, TxOnChain, TxRecord, TxUpdate};
+use crate::policy_engine::{AgentHistory, Decision, Evaluation, PolicyDefaults, PolicyWarning, Tier, evaluate};
+use crate::ports::{AdmissionSnapshot, Broadcast, Page, PriceOracle, TokenMetadata, TxOnChain, TxRecord, TxUpdate};
 use crate::{TxId, UnixSeconds};
 
 /// Attempts at preparing/broadcasting before a transaction fails.
@@ -35,6 +36,10 @@ pub struct Admissible {
     pub agent: Agent,
     pub kind: TxKind,
     pub network: String,
+    /// The constraints of the session that sent it.
+    pub constraints: Option<SessionConstraints>,
+    /// Metadata of the tokens the request touches, as the chain reports it (those that answer as ERC-20s).
+    pub tokens: Vec<(EvmAddress, TokenMetadata)>,
 }
 
 /// Derives the engine's history from the snapshot: denied requests count toward nothing; failed, cancelled and
@@ -58,18 +63,56 @@ pub fn decide(
     request: &Admissible,
     now: UnixSeconds,
     prices: &dyn PriceOracle,
+    defaults: &PolicyDefaults,
     tier_floor: Option<Tier>,
 ) -> Decision {
     let history = history(snapshot, now);
     evaluate(&Evaluation {
         policies: &snapshot.policies,
         request: &request.kind,
+        network: &request.network,
+        constraints: request.constraints.as_ref(),
+        defaults,
         owner_set: request.agent.owner_address.is_some(),
         now,
         reserved: &snapshot.reserved,
         history: &history,
         prices,
+        tokens: &request.tokens,
         tier_floor,
+    })
+}
+
+/// A price oracle that knows no price: the re-check of deny rules needs none.
+struct NoPrices;
+
+impl PriceOracle for NoPrices {
+    fn usd_price<'a>(&self, _asset: crate::ports::PriceKey<'a>) -> Option<crate::ports::PriceQuote> {
+        None
+    }
+}
+
+/// The deny rules in force now, for a row leaving a wait ([`crate::policy_engine::recheck`]).
+pub fn recheck_denial(
+    policies: &[crate::domain::Policy],
+    row: &TxRecord,
+    constraints: Option<&SessionConstraints>,
+    defaults: &PolicyDefaults,
+    now: UnixSeconds,
+) -> Option<Decision> {
+    crate::policy_engine::recheck(&Evaluation {
+        policies,
+        request: &row.kind,
+        network: &row.network,
+        constraints,
+        defaults,
+        owner_set: true,
+        now,
+        reserved: &[],
+        history: &AgentHistory::default(),
+        prices: &NoPrices,
+        tokens: &[],
+        tier_floor: None,
     })
 }
 
@@ -163,6 +206,16 @@ fn admission(
     (record, events)
 }
 
+/// The request's leaves with the path of each in the body (`""` for a single request).
+fn leaf_paths(kind: &TxKind) -> Vec<(String, &TxKind)> {
+    match kind {
+        TxKind::Batch { instructions } => {
+            instructions.iter().enumerate().map(|(i, leaf)| (format!("instructions[{i}]"), leaf)).collect()
+        }
+        single => vec![(String::new(), single)],
+    }
+}
+
 impl Waiaas {
     /// Stages 1–2, shared by send and simulate: parse the body (unknown fields refused), re-check the kill
     /// switch and the agent, resolve the network, refuse what the chain cannot do.
@@ -183,7 +236,69 @@ impl Waiaas {
                     .into(),
             }]));
         }
-        Ok(Admissible { agent, kind, network })
+        let tokens = self.check_tokens(&network, &kind).await?;
+        Ok(Admissible { agent, kind, network, constraints: principal.constraints.clone(), tokens })
+    }
+
+    /// Reads the metadata of every token the request touches from the chain (once per network and token) and
+    /// refuses a request whose named token is not an ERC-20 or whose `decimals` / `symbol` differ from what the
+    /// chain says: nothing the agent writes may change how its request is valued.
+    async fn check_tokens(&self, network: &str, kind: &TxKind) -> Result<Vec<(EvmAddress, TokenMetadata)>> {
+        let mut known = Vec::new();
+        for token in kind.tokens() {
+            if let Some(metadata) = self.token_metadata(network, token).await? {
+                known.push((token, metadata));
+            }
+        }
+        let mut issues = Vec::new();
+        for (path, leaf) in leaf_paths(kind) {
+            let (TxKind::TokenTransfer { token, .. } | TxKind::Approve { token, .. }) = leaf else { continue };
+            let at =
+                |field: &str| if path.is_empty() { format!("token.{field}") } else { format!("{path}.token.{field}") };
+            match known.iter().find(|(address, _)| *address == token.address).map(|(_, m)| m) {
+                None => issues.push(Issue {
+                    path: at("address"),
+                    message: format!("{} does not answer as an ERC-20 token on network {network}", token.address),
+                }),
+                Some(metadata) => {
+                    if metadata.decimals != token.decimals {
+                        issues.push(Issue {
+                            path: at("decimals"),
+                            message: format!(
+                                "the token reports {} decimals on chain, not {}",
+                                metadata.decimals, token.decimals
+                            ),
+                        });
+                    }
+                    if let Some(symbol) = &metadata.symbol
+                        && *symbol != token.symbol
+                    {
+                        issues.push(Issue {
+                            path: at("symbol"),
+                            message: format!(
+                                "the token reports the symbol {symbol:?} on chain, not {:?}",
+                                token.symbol
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        if issues.is_empty() { Ok(known) } else { Err(Error::validation(issues)) }
+    }
+
+    /// A token's metadata, read from the chain the first time and remembered per (network, token). A contract that
+    /// does not answer as an ERC-20 is asked again next time (it may be deployed later at that address).
+    async fn token_metadata(&self, network: &str, token: EvmAddress) -> Result<Option<TokenMetadata>> {
+        let key = (network.to_owned(), token);
+        if let Some(found) = self.token_cache.read().ok().and_then(|cache| cache.get(&key).cloned()) {
+            return Ok(Some(found));
+        }
+        let read = self.ports.chain.token_metadata(network, token).await?;
+        if let (Some(metadata), Ok(mut cache)) = (&read, self.token_cache.write()) {
+            cache.insert(key, metadata.clone());
+        }
+        Ok(read)
     }
 
     /// Stages 1–3 of a send. Answers with the stored row: PENDING (INSTANT/NOTIFY), QUEUED (DELAY/APPROVAL);
@@ -193,6 +308,7 @@ impl Waiaas {
         let now = self.now();
         let id = TxId::generate(self.ports.clock.as_ref(), self.ports.entropy.as_ref());
         let prices = Arc::clone(&self.ports.prices);
+        let defaults = self.config.policy_defaults;
         let principal_for_decision = principal.clone();
         let request_for_decision = request.clone();
         let decided = Arc::new(std::sync::Mutex::new(None));
@@ -204,7 +320,7 @@ impl Waiaas {
                 request.agent.id,
                 now,
                 Box::new(move |snapshot: &AdmissionSnapshot| {
-                    let decision = decide(snapshot, &request_for_decision, now, prices.as_ref(), None);
+                    let decision = decide(snapshot, &request_for_decision, now, prices.as_ref(), &defaults, None);
                     let (record, events) =
                         admission(id, &principal_for_decision, &request_for_decision, &decision, now);
                     if let Ok(mut slot) = decided_out.lock() {
@@ -377,6 +493,34 @@ impl Waiaas {
         self.move_tx(row, row.status.cancel()?, update, event).await
     }
 
+    /// The deny rules in force now (policies and the session's constraints) applied to a row about to execute.
+    async fn recheck(&self, row: &TxRecord) -> Result<Option<Decision>> {
+        let policies = self.ports.policies.in_force(row.agent_id).await?;
+        let constraints = match row.session_id {
+            Some(id) => self.ports.sessions.get(id).await?.and_then(|session| session.constraints),
+            None => None,
+        };
+        let now = self.now();
+        Ok(recheck_denial(&policies, row, constraints.as_ref(), &self.config.policy_defaults, now))
+    }
+
+    /// Cancels a row that the deny rules now refuse, with the reason code (a POLICY_DENIED then TX_CANCELLED).
+    async fn cancel_denied(&self, row: &TxRecord, denial: &Decision) -> Result<()> {
+        let code = denial.reason_code.map(|r| r.as_str());
+        let event = Event::new(EventType::TxCancelled, &RequestContext::system(), self.now())
+            .agent(row.agent_id)
+            .tx(row.id)
+            .details(serde_json::json!({
+                "by": "policy",
+                "reasonCode": code,
+                "reason": denial.reason,
+                "matchedPolicyIds": denial.matched_policy_ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }));
+        let update =
+            TxUpdate { error: denial.reason.clone(), reason_code: code.map(str::to_owned), ..TxUpdate::default() };
+        self.move_tx(row, row.status.cancel()?, update, event).await
+    }
+
     /// Counts a transient failure and schedules the next attempt after an exponential backoff (2, 4, 8, 16 s by
     /// the core's clock); fails the row after [`MAX_ATTEMPTS`].
     async fn retry_later(&self, row: &TxRecord, error: &Error) -> Result<()> {
@@ -409,6 +553,10 @@ impl Waiaas {
             } else {
                 Ok(())
             };
+        }
+        // Work that waited (DELAY, APPROVAL, a retry backoff) is judged again by the deny rules in force now.
+        if let Some(denial) = self.recheck(&row).await? {
+            return self.cancel_denied(&row, &denial).await;
         }
         if row.status != TxStatus::Executing {
             let to = row.status.execute()?;

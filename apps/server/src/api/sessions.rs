@@ -91,8 +91,43 @@ pub struct CreateSessionRequest {
     pub agent_id: Uuid,
     /// Lifetime in seconds (default from `[security]`; at least 60, at most the configured maximum).
     pub ttl_seconds: Option<u64>,
-    /// Limits attached to the session, enforced by the transaction pipeline.
-    pub constraints: Option<BTreeMap<String, Value>>,
+    /// Limits attached to the session, enforced by the policy engine on every request (send and simulate).
+    pub constraints: Option<SessionConstraintsDto>,
+}
+
+/// Session constraints. Each field narrows what the session may do, judged by what a transaction does on chain
+/// (a CONTRACT_CALL with empty calldata is a TRANSFER; ERC-20 calldata is also a TOKEN_TRANSFER or APPROVE).
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionConstraintsDto {
+    /// Allowed kinds of effect: `TRANSFER`, `TOKEN_TRANSFER`, `APPROVE`, `CONTRACT_CALL`.
+    pub allowed_types: Option<Vec<String>>,
+    /// Most one request may move or approve, per asset (`native` or a token address), in the smallest unit.
+    pub max_amount_per_tx: Option<BTreeMap<String, String>>,
+    /// Allowed recipients, spenders and called contracts.
+    pub allowed_recipients: Option<Vec<String>>,
+    /// Allowed networks.
+    pub allowed_networks: Option<Vec<String>>,
+}
+
+impl SessionConstraintsDto {
+    /// The JSON the core parses (it validates every field and names the bad one).
+    fn into_json(self) -> Value {
+        let mut map = serde_json::Map::new();
+        let mut put = |key: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                map.insert(key.to_owned(), value);
+            }
+        };
+        put("allowedTypes", self.allowed_types.map(|v| v.into_iter().map(Value::String).collect()));
+        put(
+            "maxAmountPerTx",
+            self.max_amount_per_tx.map(|m| Value::Object(m.into_iter().map(|(k, v)| (k, Value::String(v))).collect())),
+        );
+        put("allowedRecipients", self.allowed_recipients.map(|v| v.into_iter().map(Value::String).collect()));
+        put("allowedNetworks", self.allowed_networks.map(|v| v.into_iter().map(Value::String).collect()));
+        Value::Object(map)
+    }
 }
 
 #[derive(ApiResponse)]
@@ -119,7 +154,7 @@ impl SessionsApi {
         body: JsonBody<CreateSessionRequest>,
     ) -> ApiResult<SessionCreated> {
         let req = body.0;
-        let constraints = req.constraints.map(|map| Value::Object(map.into_iter().collect()));
+        let constraints = req.constraints.map(SessionConstraintsDto::into_json);
         let issued =
             state.core.create_session(&auth.0, AgentId::from_uuid(req.agent_id), req.ttl_seconds, constraints).await?;
         Ok(SessionCreated::Created(Json(issued.into())))

@@ -1,0 +1,278 @@
+//! What a request does on chain, whatever its `type` label says. Policies and session constraints judge these
+//! effects, never the label: a CONTRACT_CALL with empty calldata is a native transfer, one whose calldata is an
+//! ERC-20 `transfer` / `transferFrom` / `approve` / `increaseAllowance` is also that token transfer or approval,
+//! and native `value` on any call goes to its `to`.
+
+use alloy_primitives::U256;
+use alloy_sol_types::{SolCall, sol};
+
+use super::agent::EvmAddress;
+use super::request::{Asset, TxKind};
+use crate::Amount;
+
+sol! {
+    function transfer(address to, uint256 value) returns (bool);
+    function transferFrom(address from, address to, uint256 value) returns (bool);
+    function approve(address spender, uint256 value) returns (bool);
+    function increaseAllowance(address spender, uint256 addedValue) returns (bool);
+}
+
+/// One thing a transaction does on chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Native coin sent to `to`: a TRANSFER, or the `value` of any call.
+    NativeTransfer { to: EvmAddress, amount: Amount },
+    /// ERC-20 tokens moved to `to`: a TOKEN_TRANSFER, or `transfer` / `transferFrom` calldata.
+    TokenTransfer { token: EvmAddress, to: EvmAddress, amount: Amount },
+    /// An ERC-20 allowance granted to `spender`: an APPROVE, or `approve` / `increaseAllowance` calldata.
+    TokenApproval { token: EvmAddress, spender: EvmAddress, amount: Amount },
+    /// Code of `contract` runs: a CONTRACT_CALL with calldata.
+    ContractCall { contract: EvmAddress },
+}
+
+/// The request type an effect amounts to (what a session's `allowedTypes` names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EffectKind {
+    Transfer,
+    TokenTransfer,
+    Approve,
+    ContractCall,
+}
+
+impl EffectKind {
+    pub const ALL: [EffectKind; 4] =
+        [EffectKind::Transfer, EffectKind::TokenTransfer, EffectKind::Approve, EffectKind::ContractCall];
+
+    /// The request `type` name of this kind of effect.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EffectKind::Transfer => "TRANSFER",
+            EffectKind::TokenTransfer => "TOKEN_TRANSFER",
+            EffectKind::Approve => "APPROVE",
+            EffectKind::ContractCall => "CONTRACT_CALL",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EffectKind> {
+        EffectKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// An approval of at least this amount (2^255) is "unlimited": denied unless a policy allows it explicitly.
+pub fn is_unlimited_approval(amount: Amount) -> bool {
+    amount.0 >= U256::from(1u8) << 255
+}
+
+impl Effect {
+    pub fn kind(&self) -> EffectKind {
+        match self {
+            Effect::NativeTransfer { .. } => EffectKind::Transfer,
+            Effect::TokenTransfer { .. } => EffectKind::TokenTransfer,
+            Effect::TokenApproval { .. } => EffectKind::Approve,
+            Effect::ContractCall { .. } => EffectKind::ContractCall,
+        }
+    }
+
+    /// The address that benefits: recipient, spender or called contract.
+    pub fn counterparty(&self) -> EvmAddress {
+        match self {
+            Effect::NativeTransfer { to, .. } | Effect::TokenTransfer { to, .. } => *to,
+            Effect::TokenApproval { spender, .. } => *spender,
+            Effect::ContractCall { contract } => *contract,
+        }
+    }
+
+    /// The asset and amount this effect exposes the wallet to (an approval counts as the exposure it creates);
+    /// none for the call itself.
+    pub fn exposure(&self) -> Option<(Asset, Amount)> {
+        match self {
+            Effect::NativeTransfer { amount, .. } => Some((Asset::Native, *amount)),
+            Effect::TokenTransfer { token, amount, .. } | Effect::TokenApproval { token, amount, .. } => {
+                Some((Asset::Token(*token), *amount))
+            }
+            Effect::ContractCall { .. } => None,
+        }
+    }
+
+    /// The token contract this effect touches, if any.
+    pub fn token(&self) -> Option<EvmAddress> {
+        match self {
+            Effect::TokenTransfer { token, .. } | Effect::TokenApproval { token, .. } => Some(*token),
+            Effect::NativeTransfer { .. } | Effect::ContractCall { .. } => None,
+        }
+    }
+}
+
+/// Why calldata that carries an ERC-20 selector was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MalformedCalldata(pub &'static str);
+
+/// Decodes calldata sent to `contract` as an ERC-20 call. `Ok(None)`: not one of the four ERC-20 functions.
+/// `Err`: the selector is one of them but the arguments do not decode strictly (refused, never guessed).
+pub fn erc20_effect(contract: EvmAddress, calldata: &[u8]) -> Result<Option<Effect>, MalformedCalldata> {
+    let Some(selector) = calldata.get(..4) else { return Ok(None) };
+    let token = contract;
+    let effect = if selector == transferCall::SELECTOR {
+        let call = transferCall::abi_decode_validate(calldata).map_err(|_| MalformedCalldata("transfer"))?;
+        Effect::TokenTransfer { token, to: EvmAddress(call.to), amount: Amount(call.value) }
+    } else if selector == transferFromCall::SELECTOR {
+        let call = transferFromCall::abi_decode_validate(calldata).map_err(|_| MalformedCalldata("transferFrom"))?;
+        Effect::TokenTransfer { token, to: EvmAddress(call.to), amount: Amount(call.value) }
+    } else if selector == approveCall::SELECTOR {
+        let call = approveCall::abi_decode_validate(calldata).map_err(|_| MalformedCalldata("approve"))?;
+        Effect::TokenApproval { token, spender: EvmAddress(call.spender), amount: Amount(call.value) }
+    } else if selector == increaseAllowanceCall::SELECTOR {
+        let call =
+            increaseAllowanceCall::abi_decode_validate(calldata).map_err(|_| MalformedCalldata("increaseAllowance"))?;
+        Effect::TokenApproval { token, spender: EvmAddress(call.spender), amount: Amount(call.addedValue) }
+    } else {
+        return Ok(None);
+    };
+    if calldata.len() != 4 + effect_args_len(&effect, selector) {
+        return Err(MalformedCalldata("trailing bytes after the ERC-20 arguments"));
+    }
+    Ok(Some(effect))
+}
+
+/// Length of the ABI-encoded arguments of the decoded call (all static: 32 bytes each).
+fn effect_args_len(effect: &Effect, selector: &[u8]) -> usize {
+    match effect {
+        Effect::TokenTransfer { .. } if selector == transferFromCall::SELECTOR => 96,
+        _ => 64,
+    }
+}
+
+impl TxKind {
+    /// Everything this request does on chain, in order (a batch: its members' effects).
+    pub fn effects(&self) -> Vec<Effect> {
+        let mut out = Vec::new();
+        push_effects(self, &mut out);
+        out
+    }
+
+    /// Exposure per asset over all effects (what reservations and spending limits count).
+    pub fn outflows(&self) -> Vec<(Asset, Amount)> {
+        let mut totals: Vec<(Asset, Amount)> = Vec::new();
+        for (asset, amount) in self.effects().iter().filter_map(Effect::exposure) {
+            match totals.iter_mut().find(|(a, _)| *a == asset) {
+                Some((_, total)) => *total = total.saturating_add(amount),
+                None => totals.push((asset, amount)),
+            }
+        }
+        totals
+    }
+
+    /// What actually leaves the wallet per asset (transfers only: an approval moves nothing yet).
+    pub fn movements(&self) -> Vec<(Asset, Amount)> {
+        let mut totals: Vec<(Asset, Amount)> = Vec::new();
+        for effect in self.effects() {
+            let (asset, amount) = match effect {
+                Effect::NativeTransfer { amount, .. } => (Asset::Native, amount),
+                Effect::TokenTransfer { token, amount, .. } => (Asset::Token(token), amount),
+                Effect::TokenApproval { .. } | Effect::ContractCall { .. } => continue,
+            };
+            match totals.iter_mut().find(|(a, _)| *a == asset) {
+                Some((_, total)) => *total = total.saturating_add(amount),
+                None => totals.push((asset, amount)),
+            }
+        }
+        totals
+    }
+
+    /// The token contracts this request touches (named or decoded from calldata), without repeats.
+    pub fn tokens(&self) -> Vec<EvmAddress> {
+        let mut tokens: Vec<EvmAddress> = Vec::new();
+        for token in self.effects().iter().filter_map(Effect::token) {
+            if !tokens.contains(&token) {
+                tokens.push(token);
+            }
+        }
+        tokens
+    }
+}
+
+fn push_effects(kind: &TxKind, out: &mut Vec<Effect>) {
+    match kind {
+        TxKind::Transfer { to, amount } => out.push(Effect::NativeTransfer { to: *to, amount: *amount }),
+        TxKind::TokenTransfer { to, amount, token } => {
+            out.push(Effect::TokenTransfer { token: token.address, to: *to, amount: *amount })
+        }
+        TxKind::Approve { spender, amount, token } => {
+            out.push(Effect::TokenApproval { token: token.address, spender: *spender, amount: *amount })
+        }
+        TxKind::ContractCall { to, calldata, value } => {
+            if calldata.is_empty() {
+                out.push(Effect::NativeTransfer { to: *to, amount: *value });
+                return;
+            }
+            out.push(Effect::ContractCall { contract: *to });
+            if *value > Amount::ZERO {
+                out.push(Effect::NativeTransfer { to: *to, amount: *value });
+            }
+            // Parsing refused malformed ERC-20 calldata, so an error cannot reach here; were it to, the call
+            // effect above still makes CONTRACT_WHITELIST judge it.
+            if let Ok(Some(effect)) = erc20_effect(*to, calldata) {
+                out.push(effect);
+            }
+        }
+        TxKind::Batch { instructions } => instructions.iter().for_each(|leaf| push_effects(leaf, out)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "0xdbf03b407c01e7cd3cbea99509d93f8dddc8c6fb";
+    const BOB: &str = "0xfb6916095ca1df60bb79ce92ce3ea74c37c5d359";
+
+    fn addr(s: &str) -> EvmAddress {
+        s.parse().unwrap()
+    }
+
+    fn call(calldata: Vec<u8>, value: u128) -> TxKind {
+        TxKind::ContractCall { to: addr(TOKEN), calldata, value: Amount::from_u128(value) }
+    }
+
+    #[test]
+    fn contract_calls_are_judged_by_what_they_do() {
+        let bob = addr(BOB);
+        let token = addr(TOKEN);
+        let seven = Amount::from_u128(7);
+        assert_eq!(call(vec![], 5).effects(), vec![Effect::NativeTransfer { to: token, amount: Amount::from_u128(5) }]);
+        let transfer = transferCall { to: bob.0, value: seven.0 }.abi_encode();
+        assert_eq!(
+            call(transfer, 0).effects(),
+            vec![Effect::ContractCall { contract: token }, Effect::TokenTransfer { token, to: bob, amount: seven }]
+        );
+        let from = transferFromCall { from: token.0, to: bob.0, value: seven.0 }.abi_encode();
+        assert_eq!(call(from, 0).effects()[1], Effect::TokenTransfer { token, to: bob, amount: seven });
+        let approve = approveCall { spender: bob.0, value: seven.0 }.abi_encode();
+        assert_eq!(call(approve, 3).effects().len(), 3, "call, value to the contract, approval");
+        let more = increaseAllowanceCall { spender: bob.0, addedValue: seven.0 }.abi_encode();
+        assert_eq!(call(more, 0).effects()[1], Effect::TokenApproval { token, spender: bob, amount: seven });
+        assert_eq!(call(vec![0xde, 0xad, 0xbe, 0xef], 0).effects(), vec![Effect::ContractCall { contract: token }]);
+    }
+
+    #[test]
+    fn malformed_erc20_calldata_is_refused() {
+        let bob = addr(BOB);
+        let mut short = transferCall { to: bob.0, value: U256::from(1u8) }.abi_encode();
+        short.truncate(40);
+        assert!(erc20_effect(bob, &short).is_err());
+        let mut long = transferCall { to: bob.0, value: U256::from(1u8) }.abi_encode();
+        long.extend([0u8; 32]);
+        assert!(erc20_effect(bob, &long).is_err(), "trailing bytes");
+        let mut dirty = transferCall { to: bob.0, value: U256::from(1u8) }.abi_encode();
+        dirty[4] = 0xff;
+        assert!(erc20_effect(bob, &dirty).is_err(), "dirty high bits of an address");
+        assert_eq!(erc20_effect(bob, &[1, 2, 3]), Ok(None));
+    }
+
+    #[test]
+    fn unlimited_means_at_least_two_to_the_255() {
+        assert!(is_unlimited_approval(Amount(U256::MAX)));
+        assert!(is_unlimited_approval(Amount(U256::from(1u8) << 255)));
+        assert!(!is_unlimited_approval(Amount((U256::from(1u8) << 255) - U256::from(1u8))));
+    }
+}
