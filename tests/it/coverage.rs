@@ -97,6 +97,14 @@ fn every_event_type_is_written_by_its_real_entry_point() {
     assert_eq!(wait_final(&wallet, &expired), "EXPIRED");
     admin.delete_policy(&whitelist.id).unwrap();
     let reverter = anvil.deploy_reverter();
+    admin
+        .create_policy(&CreatePolicy {
+            agent_id: Some(agent.id.clone()),
+            policy_type: "CONTRACT_WHITELIST".into(),
+            rules: json!({"contracts": [reverter]}),
+            enabled: None,
+        })
+        .unwrap();
     let failed = wallet
         .send_transaction_raw(&json!({"type": "CONTRACT_CALL", "to": reverter, "calldata": fail_calldata()}))
         .unwrap()

@@ -12,4 +12,5 @@ mod foundation;
 mod mcp;
 mod metrics;
 mod pipeline;
+mod policy;
 mod simulate;

@@ -122,6 +122,9 @@ fn erc20_transfer_and_approve_reach_the_chain() {
     let token = anvil.deploy_token(1_000_000_000);
     anvil.give_tokens(&token, &w.address, 5_000_000);
     let token_ref = json!({"address": token, "decimals": 6, "symbol": "TUSD"});
+    // Token transfers and approvals are denied by default: the operator allows this token and this spender.
+    policy(&daemon.admin(), Some(&w.id), "ALLOWED_TOKENS", json!({"tokens": [token]}));
+    policy(&daemon.admin(), Some(&w.id), "APPROVED_SPENDERS", json!({"spenders": [OTHER]}));
 
     let id = send(&w, &json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "1250000", "token": token_ref}));
     assert_eq!(settled(&w, &id).status, "CONFIRMED");
@@ -317,6 +320,7 @@ fn a_reverting_call_fails_with_the_revert_reason() {
     let daemon = embedded_with(&anvil);
     let w = wallet(&daemon.admin(), &daemon.client(), &anvil);
     let contract = anvil.deploy_reverter();
+    policy(&daemon.admin(), Some(&w.id), "CONTRACT_WHITELIST", json!({"contracts": [contract]}));
     let id = send(&w, &json!({"type": "CONTRACT_CALL", "to": contract, "calldata": fail_calldata()}));
     let failed = settled(&w, &id);
     assert_eq!(failed.status, "FAILED");

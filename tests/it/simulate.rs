@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, ListParams};
 use waiaas_client::{Client, ClientError};
 
-use crate::support::{Anvil, EmbeddedDaemon, eventually, fail_calldata};
+use crate::support::{Anvil, EmbeddedDaemon, eventually, fail_calldata, transfer_calldata};
 
 const RECIPIENT: &str = "0x1111111111111111111111111111111111111111";
 const OTHER: &str = "0x2222222222222222222222222222222222222222";
@@ -242,6 +242,10 @@ fn parity_simulate_predicts_what_send_does() {
         json!({"instant_max": "100", "notify_max": "200", "delay_max": "300", "delay_seconds": 60}),
     );
     policy(&s, "WHITELIST", json!({"allowed_addresses": [RECIPIENT, OTHER]}));
+    // Default deny: contract calls, token transfers and approvals each need a policy that lists them.
+    policy(&s, "CONTRACT_WHITELIST", json!({"contracts": [reverter, token]}));
+    policy(&s, "ALLOWED_TOKENS", json!({"tokens": [token]}));
+    policy(&s, "APPROVED_SPENDERS", json!({"spenders": [OTHER]}));
 
     // Nothing in flight yet.
     check_parity(&s, "zero", &transfer(RECIPIENT, 0), tier("INSTANT"));
@@ -256,8 +260,25 @@ fn parity_simulate_predicts_what_send_does() {
     check_parity(&s, "erc-20 above the token balance", &too_much, Tier("INSTANT".into(), false));
     let revert = json!({"type": "CONTRACT_CALL", "to": reverter, "calldata": fail_calldata()});
     check_parity(&s, "reverting contract call", &revert, Tier("INSTANT".into(), false));
-    let not_listed = transfer("0x3333333333333333333333333333333333333333", 1);
+    let unlisted = "0x3333333333333333333333333333333333333333";
+    let not_listed = transfer(unlisted, 1);
     check_parity(&s, "not whitelisted", &not_listed, Denied("ADDRESS_NOT_WHITELISTED".into()));
+    // Judged by what it does: value on a call, and ERC-20 calldata, meet the same WHITELIST.
+    let value_call = json!({"type": "CONTRACT_CALL", "to": unlisted, "calldata": "0x", "value": "1"});
+    check_parity(&s, "call with value to an unlisted EOA", &value_call, Denied("ADDRESS_NOT_WHITELISTED".into()));
+    let token_call = |to: &str| json!({"type": "CONTRACT_CALL", "to": token, "calldata": transfer_calldata(to, 3)});
+    check_parity(
+        &s,
+        "erc-20 calldata to an unlisted recipient",
+        &token_call(unlisted),
+        Denied("ADDRESS_NOT_WHITELISTED".into()),
+    );
+    check_parity(&s, "erc-20 calldata to a listed recipient", &token_call(RECIPIENT), tier("INSTANT"));
+    let unlimited = json!({"type": "APPROVE", "spender": OTHER, "amount": U256::MAX.to_string(), "token": token_ref});
+    check_parity(&s, "unlimited approval", &unlimited, Denied("UNLIMITED_APPROVAL".into()));
+    let spoofed = json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "10",
+        "token": {"address": token, "decimals": 36, "symbol": "TUSD"}});
+    check_parity(&s, "claimed decimals differ from the chain's", &spoofed, Refused("VALIDATION_FAILED".into()));
     let flagged = json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1", "dryRun": true});
     check_parity(&s, "unknown field", &flagged, Refused("VALIDATION_FAILED".into()));
     let elsewhere = json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1", "network": "mainnet"});
@@ -275,7 +296,7 @@ fn parity_simulate_predicts_what_send_does() {
 
     // Each deny policy.
     policy(&s, "CONTRACT_WHITELIST", json!({"contracts": [token]}));
-    let call = json!({"type": "CONTRACT_CALL", "to": reverter, "calldata": "0x"});
+    let call = json!({"type": "CONTRACT_CALL", "to": reverter, "calldata": fail_calldata()});
     check_parity(&s, "contract not whitelisted", &call, Denied("CONTRACT_NOT_WHITELISTED".into()));
     policy(&s, "APPROVED_SPENDERS", json!({"spenders": [RECIPIENT]}));
     check_parity(&s, "spender not approved", &approve, Denied("SPENDER_NOT_APPROVED".into()));
@@ -290,6 +311,28 @@ fn parity_simulate_predicts_what_send_does() {
     admin.resume_agent(&s.agent_id).unwrap();
     admin.activate_kill_switch(None).unwrap();
     check_parity(&s, "kill switch on", &transfer(RECIPIENT, 1), Refused("SYSTEM_LOCKED".into()));
+}
+
+#[test]
+fn session_constraint_parity() {
+    use Verdict::*;
+    let s = setup();
+    let token = s
+        .daemon
+        .admin()
+        .create_session(&CreateSession {
+            constraints: Some(json!({"maxAmountPerTx": {"native": "100"}, "allowedRecipients": [RECIPIENT],
+                                     "allowedTypes": ["TRANSFER"]})),
+            ..CreateSession::for_agent(&s.agent_id)
+        })
+        .unwrap()
+        .token;
+    let capped = Setup { agent: s.daemon.client().with_session_token(&token), ..s };
+    check_parity(&capped, "at the cap", &transfer(RECIPIENT, 100), Tier("INSTANT".into(), true));
+    check_parity(&capped, "above the cap", &transfer(RECIPIENT, 101), Denied("SESSION_AMOUNT_EXCEEDED".into()));
+    check_parity(&capped, "other recipient", &transfer(OTHER, 1), Denied("SESSION_RECIPIENT_NOT_ALLOWED".into()));
+    let call = json!({"type": "CONTRACT_CALL", "to": RECIPIENT, "calldata": "0xdeadbeef"});
+    check_parity(&capped, "type not allowed", &call, Denied("SESSION_TYPE_NOT_ALLOWED".into()));
 }
 
 #[test]

@@ -9,6 +9,7 @@ use super::Anvil;
 
 sol! {
     function transfer(address to, uint256 value) returns (bool);
+    function approve(address spender, uint256 value) returns (bool);
     function balanceOf(address owner) returns (uint256);
     function allowance(address owner, address spender) returns (uint256);
     function fail();
@@ -105,4 +106,14 @@ pub fn fail_calldata() -> String {
 /// Calldata of `store(value)` on the reverter.
 pub fn store_calldata(value: u64) -> String {
     format!("0x{}", hex::encode(storeCall { value: U256::from(value) }.abi_encode()))
+}
+
+/// Calldata of an ERC-20 `transfer(to, amount)`.
+pub fn transfer_calldata(to: &str, amount: u128) -> String {
+    format!("0x{}", hex::encode(transferCall { to: to.parse().unwrap(), value: U256::from(amount) }.abi_encode()))
+}
+
+/// Calldata of an ERC-20 `approve(spender, amount)`.
+pub fn approve_calldata(spender: &str, amount: U256) -> String {
+    format!("0x{}", hex::encode(approveCall { spender: spender.parse().unwrap(), value: amount }.abi_encode()))
 }

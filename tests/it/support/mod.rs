@@ -6,7 +6,7 @@ mod daemon;
 mod embedded;
 
 pub use anvil::Anvil;
-pub use chain::{fail_calldata, hex_u256, store_calldata};
+pub use chain::{approve_calldata, fail_calldata, hex_u256, store_calldata, transfer_calldata};
 pub use daemon::{Daemon, DaemonOptions, binary, run_cli};
 pub use embedded::EmbeddedDaemon;
 
