@@ -112,13 +112,14 @@ fn erc20_transfer_calldata_is_judged_as_the_token_transfer_it_is() {
         json!({"instant_max": "0", "notify_max": "0", "delay_max": "0",
                "token_limits": {s.token.clone(): {"instant_max": "2000000", "notify_max": "3000000", "delay_max": "4000000"}}}),
     );
-    let to_listed = json!({"type": "CONTRACT_CALL", "to": s.token, "calldata": transfer_calldata(LISTED, 3_500_000)});
-    let sent = s.agent.send_transaction_raw(&to_listed).unwrap();
-    assert_eq!(s.agent.get_transaction(&sent.id).unwrap().tier.as_deref(), Some("DELAY"));
     let small = json!({"type": "CONTRACT_CALL", "to": s.token, "calldata": transfer_calldata(LISTED, 1_000_000)});
     let sent = s.agent.send_transaction_raw(&small).unwrap();
-    assert_eq!(settled(&s, &sent.id).status, "CONFIRMED");
+    let done = settled(&s, &sent.id);
+    assert_eq!((done.status.as_str(), done.tier.as_deref()), ("CONFIRMED", Some("INSTANT")));
     assert_eq!(s.anvil.token_balance(&s.token, LISTED), U256::from(1_000_000u64));
+    let large = json!({"type": "CONTRACT_CALL", "to": s.token, "calldata": transfer_calldata(LISTED, 3_500_000)});
+    let sent = s.agent.send_transaction_raw(&large).unwrap();
+    assert_eq!(s.agent.get_transaction(&sent.id).unwrap().tier.as_deref(), Some("DELAY"));
 }
 
 #[test]

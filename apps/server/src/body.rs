@@ -203,7 +203,11 @@ fn check(registry: &Registry, schema: &MetaSchemaRef, value: &Value, path: &str,
         return;
     }
     match value {
-        Value::Object(map) if !schema.properties.is_empty() || schema.additional_properties.is_none() => {
+        // Only a schema that is itself an object type lists the allowed keys: the `{description}` member of a
+        // documented reference's `allOf`, or a free-form value (`{}`), constrains no key.
+        Value::Object(map)
+            if schema.ty == "object" && (!schema.properties.is_empty() || schema.additional_properties.is_none()) =>
+        {
             for (name, field_schema) in &schema.properties {
                 match map.get(*name) {
                     Some(field_value) if !field_value.is_null() => {

@@ -423,7 +423,7 @@ mod tests {
         vec![
             json!({"type": "TRANSFER", "to": A, "amount": "1"}),
             json!({"type": "TOKEN_TRANSFER", "to": A, "amount": "5", "token": token}),
-            json!({"type": "CONTRACT_CALL", "to": A, "calldata": "0xa9059cbb"}),
+            json!({"type": "CONTRACT_CALL", "to": A, "calldata": "0xdeadbeef"}),
             json!({"type": "CONTRACT_CALL", "to": A, "calldata": "0x", "value": "7"}),
             json!({"type": "APPROVE", "spender": A, "amount": "5", "token": token}),
             json!({"type": "BATCH", "instructions": [
