@@ -1,8 +1,9 @@
 //! OPS-03 acceptance with the real binary: T-06 (archive written, nothing readable in it), T-07 (restore into a
 //! fresh data dir → same agents, policies, audit rows, and the restored key signs a real transfer on anvil),
-//! T-08 (wrong password → refused, data dir byte-identical), S-02 (inspect shows only the header), S-03
-//! (tampering anywhere → refused, data dir byte-identical), both KDFs, `--output` modes, an interrupted swap
-//! rolled back, the schedule with retention, and the committed v1 fixture that must keep restoring.
+//! T-08 (wrong password → refused, data dir byte-identical), S-02 (inspect shows only the header; a wrong password
+//! cannot decrypt the archive the right one verifies), S-03 (tampering anywhere → refused, data dir
+//! byte-identical), both KDFs, `--output` modes, an interrupted swap rolled back, the schedule with retention, and
+//! the committed v1 fixture that must keep restoring.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -153,9 +154,21 @@ fn t06_t07_s02_online_backup_restores_into_a_fresh_data_dir_and_the_key_still_si
     let shown = ok(&run_cli(src.daemon.data_dir(), &["backup", "inspect", archive.to_str().unwrap()], &[]));
     assert!(shown.contains("argon2id") && shown.contains("m=65536 KiB, t=3, p=4"), "{shown}");
     assert!(!shown.contains(&src.agent_id) && !shown.contains("keystore/"), "{shown}");
-    // ... and verify without the password fails.
-    let no_pw = run_cli(src.daemon.data_dir(), &["backup", "verify", archive.to_str().unwrap()], &[]);
-    assert!(!no_pw.status.success());
+    // ... the content opens only with the password: a wrong one fails to decrypt the very file that the right one
+    // then verifies.
+    let verify = |password: &str| {
+        run_cli(
+            src.daemon.data_dir(),
+            &["backup", "verify", archive.to_str().unwrap()],
+            &[("WAIAAS_MASTER_PASSWORD", password)],
+        )
+    };
+    let wrong = verify("not the master password");
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success(), "a wrong password verified the archive");
+    assert!(err.contains("BACKUP_CORRUPTED") && err.contains("wrong password"), "{err}");
+    let verified = ok(&verify(MASTER_PASSWORD));
+    assert!(verified.starts_with("ok: "), "{verified}");
 
     // T-07: restore into a fresh data dir, start a daemon there.
     src.daemon.stop();
