@@ -7,7 +7,7 @@ use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use serde_json::{Value, json};
 use waiaas_client::Client;
-use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, Transaction};
+use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, ListParams, Transaction};
 
 use crate::support::{
     Anvil, Daemon, DaemonOptions, EmbeddedDaemon, api_error, eventually, fail_calldata, store_calldata,
@@ -288,6 +288,44 @@ fn denials_are_recorded_with_reason_codes_and_never_reach_the_chain() {
         })
         .unwrap();
     assert_eq!(denied.data.len(), 3);
+}
+
+/// A body that names a key twice is refused before anything is read from it: with `"amount":"1","amount":"<1 ETH>"`
+/// a log or a proxy would see one amount and the daemon act on the other. Nothing is stored or audited.
+#[test]
+fn a_send_body_with_a_duplicated_key_is_refused_and_stores_nothing() {
+    let anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let admin = daemon.admin();
+    let w = wallet(&admin, &daemon.client(), &anvil);
+    let bearer = format!("Bearer {}", w.token);
+    let post = |path: &str, body: &str| {
+        let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+        let (status, _, bytes) = w.agent.request_raw("POST", path, &headers, Some(body.as_bytes())).expect("transport");
+        (status, serde_json::from_slice::<Value>(&bytes).expect("JSON answer"))
+    };
+    let requested = || {
+        let filter = AuditLogFilter { event_types: vec!["TX_REQUESTED".into()], ..Default::default() };
+        admin.audit_logs(&filter).expect("audit").data.len()
+    };
+    let duplicated = format!(r#"{{"type":"TRANSFER","to":"{RECIPIENT}","amount":"1","amount":"{ONE_ETH}"}}"#);
+    for path in ["/v1/transactions/simulate", "/v1/transactions/send"] {
+        let (status, error) = post(path, &duplicated);
+        assert_eq!((status, error["code"].as_str()), (400, Some("VALIDATION_FAILED")), "{path}: {error}");
+        let issues = json!([{"path": "amount", "message": "duplicate key: name each field once"}]);
+        assert_eq!(error["details"]["issues"], issues, "{path}");
+    }
+    assert_eq!(w.agent.list_transactions(&ListParams::default()).expect("list").data.len(), 0, "a row was stored");
+    assert_eq!(requested(), 0, "TX_REQUESTED was audited");
+
+    // The same body naming the amount once is stored with that amount (so the checks above can fail).
+    let (status, sent) =
+        post("/v1/transactions/send", &format!(r#"{{"type":"TRANSFER","to":"{RECIPIENT}","amount":"1"}}"#));
+    assert_eq!(status, 201, "{sent}");
+    let stored = tx(&w, sent["id"].as_str().expect("id"));
+    assert_eq!(stored.amount.as_deref(), Some("1"));
+    assert_eq!(w.agent.list_transactions(&ListParams::default()).expect("list").data.len(), 1);
+    assert_eq!(requested(), 1);
 }
 
 #[test]

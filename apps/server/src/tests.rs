@@ -855,3 +855,5 @@ async fn wallet_balance_answers_native_or_token() {
     assert_error(&got, 400, "VALIDATION_FAILED");
     assert_eq!(issue_paths(&got.2), ["token"]);
 }
+
+mod duplicate_keys;
