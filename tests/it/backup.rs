@@ -1,8 +1,9 @@
 //! OPS-03 acceptance with the real binary: T-06 (archive written, nothing readable in it), T-07 (restore into a
 //! fresh data dir → same agents, policies, audit rows, and the restored key signs a real transfer on anvil),
-//! T-08 (wrong password → refused, data dir byte-identical), S-02 (inspect shows only the header), S-03
-//! (tampering anywhere → refused, data dir byte-identical), both KDFs, an interrupted swap rolled back, the
-//! schedule with retention, and the committed v1 fixture that must keep restoring.
+//! T-08 (wrong password → refused, data dir byte-identical), S-02 (inspect shows only the header; a wrong password
+//! cannot decrypt the archive the right one verifies), S-03 (tampering anywhere → refused, data dir
+//! byte-identical), both KDFs, `--output` modes, an interrupted swap rolled back, the schedule with retention, and
+//! the committed v1 fixture that must keep restoring.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -153,9 +154,21 @@ fn t06_t07_s02_online_backup_restores_into_a_fresh_data_dir_and_the_key_still_si
     let shown = ok(&run_cli(src.daemon.data_dir(), &["backup", "inspect", archive.to_str().unwrap()], &[]));
     assert!(shown.contains("argon2id") && shown.contains("m=65536 KiB, t=3, p=4"), "{shown}");
     assert!(!shown.contains(&src.agent_id) && !shown.contains("keystore/"), "{shown}");
-    // ... and verify without the password fails.
-    let no_pw = run_cli(src.daemon.data_dir(), &["backup", "verify", archive.to_str().unwrap()], &[]);
-    assert!(!no_pw.status.success());
+    // ... the content opens only with the password: a wrong one fails to decrypt the very file that the right one
+    // then verifies.
+    let verify = |password: &str| {
+        run_cli(
+            src.daemon.data_dir(),
+            &["backup", "verify", archive.to_str().unwrap()],
+            &[("WAIAAS_MASTER_PASSWORD", password)],
+        )
+    };
+    let wrong = verify("not the master password");
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success(), "a wrong password verified the archive");
+    assert!(err.contains("BACKUP_CORRUPTED") && err.contains("wrong password"), "{err}");
+    let verified = ok(&verify(MASTER_PASSWORD));
+    assert!(verified.starts_with("ok: "), "{verified}");
 
     // T-07: restore into a fresh data dir, start a daemon there.
     src.daemon.stop();
@@ -280,6 +293,32 @@ fn both_kdfs_round_trip_offline_and_restore_keeps_a_safety_copy() {
     assert!(dir.join(&safety[0]).join("data/waiaas.db").is_file());
     daemon.restart();
     assert_eq!(daemon.admin().get_agent(&agent.id).unwrap().address, agent.address);
+}
+
+/// `backup --output DIR` (here beside a running daemon): an existing directory is the operator's and keeps its
+/// mode; directories the command creates are 0700; the archive is 0600 and nothing else (no plaintext snapshot)
+/// is left in the directory.
+#[test]
+fn backup_output_keeps_an_existing_dirs_mode_and_makes_created_ones_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let daemon = Daemon::start();
+    let out = tempfile::tempdir().unwrap();
+    let shared = out.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let created = shared.join("new/nested");
+    for (target, expected) in [(&shared, 0o755), (&created, 0o700)] {
+        let made = ok(&run_cli(daemon.data_dir(), &["backup", "--output", target.to_str().unwrap()], &pw()));
+        let archive = PathBuf::from(made.trim());
+        assert_eq!(archive.parent(), Some(target.as_path()));
+        assert_eq!(mode(target), expected, "{}", target.display());
+        assert_eq!(mode(&archive), 0o600);
+        let left: Vec<_> = std::fs::read_dir(target).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(left, [archive], "only the archive is left in {}", target.display());
+    }
+    assert_eq!(mode(&shared.join("new")), 0o700, "a created parent is private too");
+    assert_eq!(mode(&shared), 0o755, "the operator's directory keeps its mode");
 }
 
 /// A crash in the middle of the swap (the process aborts at a test hook, as kill -9 would) leaves a journal;

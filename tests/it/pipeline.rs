@@ -7,7 +7,7 @@ use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use serde_json::{Value, json};
 use waiaas_client::Client;
-use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, Transaction};
+use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, ListParams, Transaction};
 
 use crate::support::{
     Anvil, Daemon, DaemonOptions, EmbeddedDaemon, api_error, eventually, fail_calldata, store_calldata,
@@ -293,25 +293,79 @@ fn denials_are_recorded_with_reason_codes_and_never_reach_the_chain() {
     assert_eq!(denied.data.len(), 3);
 }
 
+/// A body that names a key twice is refused before anything is read from it: with `"amount":"1","amount":"<1 ETH>"`
+/// a log or a proxy would see one amount and the daemon act on the other. Nothing is stored or audited.
 #[test]
-fn concurrent_sends_cannot_all_slip_under_a_limit() {
+fn a_send_body_with_a_duplicated_key_is_refused_and_stores_nothing() {
     let anvil = Anvil::start();
     let daemon = embedded_with(&anvil);
     let admin = daemon.admin();
     let w = wallet(&admin, &daemon.client(), &anvil);
-    // No owner, so above delay_max would be DELAY too; INSTANT only while the running sum stays ≤ 100.
+    let bearer = format!("Bearer {}", w.token);
+    let post = |path: &str, body: &str| {
+        let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+        let (status, _, bytes) = w.agent.request_raw("POST", path, &headers, Some(body.as_bytes())).expect("transport");
+        (status, serde_json::from_slice::<Value>(&bytes).expect("JSON answer"))
+    };
+    let requested = || {
+        let filter = AuditLogFilter { event_types: vec!["TX_REQUESTED".into()], ..Default::default() };
+        admin.audit_logs(&filter).expect("audit").data.len()
+    };
+    let duplicated = format!(r#"{{"type":"TRANSFER","to":"{RECIPIENT}","amount":"1","amount":"{ONE_ETH}"}}"#);
+    for path in ["/v1/transactions/simulate", "/v1/transactions/send"] {
+        let (status, error) = post(path, &duplicated);
+        assert_eq!((status, error["code"].as_str()), (400, Some("VALIDATION_FAILED")), "{path}: {error}");
+        let issues = json!([{"path": "amount", "message": "duplicate key: name each field once"}]);
+        assert_eq!(error["details"]["issues"], issues, "{path}");
+    }
+    assert_eq!(w.agent.list_transactions(&ListParams::default()).expect("list").data.len(), 0, "a row was stored");
+    assert_eq!(requested(), 0, "TX_REQUESTED was audited");
+
+    // The same body naming the amount once is stored with that amount (so the checks above can fail).
+    let (status, sent) =
+        post("/v1/transactions/send", &format!(r#"{{"type":"TRANSFER","to":"{RECIPIENT}","amount":"1"}}"#));
+    assert_eq!(status, 201, "{sent}");
+    let stored = tx(&w, sent["id"].as_str().expect("id"));
+    assert_eq!(stored.amount.as_deref(), Some("1"));
+    assert_eq!(w.agent.list_transactions(&ListParams::default()).expect("list").data.len(), 1);
+    assert_eq!(requested(), 1);
+}
+
+/// N concurrent sends against a cap that admits exactly K at INSTANT: exactly K are INSTANT and N − K NOTIFY,
+/// whatever the interleaving. Each admission sees the reservations of every earlier one because none of them can
+/// reach a final status (and release its hold) during the burst: the node mines nothing until the burst is over.
+#[test]
+fn concurrent_sends_cannot_all_slip_under_a_limit() {
+    const N: usize = 12;
+    /// 3 × 30 ≤ instant_max 100 < 4 × 30.
+    const K: usize = 3;
+    let anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let admin = daemon.admin();
+    let w = wallet(&admin, &daemon.client(), &anvil);
     policy(
         &admin,
         Some(&w.id),
         "SPENDING_LIMIT",
         json!({"instant_max": "100", "notify_max": "1000", "delay_max": "2000"}),
     );
+    let before = anvil.native_balance(RECIPIENT);
+    anvil.rpc("evm_setAutomine", json!([false]));
     let ids: Vec<String> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| send(&w, &transfer(RECIPIENT, 30)))).collect();
+        let handles: Vec<_> = (0..N).map(|_| scope.spawn(|| send(&w, &transfer(RECIPIENT, 30)))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let instant = ids.iter().filter(|id| tx(&w, id).tier.as_deref() == Some("INSTANT")).count();
-    assert!((1..=3).contains(&instant), "8 × 30 against instant_max 100: {instant} were INSTANT");
+    let tiers: Vec<Option<String>> = ids.iter().map(|id| tx(&w, id).tier).collect();
+    let count = |tier: &str| tiers.iter().filter(|t| t.as_deref() == Some(tier)).count();
+    assert_eq!((count("INSTANT"), count("NOTIFY")), (K, N - K), "{N} × 30 against instant_max 100: {tiers:?}");
+
+    // Once the node mines again, every one of them goes through.
+    anvil.rpc("evm_setAutomine", json!([true]));
+    anvil.rpc("evm_mine", json!([]));
+    for id in &ids {
+        assert_eq!(settled(&w, id).status, "CONFIRMED");
+    }
+    assert_eq!(anvil.native_balance(RECIPIENT), before + U256::from(30 * N));
 }
 
 #[test]

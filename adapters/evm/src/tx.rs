@@ -1,6 +1,10 @@
 //! Building, simulating, signing-attachment and tracking of EIP-1559 transactions. Independent RPC calls of one
 //! preparation run concurrently (nonce, fees, block, `eth_call`, `eth_estimateGas`); the simulation always runs
 //! from the agent's own address, so ERC-20 calls see the real sender.
+//!
+//! Every number a node answers (nonce, gas, fees, block numbers) is untrusted: it is read into a type that holds
+//! any value the wire format allows, narrowed with a checked conversion, and combined only with checked or
+//! saturating arithmetic, so a hostile node's extreme answer is an error or a clamped value, never a panic or a wrap.
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
@@ -64,6 +68,13 @@ struct Receipt {
     block_number: U64,
 }
 
+/// The gas limit for a node's estimate: the estimate plus [`GAS_HEADROOM_PERCENT`], clamped to `u64::MAX`.
+fn gas_limit_for(estimate: u64) -> u64 {
+    // Widened first: u64::MAX × 120 fits in a u128 by far.
+    let padded = u128::from(estimate) * u128::from(100 + GAS_HEADROOM_PERCENT) / 100;
+    u64::try_from(padded).unwrap_or(u64::MAX)
+}
+
 fn to_u128(value: U256, what: &str) -> Result<u128> {
     u128::try_from(value).map_err(|_| Error::new(ErrorCode::ChainError, format!("{what} out of range")))
 }
@@ -80,7 +91,7 @@ fn revert_reason(failure: &RpcFailure) -> String {
 
 pub async fn chain_id(client: &RpcClient) -> Result<u64> {
     let id: U64 = client.call("eth_chainId", serde_json::json!([])).await?;
-    Ok(id.to())
+    Ok(id.saturating_to())
 }
 
 pub async fn token_balance(client: &RpcClient, token: EvmAddress, owner: EvmAddress) -> Result<Amount> {
@@ -125,16 +136,13 @@ pub async fn prepare(
         client.try_call::<Bytes>("eth_call", serde_json::json!([call, "latest"])),
         client.try_call::<U64>("eth_estimateGas", serde_json::json!([call, "latest"])),
     );
-    let (nonce, block, priority) = (nonce?.to::<u64>(), block?, to_u128(priority?, "priority fee")?);
+    let (nonce, block, priority) = (nonce?.saturating_to::<u64>(), block?, to_u128(priority?, "priority fee")?);
     let base_fee = to_u128(block.base_fee_per_gas.unwrap_or_default(), "base fee")?;
     let max_fee_per_gas = base_fee.saturating_mul(2).saturating_add(priority);
     let (simulation, gas_limit) = match (simulated?, estimate?) {
         (Ok(_), Ok(gas)) => {
-            let gas = gas.to::<u64>();
-            (
-                SimulationOutcome { success: true, error: None, gas_used: Some(gas) },
-                gas + gas * GAS_HEADROOM_PERCENT / 100,
-            )
+            let gas = gas.saturating_to::<u64>();
+            (SimulationOutcome { success: true, error: None, gas_used: Some(gas) }, gas_limit_for(gas))
         }
         (Err(failure), _) | (Ok(_), Err(failure)) => (
             SimulationOutcome { success: false, error: Some(revert_reason(&failure)), gas_used: None },
@@ -163,7 +171,7 @@ pub async fn prepare(
         unsigned: serde_json::to_vec(&tx).map_err(Error::internal)?,
         digest: tx.signature_hash().0,
         simulation,
-        block_number: block.number.to(),
+        block_number: block.number.saturating_to(),
     })
 }
 
@@ -199,9 +207,9 @@ pub async fn status(client: &RpcClient, hash: &str) -> Result<TxOnChain> {
     let receipt: Option<Receipt> = client.call("eth_getTransactionReceipt", serde_json::json!([hash])).await?;
     if let Some(receipt) = receipt {
         return Ok(TxOnChain::Included {
-            success: receipt.status.is_some_and(|s| s.to::<u64>() == 1),
-            gas_used: receipt.gas_used.to(),
-            block_number: receipt.block_number.to(),
+            success: receipt.status.is_some_and(|s| s.saturating_to::<u64>() == 1),
+            gas_used: receipt.gas_used.saturating_to(),
+            block_number: receipt.block_number.saturating_to(),
         });
     }
     let known: Option<serde_json::Value> = client.call("eth_getTransactionByHash", serde_json::json!([hash])).await?;
@@ -210,7 +218,149 @@ pub async fn status(client: &RpcClient, hash: &str) -> Result<TxOnChain> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    use serde_json::{Value, json};
+
     use super::*;
+
+    /// A JSON-RPC node on loopback answering each method with a fixed result (`null` for any other method): the
+    /// hostile node of these tests. Keep-alive connections are served one request after the other.
+    fn fake_node(answers: HashMap<&'static str, Value>) -> RpcClient {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(|s| s.ok()) {
+                let answers = answers.clone();
+                std::thread::spawn(move || serve(stream, &answers));
+            }
+        });
+        RpcClient::new("hostile".to_owned(), url)
+    }
+
+    fn serve(stream: TcpStream, answers: &HashMap<&'static str, Value>) {
+        let Ok(read_half) = stream.try_clone() else { return };
+        let (mut reader, mut writer) = (BufReader::new(read_half), stream);
+        loop {
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                match line.trim_end().split_once(':') {
+                    Some((name, value)) if name.eq_ignore_ascii_case("content-length") => {
+                        length = value.trim().parse().expect("content-length");
+                    }
+                    None if line.trim_end().is_empty() => break,
+                    _ => {}
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            let request: Value = serde_json::from_slice(&body).expect("a JSON-RPC request");
+            let result = request["method"].as_str().and_then(|m| answers.get(m)).cloned().unwrap_or(Value::Null);
+            let answer = json!({ "jsonrpc": "2.0", "id": request["id"], "result": result }).to_string();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                answer.len()
+            );
+            if writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(answer.as_bytes())).is_err() {
+                return;
+            }
+        }
+    }
+
+    const U64_MAX: &str = "0xffffffffffffffff";
+    const U128_MAX: &str = "0xffffffffffffffffffffffffffffffff";
+    const U256_MAX: &str = "0xffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+
+    /// The answers of a node that puts every number at the top of its range (base fee at u128::MAX, the largest
+    /// a transaction can carry).
+    fn extreme_answers() -> HashMap<&'static str, Value> {
+        HashMap::from([
+            ("eth_getTransactionCount", json!(U64_MAX)),
+            ("eth_getBlockByNumber", json!({ "number": U64_MAX, "baseFeePerGas": U128_MAX })),
+            ("eth_maxPriorityFeePerGas", json!(U128_MAX)),
+            ("eth_call", json!("0x")),
+            ("eth_estimateGas", json!(U64_MAX)),
+        ])
+    }
+
+    fn transfer() -> TxKind {
+        TxKind::Transfer { to: EvmAddress(Address::repeat_byte(0x22)), amount: Amount(U256::from(1u8)) }
+    }
+
+    #[test]
+    fn the_gas_margin_saturates_instead_of_overflowing() {
+        #[track_caller]
+        fn check(estimate: u64, limit: u64) {
+            assert_eq!(gas_limit_for(estimate), limit, "estimate {estimate}");
+        }
+        check(0, 0);
+        check(1, 1);
+        check(21_000, 25_200);
+        check(u64::MAX / 6 * 5, u64::MAX / 6 * 6);
+        check(u64::MAX / 6 * 5 + 6, u64::MAX);
+        check(u64::MAX - 1, u64::MAX);
+        check(u64::MAX, u64::MAX);
+    }
+
+    #[tokio::test]
+    async fn a_node_answering_extreme_numbers_is_clamped_not_wrapped() {
+        let node = fake_node(extreme_answers());
+        let from = EvmAddress(Address::repeat_byte(0x11));
+        let prepared = prepare(&node, "hostile", 1, from, &transfer()).await.expect("prepared");
+        assert_eq!(prepared.nonce, u64::MAX);
+        assert_eq!(prepared.block_number, u64::MAX);
+        assert_eq!(prepared.simulation.gas_used, Some(u64::MAX));
+        assert_eq!(prepared.gas_limit, u64::MAX);
+        assert_eq!(prepared.base_fee_per_gas, u128::MAX);
+        assert_eq!(prepared.max_priority_fee_per_gas, u128::MAX);
+        assert_eq!(prepared.max_fee_per_gas, u128::MAX);
+        assert_eq!(prepared.max_fee(), Amount(U256::from(u64::MAX) * U256::from(u128::MAX)));
+        // The transaction built from those numbers still encodes: a signature attaches and raw bytes come out.
+        let mut signature = [7u8; 65];
+        signature[64] = 27;
+        assert!(!attach_signature(&prepared, signature).expect("signed").raw.is_empty());
+    }
+
+    #[tokio::test]
+    async fn fees_beyond_what_a_transaction_can_carry_are_a_chain_error() {
+        #[track_caller]
+        fn assert_chain_error(outcome: Result<PreparedTx>, what: &str) {
+            match outcome {
+                Err(e) => {
+                    assert_eq!(e.code, ErrorCode::ChainError);
+                    assert!(e.message.contains(what), "{e}");
+                }
+                Ok(p) => panic!("{what} of 2^256-1 was accepted: {p:?}"),
+            }
+        }
+        let from = EvmAddress(Address::repeat_byte(0x11));
+        let mut answers = extreme_answers();
+        answers.insert("eth_getBlockByNumber", json!({ "number": U64_MAX, "baseFeePerGas": U256_MAX }));
+        assert_chain_error(prepare(&fake_node(answers), "hostile", 1, from, &transfer()).await, "base fee");
+        let mut answers = extreme_answers();
+        answers.insert("eth_maxPriorityFeePerGas", json!(U256_MAX));
+        assert_chain_error(prepare(&fake_node(answers), "hostile", 1, from, &transfer()).await, "priority fee");
+        // A number wider than its field (a 65-bit nonce) is refused as a malformed answer.
+        let mut answers = extreme_answers();
+        answers.insert("eth_getTransactionCount", json!("0x1ffffffffffffffff"));
+        assert_chain_error(prepare(&fake_node(answers), "hostile", 1, from, &transfer()).await, "did not answer");
+    }
+
+    #[tokio::test]
+    async fn a_receipt_with_extreme_numbers_is_read_as_is() {
+        let receipt = json!({ "status": U64_MAX, "gasUsed": U64_MAX, "blockNumber": U64_MAX });
+        let node = fake_node(HashMap::from([("eth_getTransactionReceipt", receipt)]));
+        let status = status(&node, "0x01").await.expect("status");
+        assert_eq!(status, TxOnChain::Included { success: false, gas_used: u64::MAX, block_number: u64::MAX });
+    }
 
     #[test]
     fn revert_reasons_are_decoded_from_error_data() {

@@ -16,7 +16,7 @@ use waiaas_core::backup::{self, Header, Kdf, Manifest, ManifestFile, Progress};
 use waiaas_core::ports::Entropy;
 use waiaas_core::{Error, ErrorCode, Result};
 
-use crate::datadir::{DataDir, ensure_private_dir};
+use crate::datadir::{DataDir, ensure_dir_keeping_mode, ensure_private_dir};
 use crate::error::{io_ctx, io_err};
 
 /// Path of the DB inside an archive.
@@ -98,14 +98,15 @@ pub struct CreateOptions<'a> {
 }
 
 /// Hashes `sources`, then writes the archive to `<out_dir>/<archive_file_name>` through a 0600 temporary file
-/// renamed into place (a crash never leaves a half archive under the final name). Returns its path.
+/// renamed into place (a crash never leaves a half archive under the final name). Returns its path. A missing
+/// `out_dir` is created 0700; an existing one keeps its mode.
 pub fn create_archive(
     out_dir: &Path,
     sources: &[(String, PathBuf)],
     opts: &CreateOptions<'_>,
     progress: Progress<'_>,
 ) -> Result<PathBuf> {
-    ensure_private_dir(out_dir)?;
+    ensure_dir_keeping_mode(out_dir)?;
     let mut files = Vec::with_capacity(sources.len());
     for (entry, path) in sources {
         let mut f = File::open(path).map_err(|e| io_err("open", path, e))?;

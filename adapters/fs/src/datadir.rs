@@ -125,6 +125,41 @@ pub fn ensure_private_dir(path: &Path) -> Result<()> {
     set_mode(path, DIR_MODE).map_err(io_ctx("set permissions of", path))
 }
 
+/// Makes sure `path` is a directory without changing one that exists: `path` and each missing parent are created
+/// with mode 0700 (exactly, whatever the umask), while an existing directory keeps its owner's mode. For
+/// directories an operator may name, such as `waiaas backup --output DIR`: only what the daemon creates is its to
+/// make private.
+pub fn ensure_dir_keeping_mode(path: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut current = path;
+    while !current.as_os_str().is_empty() && fs::metadata(current).is_err() {
+        missing.push(current);
+        match current.parent() {
+            Some(parent) => current = parent,
+            None => break,
+        }
+    }
+    for dir in missing.into_iter().rev() {
+        let mut builder = fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(DIR_MODE);
+        }
+        match builder.create(dir) {
+            Ok(()) => set_mode(dir, DIR_MODE).map_err(io_ctx("set permissions of", dir))?,
+            // Created meanwhile by someone else: theirs, so its mode is left alone.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err("create directory", dir, e)),
+        }
+    }
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(io_err("use as a directory", path, std::io::Error::other("it is not a directory"))),
+        Err(e) => Err(io_err("create directory", path, e)),
+    }
+}
+
 /// Atomically replaces `path` with `bytes`, the new file having mode 0600 (see the module docs).
 pub fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let (tmp, dir) = write_temp(path, bytes)?;
@@ -228,6 +263,23 @@ mod tests {
         assert_eq!(mode(dd.root()), 0o700);
         assert_eq!(mode(&dd.keystore_dir()), 0o700);
         assert_eq!(fs::read(root.join("keystore/keep.json")).unwrap(), b"{}");
+    }
+
+    #[test]
+    fn a_named_dir_keeps_its_mode_and_only_created_ones_are_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let existing = tmp.path().join("shared");
+        fs::create_dir(&existing).unwrap();
+        fs::set_permissions(&existing, fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_dir_keeping_mode(&existing).unwrap();
+        assert_eq!(mode(&existing), 0o755, "an existing directory keeps its mode");
+        let nested = existing.join("a/b");
+        ensure_dir_keeping_mode(&nested).unwrap();
+        assert_eq!((mode(&existing.join("a")), mode(&nested)), (0o700, 0o700), "created ones are private");
+        assert_eq!(mode(&existing), 0o755, "the existing parent is untouched");
+        fs::write(tmp.path().join("file"), b"x").unwrap();
+        assert_eq!(ensure_dir_keeping_mode(&tmp.path().join("file")).unwrap_err().code, ErrorCode::InternalError);
+        assert!(ensure_dir_keeping_mode(&tmp.path().join("file/below")).is_err(), "a file is no parent");
     }
 
     #[test]

@@ -10,7 +10,10 @@ pub mod keystore;
 pub mod pidlock;
 pub mod system;
 
-pub use datadir::{DIR_MODE, DataDir, SECRET_FILE_MODE, ensure_private_dir, write_new_secret_file, write_secret_file};
+pub use datadir::{
+    DIR_MODE, DataDir, SECRET_FILE_MODE, ensure_dir_keeping_mode, ensure_private_dir, write_new_secret_file,
+    write_secret_file,
+};
 pub use error::FsIoError;
 pub use keystore::{FsKeyStore, KdfParams};
 pub use pidlock::{PidLock, RunningDaemon};

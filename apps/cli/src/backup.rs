@@ -113,9 +113,15 @@ impl FsBackupStore {
 impl BackupStore for FsBackupStore {
     async fn create(&self, kdf: Kdf, now: UnixSeconds) -> waiaas_core::Result<BackupInfo> {
         let _exclusive = self.exclusive.lock().await;
-        waiaas_fs::ensure_private_dir(&self.out_dir)?;
-        let snapshot = self.out_dir.join(format!(".snapshot-{}-{}.db", fsb::utc_stamp(now.0), std::process::id()));
-        let _ = std::fs::remove_file(&snapshot);
+        // The backup dir may be the operator's (`--output`, `[backup] dir`): an existing one keeps its mode, so the
+        // plaintext snapshot goes into a 0700 directory of its own, removed with it.
+        waiaas_fs::ensure_dir_keeping_mode(&self.out_dir)?;
+        let private = tempfile::Builder::new()
+            .prefix(&format!(".snapshot-{}-", fsb::utc_stamp(now.0)))
+            .tempdir_in(&self.out_dir)
+            .map_err(Error::internal)?;
+        waiaas_fs::ensure_private_dir(private.path())?;
+        let snapshot = private.path().join("waiaas.db");
         let taken = self.db.snapshot_to(&snapshot).await;
         let result = match taken {
             Ok(()) => {
@@ -145,7 +151,7 @@ impl BackupStore for FsBackupStore {
             }
             Err(e) => Err(e),
         };
-        let _ = std::fs::remove_file(&snapshot);
+        let _ = private.close();
         let path = result?;
         info_of(&path)
     }

@@ -9,7 +9,13 @@
 //! [`RawJsonBody`] applies the same reading rules (size limit, content type, well-formed JSON) but hands the
 //! handler the JSON value itself, for bodies the core parses (transaction requests: `TxKind::parse` is the one
 //! parser of send and simulate). Its type parameter only documents the schema.
+//!
+//! Both read the JSON with [`read_json`], which refuses an object that names a key twice, at any depth
+//! (`VALIDATION_FAILED`, one issue per duplicate, by path): parsers disagree on which of two values wins, so a
+//! log, a proxy or a policy reviewer could read another amount or recipient than the one the daemon acts on.
 
+use std::cell::RefCell;
+use std::fmt;
 use std::marker::PhantomData;
 
 use poem::Request;
@@ -18,7 +24,8 @@ use poem::web::RequestBody;
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
-use serde_json::Value;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 use waiaas_core::Error;
 use waiaas_core::error::Issue;
 
@@ -112,7 +119,8 @@ async fn read_bytes(body: &mut RequestBody) -> Result<Vec<u8>, ApiError> {
     Ok(bytes.into())
 }
 
-/// The body as JSON: empty (or only whitespace) is `{}`; anything else must be declared JSON and well formed.
+/// The body as JSON: empty (or only whitespace) is `{}`; anything else must be declared JSON, well formed and free
+/// of duplicate keys.
 pub fn read_json(content_type: Option<&str>, bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Default::default()));
@@ -120,7 +128,103 @@ pub fn read_json(content_type: Option<&str>, bytes: &[u8]) -> Result<Value, ApiE
     if !content_type.is_some_and(is_json) {
         return Err(ApiError::invalid_field("body", "send the body as `Content-Type: application/json`"));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::invalid_field("body", format!("malformed JSON: {e}")))
+    let duplicates = RefCell::new(Vec::new());
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    let value = Strict { path: String::new(), duplicates: &duplicates }
+        .deserialize(&mut reader)
+        .and_then(|value| reader.end().map(|()| value))
+        .map_err(|e| ApiError::invalid_field("body", format!("malformed JSON: {e}")))?;
+    let mut duplicates = duplicates.into_inner();
+    if duplicates.is_empty() {
+        return Ok(value);
+    }
+    duplicates.dedup();
+    let issues = duplicates
+        .into_iter()
+        .map(|path| Issue { path, message: "duplicate key: name each field once".to_owned() })
+        .collect();
+    Err(ApiError(Error::validation(issues)))
+}
+
+/// Reads one JSON value into a [`Value`] as `serde_json` does, and records the path of every key an object
+/// repeats (the first value is kept, though the caller refuses the body anyway). Paths are written as the schema
+/// check writes them: `a.b`, `a[0].b`, `body[1]`.
+struct Strict<'a> {
+    path: String,
+    duplicates: &'a RefCell<Vec<String>>,
+}
+
+impl Strict<'_> {
+    fn at(&self, path: String) -> Self {
+        Strict { path, duplicates: self.duplicates }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        // As serde_json's own `Value` does (JSON text cannot spell a non-finite number anyway).
+        Ok(Number::from_f64(value).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self.at(format!("{}[{}]", shown(&self.path), items.len())))? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = join(&self.path, &key);
+            let value = map.next_value_seed(self.at(path.clone()))?;
+            if object.contains_key(&key) {
+                self.duplicates.borrow_mut().push(path);
+            } else {
+                object.insert(key, value);
+            }
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// Parses `bytes` as a `T`, or explains every offending field.
@@ -358,6 +462,57 @@ mod tests {
         let err = parse::<Sample>(None, OK.as_bytes()).expect_err("no content type");
         assert_eq!(err.0.details.unwrap()["issues"][0]["path"], "body");
         assert!(parse::<Sample>(Some("application/merge-patch+json"), OK.as_bytes()).is_ok());
+    }
+
+    #[track_caller]
+    fn check_duplicates(body: &str, paths: &[&str]) {
+        let err = read_json(Some("application/json"), body.as_bytes()).expect_err("duplicates must be refused");
+        assert_eq!(err.0.code, waiaas_core::ErrorCode::ValidationFailed);
+        let issues = err.0.details.expect("details")["issues"].clone();
+        let got: Vec<&str> = issues.as_array().expect("issues").iter().filter_map(|i| i["path"].as_str()).collect();
+        assert_eq!(got, paths, "body {body}");
+        assert!(
+            issues.as_array().expect("issues").iter().all(|i| i["message"].as_str().unwrap().contains("duplicate"))
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth_by_path() {
+        check_duplicates(r#"{"amount":"1","amount":"999"}"#, &["amount"]);
+        check_duplicates(r#"{"amount":"1","to":"a","amount":"1"}"#, &["amount"]);
+        check_duplicates(r#"{"rules":{"instant_max":"1","instant_max":"2"}}"#, &["rules.instant_max"]);
+        check_duplicates(r#"{"a":[{"k":1},{"k":1,"k":2}]}"#, &["a[1].k"]);
+        check_duplicates(r#"[{"k":1,"k":2}]"#, &["body[0].k"]);
+        check_duplicates(r#"{"a":{"b":{"c":1,"c":{"d":1,"d":2}}},"a":0}"#, &["a.b.c.d", "a.b.c", "a"]);
+        check_duplicates(r#"{"x":1,"x":2,"x":3}"#, &["x"]);
+        check_duplicates(r#"{"":1,"":2}"#, &[""]);
+        // A key escaped differently is the same key.
+        check_duplicates(r#"{"to":"a","t\u006f":"b"}"#, &["to"]);
+        // Through the typed reader too, before any schema check.
+        let err =
+            parse::<Sample>(Some("application/json"), br#"{"name":"a","type":"WHITELIST","rules":{},"name":"b"}"#)
+                .expect_err("duplicate");
+        assert_eq!(err.0.details.expect("details")["issues"][0]["path"], "name");
+    }
+
+    #[test]
+    fn without_duplicates_the_value_is_what_serde_json_reads() {
+        for body in [
+            r#"{"a":1,"b":-2,"c":1.5,"d":18446744073709551615,"e":-9223372036854775808,"f":1e300,"g":null}"#,
+            r#"{"s":"x\"y\u00e9","t":true,"u":false,"n":[],"o":{},"deep":[[[{"k":[1,{"k":2}]}]]]}"#,
+            r#"[1,"two",{"three":3}]"#,
+            r#""text""#,
+            "42",
+            " {\"same key in two objects\":{\"k\":1},\"k\":{\"k\":1}} ",
+        ] {
+            let strict = read_json(Some("application/json"), body.as_bytes()).expect("valid");
+            let plain: Value = serde_json::from_str(body).expect("valid");
+            assert_eq!(strict, plain, "{body}");
+        }
+        for malformed in [r#"{"a":1"#, r#"{"a":1}}"#, r#"{"a":1} x"#, r#"{"a":01}"#, "[1,]"] {
+            let err = read_json(Some("application/json"), malformed.as_bytes()).expect_err(malformed);
+            assert_eq!(err.0.details.expect("details")["issues"][0]["path"], "body", "{malformed}");
+        }
     }
 
     #[test]

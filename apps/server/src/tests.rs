@@ -703,7 +703,7 @@ async fn nonce_is_public_and_single_use_shaped() {
     let (status, _, first) = send(cli.get("/v1/nonce")).await;
     assert_eq!(status, StatusCode::OK, "{first}");
     let nonce = first["nonce"].as_str().expect("nonce");
-    assert!(nonce.len() == 32 && nonce.bytes().all(|b| b.is_ascii_hexdigit()), "{nonce}");
+    assert!(nonce.len() == 80 && nonce.bytes().all(|b| b.is_ascii_hexdigit()), "{nonce}");
     assert_eq!(first["expiresAt"], NOW + 300);
     assert_eq!(first.as_object().map(|o| o.len()), Some(2), "{first}");
     let (_, _, second) = send(cli.get("/v1/nonce")).await;
@@ -789,6 +789,18 @@ async fn owner_approves_with_a_signed_nonce_once() {
 
     // Signed for "approve": refused as a rejection (and the nonce survives that refusal).
     assert_error(&send(signed(format!("/v1/transactions/{tx_id}/reject"))).await, 401, "UNAUTHORIZED");
+    // A valid signature by someone else over the same message is forbidden and does not use the nonce up.
+    let stranger = alloy_signer_local::PrivateKeySigner::from_slice(&[8u8; 32]).expect("key");
+    let stranger_signature =
+        format!("0x{}", hex_encode(&stranger.sign_message_sync(message.as_bytes()).expect("sign").as_bytes()));
+    let got = send(
+        cli.post(format!("/v1/transactions/{tx_id}/approve"))
+            .header("x-owner-address", stranger.address().to_string())
+            .header("x-owner-message", encoded.as_str())
+            .header("x-owner-signature", stranger_signature.as_str()),
+    )
+    .await;
+    assert_error(&got, 403, "FORBIDDEN");
     let (status, _, approved) = send(signed(format!("/v1/transactions/{tx_id}/approve"))).await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(
@@ -843,3 +855,5 @@ async fn wallet_balance_answers_native_or_token() {
     assert_error(&got, 400, "VALIDATION_FAILED");
     assert_eq!(issue_paths(&got.2), ["token"]);
 }
+
+mod duplicate_keys;

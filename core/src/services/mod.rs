@@ -103,13 +103,14 @@ impl Waiaas {
             MasterAuth::unlock(master_password, ports.settings.as_ref(), ports.entropy.as_ref(), &config).await?;
         let token_key = sessions::TokenKey::load_or_create(ports.settings.as_ref(), ports.entropy.as_ref()).await?;
         let kill_switch = RwLock::new(ports.kill_switch.get().await?);
+        let entropy = Arc::clone(&ports.entropy);
         let core = Waiaas {
             ports,
             config,
             master,
             token_key,
             kill_switch,
-            nonces: owner::NonceBook::default(),
+            nonces: owner::NonceBook::new(entropy.as_ref()),
             token_cache: RwLock::default(),
             backups: std::sync::OnceLock::new(),
         };

@@ -1,25 +1,113 @@
 //! Owner authentication for approvals: a single-use nonce from `GET /v1/nonce`, and an EIP-191 `personal_sign`
-//! signature over a message that names the transaction, the decision and that nonce. A reused, unknown or
+//! signature over a message that names the transaction, the decision and that nonce. A reused, forged or
 //! expired nonce is refused, as is a signature by anyone but the agent's owner.
+//!
+//! `GET /v1/nonce` is public, so issuing a nonce stores nothing anyone could fill: a nonce is
+//! `random (16 bytes) || expiry (8 bytes, big-endian Unix seconds) || tag (16 bytes)`, hex-encoded, where the tag
+//! is HMAC-SHA256 of the first two parts under a random key held in memory for the life of the core (a restart
+//! voids outstanding nonces). Only *consumed* nonces are remembered, each until its expiry, which makes them
+//! single use; a nonce is consumed only after the signature is proven to be the owner's of the transaction's agent,
+//! so no one else can grow that set either.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use alloy_primitives::Signature;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
 
 use super::Waiaas;
 use crate::domain::EvmAddress;
 use crate::error::{Error, ErrorCode, Result};
+use crate::ports::Entropy;
 use crate::{TxId, UnixSeconds};
 
 /// How long an issued nonce stays usable.
 pub const NONCE_TTL_SECONDS: i64 = 300;
-/// Most nonces outstanding at once (oldest dropped first), so the table cannot grow without bound.
-const MAX_OUTSTANDING: usize = 10_000;
 
-/// Outstanding nonces and when each expires.
-#[derive(Default)]
-pub(super) struct NonceBook(Mutex<HashMap<String, UnixSeconds>>);
+const RANDOM_BYTES: usize = 16;
+const EXPIRY_BYTES: usize = 8;
+const TAG_BYTES: usize = 16;
+/// Bytes the tag covers: the random part and the expiry.
+const BODY_BYTES: usize = RANDOM_BYTES + EXPIRY_BYTES;
+/// Length of a nonce, in bytes (twice that in hex digits).
+pub const NONCE_BYTES: usize = BODY_BYTES + TAG_BYTES;
+/// Domain separation of the tag, so the key could never authenticate anything but a nonce.
+const TAG_CONTEXT: &[u8] = b"WAIaaS owner nonce v1";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A nonce whose tag and expiry were checked, not yet consumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct CheckedNonce {
+    body: [u8; BODY_BYTES],
+    expires_at: UnixSeconds,
+}
+
+/// The tag key and the consumed nonces (each with its expiry, forgotten once expired).
+pub(super) struct NonceBook {
+    key: Zeroizing<[u8; 32]>,
+    consumed: Mutex<HashMap<[u8; BODY_BYTES], UnixSeconds>>,
+}
+
+impl NonceBook {
+    pub(super) fn new(entropy: &dyn Entropy) -> Self {
+        let mut key = Zeroizing::new([0u8; 32]);
+        entropy.fill(key.as_mut());
+        NonceBook { key, consumed: Mutex::default() }
+    }
+
+    fn mac(&self, body: &[u8; BODY_BYTES]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(self.key.as_ref()).expect("HMAC takes any key length");
+        mac.update(TAG_CONTEXT);
+        mac.update(body);
+        mac
+    }
+
+    /// A fresh nonce valid until `now` + [`NONCE_TTL_SECONDS`]. Stores nothing.
+    pub(super) fn issue(&self, entropy: &dyn Entropy, now: UnixSeconds) -> (String, UnixSeconds) {
+        let expires_at = now.plus_seconds(NONCE_TTL_SECONDS);
+        let mut nonce = [0u8; NONCE_BYTES];
+        entropy.fill(&mut nonce[..RANDOM_BYTES]);
+        nonce[RANDOM_BYTES..BODY_BYTES].copy_from_slice(&expires_at.0.to_be_bytes());
+        let mut body = [0u8; BODY_BYTES];
+        body.copy_from_slice(&nonce[..BODY_BYTES]);
+        let tag = self.mac(&body).finalize().into_bytes();
+        nonce[BODY_BYTES..].copy_from_slice(&tag[..TAG_BYTES]);
+        (hex::encode(nonce), expires_at)
+    }
+
+    /// Checks that `text` is a nonce this book issued and that it has not expired at `now`; the refusal says why.
+    pub(super) fn check(&self, text: &str, now: UnixSeconds) -> Result<CheckedNonce, &'static str> {
+        const FORGED: &str = "the nonce is not one this daemon issued";
+        let bytes: [u8; NONCE_BYTES] = hex::decode(text).ok().and_then(|b| b.try_into().ok()).ok_or(FORGED)?;
+        let mut body = [0u8; BODY_BYTES];
+        body.copy_from_slice(&bytes[..BODY_BYTES]);
+        self.mac(&body).verify_truncated_left(&bytes[BODY_BYTES..]).map_err(|_| FORGED)?;
+        let mut expiry = [0u8; EXPIRY_BYTES];
+        expiry.copy_from_slice(&body[RANDOM_BYTES..]);
+        let expires_at = UnixSeconds(i64::from_be_bytes(expiry));
+        if expires_at <= now {
+            return Err("the nonce expired");
+        }
+        Ok(CheckedNonce { body, expires_at })
+    }
+
+    /// Marks a checked nonce used; refused if it was used before or has expired by `now`. Expired entries are
+    /// forgotten here: an expired nonce is refused by [`NonceBook::check`] without them.
+    pub(super) fn consume(&self, nonce: CheckedNonce, now: UnixSeconds) -> Result<(), &'static str> {
+        if nonce.expires_at <= now {
+            return Err("the nonce expired");
+        }
+        let mut consumed = self.consumed.lock().map_err(|_| "the nonce table is unavailable")?;
+        consumed.retain(|_, expiry| *expiry > now);
+        match consumed.insert(nonce.body, nonce.expires_at) {
+            None => Ok(()),
+            Some(_) => Err("the nonce was already used"),
+        }
+    }
+}
 
 /// The text the owner signs. Fixed layout so a signature for one transaction or decision cannot be reused for
 /// another.
@@ -29,28 +117,16 @@ pub fn approval_message(tx_id: TxId, approve: bool, nonce: &str) -> String {
 }
 
 impl Waiaas {
-    /// Issues a fresh single-use nonce.
+    /// Issues a fresh single-use nonce (nothing is stored until it is used).
     pub fn issue_nonce(&self) -> (String, UnixSeconds) {
-        let mut bytes = [0u8; 16];
-        self.ports.entropy.fill(&mut bytes);
-        let nonce = hex::encode(bytes);
-        let expires_at = self.now().plus_seconds(NONCE_TTL_SECONDS);
-        if let Ok(mut book) = self.nonces.0.lock() {
-            let now = self.now();
-            book.retain(|_, expiry| *expiry > now);
-            if book.len() >= MAX_OUTSTANDING
-                && let Some(oldest) = book.iter().min_by_key(|(_, expiry)| **expiry).map(|(k, _)| k.clone())
-            {
-                book.remove(&oldest);
-            }
-            book.insert(nonce.clone(), expires_at);
-        }
-        (nonce, expires_at)
+        self.nonces.issue(self.ports.entropy.as_ref(), self.now())
     }
 
-    /// Verifies an owner's signed decision and consumes its nonce. `message` is the signed text (already
-    /// base64-decoded), `signature` 65 bytes hex (`0x` optional). Returns the recovered owner address.
-    pub fn verify_owner_signature(
+    /// Verifies an owner's signed decision on transaction `tx_id` and consumes its nonce. `message` is the signed
+    /// text (already base64-decoded), `signature` 65 bytes hex (`0x` optional). A flaw in the message, nonce or
+    /// signature is `UNAUTHORIZED`; a valid signature by someone other than the agent's owner is `FORBIDDEN` and
+    /// leaves the nonce unused. Returns the owner's address.
+    pub async fn verify_owner_signature(
         &self,
         claimed: &str,
         message: &str,
@@ -67,6 +143,7 @@ impl Waiaas {
         if message != approval_message(tx_id, approve, &nonce) {
             return Err(unauthorized("the message does not name this transaction and decision"));
         }
+        let nonce = self.nonces.check(&nonce, self.now()).map_err(unauthorized)?;
         let bytes =
             hex::decode(signature.trim_start_matches("0x")).map_err(|_| unauthorized("signature is not hex"))?;
         let signature = Signature::try_from(bytes.as_slice()).map_err(|_| unauthorized("signature is not 65 bytes"))?;
@@ -76,12 +153,116 @@ impl Waiaas {
         if recovered != claimed.0 {
             return Err(unauthorized("the signature was made by another address"));
         }
-        let now = self.now();
-        let mut book = self.nonces.0.lock().map_err(|_| Error::internal_msg("nonce table poisoned"))?;
-        match book.remove(&nonce) {
-            Some(expiry) if expiry > now => Ok(claimed),
-            Some(_) => Err(unauthorized("the nonce expired")),
-            None => Err(unauthorized("the nonce is unknown or was already used")),
+        let record = self
+            .ports
+            .transactions
+            .get(tx_id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::TxNotFound, format!("transaction {tx_id} not found")))?;
+        if self.agent(record.agent_id).await?.owner_address != Some(claimed) {
+            return Err(Error::new(ErrorCode::Forbidden, "the signer is not this agent's owner"));
         }
+        self.nonces.consume(nonce, self.now()).map_err(unauthorized)?;
+        Ok(claimed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::Clock;
+    use crate::ports::testing::{CountingEntropy, FixedClock};
+
+    const T0: i64 = 1_700_000_000;
+
+    fn book() -> (NonceBook, CountingEntropy, FixedClock) {
+        let entropy = CountingEntropy::default();
+        (NonceBook::new(&entropy), entropy, FixedClock::at(T0))
+    }
+
+    #[track_caller]
+    fn assert_refused(outcome: Result<impl std::fmt::Debug, &'static str>, why: &str) {
+        match outcome {
+            Err(refusal) => assert_eq!(refusal, why),
+            Ok(accepted) => panic!("accepted {accepted:?}, expected the refusal {why:?}"),
+        }
+    }
+
+    #[test]
+    fn a_nonce_is_hex_of_its_fixed_length_and_expires_after_the_ttl() {
+        let (book, entropy, clock) = book();
+        let (nonce, expires_at) = book.issue(&entropy, clock.now());
+        assert_eq!(expires_at, UnixSeconds(T0 + NONCE_TTL_SECONDS));
+        assert_eq!(nonce.len(), 2 * NONCE_BYTES);
+        assert!(nonce.bytes().all(|b| b.is_ascii_hexdigit()), "{nonce}");
+        assert_ne!(book.issue(&entropy, clock.now()).0, nonce, "each nonce is fresh");
+    }
+
+    #[test]
+    fn issuing_a_hundred_thousand_nonces_stores_nothing_and_invalidates_none() {
+        let (book, entropy, clock) = book();
+        let (first, _) = book.issue(&entropy, clock.now());
+        let mut last = String::new();
+        for _ in 0..100_000 {
+            last = book.issue(&entropy, clock.now()).0;
+        }
+        assert!(book.consumed.lock().unwrap().is_empty(), "issuing stores nothing");
+        clock.advance(NONCE_TTL_SECONDS - 1);
+        for nonce in [&first, &last] {
+            let checked = book.check(nonce, clock.now()).expect("still valid");
+            book.consume(checked, clock.now()).expect("consumed once");
+        }
+    }
+
+    #[test]
+    fn a_nonce_is_single_use() {
+        let (book, entropy, clock) = book();
+        let (nonce, _) = book.issue(&entropy, clock.now());
+        let checked = book.check(&nonce, clock.now()).unwrap();
+        assert_eq!(book.check(&nonce, clock.now()), Ok(checked), "checking does not consume");
+        book.consume(checked, clock.now()).unwrap();
+        clock.advance(NONCE_TTL_SECONDS - 1);
+        let again = book.check(&nonce, clock.now()).expect("the nonce itself is still authentic");
+        assert_refused(book.consume(again, clock.now()), "the nonce was already used");
+        assert_refused(book.consume(checked, clock.now()), "the nonce was already used");
+    }
+
+    #[test]
+    fn an_expired_nonce_is_refused_and_its_use_forgotten() {
+        let (book, entropy, clock) = book();
+        let (unused, _) = book.issue(&entropy, clock.now());
+        let (used, _) = book.issue(&entropy, clock.now());
+        let checked = book.check(&used, clock.now()).unwrap();
+        book.consume(checked, clock.now()).unwrap();
+        let late = book.check(&unused, clock.now()).unwrap();
+        clock.advance(NONCE_TTL_SECONDS);
+        assert_refused(book.check(&unused, clock.now()), "the nonce expired");
+        assert_refused(book.check(&used, clock.now()), "the nonce expired");
+        assert_refused(book.consume(late, clock.now()), "the nonce expired");
+        // A later consumption forgets the expired entries: the set holds only live nonces.
+        let (fresh, _) = book.issue(&entropy, clock.now());
+        book.consume(book.check(&fresh, clock.now()).unwrap(), clock.now()).unwrap();
+        assert_eq!(book.consumed.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn forged_and_malformed_nonces_are_refused() {
+        let (book, entropy, clock) = book();
+        let (nonce, _) = book.issue(&entropy, clock.now());
+        let forged = "the nonce is not one this daemon issued";
+        let mut bytes = hex::decode(&nonce).unwrap();
+        // Any flipped bit: in the random part, the expiry (a longer life) or the tag.
+        for index in [0, RANDOM_BYTES + EXPIRY_BYTES - 1, NONCE_BYTES - 1] {
+            bytes[index] ^= 1;
+            assert_refused(book.check(&hex::encode(&bytes), clock.now()), forged);
+            bytes[index] ^= 1;
+        }
+        // Another daemon's nonce (another key), shorter or longer ones, non-hex, the old 32-digit format.
+        let (foreign, _) =
+            NonceBook { key: Zeroizing::new([9; 32]), consumed: Mutex::default() }.issue(&entropy, clock.now());
+        for text in [foreign.as_str(), &nonce[..nonce.len() - 2], &format!("{nonce}00"), "zz", "", &nonce[..32]] {
+            assert_refused(book.check(text, clock.now()), forged);
+        }
+        assert!(book.check(&nonce, clock.now()).is_ok(), "the original is untouched");
     }
 }

@@ -25,7 +25,8 @@ use crate::error::ApiResult;
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase")]
 pub struct NonceDto {
-    /// 32 hex digits; put it in the signed message as `Nonce: <nonce>`.
+    /// 80 hex digits (random part, expiry, authentication tag); put it in the signed message as
+    /// `Nonce: <nonce>`.
     pub nonce: String,
     /// Unix seconds; the nonce is refused after this time.
     pub expires_at: i64,
@@ -35,7 +36,8 @@ pub struct OwnerApi;
 
 async fn decide(state: &ServerState, owner: OwnerAuth, id: Uuid, approve: bool) -> ApiResult<TransactionDto> {
     let tx_id = TxId::from_uuid(id);
-    let signer = state.core.verify_owner_signature(&owner.address, &owner.message, &owner.signature, tx_id, approve)?;
+    let signer =
+        state.core.verify_owner_signature(&owner.address, &owner.message, &owner.signature, tx_id, approve).await?;
     Ok(state.core.approve_transaction(&signer, owner.ip, tx_id, approve).await?.into())
 }
 
