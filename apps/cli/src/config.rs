@@ -653,6 +653,7 @@ evm_anvil = "http://127.0.0.1:8545"
 #[cfg(test)]
 mod tests {
     use super::*;
+    use waiaas_core::policy_engine::PolicyDefaults;
 
     fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
         vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
@@ -720,7 +721,7 @@ mod tests {
                 "a.example"
             } else if key.ends_with("level") {
                 "debug"
-            } else if *key == "enabled" {
+            } else if *key == "enabled" || key.starts_with("default_deny_") {
                 "true"
             } else if *key == "auth" {
                 "master"
@@ -731,6 +732,26 @@ mod tests {
             assert!(DEFAULT_CONFIG_TOML.contains(&format!("# {key} = ")), "{key} missing from the init file");
             assert!(DEFAULT_CONFIG_TOML.contains(&format!("[{section}]")), "[{section}] missing from the init file");
         }
+    }
+
+    #[test]
+    fn policy_defaults_and_token_prices() {
+        check(None, &[], Ok(|c| assert_eq!(c.security.policy_defaults, PolicyDefaults::default())));
+        let vars = [
+            ("WAIAAS_POLICY_DEFAULT_DENY_TOKENS", "false"),
+            ("WAIAAS_ORACLE_TOKEN_BASE_SEPOLIA_0X5AAEB6053F3E94C9B9A09F33669435E7EF1BEAED", "1.5"),
+        ];
+        check(
+            None,
+            &vars,
+            Ok(|c| {
+                assert!(!c.security.policy_defaults.deny_tokens && c.security.policy_defaults.deny_contracts);
+                let token: EvmAddress = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".parse().unwrap();
+                assert_eq!(c.oracle.tokens, vec![(("base_sepolia".to_owned(), token), 1.5)]);
+            }),
+        );
+        check(None, &[("WAIAAS_ORACLE_TOKEN_ANVIL_0X12", "1")], Err("token_<network>_<0x token address>"));
+        check(None, &[("WAIAAS_POLICY_DEFAULT_DENY_CONTRACT", "false")], Err("default_deny_contract"));
     }
 
     #[test]
