@@ -62,6 +62,12 @@ struct Receipt {
     block_number: U64,
 }
 
+/// The gas limit for a node's estimate: [`GAS_HEADROOM_PERCENT`] more, saturating (the estimate is the node's
+/// answer, and a hostile node can answer anything up to `u64::MAX`).
+fn with_headroom(estimate: u64) -> u64 {
+    estimate.saturating_add(estimate.saturating_mul(GAS_HEADROOM_PERCENT) / 100)
+}
+
 fn to_u128(value: U256, what: &str) -> Result<u128> {
     u128::try_from(value).map_err(|_| Error::new(ErrorCode::ChainError, format!("{what} out of range")))
 }
@@ -112,10 +118,7 @@ pub async fn prepare(
     let (simulation, gas_limit) = match (simulated?, estimate?) {
         (Ok(_), Ok(gas)) => {
             let gas = gas.to::<u64>();
-            (
-                SimulationOutcome { success: true, error: None, gas_used: Some(gas) },
-                gas + gas * GAS_HEADROOM_PERCENT / 100,
-            )
+            (SimulationOutcome { success: true, error: None, gas_used: Some(gas) }, with_headroom(gas))
         }
         (Err(failure), _) | (Ok(_), Err(failure)) => (
             SimulationOutcome { success: false, error: Some(revert_reason(&failure)), gas_used: None },
@@ -192,6 +195,14 @@ pub async fn status(client: &RpcClient, hash: &str) -> Result<TxOnChain> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gas_headroom_saturates_on_a_hostile_estimate() {
+        assert_eq!(with_headroom(100_000), 120_000);
+        assert_eq!(with_headroom(0), 0);
+        assert_eq!(with_headroom(u64::MAX), u64::MAX);
+        assert_eq!(with_headroom(u64::MAX / 2), u64::MAX / 2 + u64::MAX / 100);
+    }
 
     #[test]
     fn revert_reasons_are_decoded_from_error_data() {
