@@ -179,6 +179,13 @@ pub async fn broadcast(client: &RpcClient, signed: &SignedTx) -> Result<Broadcas
     }
 }
 
+/// `eth_getTransactionCount` at the latest block: the account's transactions included so far (not the pending
+/// count that `prepare` builds with).
+pub async fn account_nonce(client: &RpcClient, address: EvmAddress) -> Result<u64> {
+    let nonce: U64 = client.call("eth_getTransactionCount", serde_json::json!([address.0, "latest"])).await?;
+    Ok(nonce.to())
+}
+
 pub async fn status(client: &RpcClient, hash: &str) -> Result<TxOnChain> {
     let receipt: Option<Receipt> = client.call("eth_getTransactionReceipt", serde_json::json!([hash])).await?;
     if let Some(receipt) = receipt {
