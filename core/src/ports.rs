@@ -36,6 +36,17 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// What a change of an agent's status did besides the status, for its events.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct StatusEffects {
+    pub sessions_revoked: u64,
+    /// The agent's transactions cancelled before signing, oldest first.
+    pub cancelled: Vec<TxId>,
+}
+
+/// Builds the events of an agent status change once its effects are known.
+pub type EventsFromStatusEffects = Box<dyn FnOnce(&StatusEffects) -> Vec<Event> + Send>;
+
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait AgentRepo: Send + Sync {
@@ -43,8 +54,21 @@ pub trait AgentRepo: Send + Sync {
     async fn get(&self, id: AgentId) -> Result<Option<Agent>>;
     /// Agents newest first; `before` is the last id of the previous page.
     async fn list(&self, before: Option<AgentId>, limit: u32) -> Result<Vec<Agent>>;
-    /// Sets the status. Terminating also revokes the agent's sessions, in the same transaction.
-    async fn set_status(&self, id: AgentId, status: AgentStatus, now: UnixSeconds, event: &Event) -> Result<()>;
+    /// Compare-and-set of the status, in one write transaction: moves the agent from `from` to `to` only if it is
+    /// still in `from`, else writes nothing and returns `None` (a resume racing a terminate never revives it);
+    /// `AGENT_NOT_FOUND` when there is no such agent. Leaving ACTIVE (suspend, terminate) cancels every transaction
+    /// of the agent not yet signed (PENDING, QUEUED, EXECUTING) and releases what they reserved; terminating also
+    /// revokes the agent's sessions. Moving to ACTIVE is refused with `SYSTEM_LOCKED` while the stored kill switch
+    /// is tripped. `events` builds the audit events from those effects (the status event, then one `TX_CANCELLED`
+    /// per cancelled transaction), written in the same transaction and returned as written.
+    async fn set_status(
+        &self,
+        id: AgentId,
+        from: AgentStatus,
+        to: AgentStatus,
+        now: UnixSeconds,
+        events: EventsFromStatusEffects,
+    ) -> Result<Option<(StatusEffects, Vec<Event>)>>;
     async fn set_owner(&self, id: AgentId, owner: Option<EvmAddress>, now: UnixSeconds, event: &Event) -> Result<()>;
     async fn count_by_status(&self, status: AgentStatus) -> Result<u64>;
 }
@@ -101,7 +125,8 @@ pub type EventFromEffects = Box<dyn FnOnce(&ActivationEffects) -> Vec<Event> + S
 pub trait KillSwitchRepo: Send + Sync {
     async fn get(&self) -> Result<KillSwitch>;
     /// Stores the new state and, in the same transaction, revokes every active session, suspends every active
-    /// agent and cancels every transaction not yet signed; `events` builds the audit events from those effects, so
+    /// agent and cancels every transaction not yet signed (PENDING, QUEUED and EXECUTING: `TxStatus::cancel`),
+    /// releasing what they reserved; `events` builds the audit events from those effects, so
     /// the stored rows record them. Returns the effects and the events as written.
     async fn activate(&self, new: &KillSwitch, events: EventFromEffects) -> Result<(ActivationEffects, Vec<Event>)>;
     /// Stores the recovered state. Sessions stay revoked; agents stay suspended until resumed one by one.
@@ -262,6 +287,9 @@ pub trait ChainAdapter: Send + Sync {
     /// Combines a prepared transaction with its signature.
     fn attach_signature(&self, prepared: &PreparedTx, signature: [u8; 65]) -> Result<SignedTx>;
     async fn status(&self, network: &str, hash: &str) -> Result<TxOnChain>;
+    /// The account's nonce at the latest block: how many of its transactions are included (pending ones not
+    /// counted). A signed transaction whose nonce is below it and that has no receipt can never be included.
+    async fn account_nonce(&self, network: &str, address: EvmAddress) -> Result<u64>;
 }
 
 /// How a node took a broadcast.
@@ -304,6 +332,8 @@ pub struct TxRecord {
     pub tx_hash: Option<String>,
     /// The signed transaction, kept from signing until final so it can be re-broadcast.
     pub raw_tx: Option<Vec<u8>>,
+    /// The account nonce it was signed with (unknown for rows signed before the daemon stored it).
+    pub nonce: Option<u64>,
     pub error: Option<String>,
     pub attempts: u32,
     pub created_at: UnixSeconds,
@@ -339,6 +369,8 @@ pub type Decide = Box<dyn FnOnce(&AdmissionSnapshot) -> (TxRecord, Vec<Event>) +
 pub struct TxUpdate {
     pub tx_hash: Option<String>,
     pub raw_tx: Option<Vec<u8>>,
+    /// The account nonce of the signature (with `tx_hash` and `raw_tx`).
+    pub nonce: Option<u64>,
     pub error: Option<String>,
     pub approved_at: Option<UnixSeconds>,
     pub attempts: Option<u32>,
@@ -348,6 +380,18 @@ pub struct TxUpdate {
     pub clear_error: bool,
     /// The structured reason of a cancellation by policy (e.g. `ADDRESS_NOT_WHITELISTED`).
     pub reason_code: Option<String>,
+}
+
+/// The answer of [`TxRepo::submit`]: the signature was recorded, or why it was not (and must be dropped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submission {
+    /// The row is SUBMITTED with the signature: broadcast it.
+    Recorded,
+    KillSwitchTripped,
+    /// The agent is not ACTIVE (or no longer exists).
+    AgentNotActive,
+    /// The row left EXECUTING meanwhile (cancelled by the operator, the kill switch, a suspension, ...).
+    NotExecuting,
 }
 
 #[cfg_attr(any(test, feature = "mocks"), automock)]
@@ -372,9 +416,14 @@ pub trait TxRepo: Send + Sync {
         update: &TxUpdate,
         event: Option<Event>,
     ) -> Result<bool>;
+    /// The signing step's critical section, in one write transaction: only if the kill switch is not tripped, the
+    /// row's agent is ACTIVE and the row is still EXECUTING, moves it to SUBMITTED with `update` (hash, raw bytes,
+    /// nonce) and writes `event`. Otherwise writes nothing and says why: the caller drops the signature.
+    async fn submit(&self, id: TxId, update: &TxUpdate, event: Event) -> Result<Submission>;
     /// Rows the worker must look at, oldest first: PENDING, EXECUTING and SUBMITTED ones whose `execute_after` (a
     /// retry backoff) is unset or passed, and QUEUED ones that are due (`execute_after <= now`), approved, or past
-    /// their approval deadline.
+    /// their approval deadline. The batch is bounded per class (new work: PENDING and due QUEUED; EXECUTING;
+    /// SUBMITTED), so rows stuck in one class never keep another class's rows out.
     async fn work(&self, now: UnixSeconds) -> Result<Vec<TxRecord>>;
 }
 

@@ -1,6 +1,7 @@
 //! Transaction pipeline acceptance against a real anvil node: native and ERC-20 transfers, approvals, every
 //! SPENDING_LIMIT tier with DELAY and owner APPROVAL (a test clock moves time), denials that never reach the
-//! chain, concurrency under a limit, reverts, a dead node, a restart with queued work, and the kill switch.
+//! chain, concurrency under a limit, reverts, a dead node, a restart with queued work, the kill switch and a
+//! suspension stopping work that waits for a retry, the operator's cancel, and agent status changes racing.
 
 use alloy_primitives::U256;
 use alloy_signer::SignerSync;
@@ -509,4 +510,208 @@ fn a_taken_nonce_is_rebuilt_with_a_fresh_one() {
         .audit_logs(&AuditLogFilter { tx_id: Some(id), event_types: vec!["TX_SUBMITTED".into()], ..Default::default() })
         .unwrap();
     assert_eq!(submitted.data.len(), 2, "both submissions are on record");
+}
+
+/// What stops an agent's work while one of its transfers waits in EXECUTING for a retry.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    KillSwitch,
+    Suspension,
+}
+
+/// A transfer waits in EXECUTING for its retry (its node is down) when `stop` happens: the row ends CANCELLED
+/// in that same write, one TX_CANCELLED records it, and once the node is back, the switch recovered and the
+/// agent resumed, nothing of it is ever broadcast (the recipient's balance and the account nonce stay), while
+/// new work confirms.
+fn unsigned_work_waiting_for_a_retry_is_cancelled_by(stop: Stop) {
+    let mut anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let admin = daemon.admin();
+    let w = wallet(&admin, &daemon.client(), &anvil);
+    let port = anvil.port();
+    anvil.stop();
+    let id = send(&w, &transfer(RECIPIENT, 7));
+    let waiting = eventually(30, "a failed attempt", || {
+        let t = tx(&w, &id);
+        (t.attempts.unwrap_or(0) >= 1).then_some(t)
+    });
+    assert_eq!(waiting.status, "EXECUTING", "waiting for its retry: {waiting:?}");
+
+    let (by, error) = match stop {
+        Stop::KillSwitch => {
+            let switch = admin.activate_kill_switch(Some("test")).unwrap();
+            assert_eq!(switch.effects.unwrap().transactions_cancelled, 1, "the EXECUTING row counts");
+            ("kill_switch", "kill switch activated")
+        }
+        Stop::Suspension => {
+            admin.suspend_agent(&w.id).unwrap();
+            ("agent_suspended", "agent suspended")
+        }
+    };
+    let cancelled = admin.audit_logs(&AuditLogFilter { tx_id: Some(id.clone()), ..Default::default() }).unwrap();
+    let kinds: Vec<&str> = cancelled.data.iter().map(|r| r.event_type.as_str()).collect();
+    assert_eq!(kinds, ["TX_CANCELLED", "TX_REQUESTED"], "one TX_CANCELLED, written with the {stop:?}");
+    assert_eq!(cancelled.data[0].details["by"], by);
+
+    let anvil = Anvil::start_on(port);
+    anvil.fund(&w.address, ONE_ETH);
+    if let Stop::KillSwitch = stop {
+        admin.recover().unwrap();
+    }
+    admin.resume_agent(&w.id).unwrap();
+    let fresh = admin.create_session(&CreateSession::for_agent(&w.id)).unwrap().token;
+    let w = Wallet { agent: daemon.client().with_session_token(fresh), ..w };
+    let row = tx(&w, &id);
+    assert_eq!((row.status.as_str(), row.error.as_deref()), ("CANCELLED", Some(error)), "{row:?}");
+    for _ in 0..3 {
+        daemon.advance(60);
+        stays_for_a_while(
+            || tx(&w, &id).status == "CANCELLED" && anvil.nonce(&w.address) == 0,
+            "the cancelled transfer was signed after all",
+        );
+    }
+    let next = send(&w, &transfer(RECIPIENT, 11));
+    assert_eq!(settled(&w, &next).status, "CONFIRMED", "the worker runs");
+    assert_eq!(anvil.native_balance(RECIPIENT), U256::from(11u64), "only the new transfer arrived");
+    assert_eq!(anvil.nonce(&w.address), 1);
+}
+
+#[test]
+fn kill_switch_during_a_retry_backoff_cancels_the_row_and_nothing_is_broadcast_after_recovery() {
+    unsigned_work_waiting_for_a_retry_is_cancelled_by(Stop::KillSwitch);
+}
+
+#[test]
+fn suspending_the_agent_during_a_retry_backoff_cancels_the_row() {
+    unsigned_work_waiting_for_a_retry_is_cancelled_by(Stop::Suspension);
+}
+
+#[test]
+fn the_operator_cancels_any_unsigned_transaction_and_the_agent_only_queued_ones() {
+    let mut anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let admin = daemon.admin();
+    let w = wallet(&admin, &daemon.client(), &anvil);
+    spending_limit(&admin, &w.id);
+    let owner = PrivateKeySigner::random();
+    admin.set_owner(&w.id, Some(&owner.address().to_checksum(None))).unwrap();
+
+    // Signed and final: refused.
+    let confirmed = send(&w, &transfer(RECIPIENT, 100));
+    assert_eq!(settled(&w, &confirmed).status, "CONFIRMED");
+    let (status, code, _) = api_error(admin.admin_cancel_transaction(&confirmed));
+    assert_eq!((status, code.as_str()), (409, "INVALID_STATE_TRANSITION"));
+    let unknown = "01900000-0000-7000-8000-000000000042";
+    let (status, code, _) = api_error(admin.admin_cancel_transaction(unknown));
+    assert_eq!((status, code.as_str()), (404, "TX_NOT_FOUND"));
+    let (status, _, _) = api_error(daemon.client().admin_cancel_transaction(&confirmed));
+    assert_eq!(status, 401, "the master password is required");
+
+    // QUEUED for its delay: the operator cancels it, on record as the operator.
+    let delayed = send(&w, &transfer(RECIPIENT, 250));
+    assert_eq!(tx(&w, &delayed).status, "QUEUED");
+    let cancelled = admin.admin_cancel_transaction(&delayed).unwrap();
+    assert_eq!((cancelled.status.as_str(), cancelled.id.as_str()), ("CANCELLED", delayed.as_str()));
+    let rows = admin
+        .audit_logs(&AuditLogFilter {
+            tx_id: Some(delayed.clone()),
+            event_types: vec!["TX_CANCELLED".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.data.len(), 1);
+    assert_eq!((rows.data[0].actor.as_str(), &rows.data[0].details["by"]), ("master", &json!("operator")));
+
+    // QUEUED for the owner's approval: the agent may cancel it itself.
+    let awaiting = send(&w, &transfer(RECIPIENT, 1_000));
+    assert_eq!(tx(&w, &awaiting).tier.as_deref(), Some("APPROVAL"));
+    assert_eq!(w.agent.cancel_transaction(&awaiting).unwrap().status, "CANCELLED");
+
+    // EXECUTING, waiting for a retry: not the agent's to cancel, the operator's.
+    let port = anvil.port();
+    anvil.stop();
+    let executing = send(&w, &transfer(RECIPIENT, 5));
+    eventually(30, "a failed attempt", || (tx(&w, &executing).attempts.unwrap_or(0) >= 1).then_some(()));
+    let (status, code, _) = api_error(w.agent.cancel_transaction(&executing));
+    assert_eq!((status, code.as_str()), (409, "INVALID_STATE_TRANSITION"), "the agent cannot cancel EXECUTING");
+    assert_eq!(admin.admin_cancel_transaction(&executing).unwrap().status, "CANCELLED");
+    let (status, _, _) = api_error(admin.admin_cancel_transaction(&executing));
+    assert_eq!(status, 409, "cancelled is final");
+
+    let anvil = Anvil::start_on(port);
+    anvil.fund(&w.address, ONE_ETH);
+    daemon.advance(60);
+    stays_for_a_while(
+        || tx(&w, &executing).status == "CANCELLED" && anvil.nonce(&w.address) == 0,
+        "the cancelled transfer was signed after all",
+    );
+    daemon.advance(120);
+    for id in [&delayed, &awaiting, &executing] {
+        assert_eq!(tx(&w, id).status, "CANCELLED");
+    }
+    assert_eq!(anvil.native_balance(RECIPIENT), U256::ZERO, "nothing cancelled reached the new node");
+}
+
+#[test]
+fn a_resume_racing_a_terminate_never_revives_the_agent() {
+    // No chain is contacted: creating, suspending, resuming and terminating agents only needs a configured network.
+    let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", "http://127.0.0.1:9")]);
+    let admin = daemon.admin();
+    let agents: Vec<String> = (0..16)
+        .map(|i| {
+            let agent = admin.create_agent(&CreateAgent::ethereum(format!("racer {i}"), "anvil")).unwrap();
+            admin.suspend_agent(&agent.id).unwrap();
+            agent.id
+        })
+        .collect();
+    // Whether a status change went through; the one that lost the race is a 409.
+    let went_through = |result: waiaas_client::Result<waiaas_client::types::Agent>| match result {
+        Ok(_) => true,
+        Err(error) => {
+            let (status, code, _) = api_error::<()>(Err(error));
+            assert_eq!((status, code.as_str()), (409, "INVALID_STATE_TRANSITION"));
+            false
+        }
+    };
+    let outcomes: Vec<(bool, bool)> = std::thread::scope(|scope| {
+        let races: Vec<_> = agents
+            .iter()
+            .map(|id| {
+                let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+                let (go_resume, go_terminate) = (start.clone(), start);
+                let (resumer, terminator) = (admin.clone(), admin.clone());
+                let resume = scope.spawn(move || {
+                    go_resume.wait();
+                    went_through(resumer.resume_agent(id))
+                });
+                let terminate = scope.spawn(move || {
+                    go_terminate.wait();
+                    went_through(terminator.terminate_agent(id))
+                });
+                (resume, terminate)
+            })
+            .collect();
+        races.into_iter().map(|(resume, terminate)| (resume.join().unwrap(), terminate.join().unwrap())).collect()
+    });
+    for (id, (resumed, terminated)) in agents.iter().zip(outcomes) {
+        let status = admin.get_agent(id).unwrap().status;
+        if terminated {
+            assert_eq!(status, "TERMINATED", "a terminated agent stays terminated (resume went through: {resumed})");
+        } else {
+            assert!(resumed, "one of the two goes through");
+            assert_eq!(status, "ACTIVE");
+        }
+        let rows = admin
+            .audit_logs(&AuditLogFilter {
+                agent_id: Some(id.clone()),
+                event_types: vec!["AGENT_RESUMED".into(), "AGENT_TERMINATED".into()],
+                ..Default::default()
+            })
+            .unwrap();
+        let newest_first: Vec<&str> = rows.data.iter().map(|r| r.event_type.as_str()).collect();
+        assert!(newest_first.iter().filter(|e| **e == "AGENT_TERMINATED").count() <= 1, "{newest_first:?}");
+        if let Some(at) = newest_first.iter().position(|e| *e == "AGENT_TERMINATED") {
+            assert!(!newest_first[..at].contains(&"AGENT_RESUMED"), "resumed after terminated: {newest_first:?}");
+        }
+    }
 }

@@ -95,6 +95,10 @@ impl ChainAdapter for EvmChain {
     async fn status(&self, network: &str, hash: &str) -> Result<TxOnChain> {
         tx::status(self.client(network)?, hash).await
     }
+
+    async fn account_nonce(&self, network: &str, address: EvmAddress) -> Result<u64> {
+        tx::account_nonce(self.client(network)?, address).await
+    }
 }
 
 #[async_trait]

@@ -203,6 +203,13 @@ pub async fn broadcast(client: &RpcClient, signed: &SignedTx) -> Result<Broadcas
     }
 }
 
+/// `eth_getTransactionCount` at the latest block: the account's transactions included so far (not the pending
+/// count that `prepare` builds with).
+pub async fn account_nonce(client: &RpcClient, address: EvmAddress) -> Result<u64> {
+    let nonce: U64 = client.call("eth_getTransactionCount", serde_json::json!([address.0, "latest"])).await?;
+    Ok(nonce.to())
+}
+
 pub async fn status(client: &RpcClient, hash: &str) -> Result<TxOnChain> {
     let receipt: Option<Receipt> = client.call("eth_getTransactionReceipt", serde_json::json!([hash])).await?;
     if let Some(receipt) = receipt {
@@ -360,6 +367,14 @@ mod tests {
         let node = fake_node(HashMap::from([("eth_getTransactionReceipt", receipt)]));
         let status = status(&node, "0x01").await.expect("status");
         assert_eq!(status, TxOnChain::Included { success: false, gas_used: u64::MAX, block_number: u64::MAX });
+    }
+
+    #[test]
+    fn the_gas_headroom_saturates_on_a_hostile_estimate() {
+        assert_eq!(gas_limit_for(100_000), 120_000);
+        assert_eq!(gas_limit_for(0), 0);
+        assert_eq!(gas_limit_for(u64::MAX), u64::MAX);
+        assert_eq!(gas_limit_for(u64::MAX / 2), u64::MAX / 2 + u64::MAX / 100);
     }
 
     #[test]

@@ -66,13 +66,7 @@ async fn a_change_whose_audit_row_fails_is_rolled_back() {
     let signed = TxUpdate { tx_hash: Some("0xabc".into()), attempts: Some(1), ..TxUpdate::default() };
     let results = [
         ("agent insert", t.db.agents().insert(&t.agent(), &e(EventType::AgentCreated)).await.err()),
-        (
-            "terminate",
-            t.db.agents()
-                .set_status(agent.id, AgentStatus::Terminated, now, &e(EventType::AgentTerminated))
-                .await
-                .err(),
-        ),
+        ("terminate", t.set_status(agent.id, AgentStatus::Active, AgentStatus::Terminated, now).await.err()),
         ("set owner", t.db.agents().set_owner(agent.id, Some(address(1)), now, &e(EventType::OwnerSet)).await.err()),
         ("session insert", t.db.sessions().insert(&t.session(agent.id), &e(EventType::SessionCreated)).await.err()),
         ("revoke", t.db.sessions().revoke(session.id, now, &e(EventType::SessionRevoked)).await.err()),
@@ -164,10 +158,8 @@ async fn every_successful_change_writes_exactly_one_audit_row() {
     check("activate").await;
     t.db.kill_switch().recover(&KillSwitch::default(), &t.event(EventType::KillSwitchRecovered)).await.unwrap();
     check("recover").await;
-    t.db.agents()
-        .set_status(agent.id, AgentStatus::Terminated, now, &t.event(EventType::AgentTerminated))
-        .await
-        .unwrap();
+    // Suspended by the kill switch; nothing left to cancel or revoke, so one row.
+    t.set_status(agent.id, AgentStatus::Suspended, AgentStatus::Terminated, now).await.unwrap().expect("moved");
     check("terminate").await;
     t.db.audit().append(&t.event(EventType::BackupCreated)).await.unwrap();
     check("append").await;

@@ -1,18 +1,20 @@
 //! [`KillSwitchRepo`] over SQLite: the single-row `kill_switch` table. Activation stores the new state and, in
 //! the same transaction, revokes every unrevoked session, suspends every ACTIVE agent, cancels every transaction
-//! not yet signed (PENDING or QUEUED) and writes the audit row.
+//! not yet signed (PENDING, QUEUED or EXECUTING) and writes the audit rows. Other write transactions read the
+//! stored state where it must hold at the moment of their write ([`is_tripped`]): recording a signature,
+//! resuming an agent.
 
 use async_trait::async_trait;
 use sqlx::Row;
-use waiaas_core::domain::{AgentStatus, KillSwitch, KillSwitchState, TxStatus};
+use waiaas_core::domain::{AgentStatus, KillSwitch, KillSwitchState};
 use waiaas_core::event::Event;
 use waiaas_core::ports::{ActivationEffects, EventFromEffects, KillSwitchRepo};
 use waiaas_core::{Error, Result, UnixSeconds};
 
+use crate::Pools;
 use crate::audit::append_audits;
 use crate::error::{db_err, decode_err};
-use crate::transactions::cancellable_statuses;
-use crate::{Pools, reserved};
+use crate::transactions::cancel_unsigned;
 
 const TABLE: &str = "kill_switch";
 
@@ -29,6 +31,17 @@ impl SqliteKillSwitchRepo {
     pub(crate) fn new(pools: Pools) -> Self {
         SqliteKillSwitchRepo { pools }
     }
+}
+
+/// Whether the stored kill switch is tripped, read on the caller's connection (inside its transaction).
+pub(crate) async fn is_tripped(conn: &mut sqlx::SqliteConnection) -> Result<bool> {
+    let state: String = sqlx::query_scalar("SELECT state FROM kill_switch WHERE id = 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::internal_msg("the kill_switch row is missing"))?;
+    let state = KillSwitchState::parse(&state).ok_or_else(|| decode_err(TABLE, "state", "unknown state"))?;
+    Ok(state.is_tripped())
 }
 
 async fn store(conn: &mut sqlx::SqliteConnection, new: &KillSwitch) -> Result<()> {
@@ -61,7 +74,8 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
     }
 
     /// Revocation and update times are `new.changed_at`, which an activation must carry (the event is built only
-    /// once the effects are known). The cancelled rows become final and their reservations are released. The event
+    /// once the effects are known). The cancelled rows (oldest first) become final and their reservations are
+    /// released. The event
     /// `event` builds is the audit row written and is returned as written.
     async fn activate(&self, new: &KillSwitch, events: EventFromEffects) -> Result<(ActivationEffects, Vec<Event>)> {
         let now = new.changed_at.ok_or_else(|| Error::internal_msg("a kill-switch activation without its time"))?.0;
@@ -79,31 +93,7 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        let cancelled_rows = sqlx::query(&format!(
-            "UPDATE transactions SET status = ?, error = ?, updated_at = ? WHERE status IN ({}) \
-             RETURNING id, agent_id, reserved",
-            cancellable_statuses()
-        ))
-        .bind(TxStatus::Cancelled.as_str())
-        .bind(CANCELLED_BY_KILL_SWITCH)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let mut cancelled = Vec::with_capacity(cancelled_rows.len());
-        for row in &cancelled_rows {
-            let id: String = row.try_get("id").map_err(db_err)?;
-            let agent: String = row.try_get("agent_id").map_err(db_err)?;
-            let held: String = row.try_get("reserved").map_err(db_err)?;
-            let held = reserved::from_json(&held).map_err(|what| decode_err("transactions", "reserved", what))?;
-            reserved::release(&mut tx, &agent, &held).await?;
-            cancelled.push((
-                id.parse().map_err(|_| decode_err("transactions", "id", "not a UUID"))?,
-                agent.parse().map_err(|_| decode_err("transactions", "agent_id", "not a UUID"))?,
-            ));
-        }
-        // Oldest first, so the audit rows read in the order the requests arrived.
-        cancelled.sort();
+        let cancelled = cancel_unsigned(&mut tx, None, CANCELLED_BY_KILL_SWITCH, UnixSeconds(now)).await?;
         let effects = ActivationEffects {
             sessions_revoked: sessions.rows_affected(),
             agents_suspended: agents.rows_affected(),
@@ -124,7 +114,7 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
 
 #[cfg(test)]
 mod tests {
-    use waiaas_core::domain::Session;
+    use waiaas_core::domain::{Session, TxStatus};
     use waiaas_core::event::EventType;
     use waiaas_core::ports::{AgentRepo, SessionRepo, TxRepo};
     use waiaas_core::{Amount, TxId};
@@ -154,19 +144,16 @@ mod tests {
         for agent in [&active, &suspended, &terminated] {
             t.insert_agent(agent).await;
         }
-        t.db.agents()
-            .set_status(suspended.id, AgentStatus::Suspended, UnixSeconds(2), &t.event(EventType::AgentSuspended))
-            .await
-            .unwrap();
+        t.set_status(suspended.id, AgentStatus::Active, AgentStatus::Suspended, UnixSeconds(2)).await.unwrap().unwrap();
         let open: Vec<Session> = (0..3).map(|_| t.session(active.id)).collect();
         let revoked = t.session(suspended.id);
         for session in open.iter().chain([&revoked]) {
             t.insert_session(session).await;
         }
         t.db.sessions().revoke(revoked.id, UnixSeconds(3), &t.event(EventType::SessionRevoked)).await.unwrap();
-        t.db.agents()
-            .set_status(terminated.id, AgentStatus::Terminated, UnixSeconds(4), &t.event(EventType::AgentTerminated))
+        t.set_status(terminated.id, AgentStatus::Active, AgentStatus::Terminated, UnixSeconds(4))
             .await
+            .unwrap()
             .unwrap();
         let mut txs = Vec::new();
         for (i, status) in TxStatus::ALL.into_iter().enumerate() {
@@ -187,11 +174,9 @@ mod tests {
             changed_at: Some(UnixSeconds(500)),
         };
         let (effects, events) = t.db.kill_switch().activate(&switch, t.activation()).await.unwrap();
-        let mut expected_cancelled: Vec<_> = txs
-            .iter()
-            .filter(|r| matches!(r.status, TxStatus::Pending | TxStatus::Queued))
-            .map(|r| (r.id, r.agent_id))
-            .collect();
+        let unsigned = |status: TxStatus| matches!(status, TxStatus::Pending | TxStatus::Queued | TxStatus::Executing);
+        let mut expected_cancelled: Vec<_> =
+            txs.iter().filter(|r| unsigned(r.status)).map(|r| (r.id, r.agent_id)).collect();
         expected_cancelled.sort();
         assert_eq!(
             effects,
@@ -200,7 +185,7 @@ mod tests {
         assert_eq!(events[0].event_type, EventType::KillSwitchActivated);
         assert_eq!(
             events[0].details["effects"],
-            serde_json::json!({"sessionsRevoked": 3, "agentsSuspended": 1, "transactionsCancelled": 2}),
+            serde_json::json!({"sessionsRevoked": 3, "agentsSuspended": 1, "transactionsCancelled": 3}),
             "the closure saw the effects"
         );
         let cancelled_events: Vec<_> = events[1..].iter().map(|e| (e.event_type, e.tx_id.unwrap())).collect();
@@ -230,7 +215,7 @@ mod tests {
         assert_eq!(status(terminated.id).await, AgentStatus::Terminated);
         for record in &txs {
             let (after, error, updated_at) = tx_row(&t, record.id).await;
-            if matches!(record.status, TxStatus::Pending | TxStatus::Queued) {
+            if unsigned(record.status) {
                 assert_eq!(
                     (after.as_str(), error.as_deref(), updated_at),
                     ("CANCELLED", Some(CANCELLED_BY_KILL_SWITCH), 500)
@@ -244,8 +229,8 @@ mod tests {
                 );
             }
         }
-        // The cancelled rows no longer hold anything; signed work (EXECUTING 4 + SUBMITTED 8) still does.
-        assert_eq!(held(&t).await, [(waiaas_core::domain::Asset::Native, Amount::from_u128(12))]);
+        // The cancelled rows (EXECUTING included) no longer hold anything; signed work (SUBMITTED 8) still does.
+        assert_eq!(held(&t).await, [(waiaas_core::domain::Asset::Native, Amount::from_u128(8))]);
 
         // Tripping again (→ LOCKED) finds nothing left to do.
         let locked = KillSwitch { state: KillSwitchState::Locked, changed_at: Some(UnixSeconds(600)), ..switch };

@@ -334,7 +334,7 @@ mod tests {
         assert!(!path.exists());
         let db = Database::open(&path).await.unwrap();
         assert!(path.exists());
-        assert_eq!(db.schema_version(), 3);
+        assert_eq!(db.schema_version(), 4);
         assert_eq!(db.schema_version(), Database::latest_schema_version());
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
@@ -367,10 +367,10 @@ mod tests {
         db.close().await;
 
         let db = Database::open(&path).await.unwrap();
-        assert_eq!(db.schema_version(), 3);
+        assert_eq!(db.schema_version(), 4);
         let applied: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&db.pools.reader).await.unwrap();
-        assert_eq!(applied, 3, "reopening applies nothing again");
+        assert_eq!(applied, 4, "reopening applies nothing again");
         let kill_rows: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM kill_switch").fetch_one(&db.pools.reader).await.unwrap();
         assert_eq!(kill_rows, 1, "the seed row is not duplicated");
@@ -459,6 +459,74 @@ mod tests {
         assert_eq!(snapshot.reserved, [(Asset::Native, Amount::from_u128(4))]);
         assert_eq!(new.db.transactions().list(agent.id, None, 10).await.unwrap().len(), 2);
         new.db.close().await;
+    }
+
+    /// A database at schema 3 (before the nonce was stored) upgrades in place: a row signed then reads back with
+    /// no nonce (so the worker never rebuilds it, [`waiaas_core::ports::TxRecord::nonce`]), and the column takes
+    /// the nonce of the next signature.
+    #[tokio::test]
+    async fn a_version_3_database_upgrades_and_its_signed_rows_have_no_nonce() {
+        use waiaas_core::domain::TxStatus;
+        use waiaas_core::event::EventType;
+        use waiaas_core::ports::{Submission, TxRepo, TxUpdate};
+
+        let t = TestDb::new().await;
+        let agent = t.agent();
+        let (signed, executing) = (t.tx(agent.id, TxStatus::Submitted, 3), t.tx(agent.id, TxStatus::Executing, 4));
+        let dir = tempfile::TempDir::new().unwrap();
+        let up_to_3 = dir.path().join("migrations");
+        std::fs::create_dir(&up_to_3).unwrap();
+        for file in ["0001_init.sql", "0002_pipeline.sql", "0003_reserved_totals.sql"] {
+            std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(file), up_to_3.join(file))
+                .unwrap();
+        }
+        let path = dir.path().join("schema-3.db");
+        {
+            let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true);
+            let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+            sqlx::migrate::Migrator::new(up_to_3.as_path()).await.unwrap().run(&pool).await.unwrap();
+            sqlx::query(
+                "INSERT INTO agents (id, name, chain, network, address, status, created_at, updated_at) \
+                 VALUES (?, 'old', 'ethereum', 'anvil', ?, 'ACTIVE', 1, 1)",
+            )
+            .bind(agent.id.to_string())
+            .bind(agent.address.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+            for record in [&signed, &executing] {
+                sqlx::query(
+                    "INSERT INTO transactions (id, agent_id, type, status, tier, network, request, reserved, \
+                     tx_hash, raw_tx, created_at, updated_at) VALUES (?, ?, 'TRANSFER', ?, 'INSTANT', 'anvil', ?, \
+                     '[]', ?, ?, 5, 6)",
+                )
+                .bind(record.id.to_string())
+                .bind(agent.id.to_string())
+                .bind(record.status.as_str())
+                .bind(record.kind.to_json().to_string())
+                .bind((record.status == TxStatus::Submitted).then_some("0xfeed"))
+                .bind((record.status == TxStatus::Submitted).then_some(vec![2u8, 0xf8]))
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            pool.close().await;
+        }
+
+        let db = Database::open(&path).await.unwrap();
+        assert_eq!(db.schema_version(), 4);
+        let old = db.transactions().get(signed.id).await.unwrap().expect("the signed row survives");
+        assert_eq!((old.status, old.tx_hash.as_deref(), old.nonce), (TxStatus::Submitted, Some("0xfeed"), None));
+        let negative = sqlx::query("UPDATE transactions SET nonce = -1 WHERE id = ?")
+            .bind(signed.id.to_string())
+            .execute(&db.pools.writer)
+            .await;
+        assert!(negative.is_err(), "a nonce is never negative");
+        let update = TxUpdate { tx_hash: Some("0xbeef".into()), nonce: Some(12), ..TxUpdate::default() };
+        let event = t.event(EventType::TxSubmitted).agent(agent.id).tx(executing.id);
+        assert_eq!(db.transactions().submit(executing.id, &update, event).await.unwrap(), Submission::Recorded);
+        assert_eq!(db.transactions().get(executing.id).await.unwrap().unwrap().nonce, Some(12));
+        db.close().await;
     }
 
     #[cfg(unix)]

@@ -348,11 +348,13 @@ mod tests {
         assert_in_step(&t.db, &agents, "a release from a total out of step").await;
         assert_eq!(stored_and_summed(&t.db, &[b.id]).await[0].0, [(Asset::Native, Amount::from_u128(3_000))]);
 
-        // The kill switch cancels every PENDING and QUEUED row: only SUBMITTED rows (and a's EXECUTING one) hold
-        // anything.
+        // The kill switch cancels every PENDING, QUEUED and EXECUTING row: only SUBMITTED rows hold anything.
+        t.admit(&t.tx(a.id, TxStatus::Executing, 64)).await;
+        assert_in_step(&t.db, &agents, "an EXECUTING admission").await;
         let tripped = KillSwitch { state: KillSwitchState::Suspended, reason: None, changed_at: Some(UnixSeconds(1)) };
         t.db.kill_switch().activate(&tripped, t.activation()).await.unwrap();
         assert_in_step(&t.db, &agents, "the kill switch").await;
+        assert_eq!(stored_and_summed(&t.db, &[a.id]).await[0].0, [], "a held only unsigned rows");
         assert_eq!(stored_and_summed(&t.db, &[b.id]).await[0].0, [(Asset::Native, Amount::from_u128(1_000))]);
 
         // The totals are stored, not recomputed at open: a reopen reads them as written.
@@ -397,13 +399,26 @@ mod tests {
                 (agent.id, TxStatus::Confirmed, 100),
                 (other.id, TxStatus::Pending, 11),
             ] {
-                crate::transactions::insert_record(&mut conn, &t.tx(owner, status, amount)).await.unwrap();
+                // The columns of schema 2.
+                let record = t.tx(owner, status, amount);
+                sqlx::query(
+                    "INSERT INTO transactions (id, agent_id, type, status, tier, network, request, reserved, \
+                     created_at, updated_at) VALUES (?, ?, 'TRANSFER', ?, 'INSTANT', 'anvil', ?, ?, 1, 1)",
+                )
+                .bind(record.id.to_string())
+                .bind(owner.to_string())
+                .bind(status.as_str())
+                .bind(record.kind.to_json().to_string())
+                .bind(to_json(&record.reserved))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
             }
             drop(conn);
             pool.close().await;
         }
         let upgraded = Database::open(&path).await.unwrap();
-        assert_eq!(upgraded.schema_version(), TOTALS_SINCE_SCHEMA);
+        assert_eq!(upgraded.schema_version(), Database::latest_schema_version());
         let stored = stored_and_summed(&upgraded, &[agent.id, other.id]).await;
         assert_eq!(stored[0].0, [(Asset::Native, Amount::from_u128(12))]);
         assert_eq!(stored[1].0, [(Asset::Native, Amount::from_u128(11))]);

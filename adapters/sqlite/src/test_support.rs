@@ -8,8 +8,11 @@ use waiaas_core::domain::{
 use waiaas_core::event::{Event, EventType, RequestContext};
 use waiaas_core::policy_engine::Tier;
 use waiaas_core::ports::testing::{CountingEntropy, FixedClock};
-use waiaas_core::ports::{ActivationEffects, AgentRepo, Clock, EventFromEffects, SessionRepo, TxRecord, TxRepo};
-use waiaas_core::{AgentId, Amount, PolicyId, SessionId, TxId, UnixSeconds};
+use waiaas_core::ports::{
+    ActivationEffects, AgentRepo, Clock, EventFromEffects, EventsFromStatusEffects, SessionRepo, StatusEffects,
+    TxRecord, TxRepo,
+};
+use waiaas_core::{AgentId, Amount, PolicyId, Result, SessionId, TxId, UnixSeconds};
 
 use crate::Database;
 
@@ -115,6 +118,7 @@ impl TestDb {
             reason_code: None,
             tx_hash: None,
             raw_tx: None,
+            nonce: None,
             error: None,
             attempts: 0,
             created_at: now,
@@ -148,6 +152,38 @@ impl TestDb {
                 effects.cancelled.iter().map(|(tx, agent)| cancelled_event.clone().agent(*agent).tx(*tx));
             std::iter::once(activation).chain(cancellations).collect()
         })
+    }
+
+    /// The events the core builds for an agent status change: the status event (`AGENT_RESUMED`,
+    /// `AGENT_SUSPENDED` or `AGENT_TERMINATED` by `to`) with the effects in its details, then one `TX_CANCELLED`
+    /// per cancelled transaction.
+    pub(crate) fn status_events(&self, agent: AgentId, to: AgentStatus) -> EventsFromStatusEffects {
+        let event_type = match to {
+            AgentStatus::Active => EventType::AgentResumed,
+            AgentStatus::Suspended => EventType::AgentSuspended,
+            AgentStatus::Terminated => EventType::AgentTerminated,
+        };
+        let event = self.event(event_type).agent(agent);
+        let cancelled_event = self.event(EventType::TxCancelled).agent(agent);
+        Box::new(move |effects: &StatusEffects| {
+            let change = event.details(serde_json::json!({
+                "sessionsRevoked": effects.sessions_revoked,
+                "transactionsCancelled": effects.cancelled.len(),
+            }));
+            let cancellations = effects.cancelled.iter().map(|tx| cancelled_event.clone().tx(*tx));
+            std::iter::once(change).chain(cancellations).collect()
+        })
+    }
+
+    /// Compare-and-set of an agent's status at `now`, with [`TestDb::status_events`].
+    pub(crate) async fn set_status(
+        &self,
+        agent: AgentId,
+        from: AgentStatus,
+        to: AgentStatus,
+        now: UnixSeconds,
+    ) -> Result<Option<(StatusEffects, Vec<Event>)>> {
+        self.db.agents().set_status(agent, from, to, now, self.status_events(agent, to)).await
     }
 
     /// Refuses audit rows of one event type from now on (as a failing disk would, halfway through a transaction),

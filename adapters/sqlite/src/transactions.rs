@@ -8,7 +8,13 @@
 //!   agent's non-final rows from `reserved_totals`, which the admission and every move to a final status keep in
 //!   the same transaction (see [`crate::reserved`]).
 //! * **Status moves** ([`TxRepo::transition`]) are compare-and-set on `(id, status)` with their audit row in the
-//!   same transaction; a lost race writes nothing.
+//!   same transaction; a lost race writes nothing. The move to SUBMITTED ([`TxRepo::submit`]) also reads the kill
+//!   switch and the agent's status in its transaction, so a signature is recorded (and then broadcast) only while
+//!   neither has stopped the work.
+//! * **Bulk cancellation** of unsigned rows ([`cancel_unsigned`]) is shared by the kill switch and an agent's
+//!   suspension or termination, inside their write transactions.
+//! * **The worker's batch** ([`TxRepo::work`]) is bounded per class of row, so stuck rows of one class never keep
+//!   another class out.
 //!
 //! The request is stored as its canonical JSON (`TxKind::to_json`) and read back with `TxKind::parse`. The row ↔
 //! [`TxRecord`] mapping is `insert_record` and `record_from_row`; a stored value that does not parse is an
@@ -18,24 +24,25 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
-use waiaas_core::domain::{Policy, TxKind, TxStatus};
+use waiaas_core::domain::{AgentStatus, Policy, TxKind, TxStatus};
 use waiaas_core::event::Event;
 use waiaas_core::policy_engine::{Tier, history_since};
-use waiaas_core::ports::{AdmissionSnapshot, Decide, RecentTx, TxRecord, TxRepo, TxUpdate};
+use waiaas_core::ports::{AdmissionSnapshot, Decide, RecentTx, Submission, TxRecord, TxRepo, TxUpdate};
 use waiaas_core::{AgentId, Error, ErrorCode, Result, SessionId, TxId, UnixSeconds};
 
 use crate::audit::append_audit;
 use crate::error::{db_err, decode_err, is_foreign_key_violation, not_found};
-use crate::{Pools, admission, fetch_by_id, fetch_page, keyset_page, policies, reserved};
+use crate::{Pools, admission, fetch_by_id, fetch_page, keyset_page, kill_switch, policies, reserved};
 
 const TABLE: &str = "transactions";
 
 /// The columns of a row, in the order [`record_from_row`] reads them.
 const COLUMNS: &str = "id, agent_id, session_id, network, request, status, tier, reserved, usd_value, execute_after, \
-                       approval_deadline, approved_at, reason_code, tx_hash, raw_tx, error, attempts, created_at, \
-                       updated_at";
+                       approval_deadline, approved_at, reason_code, tx_hash, raw_tx, nonce, error, attempts, \
+                       created_at, updated_at";
 
-/// Most rows one [`TxRepo::work`] call returns; the rest come on the next calls, oldest first.
+/// Most rows of each class one [`TxRepo::work`] call returns (new work: PENDING and due QUEUED; EXECUTING;
+/// SUBMITTED); the rest come on the next calls, oldest first.
 pub const WORK_BATCH: u32 = 256;
 
 /// `'A', 'B', ...`: an SQL list of the statuses matching `keep`. The strings are the core's constants, never
@@ -44,9 +51,46 @@ pub(crate) fn status_list(keep: impl Fn(TxStatus) -> bool) -> String {
     TxStatus::ALL.into_iter().filter(|s| keep(*s)).map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
 }
 
-/// The statuses the kill switch cancels: those the state machine lets be cancelled (not yet signed).
+/// The statuses the kill switch and a suspension cancel: those the state machine lets be cancelled (not yet
+/// signed).
 pub(crate) fn cancellable_statuses() -> String {
     status_list(|s| s.cancel().is_ok())
+}
+
+/// Cancels every row not yet signed ([`cancellable_statuses`]), of one agent (by `idx_transactions_agent_status`)
+/// or of all, with `error` and `updated_at = now`, and releases their reservations; inside the caller's write
+/// transaction, which also writes one event per row. Returns the rows, oldest first (ids are UUID v7).
+pub(crate) async fn cancel_unsigned(
+    conn: &mut SqliteConnection,
+    agent: Option<AgentId>,
+    error: &str,
+    now: UnixSeconds,
+) -> Result<Vec<(TxId, AgentId)>> {
+    let sql = format!(
+        "UPDATE transactions SET status = ?, error = ?, updated_at = ? WHERE status IN ({}) {} \
+         RETURNING id, agent_id, reserved",
+        cancellable_statuses(),
+        if agent.is_some() { "AND agent_id = ?" } else { "" }
+    );
+    let mut query = sqlx::query(&sql).bind(TxStatus::Cancelled.as_str()).bind(error).bind(now.0);
+    if let Some(agent) = agent {
+        query = query.bind(agent.to_string());
+    }
+    let rows = query.fetch_all(&mut *conn).await.map_err(db_err)?;
+    let mut cancelled = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: String = row.try_get("id").map_err(db_err)?;
+        let owner: String = row.try_get("agent_id").map_err(db_err)?;
+        let held: String = row.try_get("reserved").map_err(db_err)?;
+        let held = reserved::from_json(&held).map_err(|what| decode_err(TABLE, "reserved", what))?;
+        reserved::release(&mut *conn, &owner, &held).await?;
+        cancelled.push((
+            id.parse().map_err(|_| decode_err(TABLE, "id", "not an id"))?,
+            owner.parse().map_err(|_| decode_err(TABLE, "agent_id", "not an id"))?,
+        ));
+    }
+    cancelled.sort();
+    Ok(cancelled)
 }
 
 /// The amount shown in the `amount` column (the leaf's amount or value; none for a batch). Never read back.
@@ -63,6 +107,11 @@ fn display_amount(kind: &TxKind) -> Option<String> {
 /// Reads a non-negative stored counter.
 fn to_u32(column: &'static str, value: i64) -> Result<u32> {
     u32::try_from(value).map_err(|_| decode_err(TABLE, column, "out of range"))
+}
+
+/// The stored form of a nonce: SQLite integers are signed 64-bit.
+fn nonce_to_i64(nonce: Option<u64>) -> Result<Option<i64>> {
+    nonce.map(|n| i64::try_from(n).map_err(|_| Error::internal_msg("a nonce above 2^63 cannot be stored"))).transpose()
 }
 
 /// Maps a row selected with [`COLUMNS`] back to a record. A stored value that does not parse is an internal
@@ -96,6 +145,11 @@ fn record_from_row(row: &SqliteRow) -> Result<TxRecord> {
         reason_code: opt_text("reason_code")?,
         tx_hash: opt_text("tx_hash")?,
         raw_tx: row.try_get("raw_tx").map_err(db_err)?,
+        nonce: row
+            .try_get::<Option<i64>, _>("nonce")
+            .map_err(db_err)?
+            .map(|n| u64::try_from(n).map_err(|_| bad("nonce", "out of range")))
+            .transpose()?,
         error: opt_text("error")?,
         attempts: to_u32("attempts", row.try_get("attempts").map_err(db_err)?)?,
         created_at: UnixSeconds(row.try_get("created_at").map_err(db_err)?),
@@ -108,8 +162,8 @@ pub(crate) async fn insert_record(conn: &mut SqliteConnection, record: &TxRecord
     sqlx::query(
         "INSERT INTO transactions (id, agent_id, session_id, type, status, tier, network, to_address, amount, \
          request, reserved, usd_value, execute_after, approval_deadline, approved_at, reason_code, tx_hash, raw_tx, \
-         error, attempts, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         nonce, error, attempts, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(record.id.to_string())
     .bind(record.agent_id.to_string())
@@ -129,6 +183,7 @@ pub(crate) async fn insert_record(conn: &mut SqliteConnection, record: &TxRecord
     .bind(record.reason_code.as_deref())
     .bind(record.tx_hash.as_deref())
     .bind(record.raw_tx.as_deref())
+    .bind(nonce_to_i64(record.nonce)?)
     .bind(record.error.as_deref())
     .bind(i64::from(record.attempts))
     .bind(record.created_at.0)
@@ -149,20 +204,77 @@ pub(crate) async fn insert_record(conn: &mut SqliteConnection, record: &TxRecord
 const RECENT_SQL: &str = "SELECT created_at, status, usd_value, reason_code IS NOT NULL AS denied FROM transactions \
                           WHERE agent_id = ? AND created_at >= ? ORDER BY created_at, id";
 
-/// The worker's rows (`?1` = now, `?2` = limit), found by status equality (`idx_transactions_work`): PENDING,
-/// EXECUTING and SUBMITTED rows not held back by a retry backoff (`execute_after`), and QUEUED rows whose delay
-/// has passed, that are approved, or whose approval deadline has come.
+/// The worker's rows (`?1` = now, `?2` = the limit per class), found by status equality
+/// (`idx_transactions_work`): PENDING, EXECUTING and SUBMITTED rows not held back by a retry backoff
+/// (`execute_after`), and QUEUED rows whose delay has passed, that are approved, or whose approval deadline has
+/// come. Each class (new work: PENDING and due QUEUED; EXECUTING; SUBMITTED) is its own oldest-first page of at
+/// most `?2` rows, so rows stuck in one class (say SUBMITTED ones waiting on a slow chain) never push another
+/// class out of the batch; the union is ordered oldest first again.
 fn work_sql() -> String {
-    format!(
-        "SELECT {COLUMNS} FROM transactions \
-         WHERE (status IN ('{pending}', '{executing}', '{submitted}') AND (execute_after IS NULL OR execute_after <= ?1)) \
-            OR (status = '{queued}' AND (execute_after <= ?1 OR approved_at IS NOT NULL OR approval_deadline <= ?1)) \
-         ORDER BY created_at, id LIMIT ?2",
+    let not_backing_off = "(execute_after IS NULL OR execute_after <= ?1)";
+    let class = |filter: String| {
+        format!("SELECT * FROM (SELECT {COLUMNS} FROM transactions WHERE {filter} ORDER BY created_at, id LIMIT ?2)")
+    };
+    let new_work = class(format!(
+        "(status = '{pending}' AND {not_backing_off}) \
+         OR (status = '{queued}' AND (execute_after <= ?1 OR approved_at IS NOT NULL OR approval_deadline <= ?1))",
         pending = TxStatus::Pending.as_str(),
-        executing = TxStatus::Executing.as_str(),
-        submitted = TxStatus::Submitted.as_str(),
         queued = TxStatus::Queued.as_str(),
+    ));
+    let executing = class(format!("status = '{}' AND {not_backing_off}", TxStatus::Executing.as_str()));
+    let submitted = class(format!("status = '{}' AND {not_backing_off}", TxStatus::Submitted.as_str()));
+    format!("{new_work} UNION ALL {executing} UNION ALL {submitted} ORDER BY created_at, id")
+}
+
+/// Applies a compare-and-set move of one row with its event, inside the caller's write transaction (see
+/// [`TxRepo::transition`]). Returns false, having written nothing, when the row is not in `from`.
+async fn apply_move(
+    conn: &mut SqliteConnection,
+    id: TxId,
+    from: TxStatus,
+    to: TxStatus,
+    update: &TxUpdate,
+    event: Option<&Event>,
+) -> Result<bool> {
+    if !from.can_become(to) {
+        return Err(Error::internal_msg(format!("illegal transaction move {} -> {}", from.as_str(), to.as_str())));
+    }
+    let moved = sqlx::query(
+        "UPDATE transactions SET status = ?, updated_at = COALESCE(?, updated_at), \
+         tx_hash = COALESCE(?, tx_hash), raw_tx = COALESCE(?, raw_tx), nonce = COALESCE(?, nonce), \
+         error = CASE WHEN ? THEN NULL ELSE COALESCE(?, error) END, \
+         approved_at = COALESCE(?, approved_at), attempts = COALESCE(?, attempts), \
+         execute_after = COALESCE(?, execute_after), reason_code = COALESCE(?, reason_code) \
+         WHERE id = ? AND status = ? AND (? IS NULL OR approved_at IS NULL) RETURNING agent_id, reserved",
     )
+    .bind(to.as_str())
+    .bind(event.map(|e| e.created_at.0))
+    .bind(update.tx_hash.as_deref())
+    .bind(update.raw_tx.as_deref())
+    .bind(nonce_to_i64(update.nonce)?)
+    .bind(update.clear_error)
+    .bind(update.error.as_deref())
+    .bind(update.approved_at.map(|t| t.0))
+    .bind(update.attempts.map(i64::from))
+    .bind(update.execute_after.map(|t| t.0))
+    .bind(update.reason_code.as_deref())
+    .bind(id.to_string())
+    .bind(from.as_str())
+    .bind(update.approved_at.map(|t| t.0))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let Some(moved) = moved else { return Ok(false) };
+    if to.is_final() && !from.is_final() {
+        let agent: String = moved.try_get("agent_id").map_err(db_err)?;
+        let held: String = moved.try_get("reserved").map_err(db_err)?;
+        let held = reserved::from_json(&held).map_err(|what| decode_err(TABLE, "reserved", what))?;
+        reserved::release(&mut *conn, &agent, &held).await?;
+    }
+    if let Some(event) = event {
+        append_audit(&mut *conn, event).await?;
+    }
+    Ok(true)
 }
 
 /// One page of an agent's rows, newest first (`idx_transactions_agent_id`).
@@ -258,52 +370,51 @@ impl TxRepo for SqliteTxRepo {
         update: &TxUpdate,
         event: Option<Event>,
     ) -> Result<bool> {
-        if !from.can_become(to) {
-            return Err(Error::internal_msg(format!("illegal transaction move {} -> {}", from.as_str(), to.as_str())));
-        }
         let mut tx = self.pools.begin_write().await?;
-        let moved = sqlx::query(
-            "UPDATE transactions SET status = ?, updated_at = COALESCE(?, updated_at), \
-             tx_hash = COALESCE(?, tx_hash), raw_tx = COALESCE(?, raw_tx), \
-             error = CASE WHEN ? THEN NULL ELSE COALESCE(?, error) END, \
-             approved_at = COALESCE(?, approved_at), attempts = COALESCE(?, attempts), \
-             execute_after = COALESCE(?, execute_after), reason_code = COALESCE(?, reason_code) \
-             WHERE id = ? AND status = ? AND (? IS NULL OR approved_at IS NULL) RETURNING agent_id, reserved",
-        )
-        .bind(to.as_str())
-        .bind(event.as_ref().map(|e| e.created_at.0))
-        .bind(update.tx_hash.as_deref())
-        .bind(update.raw_tx.as_deref())
-        .bind(update.clear_error)
-        .bind(update.error.as_deref())
-        .bind(update.approved_at.map(|t| t.0))
-        .bind(update.attempts.map(i64::from))
-        .bind(update.execute_after.map(|t| t.0))
-        .bind(update.reason_code.as_deref())
-        .bind(id.to_string())
-        .bind(from.as_str())
-        .bind(update.approved_at.map(|t| t.0))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let Some(moved) = moved else {
+        if !apply_move(&mut tx, id, from, to, update, event.as_ref()).await? {
             tx.rollback().await.map_err(db_err)?;
             return Ok(false);
-        };
-        if to.is_final() && !from.is_final() {
-            let agent: String = moved.try_get("agent_id").map_err(db_err)?;
-            let held: String = moved.try_get("reserved").map_err(db_err)?;
-            let held = reserved::from_json(&held).map_err(|what| decode_err(TABLE, "reserved", what))?;
-            reserved::release(&mut tx, &agent, &held).await?;
-        }
-        if let Some(event) = &event {
-            append_audit(&mut tx, event).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }
 
-    /// At most [`WORK_BATCH`] rows, oldest first by `(created_at, id)`.
+    /// The kill switch row, the agent's status and the row's status are read in the write transaction that
+    /// writes SUBMITTED; the kill switch's activation and an agent's suspension cancel EXECUTING rows in theirs,
+    /// so either the signature is recorded before them (and they find the row signed) or it is refused.
+    async fn submit(&self, id: TxId, update: &TxUpdate, event: Event) -> Result<Submission> {
+        let mut tx = self.pools.begin_write().await?;
+        let refused = if kill_switch::is_tripped(&mut tx).await? {
+            Some(Submission::KillSwitchTripped)
+        } else {
+            let agent_status: Option<String> = sqlx::query_scalar(
+                "SELECT agents.status FROM transactions JOIN agents ON agents.id = transactions.agent_id \
+                 WHERE transactions.id = ?",
+            )
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            match agent_status {
+                None => Some(Submission::NotExecuting),
+                Some(status) if status != AgentStatus::Active.as_str() => Some(Submission::AgentNotActive),
+                Some(_) => {
+                    let moved =
+                        apply_move(&mut tx, id, TxStatus::Executing, TxStatus::Submitted, update, Some(&event)).await?;
+                    (!moved).then_some(Submission::NotExecuting)
+                }
+            }
+        };
+        if let Some(refused) = refused {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(refused);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(Submission::Recorded)
+    }
+
+    /// At most [`WORK_BATCH`] rows of each class, oldest first by `(created_at, id)`, in one statement (one
+    /// consistent read).
     async fn work(&self, now: UnixSeconds) -> Result<Vec<TxRecord>> {
         let rows = sqlx::query(&work_sql())
             .bind(now.0)
@@ -368,6 +479,7 @@ mod tests {
             reason_code: Some("RATE_LIMIT_EXCEEDED".into()),
             tx_hash: Some("0xabc".into()),
             raw_tx: Some(vec![0, 1, 2, 255]),
+            nonce: Some(u64::try_from(i64::MAX).unwrap()),
             error: Some("boom".into()),
             attempts: 3,
             ..t.tx(agent, TxStatus::Queued, 0)
@@ -390,7 +502,7 @@ mod tests {
     #[test]
     fn status_lists_follow_the_state_machine() {
         assert_eq!(reserved::holding_statuses(), "'PENDING', 'QUEUED', 'EXECUTING', 'SUBMITTED'");
-        assert_eq!(cancellable_statuses(), "'PENDING', 'QUEUED'");
+        assert_eq!(cancellable_statuses(), "'PENDING', 'QUEUED', 'EXECUTING'");
     }
 
     #[tokio::test]
@@ -631,7 +743,12 @@ mod tests {
         assert_eq!(count_audit_rows(&t.db).await, audit_rows);
 
         // Signed: the hash and raw bytes land with the status and the event, at the event's time.
-        let signed = TxUpdate { tx_hash: Some("0xfeed".into()), raw_tx: Some(vec![2, 0xf8]), ..TxUpdate::default() };
+        let signed = TxUpdate {
+            tx_hash: Some("0xfeed".into()),
+            raw_tx: Some(vec![2, 0xf8]),
+            nonce: Some(3),
+            ..TxUpdate::default()
+        };
         let submitted =
             Event::new(EventType::TxSubmitted, &RequestContext::system(), UnixSeconds(record.created_at.0 + 50))
                 .agent(agent)
@@ -646,6 +763,7 @@ mod tests {
             status: TxStatus::Submitted,
             tx_hash: Some("0xfeed".into()),
             raw_tx: Some(vec![2, 0xf8]),
+            nonce: Some(3),
             updated_at: submitted.created_at,
             ..executing
         };
@@ -796,6 +914,147 @@ mod tests {
         assert_eq!(names(t.db.transactions().work(now).await.unwrap()), due_now);
         assert_eq!(names(t.db.transactions().work(after).await.unwrap()), due_later);
         assert_eq!(due_now.first(), Some(&"approval expired"), "sanity: the order is not the insertion order");
+    }
+
+    /// Rows of every class older than the newest work, more of each stuck class than one batch holds.
+    #[tokio::test]
+    async fn stuck_rows_of_one_class_never_keep_another_class_out() {
+        let t = TestDb::new().await;
+        let agent = new_agent(&t).await;
+        let now = UnixSeconds(1_800_000_000);
+        let stuck = usize::try_from(WORK_BATCH).unwrap() + 10;
+        let mut tx = t.db.pools.begin_write().await.unwrap();
+        let (mut submitted, mut executing) = (Vec::new(), Vec::new());
+        for _ in 0..stuck {
+            let record = t.tx(agent, TxStatus::Submitted, 1);
+            insert_record(&mut tx, &record).await.unwrap();
+            submitted.push(record.id);
+            let record = t.tx(agent, TxStatus::Executing, 1);
+            insert_record(&mut tx, &record).await.unwrap();
+            executing.push(record.id);
+        }
+        let pending = t.tx(agent, TxStatus::Pending, 1);
+        let queued = TxRecord { execute_after: Some(now), ..t.tx(agent, TxStatus::Queued, 1) };
+        let waiting = TxRecord { execute_after: Some(now.plus_seconds(1)), ..t.tx(agent, TxStatus::Queued, 1) };
+        for record in [&pending, &queued, &waiting] {
+            insert_record(&mut tx, record).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        let batch: Vec<TxId> = t.db.transactions().work(now).await.unwrap().into_iter().map(|r| r.id).collect();
+        let batch_size = usize::try_from(WORK_BATCH).unwrap();
+        let mut expected: Vec<TxId> = submitted[..batch_size].to_vec();
+        expected.extend(&executing[..batch_size]);
+        expected.extend([pending.id, queued.id]);
+        expected.sort_by_key(|id| expected_order(&submitted, &executing, *id));
+        assert_eq!(batch.len(), 2 * batch_size + 2);
+        assert_eq!(batch, expected, "the oldest of each class, and all the new work, oldest first");
+    }
+
+    /// The creation order of the rows in [`stuck_rows_of_one_class_never_keep_another_class_out`]: submitted and
+    /// executing rows alternate, then the new work.
+    fn expected_order(submitted: &[TxId], executing: &[TxId], id: TxId) -> usize {
+        let position = |rows: &[TxId]| rows.iter().position(|r| *r == id);
+        position(submitted).map(|i| 2 * i).or_else(|| position(executing).map(|i| 2 * i + 1)).unwrap_or(usize::MAX - 1)
+    }
+
+    #[tokio::test]
+    async fn submit_records_the_signature_only_while_nothing_stopped_the_work() {
+        let t = TestDb::new().await;
+        let agent = new_agent(&t).await;
+        let repo = t.db.transactions();
+        let signed = || TxUpdate {
+            tx_hash: Some("0xfeed".into()),
+            raw_tx: Some(vec![2, 0xf8]),
+            nonce: Some(7),
+            clear_error: true,
+            ..TxUpdate::default()
+        };
+        let event = |id: TxId| {
+            Event::new(EventType::TxSubmitted, &RequestContext::system(), UnixSeconds(1_800_000_000))
+                .agent(agent)
+                .tx(id)
+        };
+        let executing = t.tx(agent, TxStatus::Executing, 1);
+        let pending = t.tx(agent, TxStatus::Pending, 1);
+        t.admit(&executing).await;
+        t.admit(&pending).await;
+        let audit_rows = count_audit_rows(&t.db).await;
+        let set = |sql: &'static str| {
+            let writer = t.db.pools.writer.clone();
+            async move { sqlx::query(sql).execute(&writer).await.unwrap() }
+        };
+
+        // Each refusal writes nothing: the row stays as it was, no audit row.
+        set("UPDATE kill_switch SET state = 'SUSPENDED'").await;
+        assert_eq!(
+            repo.submit(executing.id, &signed(), event(executing.id)).await.unwrap(),
+            Submission::KillSwitchTripped
+        );
+        set("UPDATE kill_switch SET state = 'ACTIVE'").await;
+        set("UPDATE agents SET status = 'SUSPENDED'").await;
+        assert_eq!(
+            repo.submit(executing.id, &signed(), event(executing.id)).await.unwrap(),
+            Submission::AgentNotActive
+        );
+        set("UPDATE agents SET status = 'ACTIVE'").await;
+        assert_eq!(repo.submit(pending.id, &signed(), event(pending.id)).await.unwrap(), Submission::NotExecuting);
+        let unknown = TxId::generate(&t.clock, &t.entropy);
+        assert_eq!(repo.submit(unknown, &signed(), event(unknown)).await.unwrap(), Submission::NotExecuting);
+        let huge = TxUpdate { nonce: Some(u64::MAX), ..signed() };
+        assert_eq!(
+            repo.submit(executing.id, &huge, event(executing.id)).await.unwrap_err().code,
+            ErrorCode::InternalError
+        );
+        t.refuse_audit_of(EventType::TxSubmitted).await;
+        let err = repo.submit(executing.id, &signed(), event(executing.id)).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::InternalError);
+        sqlx::query("DROP TRIGGER refuse_audit").execute(&t.db.pools.writer).await.unwrap();
+        assert_eq!((get(&t, executing.id).await, get(&t, pending.id).await), (executing.clone(), pending.clone()));
+        assert_eq!(count_audit_rows(&t.db).await, audit_rows);
+
+        // Nothing in the way: SUBMITTED with the hash, the raw bytes and the nonce, and its audit row.
+        assert_eq!(repo.submit(executing.id, &signed(), event(executing.id)).await.unwrap(), Submission::Recorded);
+        let stored = get(&t, executing.id).await;
+        assert_eq!(
+            (stored.status, stored.tx_hash.as_deref(), stored.raw_tx.as_deref(), stored.nonce),
+            (TxStatus::Submitted, Some("0xfeed"), Some(&[2, 0xf8][..]), Some(7))
+        );
+        assert_eq!(t.db.audit_chain(0, 100).await.unwrap().pop().unwrap().event, event(executing.id));
+        assert_eq!(repo.submit(executing.id, &signed(), event(executing.id)).await.unwrap(), Submission::NotExecuting);
+    }
+
+    /// The kill switch and a suspension cancel EXECUTING rows in their own write: a signature made meanwhile
+    /// finds the row cancelled and is refused, even after the switch is recovered and the agent resumed.
+    #[tokio::test]
+    async fn a_signature_made_while_the_work_was_stopped_is_refused() {
+        use waiaas_core::domain::{KillSwitch, KillSwitchState};
+        use waiaas_core::ports::KillSwitchRepo;
+
+        let t = TestDb::new().await;
+        let agent = new_agent(&t).await;
+        let repo = t.db.transactions();
+        let signed = TxUpdate { tx_hash: Some("0xfeed".into()), nonce: Some(0), ..TxUpdate::default() };
+        let event = |id: TxId| t.event(EventType::TxSubmitted).agent(agent).tx(id);
+
+        let first = t.tx(agent, TxStatus::Executing, 1);
+        t.admit(&first).await;
+        let tripped = KillSwitch { state: KillSwitchState::Suspended, reason: None, changed_at: Some(UnixSeconds(5)) };
+        t.db.kill_switch().activate(&tripped, t.activation()).await.unwrap();
+        assert_eq!(repo.submit(first.id, &signed, event(first.id)).await.unwrap(), Submission::KillSwitchTripped);
+        t.db.kill_switch().recover(&KillSwitch::default(), &t.event(EventType::KillSwitchRecovered)).await.unwrap();
+        t.set_status(agent, AgentStatus::Suspended, AgentStatus::Active, UnixSeconds(6)).await.unwrap().unwrap();
+        assert_eq!(repo.submit(first.id, &signed, event(first.id)).await.unwrap(), Submission::NotExecuting);
+        assert_eq!(get(&t, first.id).await.status, TxStatus::Cancelled);
+
+        let second = t.tx(agent, TxStatus::Executing, 1);
+        t.admit(&second).await;
+        t.set_status(agent, AgentStatus::Active, AgentStatus::Suspended, UnixSeconds(7)).await.unwrap().unwrap();
+        assert_eq!(repo.submit(second.id, &signed, event(second.id)).await.unwrap(), Submission::AgentNotActive);
+        t.set_status(agent, AgentStatus::Suspended, AgentStatus::Active, UnixSeconds(8)).await.unwrap().unwrap();
+        assert_eq!(repo.submit(second.id, &signed, event(second.id)).await.unwrap(), Submission::NotExecuting);
+        assert_eq!(get(&t, second.id).await.status, TxStatus::Cancelled);
+        assert_eq!(repo.snapshot(agent, UnixSeconds(0)).await.unwrap().reserved, [], "nothing held any more");
     }
 
     #[tokio::test]

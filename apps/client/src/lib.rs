@@ -358,7 +358,7 @@ impl Client {
         self.call("GET", &path, Auth::Session, None::<&()>)
     }
 
-    /// `POST /v1/transactions/{id}/cancel`: cancels a DELAY-queued transaction.
+    /// `POST /v1/transactions/{id}/cancel`: cancels one of the agent's QUEUED (DELAY or APPROVAL) transactions.
     pub fn cancel_transaction(&self, id: &str) -> Result<Transaction> {
         self.call("POST", &format!("/v1/transactions/{}/cancel", seg(id)), Auth::Session, None::<&()>)
     }
@@ -424,6 +424,12 @@ impl Client {
     /// `POST /v1/admin/recover` (master): back to ACTIVE.
     pub fn recover(&self) -> Result<KillSwitch> {
         self.call("POST", "/v1/admin/recover", Auth::Master, None::<&()>)
+    }
+
+    /// `POST /v1/admin/transactions/{id}/cancel` (master): cancels any agent's transaction not yet signed
+    /// (PENDING, QUEUED or EXECUTING); a signed or final one is `INVALID_STATE_TRANSITION`.
+    pub fn admin_cancel_transaction(&self, id: &str) -> Result<Transaction> {
+        self.call("POST", &format!("/v1/admin/transactions/{}/cancel", seg(id)), Auth::Master, None::<&()>)
     }
 
     // ----- audit (master) ---------------------------------------------------------------------------------

@@ -530,6 +530,7 @@ fn tx_record(agent_id: AgentId, kind: TxKind, status: TxStatus, tier: Option<Tie
         reason_code: None,
         tx_hash: None,
         raw_tx: None,
+        nonce: None,
         error: None,
         attempts: 0,
         created_at: UnixSeconds(NOW),

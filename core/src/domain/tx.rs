@@ -78,8 +78,10 @@ impl TxStatus {
         self.step(TxStatus::Failed, &[TxStatus::Pending, TxStatus::Executing, TxStatus::Submitted])
     }
 
-    /// Cancelled by the agent, the owner, the operator, a policy denial or the kill switch; only before signing
-    /// (an EXECUTING row is unsigned, or its earlier signed version provably did not land).
+    /// Cancelled by the agent, the owner, the operator, a policy denial, the kill switch or the agent's suspension;
+    /// only while unsigned. An EXECUTING row is unsigned: it is being built, or waits for a retry, or its earlier
+    /// signed version provably did not land (the worker rebuilds only then); the signing step records SUBMITTED
+    /// only if the row is still EXECUTING, so a signature made meanwhile is dropped, never broadcast.
     pub fn cancel(self) -> Result<TxStatus, TransitionError> {
         self.step(TxStatus::Cancelled, &[TxStatus::Pending, TxStatus::Queued, TxStatus::Executing])
     }
@@ -120,8 +122,8 @@ mod tests {
             Ok(Confirmed)
         );
         assert_eq!(Pending.execute(), Ok(Executing));
+        assert_eq!(Executing.cancel(), Ok(Cancelled), "unsigned work can be cancelled");
         assert!(Submitted.cancel().is_err(), "signed work cannot be cancelled");
-        assert_eq!(Executing.cancel(), Ok(Cancelled), "unsigned work in EXECUTING can");
         assert!(Confirmed.fail().is_err());
         assert!(Pending.expire().is_err());
         assert_eq!(Queued.expire(), Ok(Expired));

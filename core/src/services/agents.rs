@@ -1,11 +1,12 @@
-//! Agent lifecycle: create (with a fresh key), read, suspend, resume, terminate, set the owner.
+//! Agent lifecycle: create (with a fresh key), read, suspend, resume, terminate, set the owner. Status changes
+//! are compare-and-set, and suspending or terminating cancels the agent's unsigned transactions with them.
 
 use super::sessions::next_page;
 use super::{Waiaas, cursor, page_limit};
 use crate::domain::{Agent, AgentStatus, Chain, EvmAddress};
 use crate::error::{Error, ErrorCode, Issue, Result};
 use crate::event::{Event, EventType, RequestContext};
-use crate::ports::Page;
+use crate::ports::{Page, StatusEffects};
 use crate::{AgentId, Amount};
 
 /// Longest agent name accepted.
@@ -71,6 +72,10 @@ impl Waiaas {
         Ok(Page { items, next_cursor })
     }
 
+    /// Compare-and-set from the status just read: a change racing another (a resume racing a terminate) loses
+    /// with `INVALID_STATE_TRANSITION` instead of overwriting it. Leaving ACTIVE cancels the agent's unsigned
+    /// transactions in the same write, one `TX_CANCELLED` each (`details.by`: `agent_suspended` or
+    /// `agent_terminated`).
     async fn change_status(
         &self,
         ctx: &RequestContext,
@@ -79,13 +84,35 @@ impl Waiaas {
         event_type: EventType,
     ) -> Result<Agent> {
         let agent = self.agent(id).await?;
-        let next = step(agent.status)?;
+        let (from, next) = (agent.status, step(agent.status)?);
         let now = self.now();
-        let event = Event::new(event_type, ctx, now)
-            .agent(id)
-            .details(serde_json::json!({ "from": agent.status.as_str(), "to": next.as_str() }));
-        self.ports.agents.set_status(id, next, now, &event).await?;
-        self.publish(&event);
+        let ctx = ctx.clone();
+        let events = Box::new(move |effects: &StatusEffects| {
+            let change = Event::new(event_type, &ctx, now).agent(id).details(serde_json::json!({
+                "from": from.as_str(),
+                "to": next.as_str(),
+                "transactionsCancelled": effects.cancelled.len(),
+            }));
+            let by = match next {
+                AgentStatus::Terminated => "agent_terminated",
+                AgentStatus::Active | AgentStatus::Suspended => "agent_suspended",
+            };
+            let cancellations = effects.cancelled.iter().map(|tx| {
+                Event::new(EventType::TxCancelled, &ctx, now).agent(id).tx(*tx).details(serde_json::json!({ "by": by }))
+            });
+            std::iter::once(change).chain(cancellations).collect()
+        });
+        let Some((effects, events)) = self.ports.agents.set_status(id, from, next, now, events).await? else {
+            return Err(Error::new(ErrorCode::InvalidStateTransition, "the agent changed state meanwhile"));
+        };
+        for event in &events {
+            self.publish(event);
+        }
+        for tx in &effects.cancelled {
+            if let Ok(Some(row)) = self.ports.transactions.get(*tx).await {
+                self.record_final_of(&row, crate::domain::TxStatus::Cancelled).await;
+            }
+        }
         self.refresh_state_gauges_quietly().await;
         self.agent(id).await
     }
@@ -99,8 +126,8 @@ impl Waiaas {
         self.change_status(ctx, id, AgentStatus::resume, EventType::AgentResumed).await
     }
 
-    /// Terminates an agent: its sessions are revoked; its row, key file and audit rows are kept (funds may
-    /// remain at the address).
+    /// Terminates an agent: its sessions are revoked and its unsigned transactions cancelled; its row, key file
+    /// and audit rows are kept (funds may remain at the address).
     pub async fn terminate_agent(&self, ctx: &RequestContext, id: AgentId) -> Result<Agent> {
         self.change_status(ctx, id, AgentStatus::terminate, EventType::AgentTerminated).await
     }

@@ -15,10 +15,12 @@ use crate::domain::{Agent, AgentStatus, Chain, EvmAddress, TxKind, TxStatus};
 use crate::error::{Error, ErrorCode, Issue, Result};
 use crate::event::{Actor, Event, EventType, RequestContext};
 use crate::policy_engine::{AgentHistory, Decision, Evaluation, PolicyDefaults, PolicyWarning, Tier, evaluate};
-use crate::ports::{AdmissionSnapshot, Broadcast, Page, PriceOracle, TokenMetadata, TxOnChain, TxRecord, TxUpdate};
+use crate::ports::{
+    AdmissionSnapshot, Broadcast, Page, PriceOracle, Submission, TokenMetadata, TxOnChain, TxRecord, TxUpdate,
+};
 use crate::{TxId, UnixSeconds};
 
-/// Attempts at preparing/broadcasting before a transaction fails.
+/// Attempts at preparing, signing and broadcasting before a transaction fails.
 pub const MAX_ATTEMPTS: u32 = 5;
 /// How long an APPROVAL-tier request waits for the owner.
 pub const APPROVAL_TIMEOUT_SECONDS: i64 = 3_600;
@@ -173,6 +175,7 @@ fn admission(
         reason_code: None,
         tx_hash: None,
         raw_tx: None,
+        nonce: None,
         error: None,
         attempts: 0,
         created_at: now,
@@ -377,13 +380,18 @@ impl Waiaas {
         Ok(Page { items, next_cursor })
     }
 
-    /// Cancels a DELAY-queued transaction before it executes.
+    /// The agent cancels one of its QUEUED transactions (waiting for its DELAY or for the owner's approval) before
+    /// it executes. Once the worker has taken it (EXECUTING) only the operator can cancel it
+    /// ([`Waiaas::admin_cancel_transaction`]).
     pub async fn cancel_transaction(&self, principal: &SessionPrincipal, id: TxId) -> Result<TxRecord> {
         let record = self.transaction(principal, id).await?;
-        if record.status != TxStatus::Queued || record.tier != Some(Tier::Delay) {
+        if record.status != TxStatus::Queued {
             return Err(Error::new(
                 ErrorCode::InvalidStateTransition,
-                format!("only a DELAY-queued transaction can be cancelled (this one is {})", record.status.as_str()),
+                format!(
+                    "only a QUEUED (DELAY or APPROVAL) transaction can be cancelled by the agent (this one is {})",
+                    record.status.as_str()
+                ),
             ));
         }
         let event = Event::new(EventType::TxCancelled, &principal.context, self.now())
@@ -392,6 +400,31 @@ impl Waiaas {
             .details(serde_json::json!({ "by": "agent" }));
         self.move_tx(&record, record.status.cancel()?, TxUpdate::default(), event).await?;
         self.transaction(principal, id).await
+    }
+
+    /// The operator cancels any transaction not yet signed (PENDING, QUEUED or EXECUTING), audited as `TX_CANCELLED`
+    /// with `details.by = "operator"`; a signed or final one is `INVALID_STATE_TRANSITION`. An EXECUTING row being
+    /// signed at this moment loses its signature: the SUBMITTED write ([`crate::ports::TxRepo::submit`]) finds
+    /// the row CANCELLED and nothing is broadcast.
+    pub async fn admin_cancel_transaction(&self, ctx: &RequestContext, id: TxId) -> Result<TxRecord> {
+        let not_found = || Error::new(ErrorCode::TxNotFound, format!("transaction {id} not found"));
+        let record = self.ports.transactions.get(id).await?.ok_or_else(not_found)?;
+        let cancelled = record.status.cancel().map_err(|_| {
+            Error::new(
+                ErrorCode::InvalidStateTransition,
+                format!(
+                    "only a transaction not yet signed (PENDING, QUEUED, EXECUTING) can be cancelled (this one is {})",
+                    record.status.as_str()
+                ),
+            )
+        })?;
+        let event = Event::new(EventType::TxCancelled, ctx, self.now())
+            .agent(record.agent_id)
+            .tx(id)
+            .details(serde_json::json!({ "by": "operator" }));
+        let update = TxUpdate { error: Some("cancelled by the operator".into()), ..TxUpdate::default() };
+        self.move_tx(&record, cancelled, update, event).await?;
+        self.ports.transactions.get(id).await?.ok_or_else(not_found)
     }
 
     /// Compare-and-set a row's status with its event; a lost race is `INVALID_STATE_TRANSITION`.
@@ -476,10 +509,19 @@ impl Waiaas {
     }
 
     async fn fail(&self, row: &TxRecord, reason: String) -> Result<()> {
+        self.fail_with(row, None, reason).await
+    }
+
+    /// FAILED with the reason; `code` (the last error's) is recorded in the event's details.
+    async fn fail_with(&self, row: &TxRecord, code: Option<ErrorCode>, reason: String) -> Result<()> {
+        let mut details = serde_json::json!({ "error": reason });
+        if let Some(code) = code {
+            details["code"] = code.as_str().into();
+        }
         let event = Event::new(EventType::TxFailed, &RequestContext::system(), self.now())
             .agent(row.agent_id)
             .tx(row.id)
-            .details(serde_json::json!({ "error": reason }));
+            .details(details);
         let update = TxUpdate { error: Some(reason), ..TxUpdate::default() };
         self.move_tx(row, row.status.fail()?, update, event).await
     }
@@ -522,11 +564,12 @@ impl Waiaas {
     }
 
     /// Counts a transient failure and schedules the next attempt after an exponential backoff (2, 4, 8, 16 s by
-    /// the core's clock); fails the row after [`MAX_ATTEMPTS`].
+    /// the core's clock); fails the row after [`MAX_ATTEMPTS`], with the last error's code.
     async fn retry_later(&self, row: &TxRecord, error: &Error) -> Result<()> {
         let attempts = row.attempts + 1;
         if attempts >= MAX_ATTEMPTS {
-            return self.fail(row, format!("gave up after {attempts} attempts: {}", error.message)).await;
+            let reason = format!("gave up after {attempts} attempts ({}): {}", error.code, error.message);
+            return self.fail_with(row, Some(error.code), reason).await;
         }
         let update = TxUpdate {
             attempts: Some(attempts),
@@ -537,7 +580,18 @@ impl Waiaas {
         self.ports.transactions.transition(row.id, row.status, row.status, &update, None).await.map(|_| ())
     }
 
-    /// Stage 5: build, simulate, re-check, sign, record SUBMITTED (with the raw bytes), broadcast.
+    /// A signing or key error (`sign_digest`, `attach_signature`) is counted like a chain error, so the row fails
+    /// with the error's code (e.g. `KEYSTORE_ERROR`) after [`MAX_ATTEMPTS`] instead of being tried again every
+    /// round, each try paying a key decryption (an Argon2 run). The error is still returned, for the host's log.
+    async fn signing_failed(&self, row: &TxRecord, error: Error) -> Result<()> {
+        let counted = Error::new(error.code, format!("signing failed: {}", error.message));
+        self.retry_later(row, &counted).await?;
+        Err(error)
+    }
+
+    /// Stage 5: build, simulate, sign, record SUBMITTED (with the raw bytes and the nonce) in the same write
+    /// transaction that re-checks the kill switch, the agent and the row ([`crate::ports::TxRepo::submit`]),
+    /// broadcast.
     async fn execute(&self, mut row: TxRecord) -> Result<()> {
         if self.kill_switch_state().state.is_tripped() {
             return if row.status.cancel().is_ok() {
@@ -574,13 +628,19 @@ impl Waiaas {
             let reason = prepared.simulation.error.unwrap_or_else(|| "simulation failed".into());
             return self.fail(&row, format!("simulation failed: {reason}")).await;
         }
-        // Last checks right before the key is used.
+        // Spare the key decryption when the row was cancelled meanwhile (the check that counts is in `submit`).
         let current = self.ports.transactions.get(row.id).await?.map(|r| r.status);
         if self.kill_switch_state().state.is_tripped() || current != Some(TxStatus::Executing) {
             return Ok(());
         }
-        let signature = self.ports.keystore.sign_digest(row.agent_id, prepared.digest).await?;
-        let signed = self.ports.chain.attach_signature(&prepared, signature)?;
+        let signature = match self.ports.keystore.sign_digest(row.agent_id, prepared.digest).await {
+            Ok(signature) => signature,
+            Err(error) => return self.signing_failed(&row, error).await,
+        };
+        let signed = match self.ports.chain.attach_signature(&prepared, signature) {
+            Ok(signed) => signed,
+            Err(error) => return self.signing_failed(&row, error).await,
+        };
         let event = Event::new(EventType::TxSubmitted, &RequestContext::system(), self.now())
             .agent(row.agent_id)
             .tx(row.id)
@@ -590,21 +650,58 @@ impl Waiaas {
         let update = TxUpdate {
             tx_hash: Some(signed.hash.clone()),
             raw_tx: Some(signed.raw.clone()),
+            nonce: Some(prepared.nonce),
             clear_error: true,
             ..TxUpdate::default()
         };
-        let submitted = row.status.submit()?;
-        self.move_tx(&row, submitted, update, event).await?;
-        row.status = submitted;
+        // The kill switch, a suspension or the operator got there first: the signature is dropped, unsent.
+        if self.ports.transactions.submit(row.id, &update, event.clone()).await? != Submission::Recorded {
+            return Ok(());
+        }
+        self.publish(&event);
+        row.status = row.status.submit()?;
+        row.tx_hash = Some(signed.hash.clone());
+        row.nonce = Some(prepared.nonce);
         // A lost broadcast is repaired by `confirm`, which re-sends the stored raw transaction.
         match self.ports.broadcaster.broadcast(&row.network, &signed).await {
-            Ok(Broadcast::NonceAlreadyUsed) => self.rebuild(&row).await,
+            Ok(Broadcast::NonceAlreadyUsed) => self.nonce_taken(&row).await,
             Ok(Broadcast::Accepted) | Err(_) => Ok(()),
         }
     }
 
-    /// The nonce of a submitted transaction was taken by another one the node saw first: build it again with a
-    /// fresh nonce (counted as an attempt, so this cannot loop).
+    /// The node refused a broadcast because the row's nonce is used. Building it again while the signed
+    /// transaction could still be included would pay twice (a load-balanced RPC can answer "nonce too low" for a
+    /// transaction another of its nodes mined), so the original must first be proven lost. The account's nonce at
+    /// the latest block is read first, then the stored hash's receipt: in that order, a transaction included
+    /// between the two reads shows its receipt. A receipt settles the row as [`Waiaas::confirm`] does; the row is
+    /// rebuilt only when the account nonce moved past the row's nonce and there is no receipt (then that nonce is
+    /// used by another transaction for good). Anything else is checked again after a backoff, counted like a
+    /// chain error (a row signed before the nonce was stored can never be proven lost, so it ends FAILED).
+    async fn nonce_taken(&self, row: &TxRecord) -> Result<()> {
+        let Some(hash) = row.tx_hash.clone() else { return self.fail(row, "submitted without a hash".into()).await };
+        let agent = self.agent(row.agent_id).await?;
+        let account_nonce = match self.ports.chain.account_nonce(&row.network, agent.address).await {
+            Ok(nonce) => nonce,
+            Err(error) => return self.retry_later(row, &error).await,
+        };
+        match self.ports.chain.status(&row.network, &hash).await {
+            Ok(included @ TxOnChain::Included { .. }) => self.settle(row, hash, included).await,
+            Ok(TxOnChain::Pending { .. }) if row.nonce.is_some_and(|nonce| account_nonce > nonce) => {
+                self.rebuild(row).await
+            }
+            Ok(TxOnChain::Pending { .. }) => {
+                let error = Error::new(
+                    ErrorCode::ChainError,
+                    "the node reports the nonce as used, but the signed transaction is not proven lost",
+                );
+                self.retry_later(row, &error).await
+            }
+            Err(error) => self.retry_later(row, &error).await,
+        }
+    }
+
+    /// The nonce of a submitted transaction was taken by another one for good ([`Waiaas::nonce_taken`]): build it
+    /// again with a fresh nonce (counted as an attempt, so this cannot loop).
     async fn rebuild(&self, row: &TxRecord) -> Result<()> {
         let attempts = row.attempts + 1;
         if attempts >= MAX_ATTEMPTS {
@@ -618,26 +715,34 @@ impl Waiaas {
     async fn confirm(&self, row: TxRecord) -> Result<()> {
         let Some(hash) = row.tx_hash.clone() else { return self.fail(&row, "submitted without a hash".into()).await };
         match self.ports.chain.status(&row.network, &hash).await {
-            Ok(TxOnChain::Included { success: true, gas_used, block_number }) => {
-                let event = Event::new(EventType::TxConfirmed, &RequestContext::system(), self.now())
-                    .agent(row.agent_id)
-                    .tx(row.id)
-                    .details(serde_json::json!({ "txHash": hash, "gasUsed": gas_used, "blockNumber": block_number }));
-                self.move_tx(&row, row.status.confirm()?, TxUpdate::default(), event).await
-            }
-            Ok(TxOnChain::Included { success: false, block_number, .. }) => {
-                self.fail(&row, format!("reverted on chain in block {block_number}")).await
-            }
+            Ok(included @ TxOnChain::Included { .. }) => self.settle(&row, hash, included).await,
             Ok(TxOnChain::Pending { known: true }) => Ok(()),
             Ok(TxOnChain::Pending { known: false }) => {
                 let signed = crate::ports::SignedTx { raw: row.raw_tx.clone().unwrap_or_default(), hash };
                 match self.ports.broadcaster.broadcast(&row.network, &signed).await {
                     Ok(Broadcast::Accepted) => Ok(()),
-                    Ok(Broadcast::NonceAlreadyUsed) => self.rebuild(&row).await,
+                    Ok(Broadcast::NonceAlreadyUsed) => self.nonce_taken(&row).await,
                     Err(error) => self.retry_later(&row, &error).await,
                 }
             }
             Err(error) => self.retry_later(&row, &error).await,
+        }
+    }
+
+    /// A submitted transaction is in a block: CONFIRMED, or FAILED if it reverted.
+    async fn settle(&self, row: &TxRecord, hash: String, included: TxOnChain) -> Result<()> {
+        match included {
+            TxOnChain::Included { success: true, gas_used, block_number } => {
+                let event = Event::new(EventType::TxConfirmed, &RequestContext::system(), self.now())
+                    .agent(row.agent_id)
+                    .tx(row.id)
+                    .details(serde_json::json!({ "txHash": hash, "gasUsed": gas_used, "blockNumber": block_number }));
+                self.move_tx(row, row.status.confirm()?, TxUpdate::default(), event).await
+            }
+            TxOnChain::Included { success: false, block_number, .. } => {
+                self.fail(row, format!("reverted on chain in block {block_number}")).await
+            }
+            TxOnChain::Pending { .. } => Ok(()),
         }
     }
 }

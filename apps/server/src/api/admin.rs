@@ -1,15 +1,20 @@
-//! The kill switch: read (public), activate and recover (master password). Reachable while tripped.
+//! Operator controls: the kill switch (read public; activate and recover with the master password) and the
+//! cancellation of any unsigned transaction (master password). Reachable while the kill switch is tripped.
 
 use std::sync::Arc;
 
 use poem::web::Data;
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
+use uuid::Uuid;
+use waiaas_core::TxId;
 use waiaas_core::domain::{KillSwitch, KillSwitchState};
 use waiaas_core::ports::ActivationEffects;
 use waiaas_core::services::KillSwitchView;
 
 use super::ApiTags;
+use super::transactions::TransactionDto;
 use crate::ServerState;
 use crate::auth::MasterAuth;
 use crate::body::JsonBody;
@@ -100,5 +105,19 @@ impl AdminApi {
     #[oai(path = "/v1/admin/recover", method = "post", operation_id = "recoverKillSwitch")]
     async fn recover(&self, auth: MasterAuth, state: Data<&Arc<ServerState>>) -> ApiResult<Json<KillSwitchDto>> {
         Ok(Json(state.core.recover_kill_switch(&auth.0).await?.into()))
+    }
+
+    /// Cancel any agent's transaction that is not signed yet: PENDING, QUEUED (waiting for its delay or an
+    /// approval) or EXECUTING (being built, or waiting to retry). Audited as TX_CANCELLED with `details.by =
+    /// "operator"`. A signature being made at that moment is dropped, never broadcast. A signed or final
+    /// transaction is `INVALID_STATE_TRANSITION` (409); an unknown id `TX_NOT_FOUND`.
+    #[oai(path = "/v1/admin/transactions/:id/cancel", method = "post", operation_id = "adminCancelTransaction")]
+    async fn cancel_transaction(
+        &self,
+        auth: MasterAuth,
+        state: Data<&Arc<ServerState>>,
+        id: Path<Uuid>,
+    ) -> ApiResult<Json<TransactionDto>> {
+        Ok(Json(state.core.admin_cancel_transaction(&auth.0, TxId::from_uuid(id.0)).await?.into()))
     }
 }

@@ -397,7 +397,9 @@ impl TransactionsApi {
         Ok(Json(state.core.transaction(&auth.0, TxId::from_uuid(id.0)).await?.into()))
     }
 
-    /// Cancel a DELAY-queued transaction before it executes; any other state is `INVALID_STATE_TRANSITION`.
+    /// Cancel a QUEUED transaction (waiting for its DELAY or for the owner's approval) before it executes; any
+    /// other state is `INVALID_STATE_TRANSITION` (once EXECUTING, only the operator can cancel it:
+    /// `POST /v1/admin/transactions/{id}/cancel`).
     #[oai(path = "/v1/transactions/:id/cancel", method = "post", operation_id = "cancelTransaction")]
     async fn cancel(
         &self,
