@@ -13,6 +13,7 @@
 //! needs its expectation here (mockall panics on a call nothing expects), recorded as a [`Call`].
 
 mod send;
+mod simulate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
