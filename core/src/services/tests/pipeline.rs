@@ -14,6 +14,7 @@
 
 mod send;
 mod simulate;
+mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
