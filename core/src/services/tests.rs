@@ -222,6 +222,8 @@ fn state_gauges_start_from_the_repositories_and_follow_changes() {
 #[path = "backup_tests.rs"]
 mod backup_tests;
 
+mod pipeline;
+
 #[test]
 fn a_failed_audit_append_is_counted() {
     let h = harness_with("pw", Arc::default(), false).unwrap();

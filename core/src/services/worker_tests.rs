@@ -196,6 +196,10 @@ fn worker(
     agents.expect_count_by_status().returning(|_| Ok(1));
     let mut sessions = MockSessionRepo::new();
     sessions.expect_count_active().returning(|_| Ok(0));
+    sessions.expect_get().returning(|_| Ok(None));
+    // No policy in force: the re-check before execution denies nothing.
+    let mut policies = MockPolicyRepo::new();
+    policies.expect_in_force().returning(|_| Ok(Vec::new()));
     let mut kill_switch = MockKillSwitchRepo::new();
     kill_switch.expect_get().returning(|| Ok(KillSwitch::default()));
     let sink = Arc::new(RecordingSink::default());
@@ -204,7 +208,7 @@ fn worker(
         entropy,
         agents: Arc::new(agents),
         sessions: Arc::new(sessions),
-        policies: Arc::new(MockPolicyRepo::new()),
+        policies: Arc::new(policies),
         settings: Arc::new(settings_repo),
         kill_switch: Arc::new(kill_switch),
         audit: Arc::new(MockAuditRepo::new()),
