@@ -91,6 +91,8 @@ pub(super) struct World {
     pub broadcast: std::result::Result<Broadcast, ErrorCode>,
     /// `ChainAdapter::status` of any hash.
     pub receipt: std::result::Result<TxOnChain, ErrorCode>,
+    /// `ChainAdapter::account_nonce` of the agent (the latest block's transaction count).
+    pub account_nonce: u64,
     /// Every balance the chain reports.
     pub balance: Amount,
 }
@@ -120,6 +122,7 @@ impl Default for World {
             during_prepare: None,
             broadcast: Ok(Broadcast::Accepted),
             receipt: Ok(TxOnChain::Included { success: true, gas_used: 21_000, block_number: 12 }),
+            account_nonce: 0,
             balance: Amount::from_u128(10u128.pow(20)),
         }
     }
@@ -173,6 +176,7 @@ pub(super) fn row() -> TxRecord {
         reason_code: None,
         tx_hash: None,
         raw_tx: None,
+        nonce: None,
         error: None,
         attempts: 0,
         created_at: UnixSeconds(T0),
@@ -400,6 +404,7 @@ fn apply(rows: &Rows, id: TxId, from: TxStatus, to: TxStatus, update: &TxUpdate,
     if update.raw_tx.is_some() {
         row.raw_tx.clone_from(&update.raw_tx);
     }
+    row.nonce = update.nonce.or(row.nonce);
     if update.clear_error {
         row.error = None;
     }
@@ -439,6 +444,18 @@ fn tx_repo(world: &World, log: &Log, rows: &Rows, clock: &Arc<FixedClock>) -> Mo
         record(&l, Call::Transition { id, from, to, update: update.clone(), event });
         Ok(apply(&r, id, from, to, update, c.now()))
     });
+    // The SUBMITTED write re-checks the row in the same critical section: recorded as the EXECUTING → SUBMITTED
+    // transition it is, refused when the row moved meanwhile.
+    let (l, r, c) = (log.clone(), rows.clone(), clock.clone());
+    repo.expect_submit().returning(move |id, update: &TxUpdate, event| {
+        let (from, to) = (TxStatus::Executing, TxStatus::Submitted);
+        record(&l, Call::Transition { id, from, to, update: update.clone(), event: Some(event) });
+        Ok(if apply(&r, id, from, to, update, c.now()) {
+            crate::ports::Submission::Recorded
+        } else {
+            crate::ports::Submission::NotExecuting
+        })
+    });
     let (l, r) = (log.clone(), rows.clone());
     repo.expect_work().returning(move |now| {
         record(&l, Call::Work { now });
@@ -463,6 +480,8 @@ fn chain(world: &World, log: &Log, rows: &Rows) -> MockChainAdapter {
         }
         answer.clone().map_err(chain_error)
     });
+    let account_nonce = world.account_nonce;
+    chain.expect_account_nonce().returning(move |_, _| Ok(account_nonce));
     chain.expect_attach_signature().returning(|prepared, signature| Ok(attach(prepared, signature)));
     let (l, receipt) = (log.clone(), world.receipt.clone());
     chain.expect_status().returning(move |network: &str, hash: &str| {

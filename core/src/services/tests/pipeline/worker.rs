@@ -32,7 +32,13 @@ fn moved(from: TxStatus, to: TxStatus, update: TxUpdate, event: Option<EventType
 
 /// The update that records a signed transaction.
 fn submit_update() -> TxUpdate {
-    TxUpdate { tx_hash: Some(signed().hash), raw_tx: Some(signed().raw), clear_error: true, ..TxUpdate::default() }
+    TxUpdate {
+        tx_hash: Some(signed().hash),
+        raw_tx: Some(signed().raw),
+        nonce: Some(prepared().nonce),
+        clear_error: true,
+        ..TxUpdate::default()
+    }
 }
 
 #[test]
@@ -128,7 +134,7 @@ fn the_last_allowed_attempt_fails_the_row() {
     let h = pipeline(World { rows: vec![executing], prepare: Err(ErrorCode::ChainError), ..World::default() });
     h.work();
 
-    let reason = format!("gave up after {MAX_ATTEMPTS} attempts: the node answered CHAIN_ERROR");
+    let reason = format!("gave up after {MAX_ATTEMPTS} attempts (CHAIN_ERROR): the node answered CHAIN_ERROR");
     let update = TxUpdate { error: Some(reason.clone()), ..TxUpdate::default() };
     assert_eq!(h.transitions(), [moved(TxStatus::Executing, TxStatus::Failed, update, Some(EventType::TxFailed))]);
     let [failed] = h.transition_events().try_into().expect("one event");
@@ -140,7 +146,14 @@ fn the_last_allowed_attempt_fails_the_row() {
 
 #[test]
 fn a_taken_nonce_sends_the_row_back_to_executing_as_one_more_attempt() {
-    let h = pipeline(World { rows: vec![row()], broadcast: Ok(Broadcast::NonceAlreadyUsed), ..World::default() });
+    // The original provably did not land: no receipt, and the account nonce moved past the row's.
+    let h = pipeline(World {
+        rows: vec![row()],
+        broadcast: Ok(Broadcast::NonceAlreadyUsed),
+        receipt: Ok(TxOnChain::Pending { known: false }),
+        account_nonce: prepared().nonce + 1,
+        ..World::default()
+    });
     h.work();
 
     let rebuild = TxUpdate { attempts: Some(1), ..TxUpdate::default() };
