@@ -202,14 +202,14 @@ fn delay_queued_transfer_is_cancelled_when_a_new_whitelist_excludes_its_recipien
 fn max_amount_per_tx_constraint_denies_above_it_in_send_and_simulate() {
     let s = setup();
     let admin = s.daemon.admin();
-    let create = |constraints: Value| {
-        admin.create_session(&CreateSession { constraints: Some(constraints), ..CreateSession::for_agent(&s.agent_id) })
-    };
-    let (status, code, details) = api_error(create(json!({"maxAmount": "1000"})));
+    let with =
+        |constraints: Value| CreateSession { constraints: Some(constraints), ..CreateSession::for_agent(&s.agent_id) };
+    let (status, code, details) = api_error(admin.create_session(&with(json!({"maxAmount": "1000"}))));
     assert_eq!((status, code.as_str()), (400, "VALIDATION_FAILED"), "unknown keys are refused");
     assert!(details.unwrap().to_string().contains("maxAmount"));
 
-    let token = create(json!({"maxAmountPerTx": {"native": "1000"}, "allowedNetworks": ["anvil"]})).unwrap().token;
+    let capped_session = with(json!({"maxAmountPerTx": {"native": "1000"}, "allowedNetworks": ["anvil"]}));
+    let token = admin.create_session(&capped_session).unwrap().token;
     let capped = s.daemon.client().with_session_token(&token);
     let over = json!({"type": "TRANSFER", "to": LISTED, "amount": "1001"});
     let predicted = capped.simulate(&over).unwrap();

@@ -318,6 +318,9 @@ fn request_shapes() -> Vec<(&'static str, TxKind)> {
     ]
 }
 
+/// One row of the table: policy type, allowing rules, denying rules, per shape (allowed, denied) outcomes.
+type Row = (PolicyType, serde_json::Value, serde_json::Value, Vec<(&'static str, &'static str)>);
+
 /// For each policy type: a policy that allows everything the shapes do, one that denies what it concerns, and
 /// per shape the expected (allowed, denied) outcome.
 #[test]
@@ -336,7 +339,7 @@ fn every_policy_judges_every_request_type_by_what_it_does() {
     let low = json!({"instant_max":"0","notify_max":"0","delay_max":"0",
                      "token_limits":{TOKEN:{"instant_max":"0","notify_max":"0","delay_max":"0"}}});
     #[rustfmt::skip]
-    let table: Vec<(PolicyType, serde_json::Value, serde_json::Value, Vec<(&str, &str)>)> = vec![
+    let table: Vec<Row> = vec![
         // shapes: TRANSFER, TOKEN_TRANSFER, APPROVE, call+value, call transfer, call approve, call other, other+value
         (Whitelist, json!({"allowed_addresses":[BOB, CONTRACT]}), json!({"allowed_addresses":[ALICE]}),
             vec![(I, ANW), (I, ANW), (I, I), (I, ANW), (I, ANW), (I, I), (I, I), (I, ANW)]),
