@@ -403,7 +403,7 @@ mod tests {
             pool.close().await;
         }
         let upgraded = Database::open(&path).await.unwrap();
-        assert_eq!(upgraded.schema_version(), TOTALS_SINCE_SCHEMA);
+        assert_eq!(upgraded.schema_version(), Database::latest_schema_version());
         let stored = stored_and_summed(&upgraded, &[agent.id, other.id]).await;
         assert_eq!(stored[0].0, [(Asset::Native, Amount::from_u128(12))]);
         assert_eq!(stored[1].0, [(Asset::Native, Amount::from_u128(11))]);
