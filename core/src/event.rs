@@ -59,6 +59,7 @@ event_types! {
     PolicyCreated => "POLICY_CREATED", Info;
     PolicyUpdated => "POLICY_UPDATED", Info;
     PolicyDeleted => "POLICY_DELETED", Info;
+    AuditHeadSealed => "AUDIT_HEAD_SEALED", Warning;
 }
 
 impl EventType {

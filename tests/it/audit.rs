@@ -1,6 +1,7 @@
 //! OPS-02 audit log acceptance: T-04 combined filters over rows written by real requests, T-05 keyset pages
-//! while rows are being inserted, S-06 credentials, statistics, and `waiaas audit verify|list` on the real
-//! binary (a row edited with the sqlite3 command line is found).
+//! while rows are being inserted, S-06 credentials, statistics, and `waiaas audit verify|reseal|list` on the real
+//! binary (a row edited, trailing rows deleted and the sealed head edited with the sqlite3 command line are found,
+//! and the daemon does not start over a log whose end does not match its head).
 
 use std::collections::HashSet;
 use std::process::Command;
@@ -195,7 +196,7 @@ fn audit_verify_detects_a_row_edited_with_sqlite3() {
     assert_eq!(listed["data"].as_array().unwrap().len(), 3);
     daemon.stop();
 
-    let verify = || run_cli(daemon.data_dir(), &["audit", "verify"], &[]);
+    let verify = || run_cli(daemon.data_dir(), &["audit", "verify"], &[("WAIAAS_MASTER_PASSWORD", MASTER_PASSWORD)]);
     let out = verify();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).contains("4 rows verified"));
@@ -225,6 +226,113 @@ fn audit_verify_detects_a_row_edited_with_sqlite3() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// Runs SQL on the stopped daemon's database with the sqlite3 command line.
+fn sqlite3(data_dir: &std::path::Path, sql: &str) {
+    let db = data_dir.join("data/waiaas.db");
+    let done = Command::new("sqlite3").arg(&db).arg(sql).status().expect("the sqlite3 command line");
+    assert!(done.success(), "{sql}");
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Trailing rows deleted behind the daemon's back leave a valid, shorter chain; the sealed head still records the
+/// row the log ended at, so `verify` reports the truncation and the next start refuses to run (and so to re-seal)
+/// over it, until the operator accepts the log with `waiaas audit reseal`, which records what was found.
+#[test]
+fn audit_verify_reports_deleted_trailing_rows() {
+    let mut daemon = Daemon::start();
+    let admin = daemon.admin();
+    let agent = admin.create_agent(&CreateAgent::ethereum("a", "anvil")).unwrap();
+    for _ in 0..3 {
+        admin.create_session(&CreateSession::for_agent(&agent.id)).unwrap();
+    }
+    daemon.stop();
+    let password = [("WAIAAS_MASTER_PASSWORD", MASTER_PASSWORD)];
+    let verify = || run_cli(daemon.data_dir(), &["audit", "verify"], &password);
+    let out = verify();
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("4 rows verified; the log ends at row 4, as its sealed head records"),
+        "{}",
+        stdout(&out)
+    );
+
+    sqlite3(daemon.data_dir(), "DELETE FROM audit_logs WHERE id > 2;");
+    let out = verify();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let report = stdout(&out);
+    assert!(report.contains("audit chain intact: 2 rows verified"), "{report}");
+    assert!(
+        report.contains(
+            "audit log TAMPERED: the log ends at row 2 but the head records row 4: trailing rows were deleted"
+        ),
+        "{report}"
+    );
+
+    let refused = daemon.start_another(&[]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("the audit log does not match its sealed head: the log ends at row 2 but the head records row 4"),
+        "{said}"
+    );
+    assert!(said.contains("waiaas audit reseal"), "{said}");
+    assert!(!verify().status.success(), "the refused start changed nothing");
+
+    let out = run_cli(daemon.data_dir(), &["audit", "reseal"], &password);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("resealed the audit log as it stands"), "{}", stdout(&out));
+    let out = verify();
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("note: a head was sealed over existing rows at row 5"), "{}", stdout(&out));
+
+    daemon.restart();
+    let filter = AuditLogFilter { event_types: vec!["AUDIT_HEAD_SEALED".into()], ..filter() };
+    let sealed = daemon.admin().audit_logs(&filter).unwrap().data;
+    assert_eq!(sealed.len(), 1);
+    assert_eq!((sealed[0].id, sealed[0].actor.as_str(), sealed[0].severity.as_str()), (5, "master", "warning"));
+    assert_eq!(sealed[0].details["unprotectedThrough"], 2);
+    let finding = sealed[0].details["finding"].as_str().unwrap();
+    assert!(finding.contains("the log ends at row 2 but the head records row 4"), "{finding}");
+}
+
+/// Moving the head back onto an earlier row (to hide the rows after it) is found: the head's MAC was made with a
+/// key derived from the master password, which whoever edits the file does not have.
+#[test]
+fn audit_verify_reports_an_edited_head() {
+    let mut daemon = Daemon::start();
+    let admin = daemon.admin();
+    let agent = admin.create_agent(&CreateAgent::ethereum("a", "anvil")).unwrap();
+    for _ in 0..2 {
+        admin.create_session(&CreateSession::for_agent(&agent.id)).unwrap();
+    }
+    daemon.stop();
+    sqlite3(
+        daemon.data_dir(),
+        "DELETE FROM audit_logs WHERE id = 3; \
+         UPDATE audit_head SET last_id = 2, last_hash = (SELECT hash FROM audit_logs WHERE id = 2);",
+    );
+    let out = run_cli(daemon.data_dir(), &["audit", "verify"], &[("WAIAAS_MASTER_PASSWORD", MASTER_PASSWORD)]);
+    assert!(!out.status.success());
+    assert!(stdout(&out).contains("audit chain intact: 2 rows verified"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("audit log TAMPERED: the sealed head was edited: its MAC does not verify"),
+        "{}",
+        stdout(&out)
+    );
+
+    let wrong = run_cli(daemon.data_dir(), &["audit", "verify"], &[("WAIAAS_MASTER_PASSWORD", "wrong")]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("INVALID_MASTER_PASSWORD"));
+    assert!(stdout(&wrong).is_empty(), "no verdict without the right password: {}", stdout(&wrong));
+
+    let refused = daemon.start_another(&[]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("the sealed head was edited"));
 }
 
 #[test]

@@ -34,6 +34,7 @@ fn coverage(event_type: EventType) -> Coverage {
         BackupFailed => NotYetEmitted("needs a backup directory that cannot be written; covered by the backup tests"),
         AnomalyDetected => NotYetEmitted("OPS-06 anomaly detection"),
         WebhookCreated | WebhookDeleted => NotYetEmitted("OPS-04 webhooks"),
+        AuditHeadSealed => NotYetEmitted("only when a head is sealed over existing rows; covered by the audit tests"),
     }
 }
 

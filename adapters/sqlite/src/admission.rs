@@ -6,7 +6,7 @@
 //! ones before it in the group were written, so every decision is the one it would get alone, in queue order; what a
 //! group saves is a begin and a commit (a WAL write) per admission, and the reads whose answer it already has: the
 //! agent's policies (no other write runs during the group), its reserved totals (the group wrote them) and the audit
-//! chain's last hash.
+//! chain's end (its head).
 //!
 //! An admission that fails before it writes anything (its agent does not exist, its decision names another agent,
 //! its decision panics) gets its error alone and the group goes on. A failure while writing (the database refuses a
@@ -17,6 +17,7 @@ use std::panic::AssertUnwindSafe;
 
 use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
+use waiaas_core::audit::ChainHead;
 use waiaas_core::domain::{Asset, Policy};
 use waiaas_core::ports::{AdmissionSnapshot, Decide, TxRecord};
 use waiaas_core::{AgentId, Amount, Error, ErrorCode, Result, UnixSeconds};
@@ -24,7 +25,7 @@ use waiaas_core::{AgentId, Amount, Error, ErrorCode, Result, UnixSeconds};
 use crate::audit::append_audits_after;
 use crate::error::{db_err, not_found};
 use crate::transactions::{insert_record, recent_requests};
-use crate::{Pools, policies, reserved};
+use crate::{Pools, WriteTx, policies, reserved};
 
 /// Most admissions one transaction carries.
 pub(crate) const MAX_GROUP: usize = 64;
@@ -68,10 +69,10 @@ async fn admit_group(pools: &Pools, group: Vec<Queued>) {
     let written = async {
         let mut tx = pools.begin_write().await?;
         let mut known: HashMap<AgentId, Known> = HashMap::new();
-        let mut last_hash = None;
+        let mut chain_end = None;
         let mut outcomes = Vec::with_capacity(admissions.len());
         for (agent, now, decide) in admissions {
-            outcomes.push(admit_one(&mut tx, &mut known, &mut last_hash, agent, now, decide).await?);
+            outcomes.push(admit_one(&mut tx, &mut known, &mut chain_end, agent, now, decide).await?);
         }
         tx.commit().await.map_err(db_err)?;
         Ok::<_, Error>(outcomes)
@@ -95,9 +96,9 @@ async fn admit_group(pools: &Pools, group: Vec<Queued>) {
 /// One admission inside the group's transaction. `Ok(Err(_))`: this admission alone failed, before writing.
 /// `Err(_)`: a write failed and the group must roll back.
 async fn admit_one(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     known: &mut HashMap<AgentId, Known>,
-    last_hash: &mut Option<String>,
+    chain_end: &mut Option<ChainHead>,
     agent: AgentId,
     now: UnixSeconds,
     decide: Decide,
@@ -128,7 +129,7 @@ async fn admit_one(
     } else {
         reserved::reserve(conn, &key, reserved, &record.reserved).await?
     };
-    *last_hash = Some(append_audits_after(conn, last_hash.take(), &events).await?);
+    *chain_end = Some(append_audits_after(conn, chain_end.take(), &events).await?);
     known.insert(agent, Known { policies, reserved });
     Ok(Ok(record))
 }

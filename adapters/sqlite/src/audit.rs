@@ -1,23 +1,33 @@
 //! The audit log: the one place audit rows are written (`append_audit`, called inside every state-changing
-//! transaction), the [`AuditRepo`] port (append and filtered keyset queries), and the ordered chain read used to
-//! verify the SHA-256 hash chain.
+//! transaction), the [`AuditRepo`] port (append and filtered keyset queries), the ordered chain read used to
+//! verify the SHA-256 hash chain, and the sealed chain head.
 //!
 //! Each row stores `prev_hash` (the previous row's `hash`, or [`GENESIS_HASH`] for the first) and
-//! `hash = chain_hash(prev_hash, event)`. Writes are serialized by the single writer connection, so the latest
-//! hash read inside the transaction is the one the new row follows.
+//! `hash = chain_hash(prev_hash, event)`. Writes are serialized by the single writer connection, so the head read
+//! inside the transaction is the one the new rows follow.
+//!
+//! **The head** (`audit_head`: last id, last hash, MAC; see [`waiaas_core::audit`]). Once the key is installed
+//! ([`crate::Database::install_audit_head_key`], at unlock), every append reads the sealed head, checks its MAC,
+//! chains the new rows to the head's hash — not to whatever row is last, so rows deleted or added behind the
+//! daemon's back leave a break at the next row — and writes the head sealed at the new last row, all in the
+//! caller's transaction. Before a head exists (a fresh database before its first unlock, or one just upgraded)
+//! appends chain to the last row and leave no head; once one exists, an append without the key is refused.
 
 use std::net::IpAddr;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
-use waiaas_core::audit::{GENESIS_HASH, chain_hash};
-use waiaas_core::event::{Actor, Event, EventType, Severity};
+use waiaas_core::audit::{
+    ChainHead, GENESIS_HASH, HeadFinding, HeadKey, SealReason, SealedHead, chain_hash, check_head, head_sealed_event,
+};
+use waiaas_core::event::{Actor, Event, EventType, RequestContext, Severity};
 use waiaas_core::ports::{AuditQuery, AuditRecord, AuditRepo, AuditStats, AuditStatsQuery};
-use waiaas_core::{Result, UnixSeconds};
+use waiaas_core::{Error, Result, UnixSeconds};
 
-use crate::Pools;
 use crate::error::{db_err, decode_err, parse_column, parse_json};
+use crate::{Pools, WriteTx};
 
 const TABLE: &str = "audit_logs";
 
@@ -28,36 +38,76 @@ const COLUMNS: &str = "id, created_at, event_type, agent_id, session_id, tx_id, 
 /// Rows per multi-row `INSERT` (11 parameters each, far below SQLite's limit on bound parameters).
 const ROWS_PER_INSERT: usize = 256;
 
-/// Appends `event` as the next audit row, chained to the latest one, on a connection that is inside a write
-/// transaction (the caller commits).
-pub(crate) async fn append_audit(conn: &mut SqliteConnection, event: &Event) -> Result<()> {
-    append_audits(conn, std::slice::from_ref(event)).await
+/// Where a database keeps its audit head key once installed (shared by all its repositories; memory only).
+#[derive(Debug, Default)]
+pub(crate) struct HeadKeySlot(RwLock<Option<Arc<HeadKey>>>);
+
+impl HeadKeySlot {
+    pub(crate) fn get(&self) -> Option<Arc<HeadKey>> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Installs `key` for every write transaction begun from now on.
+    pub(crate) fn install(&self, key: HeadKey) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(key));
+    }
 }
 
-/// Appends `events` in order as the next audit rows, each chained to the one before, on a connection inside a
-/// write transaction (the caller commits).
-pub(crate) async fn append_audits(conn: &mut SqliteConnection, events: &[Event]) -> Result<()> {
+/// Appends `event` as the next audit row, chained to the latest one, inside a write transaction (the caller
+/// commits).
+pub(crate) async fn append_audit(tx: &mut WriteTx, event: &Event) -> Result<()> {
+    append_audits(tx, std::slice::from_ref(event)).await
+}
+
+/// Appends `events` in order as the next audit rows, each chained to the one before, inside a write transaction
+/// (the caller commits).
+pub(crate) async fn append_audits(tx: &mut WriteTx, events: &[Event]) -> Result<()> {
     if !events.is_empty() {
-        append_audits_after(conn, None, events).await?;
+        append_audits_after(tx, None, events).await?;
     }
     Ok(())
 }
 
-/// [`append_audits`] after `latest`, the hash of the chain's last row when the caller knows it (it wrote that row
-/// in this transaction); `None` reads it. Returns the hash of the chain's last row afterwards.
+/// [`append_audits`] after `latest`, the chain's end when the caller knows it (it appended the rows before in this
+/// transaction); `None` reads it. Returns the chain's end afterwards. With the key installed, the head is sealed
+/// at that end before returning.
 pub(crate) async fn append_audits_after(
-    conn: &mut SqliteConnection,
-    latest: Option<String>,
+    tx: &mut WriteTx,
+    latest: Option<ChainHead>,
     events: &[Event],
-) -> Result<String> {
-    let mut prev = match latest {
-        Some(hash) => hash,
-        None => sqlx::query_scalar::<_, String>("SELECT hash FROM audit_logs ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_err)?
-            .unwrap_or_else(|| GENESIS_HASH.to_owned()),
+) -> Result<ChainHead> {
+    let start = match latest {
+        Some(head) => head,
+        None => chain_start(tx).await?,
     };
+    if events.is_empty() {
+        return Ok(start);
+    }
+    let end = insert_rows(tx, start, events).await?;
+    if let Some(key) = tx.head_key() {
+        write_head(tx, &key, &end).await?;
+    }
+    Ok(end)
+}
+
+/// Where the next row links: the sealed head (its MAC checked) when the key is installed; the last row while the
+/// log has no head yet.
+async fn chain_start(tx: &mut WriteTx) -> Result<ChainHead> {
+    let sealed = read_head(tx).await?;
+    match (tx.head_key(), sealed) {
+        (None, None) => read_last(tx).await,
+        (Some(key), Some(sealed)) if key.verifies(&sealed.head, &sealed.mac) => Ok(sealed.head),
+        (Some(_), Some(_)) => Err(Error::internal_msg("the sealed audit head was edited behind the daemon's back")),
+        (Some(_), None) => Err(Error::internal_msg("the sealed audit head was deleted behind the daemon's back")),
+        (None, Some(_)) => {
+            Err(Error::internal_msg("the audit head is sealed: appending needs its key, installed at unlock"))
+        }
+    }
+}
+
+/// Inserts `events` chained after `start`; returns the new end of the chain.
+async fn insert_rows(conn: &mut SqliteConnection, start: ChainHead, events: &[Event]) -> Result<ChainHead> {
+    let ChainHead { last_id: mut last, last_hash: mut prev } = start;
     for chunk in events.chunks(ROWS_PER_INSERT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO audit_logs (created_at, event_type, agent_id, session_id, tx_id, actor, severity, details, \
@@ -77,9 +127,114 @@ pub(crate) async fn append_audits_after(
                 .push_bind(std::mem::replace(&mut prev, hash.clone()))
                 .push_bind(hash);
         });
-        insert.build().execute(&mut *conn).await.map_err(db_err)?;
+        last = insert.build().execute(&mut *conn).await.map_err(db_err)?.last_insert_rowid();
     }
-    Ok(prev)
+    Ok(ChainHead { last_id: last, last_hash: prev })
+}
+
+/// Stores `head` sealed with `key`.
+async fn write_head(conn: &mut SqliteConnection, key: &HeadKey, head: &ChainHead) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_head (id, last_id, last_hash, mac) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+         last_id = excluded.last_id, last_hash = excluded.last_hash, mac = excluded.mac",
+    )
+    .bind(head.last_id)
+    .bind(&head.last_hash)
+    .bind(key.seal(head))
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn read_head(conn: &mut SqliteConnection) -> Result<Option<SealedHead>> {
+    let row = sqlx::query("SELECT last_id, last_hash, mac FROM audit_head WHERE id = 1")
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?;
+    row.map(|row| {
+        Ok(SealedHead {
+            head: ChainHead {
+                last_id: row.try_get("last_id").map_err(db_err)?,
+                last_hash: row.try_get("last_hash").map_err(db_err)?,
+            },
+            mac: row.try_get("mac").map_err(db_err)?,
+        })
+    })
+    .transpose()
+}
+
+/// The log's last row, or the genesis head of an empty log.
+async fn read_last(conn: &mut SqliteConnection) -> Result<ChainHead> {
+    let last: Option<(i64, String)> = sqlx::query_as("SELECT id, hash FROM audit_logs ORDER BY id DESC LIMIT 1")
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?;
+    Ok(last.map_or_else(ChainHead::genesis, |(last_id, last_hash)| ChainHead { last_id, last_hash }))
+}
+
+/// The sealed head and the end of the log, read in one transaction: what [`check_head`] compares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditHeadState {
+    pub sealed: Option<SealedHead>,
+    /// The log's last row (the genesis head of an empty log).
+    pub last: ChainHead,
+    /// The stored hash of the row whose id the sealed head records ([`GENESIS_HASH`] for 0), if that row exists.
+    pub at_head: Option<String>,
+}
+
+impl AuditHeadState {
+    /// What is wrong with the log's end under `key`, if anything.
+    pub fn check(&self, key: &HeadKey) -> std::result::Result<(), HeadFinding> {
+        check_head(key, self.sealed.as_ref(), &self.last, self.at_head.as_deref())
+    }
+}
+
+pub(crate) async fn head_state(conn: &mut SqliteConnection) -> Result<AuditHeadState> {
+    let sealed = read_head(conn).await?;
+    let last = read_last(conn).await?;
+    let at_head = match &sealed {
+        None => None,
+        Some(s) if s.head.last_id == 0 => Some(GENESIS_HASH.to_owned()),
+        Some(s) => sqlx::query_scalar("SELECT hash FROM audit_logs WHERE id = ?")
+            .bind(s.head.last_id)
+            .fetch_optional(conn)
+            .await
+            .map_err(db_err)?,
+    };
+    Ok(AuditHeadState { sealed, last, at_head })
+}
+
+/// What [`crate::Database::install_audit_head_key`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HeadInstalled {
+    /// The sealed head matches the end of the log.
+    Intact { last_id: i64 },
+    /// The log had no sealed head and is sealed now; `recorded` is the `AUDIT_HEAD_SEALED` row written first when
+    /// the log already had rows (rows up to the one before it cannot be checked for deletions).
+    Sealed { last_id: i64, recorded: Option<Event> },
+    /// The sealed head does not match the log: nothing was written and the key is not installed, so no append
+    /// can hide the finding.
+    Broken(HeadFinding),
+}
+
+/// Seals the head at the end of the log after recording `reason` as an `AUDIT_HEAD_SEALED` row (when `record`),
+/// ignoring any head there was. Returns the new end and the recorded event.
+pub(crate) async fn seal_log_end(
+    tx: &mut WriteTx,
+    key: &HeadKey,
+    last: ChainHead,
+    record: Option<(&RequestContext, UnixSeconds, SealReason)>,
+) -> Result<(ChainHead, Option<Event>)> {
+    let (end, recorded) = match record {
+        None => (last, None),
+        Some((ctx, now, reason)) => {
+            let event = head_sealed_event(ctx, now, last.last_id, &reason);
+            (insert_rows(tx, last, std::slice::from_ref(&event)).await?, Some(event))
+        }
+    };
+    write_head(tx, key, &end).await?;
+    Ok((end, recorded))
 }
 
 /// Parses the stored form of an [`Actor`] (see [`Actor::to_wire`]).

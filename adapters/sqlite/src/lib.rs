@@ -21,6 +21,8 @@ pub mod agents;
 mod atomicity_tests;
 pub mod audit;
 mod error;
+#[cfg(test)]
+mod head_tests;
 pub mod kill_switch;
 pub mod policies;
 mod reserved;
@@ -38,14 +40,14 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite, Transaction};
-use waiaas_core::audit::{ChainBreak, ChainLink, GENESIS_HASH, verify_chain};
-use waiaas_core::event::Event;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
+use waiaas_core::audit::{ChainBreak, ChainLink, GENESIS_HASH, HeadFinding, HeadKey, SealReason, verify_chain};
+use waiaas_core::event::{Event, RequestContext};
 use waiaas_core::ports::AuditRecord;
-use waiaas_core::{Error, Result};
+use waiaas_core::{Error, Result, UnixSeconds};
 
 pub use agents::SqliteAgentRepo;
-pub use audit::SqliteAuditRepo;
+pub use audit::{AuditHeadState, HeadInstalled, SqliteAuditRepo};
 pub use kill_switch::SqliteKillSwitchRepo;
 pub use policies::SqlitePolicyRepo;
 pub use sessions::SqliteSessionRepo;
@@ -62,24 +64,65 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read-only connections for queries.
 const READER_CONNECTIONS: u32 = 4;
 
-/// The two pools every repository shares.
+/// The two pools every repository shares, and the audit head key once installed.
 #[derive(Clone, Debug)]
 pub(crate) struct Pools {
     /// One connection: all write transactions, in order.
     pub(crate) writer: SqlitePool,
     /// Read-only connections.
     pub(crate) reader: SqlitePool,
+    /// The key that seals the audit chain's head ([`Database::install_audit_head_key`]); every write transaction
+    /// carries it to the audit appends.
+    pub(crate) head_key: Arc<audit::HeadKeySlot>,
 }
 
 impl Pools {
     /// Starts a write transaction holding SQLite's write lock from its first statement.
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        Ok(WriteTx { tx, head_key: self.head_key.get() })
+    }
+}
+
+/// A write transaction on the writer connection, with the audit head key as it was when the transaction began
+/// (the audit appends inside it seal the head with it). Dereferences to the connection, so statements run on
+/// `&mut *tx` as on a plain transaction; dropped without [`WriteTx::commit`], it rolls back.
+pub(crate) struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    head_key: Option<Arc<HeadKey>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+
+    /// The audit head key, when installed.
+    pub(crate) fn head_key(&self) -> Option<Arc<HeadKey>> {
+        self.head_key.clone()
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
     }
 }
 
 /// The last step of every state change: its audit row, then the commit — one transaction, all or nothing.
-pub(crate) async fn commit_with_audit(mut tx: Transaction<'_, Sqlite>, event: &Event) -> Result<()> {
+pub(crate) async fn commit_with_audit(mut tx: WriteTx, event: &Event) -> Result<()> {
     audit::append_audit(&mut tx, event).await?;
     tx.commit().await.map_err(db_err)
 }
@@ -187,7 +230,7 @@ impl Database {
             .connect_with(base.read_only(true))
             .await
             .map_err(db_err)?;
-        let pools = Pools { writer, reader };
+        let pools = Pools { writer, reader, head_key: Arc::default() };
         let schema_version = read_schema_version(&pools.reader).await?;
         tracing::info!(path = %path.display(), schema_version, "database open");
         Ok(Database {
@@ -278,6 +321,64 @@ impl Database {
         }
     }
 
+    /// Installs the key that seals the audit chain's head (derived from the master password at unlock) after
+    /// checking the stored head with it, in one write transaction:
+    ///
+    /// * no head yet (a fresh database, or the first unlock after the upgrade that added heads): the log is sealed
+    ///   as it stands, after an `AUDIT_HEAD_SEALED` row (`now`) when it already has rows;
+    /// * a head that matches the end of the log: nothing is written;
+    /// * a head that does not ([`HeadInstalled::Broken`]): nothing is written and the key is **not** installed,
+    ///   so the finding stays in place for `waiaas audit verify`; the host should not go on.
+    pub async fn install_audit_head_key(&self, key: HeadKey, now: UnixSeconds) -> Result<HeadInstalled> {
+        let mut tx = self.pools.begin_write().await?;
+        let state = audit::head_state(&mut tx).await?;
+        let installed = if state.sealed.is_none() {
+            let system = RequestContext::system();
+            let record = (state.last.last_id > 0).then_some((&system, now, SealReason::NoHead));
+            let (end, recorded) = audit::seal_log_end(&mut tx, &key, state.last, record).await?;
+            HeadInstalled::Sealed { last_id: end.last_id, recorded }
+        } else {
+            match state.check(&key) {
+                Ok(()) => HeadInstalled::Intact { last_id: state.last.last_id },
+                Err(finding) => return Ok(HeadInstalled::Broken(finding)),
+            }
+        };
+        tx.commit().await.map_err(db_err)?;
+        self.pools.head_key.install(key);
+        Ok(installed)
+    }
+
+    /// `waiaas audit reseal`: accepts the log as it stands. When the stored head does not match the end of the log
+    /// under `key`, records the finding as an `AUDIT_HEAD_SEALED` row (by `ctx`, at `now`) and seals the head after
+    /// it; returns the finding and the recorded event, or `None` when the head already matched. Installs the key.
+    pub async fn reseal_audit_head(
+        &self,
+        key: HeadKey,
+        ctx: &RequestContext,
+        now: UnixSeconds,
+    ) -> Result<Option<(HeadFinding, Event)>> {
+        let mut tx = self.pools.begin_write().await?;
+        let state = audit::head_state(&mut tx).await?;
+        let resealed = match state.check(&key) {
+            Ok(()) => None,
+            Err(finding) => {
+                let record = Some((ctx, now, SealReason::Reseal(finding.clone())));
+                let (_, recorded) = audit::seal_log_end(&mut tx, &key, state.last, record).await?;
+                tx.commit().await.map_err(db_err)?;
+                recorded.map(|event| (finding, event))
+            }
+        };
+        self.pools.head_key.install(key);
+        Ok(resealed)
+    }
+
+    /// The sealed audit head and the end of the log, read in one read transaction (`waiaas audit verify` checks
+    /// them with [`AuditHeadState::check`]).
+    pub async fn audit_head_state(&self) -> Result<AuditHeadState> {
+        let mut tx = self.pools.reader.begin().await.map_err(db_err)?;
+        audit::head_state(&mut tx).await
+    }
+
     /// `PRAGMA integrity_check`: `Ok(())` when SQLite answers exactly `ok`, else the first problems it reports
     /// as an internal error.
     pub async fn integrity_check(&self) -> Result<()> {
@@ -334,7 +435,7 @@ mod tests {
         assert!(!path.exists());
         let db = Database::open(&path).await.unwrap();
         assert!(path.exists());
-        assert_eq!(db.schema_version(), 4);
+        assert_eq!(db.schema_version(), 5);
         assert_eq!(db.schema_version(), Database::latest_schema_version());
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
@@ -347,6 +448,7 @@ mod tests {
             tables,
             [
                 "agents",
+                "audit_head",
                 "audit_logs",
                 "kill_switch",
                 "policies",
@@ -367,10 +469,10 @@ mod tests {
         db.close().await;
 
         let db = Database::open(&path).await.unwrap();
-        assert_eq!(db.schema_version(), 4);
+        assert_eq!(db.schema_version(), 5);
         let applied: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&db.pools.reader).await.unwrap();
-        assert_eq!(applied, 4, "reopening applies nothing again");
+        assert_eq!(applied, MIGRATOR.iter().count() as i64, "reopening applies nothing again");
         let kill_rows: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM kill_switch").fetch_one(&db.pools.reader).await.unwrap();
         assert_eq!(kill_rows, 1, "the seed row is not duplicated");
@@ -514,7 +616,7 @@ mod tests {
         }
 
         let db = Database::open(&path).await.unwrap();
-        assert_eq!(db.schema_version(), 4);
+        assert_eq!(db.schema_version(), Database::latest_schema_version());
         let old = db.transactions().get(signed.id).await.unwrap().expect("the signed row survives");
         assert_eq!((old.status, old.tx_hash.as_deref(), old.nonce), (TxStatus::Submitted, Some("0xfeed"), None));
         let negative = sqlx::query("UPDATE transactions SET nonce = -1 WHERE id = ?")

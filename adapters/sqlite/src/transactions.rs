@@ -32,7 +32,7 @@ use waiaas_core::{AgentId, Error, ErrorCode, Result, SessionId, TxId, UnixSecond
 
 use crate::audit::append_audit;
 use crate::error::{db_err, decode_err, is_foreign_key_violation, not_found};
-use crate::{Pools, admission, fetch_by_id, fetch_page, keyset_page, kill_switch, policies, reserved};
+use crate::{Pools, WriteTx, admission, fetch_by_id, fetch_page, keyset_page, kill_switch, policies, reserved};
 
 const TABLE: &str = "transactions";
 
@@ -229,7 +229,7 @@ fn work_sql() -> String {
 /// Applies a compare-and-set move of one row with its event, inside the caller's write transaction (see
 /// [`TxRepo::transition`]). Returns false, having written nothing, when the row is not in `from`.
 async fn apply_move(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     id: TxId,
     from: TxStatus,
     to: TxStatus,
@@ -261,7 +261,7 @@ async fn apply_move(
     .bind(id.to_string())
     .bind(from.as_str())
     .bind(update.approved_at.map(|t| t.0))
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut **conn)
     .await
     .map_err(db_err)?;
     let Some(moved) = moved else { return Ok(false) };
@@ -269,10 +269,10 @@ async fn apply_move(
         let agent: String = moved.try_get("agent_id").map_err(db_err)?;
         let held: String = moved.try_get("reserved").map_err(db_err)?;
         let held = reserved::from_json(&held).map_err(|what| decode_err(TABLE, "reserved", what))?;
-        reserved::release(&mut *conn, &agent, &held).await?;
+        reserved::release(&mut **conn, &agent, &held).await?;
     }
     if let Some(event) = event {
-        append_audit(&mut *conn, event).await?;
+        append_audit(conn, event).await?;
     }
     Ok(true)
 }

@@ -1,16 +1,22 @@
 //! `waiaas audit verify` (walks the SHA-256 chain of the audit log in the database and names the first altered
-//! or missing row) and `waiaas audit list` (queries the running daemon with the same filters as
-//! `GET /v1/audit-logs`, as a table or JSON).
+//! or missing row, then checks the end of the log against its sealed head, so deleted trailing rows are found
+//! too), `waiaas audit reseal` (accepts the log as it stands after a finding, recording it) and `waiaas audit list`
+//! (queries the running daemon with the same filters as `GET /v1/audit-logs`, as a table or JSON).
+//!
+//! The head is sealed under a key derived from the master password ([`head_key`]): the daemon installs it at
+//! unlock, and `verify`/`reseal` derive it the same way, so both need the password.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use waiaas_client::Client;
 use waiaas_client::types::AuditLogFilter;
-use waiaas_core::audit::ChainBreak;
-use waiaas_fs::DataDir;
+use waiaas_core::audit::{ChainBreak, HEAD_SALT_KEY, HeadFinding, HeadKey};
+use waiaas_core::event::{EventType, RequestContext};
+use waiaas_core::ports::{AuditQuery, AuditRepo, Clock, SettingsRepo};
+use waiaas_fs::{DataDir, OsEntropy, PidLock, SystemClock};
 use waiaas_sqlite::Database;
 
 use crate::password::{self, Terminal};
@@ -18,6 +24,9 @@ use crate::{control, core_error, emit};
 
 /// Rows verified per batch (memory stays bounded on large logs).
 const VERIFY_BATCH: u32 = 10_000;
+
+/// `AUDIT_HEAD_SEALED` rows listed by `verify` at most.
+const SEALS_SHOWN: u32 = 20;
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -27,9 +36,14 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain of every audit row; exit 1 and name the first row that was edited, or that follows a
-    /// deleted or inserted one.
+    /// Check the hash chain of every audit row and the log's sealed head; exit 1 and name the first row that was
+    /// edited or follows a deleted or inserted one, deleted trailing rows, or an edited head (master password from
+    /// WAIAAS_MASTER_PASSWORD, WAIAAS_MASTER_PASSWORD_FILE or a prompt).
     Verify,
+    /// Accept the audit log as it stands after `verify` reported its end: record what was found as an
+    /// AUDIT_HEAD_SEALED row and seal the head after it (the daemon must be stopped; master password as for
+    /// `verify`).
+    Reseal,
     /// List audit rows from the running daemon, newest first (master password from WAIAAS_MASTER_PASSWORD,
     /// WAIAAS_MASTER_PASSWORD_FILE or a prompt).
     List(ListArgs),
@@ -69,8 +83,44 @@ pub struct ListArgs {
 pub fn audit(root: &Path, args: AuditArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         AuditCommand::Verify => verify(root),
+        AuditCommand::Reseal => reseal(root),
         AuditCommand::List(list) => list_rows(root, list),
     }
+}
+
+/// The audit head key of `db` for `password` (one Argon2id run with the salt stored in the database). A database
+/// without a salt gets a new one when `create` (the daemon's unlock); otherwise it has no key (`None`). The
+/// password must already have been checked against the stored hash.
+pub(crate) async fn head_key(db: &Database, password: &str, create: bool) -> anyhow::Result<Option<HeadKey>> {
+    let settings = db.settings();
+    let salt = match settings.get(HEAD_SALT_KEY).await.map_err(core_error)? {
+        Some(salt) => salt,
+        None if create => {
+            let salt = HeadKey::new_salt(&OsEntropy);
+            settings.put(HEAD_SALT_KEY, &salt).await.map_err(core_error)?;
+            salt
+        }
+        None => return Ok(None),
+    };
+    Ok(Some(HeadKey::derive(password, &salt).map_err(core_error)?))
+}
+
+/// What to tell the operator when the sealed head does not match the log and the daemon will not go on.
+pub(crate) fn head_refusal(finding: &HeadFinding) -> anyhow::Error {
+    anyhow!(
+        "the audit log does not match its sealed head: {finding}. `waiaas audit verify` checks the whole log; \
+         restore a backup, or accept the log as it stands with `waiaas audit reseal`"
+    )
+}
+
+/// What `verify` found.
+struct Verdict {
+    verified: u64,
+    chain: Result<(), ChainBreak>,
+    /// The last row's id when the head matches it.
+    head: Result<i64, String>,
+    /// Ids of `AUDIT_HEAD_SEALED` rows (heads sealed over existing rows), oldest first.
+    seals: Vec<i64>,
 }
 
 fn verify(root: &Path) -> anyhow::Result<ExitCode> {
@@ -78,30 +128,92 @@ fn verify(root: &Path) -> anyhow::Result<ExitCode> {
     if !dir.db_file().exists() {
         bail!("no database at {}", dir.db_file().display());
     }
+    let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("async runtime")?;
-    let (verified, verdict) = runtime.block_on(async {
+    let verdict = runtime.block_on(async {
         let db = Database::open(&dir.db_file()).await.map_err(core_error)?;
-        let outcome = db.verify_audit_chain(VERIFY_BATCH).await.map_err(core_error);
+        let outcome = check_log(&db, &password).await;
         db.close().await;
         outcome
     })?;
-    match verdict {
-        Ok(()) => {
-            emit(&format!("audit log intact: {verified} rows verified"))?;
-            Ok(ExitCode::SUCCESS)
+    let Verdict { verified, chain, head, seals } = verdict;
+    let mut lines = Vec::new();
+    match (&chain, &head) {
+        (Ok(()), Ok(last_id)) => lines.push(format!(
+            "audit log intact: {verified} rows verified; the log ends at row {last_id}, as its sealed head records"
+        )),
+        (Ok(()), Err(_)) => lines.push(format!("audit chain intact: {verified} rows verified")),
+        (Err(ChainBreak::ContentAltered { id }), _) => {
+            lines.push(format!("audit log TAMPERED: row {id} was altered ({verified} rows before it verified)"))
         }
-        Err(ChainBreak::ContentAltered { id }) => {
-            emit(&format!("audit log TAMPERED: row {id} was altered ({verified} rows before it verified)"))?;
-            Ok(ExitCode::FAILURE)
-        }
-        Err(ChainBreak::LinkBroken { id }) => {
-            emit(&format!(
-                "audit log TAMPERED: the chain breaks at row {id}: a row before it was deleted or inserted \
-                 ({verified} rows before it verified)"
-            ))?;
-            Ok(ExitCode::FAILURE)
-        }
+        (Err(ChainBreak::LinkBroken { id }), _) => lines.push(format!(
+            "audit log TAMPERED: the chain breaks at row {id}: a row before it was deleted or inserted \
+             ({verified} rows before it verified)"
+        )),
     }
+    if let Err(finding) = &head {
+        lines.push(format!("audit log TAMPERED: {finding}"));
+    }
+    if !seals.is_empty() {
+        let ids: Vec<String> = seals.iter().map(i64::to_string).collect();
+        lines.push(format!(
+            "note: a head was sealed over existing rows at row {} (AUDIT_HEAD_SEALED): rows deleted before that \
+             cannot be detected",
+            ids.join(", ")
+        ));
+    }
+    emit(&lines.join("\n"))?;
+    Ok(if chain.is_ok() && head.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Checks the password, walks the chain, and compares the end of the log with its sealed head.
+async fn check_log(db: &Database, password: &str) -> anyhow::Result<Verdict> {
+    crate::backup::check_password(db, password).await?;
+    let key = head_key(db, password, false).await?;
+    // The head and the log's end are read together, before the walk: rows a running daemon appends meanwhile
+    // only lengthen the chain.
+    let state = db.audit_head_state().await.map_err(core_error)?;
+    let head = match (&key, &state.sealed) {
+        (Some(key), _) => state.check(key).map(|()| state.last.last_id).map_err(|finding| finding.to_string()),
+        (None, None) => Err(HeadFinding::Missing.to_string()),
+        (None, Some(_)) => Err(format!("the head's salt ({HEAD_SALT_KEY}) was deleted: the head cannot be checked")),
+    };
+    let (verified, chain) = db.verify_audit_chain(VERIFY_BATCH).await.map_err(core_error)?;
+    let query = AuditQuery { event_types: vec![EventType::AuditHeadSealed], limit: SEALS_SHOWN, ..Default::default() };
+    let mut seals: Vec<i64> = db.audit().query(&query).await.map_err(core_error)?.iter().map(|r| r.id).collect();
+    seals.sort_unstable();
+    Ok(Verdict { verified, chain, head, seals })
+}
+
+fn reseal(root: &Path) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::open(root).map_err(core_error)?;
+    if !dir.db_file().exists() {
+        bail!("no database at {}", dir.db_file().display());
+    }
+    if let Some(running) = PidLock::read_running(&dir) {
+        bail!("a daemon runs on {} (pid {:?}); stop it first (`waiaas stop`)", root.display(), running.pid);
+    }
+    let _lock = PidLock::acquire(&dir).map_err(core_error).context("cannot take the daemon lock")?;
+    let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("async runtime")?;
+    let resealed = runtime.block_on(async {
+        let db = Database::open(&dir.db_file()).await.map_err(core_error)?;
+        let outcome = async {
+            crate::backup::check_password(&db, &password).await?;
+            let key = head_key(&db, &password, true).await?.context("no audit head salt")?;
+            db.reseal_audit_head(key, &RequestContext::master(None), SystemClock.now()).await.map_err(core_error)
+        }
+        .await;
+        db.close().await;
+        outcome
+    })?;
+    match resealed {
+        None => emit("the audit log already ends where its sealed head records; nothing to reseal")?,
+        Some((finding, _)) => emit(&format!(
+            "resealed the audit log as it stands; recorded what was found ({finding}) as an AUDIT_HEAD_SEALED row"
+        ))?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list_rows(root: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {

@@ -26,7 +26,7 @@ use waiaas_core::services::master_auth::{MASTER_HASH_KEY, verify_password};
 use waiaas_core::{Error, ErrorCode, UnixSeconds};
 use waiaas_fs::backup as fsb;
 use waiaas_fs::{DataDir, OsEntropy, PidLock, SystemClock};
-use waiaas_sqlite::Database;
+use waiaas_sqlite::{Database, HeadInstalled};
 use zeroize::Zeroizing;
 
 use crate::config::BackupConfig;
@@ -335,8 +335,14 @@ async fn offline_backup(
     kdf: Kdf,
 ) -> anyhow::Result<PathBuf> {
     check_password(db, password).await?;
-    let store = FsBackupStore::new(dir.clone(), db.clone(), out_dir.to_owned(), password.clone()).with_progress();
     let now = SystemClock.now();
+    // The BACKUP_CREATED row below is an append: it needs the audit head key, as the daemon's appends do.
+    if let Some(key) = crate::audit::head_key(db, password, false).await?
+        && let HeadInstalled::Broken(finding) = db.install_audit_head_key(key, now).await.map_err(core_error)?
+    {
+        return Err(crate::audit::head_refusal(&finding));
+    }
+    let store = FsBackupStore::new(dir.clone(), db.clone(), out_dir.to_owned(), password.clone()).with_progress();
     eprintln!("sealing a snapshot of {} with {} ...", dir.root().display(), kdf.name());
     let ctx = RequestContext::master(None);
     match store.create(kdf, now).await {
@@ -358,7 +364,7 @@ async fn offline_backup(
 
 /// The password must be the data's master password: an archive sealed with anything else could not be
 /// restored into working data (the keystore files are sealed with the master password).
-async fn check_password(db: &Database, password: &str) -> anyhow::Result<()> {
+pub(crate) async fn check_password(db: &Database, password: &str) -> anyhow::Result<()> {
     let stored = db.settings().get(MASTER_HASH_KEY).await.map_err(core_error)?;
     match stored {
         None => bail!("this data dir has no master password yet; start the daemon once first"),

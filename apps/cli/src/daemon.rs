@@ -3,7 +3,8 @@
 //! Order of startup, each step failing with a clear message and exit code 1 before anything is served:
 //! data dir (implicit `init` on a fresh machine) → config (defaults → TOML → env) → logging → the data dir's
 //! pid lock (one daemon per data dir) → master password → database → ports → `Waiaas::unlock` (a wrong password
-//! stops here, and nothing else changes) → bind → serve until SIGTERM/SIGINT, then a graceful shutdown.
+//! stops here, and nothing else changes) → the audit head key (a log that does not match its sealed head stops
+//! here) → bind → serve until SIGTERM/SIGINT, then a graceful shutdown.
 //!
 //! When it listens the daemon prints exactly one line to stdout, `WAIaaS listening on http://<ip>:<port>`, and
 //! appends the same base URL to `daemon.pid` as its second line (`stop` and `status` read it). Logs go to stderr
@@ -27,7 +28,7 @@ use waiaas_evm::EvmChain;
 use waiaas_fs::{DataDir, FsKeyStore, OsEntropy, PidLock, SystemClock};
 use waiaas_metrics::PrometheusMetrics;
 use waiaas_server::ServerState;
-use waiaas_sqlite::Database;
+use waiaas_sqlite::{Database, HeadInstalled};
 use zeroize::Zeroizing;
 
 use crate::config::{Config, MetricsAuthMode};
@@ -252,6 +253,10 @@ pub async fn bind(
             });
         }
     };
+    if let Err(e) = seal_audit_head(&db, &core, &password).await {
+        db.close().await;
+        return Err(e);
+    }
     // OPS-03: archives are sealed with the master password, into `[backup] dir`.
     let backup_store = crate::backup::FsBackupStore::new(
         dir.clone(),
@@ -284,6 +289,29 @@ pub async fn bind(
         metrics: metrics_export(config, metrics),
     };
     Ok(BoundDaemon { base_url: format!("http://{}", reachable(bound)), db, state, acceptor, worker, stop_worker })
+}
+
+/// Installs the audit head key (Argon2id of the master password with the database's head salt) so every append
+/// seals the head. A log without a head yet is sealed now (the AUDIT_HEAD_SEALED row this writes over existing rows
+/// is published like any event); a head that does not match the log stops the start with the finding, before
+/// anything is served or written.
+async fn seal_audit_head(db: &Database, core: &Waiaas, password: &str) -> anyhow::Result<()> {
+    let key = crate::audit::head_key(db, password, true).await?.context("no audit head salt")?;
+    match db.install_audit_head_key(key, core.now()).await.map_err(core_error)? {
+        HeadInstalled::Intact { last_id } => tracing::debug!(last_id, "the audit log ends at its sealed head"),
+        HeadInstalled::Sealed { last_id, recorded } => {
+            if let Some(event) = recorded {
+                tracing::warn!(
+                    last_id,
+                    "the audit log had no sealed head (first start after the upgrade, or the head was deleted); \
+                     sealed it now: rows deleted before this moment cannot be detected"
+                );
+                core.ports().events.publish(&event);
+            }
+        }
+        HeadInstalled::Broken(finding) => return Err(crate::audit::head_refusal(&finding)),
+    }
+    Ok(())
 }
 
 /// `GET /metrics` from `[metrics]`.
