@@ -39,7 +39,8 @@ pub struct Page<T> {
 /// What a change of an agent's status did besides the status, for its events.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct StatusEffects {
-    pub sessions_revoked: u64,
+    /// The agent's sessions revoked (on termination).
+    pub revoked_sessions: Vec<SessionId>,
     /// The agent's transactions cancelled before signing, oldest first.
     pub cancelled: Vec<TxId>,
 }
@@ -110,14 +111,16 @@ pub trait SettingsRepo: Send + Sync {
 /// What a kill-switch activation did, for the response and the events.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ActivationEffects {
-    pub sessions_revoked: u64,
-    pub agents_suspended: u64,
+    /// The sessions revoked, with their agents.
+    pub revoked_sessions: Vec<(SessionId, AgentId)>,
+    /// The agents suspended.
+    pub suspended_agents: Vec<AgentId>,
     /// The transactions cancelled before signing, with their agents.
     pub cancelled: Vec<(TxId, AgentId)>,
 }
 
-/// Builds the kill-switch activation events once its effects are known: the activation itself, then one
-/// `TX_CANCELLED` per cancelled transaction.
+/// Builds the kill-switch activation events once its effects are known: the activation itself, then one event
+/// per entity it changed (`SESSION_REVOKED`, `AGENT_SUSPENDED`, `TX_CANCELLED`), so subscribers see each one.
 pub type EventFromEffects = Box<dyn FnOnce(&ActivationEffects) -> Vec<Event> + Send>;
 
 #[cfg_attr(any(test, feature = "mocks"), automock)]

@@ -116,13 +116,23 @@ fn kill_switch_locks_the_agent_api_and_keeps_admin_reachable() {
     let admin = daemon.admin();
     let agent = admin.create_agent(&CreateAgent::ethereum("a", "anvil")).unwrap();
     let issued = admin.create_session(&CreateSession::for_agent(&agent.id)).unwrap();
+    let second = admin.create_session(&CreateSession::for_agent(&agent.id)).unwrap();
     let agent_client = daemon.client().with_session_token(&issued.token);
     agent_client.wallet_address().expect("works before");
 
     let switch = admin.activate_kill_switch(Some("suspicious activity")).expect("activate");
     assert_eq!(switch.state, "SUSPENDED");
     let effects = switch.effects.expect("activation reports its effects");
-    assert_eq!((effects.sessions_revoked, effects.agents_suspended), (1, 1));
+    assert_eq!((effects.sessions_revoked, effects.agents_suspended), (2, 1));
+    // One audit row (and event) per entity the bulk change touched.
+    let mut revoked: Vec<String> =
+        audit(&daemon, "SESSION_REVOKED").into_iter().filter_map(|row| row.session_id).collect();
+    revoked.sort();
+    let mut expected = vec![issued.id.clone(), second.id.clone()];
+    expected.sort();
+    assert_eq!(revoked, expected);
+    let suspended = audit(&daemon, "AGENT_SUSPENDED");
+    assert_eq!(suspended.iter().map(|row| row.agent_id.clone()).collect::<Vec<_>>(), [Some(agent.id.clone())]);
 
     let (status, code, _) = api_error(agent_client.wallet_address());
     assert_eq!((status, code.as_str()), (503, "SYSTEM_LOCKED"));
@@ -376,27 +386,31 @@ fn every_state_change_of_the_foundation_writes_its_audit_row() {
     admin.terminate_agent(&agent.id).unwrap();
     let _ = daemon.client().with_master_password("nope").list_agents(&ListParams::default());
 
-    for event_type in [
-        "AGENT_CREATED",
-        "OWNER_SET",
-        "AGENT_SUSPENDED",
-        "AGENT_RESUMED",
-        "SESSION_CREATED",
-        "SESSION_RENEWED",
-        "SESSION_REVOKED",
-        "POLICY_CREATED",
-        "POLICY_UPDATED",
-        "POLICY_DELETED",
-        "KILL_SWITCH_ACTIVATED",
-        "KILL_SWITCH_RECOVERED",
-        "AGENT_TERMINATED",
-        "MASTER_AUTH_FAILED",
+    // The kill switch suspends the (resumed) agent again: one AGENT_SUSPENDED of its own, per agent.
+    for (event_type, count) in [
+        ("AGENT_CREATED", 1),
+        ("OWNER_SET", 1),
+        ("AGENT_SUSPENDED", 2),
+        ("AGENT_RESUMED", 1),
+        ("SESSION_CREATED", 1),
+        ("SESSION_RENEWED", 1),
+        ("SESSION_REVOKED", 1),
+        ("POLICY_CREATED", 1),
+        ("POLICY_UPDATED", 1),
+        ("POLICY_DELETED", 1),
+        ("KILL_SWITCH_ACTIVATED", 1),
+        ("KILL_SWITCH_RECOVERED", 1),
+        ("AGENT_TERMINATED", 1),
+        ("MASTER_AUTH_FAILED", 1),
     ] {
         let rows = audit(&daemon, event_type);
-        assert_eq!(rows.len(), 1, "{event_type}: {rows:?}");
-        let text = serde_json::to_string(&rows[0].details).unwrap();
-        assert!(!text.contains("wai_sess_") && !text.contains(MASTER_PASSWORD), "{event_type} leaks a secret: {text}");
+        assert_eq!(rows.len(), count, "{event_type}: {rows:?}");
+        for row in &rows {
+            let text = serde_json::to_string(&row.details).unwrap();
+            assert!(!text.contains("wai_sess_") && !text.contains(MASTER_PASSWORD), "{event_type} leaks: {text}");
+        }
     }
+    assert_eq!(audit(&daemon, "AGENT_SUSPENDED")[0].details["by"], "kill_switch", "newest first");
     let terminated = audit(&daemon, "AGENT_TERMINATED");
     assert_eq!(terminated[0].agent_id.as_deref(), Some(agent.id.as_str()));
     let by_agent = daemon

@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteRow;
 use waiaas_core::domain::{Agent, AgentStatus, Chain, EvmAddress};
 use waiaas_core::event::Event;
 use waiaas_core::ports::{AgentRepo, EventsFromStatusEffects, StatusEffects};
-use waiaas_core::{AgentId, Error, ErrorCode, Result, UnixSeconds};
+use waiaas_core::{AgentId, Error, ErrorCode, Result, SessionId, UnixSeconds};
 
 use crate::audit::append_audits;
 use crate::error::{db_err, decode_err, not_found, parse_column, to_u64};
@@ -122,13 +122,19 @@ impl AgentRepo for SqliteAgentRepo {
         }
         let mut effects = StatusEffects::default();
         if to == AgentStatus::Terminated {
-            let revoked = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL")
-                .bind(now.0)
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            effects.sessions_revoked = revoked.rows_affected();
+            let revoked: Vec<String> = sqlx::query_scalar(
+                "UPDATE sessions SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(now.0)
+            .bind(id.to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            effects.revoked_sessions = revoked
+                .iter()
+                .map(|text| parse_column("sessions", "id", text, str::parse::<SessionId>))
+                .collect::<Result<_>>()?;
+            effects.revoked_sessions.sort_by_key(ToString::to_string);
         }
         if to != AgentStatus::Active {
             let reason = match to {
@@ -278,7 +284,7 @@ mod tests {
         let now = UnixSeconds(100);
         let (effects, _) =
             t.set_status(doomed.id, AgentStatus::Active, AgentStatus::Terminated, now).await.unwrap().unwrap();
-        assert_eq!(effects.sessions_revoked, 1);
+        assert_eq!(effects.revoked_sessions, [open.id], "one revocation each, for its event");
         let sessions = t.db.sessions();
         assert_eq!(sessions.get(open.id).await.unwrap().unwrap().revoked_at, Some(now));
         assert_eq!(sessions.get(already.id).await.unwrap().unwrap().revoked_at, Some(UnixSeconds(50)), "kept");
@@ -375,7 +381,7 @@ mod tests {
             .filter(|r| matches!(r.status, TxStatus::Pending | TxStatus::Queued | TxStatus::Executing))
             .map(|r| r.id)
             .collect();
-        assert_eq!(effects, StatusEffects { sessions_revoked: 0, cancelled: unsigned.clone() });
+        assert_eq!(effects, StatusEffects { revoked_sessions: Vec::new(), cancelled: unsigned.clone() });
         let written: Vec<Event> = t.db.audit_chain(0, 100).await.unwrap().into_iter().map(|r| r.event).collect();
         assert_eq!(written[written.len() - events.len()..], events, "the returned events are the rows written");
         let kinds: Vec<(EventType, Option<TxId>)> = events.iter().map(|e| (e.event_type, e.tx_id)).collect();

@@ -9,11 +9,11 @@ use sqlx::Row;
 use waiaas_core::domain::{AgentStatus, KillSwitch, KillSwitchState};
 use waiaas_core::event::Event;
 use waiaas_core::ports::{ActivationEffects, EventFromEffects, KillSwitchRepo};
-use waiaas_core::{Error, Result, UnixSeconds};
+use waiaas_core::{AgentId, Error, Result, SessionId, UnixSeconds};
 
 use crate::Pools;
 use crate::audit::append_audits;
-use crate::error::{db_err, decode_err};
+use crate::error::{db_err, decode_err, parse_column};
 use crate::transactions::cancel_unsigned;
 
 const TABLE: &str = "kill_switch";
@@ -81,24 +81,32 @@ impl KillSwitchRepo for SqliteKillSwitchRepo {
         let now = new.changed_at.ok_or_else(|| Error::internal_msg("a kill-switch activation without its time"))?.0;
         let mut tx = self.pools.begin_write().await?;
         store(&mut tx, new).await?;
-        let sessions = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL")
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        let agents = sqlx::query("UPDATE agents SET status = ?, updated_at = ? WHERE status = ?")
-            .bind(AgentStatus::Suspended.as_str())
-            .bind(now)
-            .bind(AgentStatus::Active.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let sessions: Vec<(String, String)> =
+            sqlx::query_as("UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL RETURNING id, agent_id")
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let agents: Vec<String> =
+            sqlx::query_scalar("UPDATE agents SET status = ?, updated_at = ? WHERE status = ? RETURNING id")
+                .bind(AgentStatus::Suspended.as_str())
+                .bind(now)
+                .bind(AgentStatus::Active.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
         let cancelled = cancel_unsigned(&mut tx, None, CANCELLED_BY_KILL_SWITCH, UnixSeconds(now)).await?;
-        let effects = ActivationEffects {
-            sessions_revoked: sessions.rows_affected(),
-            agents_suspended: agents.rows_affected(),
-            cancelled,
-        };
+        let agent_id = |text: &str| parse_column("agents", "id", text, str::parse::<AgentId>);
+        let mut revoked_sessions = sessions
+            .iter()
+            .map(|(session, agent)| {
+                Ok((parse_column("sessions", "id", session, str::parse::<SessionId>)?, agent_id(agent)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        revoked_sessions.sort_by_key(|(session, _)| session.to_string());
+        let mut suspended_agents = agents.iter().map(|a| agent_id(a)).collect::<Result<Vec<_>>>()?;
+        suspended_agents.sort_by_key(ToString::to_string);
+        let effects = ActivationEffects { revoked_sessions, suspended_agents, cancelled };
         let events = events(&effects);
         append_audits(&mut tx, &events).await?;
         tx.commit().await.map_err(db_err)?;
@@ -178,9 +186,15 @@ mod tests {
         let mut expected_cancelled: Vec<_> =
             txs.iter().filter(|r| unsigned(r.status)).map(|r| (r.id, r.agent_id)).collect();
         expected_cancelled.sort();
+        let mut expected_sessions: Vec<_> = open.iter().map(|s| (s.id, active.id)).collect();
+        expected_sessions.sort_by_key(|(session, _)| session.to_string());
         assert_eq!(
             effects,
-            ActivationEffects { sessions_revoked: 3, agents_suspended: 1, cancelled: expected_cancelled.clone() }
+            ActivationEffects {
+                revoked_sessions: expected_sessions,
+                suspended_agents: vec![active.id],
+                cancelled: expected_cancelled.clone()
+            }
         );
         assert_eq!(events[0].event_type, EventType::KillSwitchActivated);
         assert_eq!(

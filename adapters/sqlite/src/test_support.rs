@@ -143,8 +143,8 @@ impl TestDb {
         Box::new(move |effects: &ActivationEffects| {
             let activation = event.details(serde_json::json!({
                 "effects": {
-                    "sessionsRevoked": effects.sessions_revoked,
-                    "agentsSuspended": effects.agents_suspended,
+                    "sessionsRevoked": effects.revoked_sessions.len(),
+                    "agentsSuspended": effects.suspended_agents.len(),
                     "transactionsCancelled": effects.cancelled.len(),
                 }
             }));
@@ -167,7 +167,7 @@ impl TestDb {
         let cancelled_event = self.event(EventType::TxCancelled).agent(agent);
         Box::new(move |effects: &StatusEffects| {
             let change = event.details(serde_json::json!({
-                "sessionsRevoked": effects.sessions_revoked,
+                "sessionsRevoked": effects.revoked_sessions.len(),
                 "transactionsCancelled": effects.cancelled.len(),
             }));
             let cancellations = effects.cancelled.iter().map(|tx| cancelled_event.clone().tx(*tx));

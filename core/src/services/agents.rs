@@ -97,10 +97,16 @@ impl Waiaas {
                 AgentStatus::Terminated => "agent_terminated",
                 AgentStatus::Active | AgentStatus::Suspended => "agent_suspended",
             };
+            let revocations = effects.revoked_sessions.iter().map(|session| {
+                Event::new(EventType::SessionRevoked, &ctx, now)
+                    .agent(id)
+                    .session(*session)
+                    .details(serde_json::json!({ "by": by }))
+            });
             let cancellations = effects.cancelled.iter().map(|tx| {
                 Event::new(EventType::TxCancelled, &ctx, now).agent(id).tx(*tx).details(serde_json::json!({ "by": by }))
             });
-            std::iter::once(change).chain(cancellations).collect()
+            std::iter::once(change).chain(revocations).chain(cancellations).collect()
         });
         let Some((effects, events)) = self.ports.agents.set_status(id, from, next, now, events).await? else {
             return Err(Error::new(ErrorCode::InvalidStateTransition, "the agent changed state meanwhile"));

@@ -34,18 +34,30 @@ impl Waiaas {
                 "to": next.as_str(),
                 "reason": reason,
                 "effects": {
-                    "sessionsRevoked": effects.sessions_revoked,
-                    "agentsSuspended": effects.agents_suspended,
+                    "sessionsRevoked": effects.revoked_sessions.len(),
+                    "agentsSuspended": effects.suspended_agents.len(),
                     "transactionsCancelled": effects.cancelled.len(),
                 },
             }));
+            let by_kill_switch = serde_json::json!({ "by": "kill_switch" });
+            let revocations = effects.revoked_sessions.iter().map(|(session, agent)| {
+                Event::new(EventType::SessionRevoked, &ctx, now)
+                    .agent(*agent)
+                    .session(*session)
+                    .details(by_kill_switch.clone())
+            });
+            let suspensions = effects.suspended_agents.iter().map(|agent| {
+                Event::new(EventType::AgentSuspended, &ctx, now).agent(*agent).details(serde_json::json!({
+                    "from": "ACTIVE", "to": "SUSPENDED", "by": "kill_switch"
+                }))
+            });
             let cancellations = effects.cancelled.iter().map(|(tx, agent)| {
                 Event::new(EventType::TxCancelled, &ctx, now)
                     .agent(*agent)
                     .tx(*tx)
                     .details(serde_json::json!({ "by": "kill_switch" }))
             });
-            std::iter::once(activation).chain(cancellations).collect()
+            std::iter::once(activation).chain(revocations).chain(suspensions).chain(cancellations).collect()
         });
         let (effects, events) = self.ports.kill_switch.activate(&switch, events_from_effects).await?;
         self.set_cached(switch.clone());

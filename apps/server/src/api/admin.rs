@@ -33,8 +33,8 @@ pub struct ActivationEffectsDto {
 impl From<ActivationEffects> for ActivationEffectsDto {
     fn from(e: ActivationEffects) -> Self {
         ActivationEffectsDto {
-            sessions_revoked: e.sessions_revoked,
-            agents_suspended: e.agents_suspended,
+            sessions_revoked: e.revoked_sessions.len() as u64,
+            agents_suspended: e.suspended_agents.len() as u64,
             transactions_cancelled: u64::try_from(e.cancelled.len()).unwrap_or(u64::MAX),
         }
     }
