@@ -104,11 +104,16 @@ pub fn load_config(dir: &DataDir) -> anyhow::Result<Config> {
     Ok(Config::load(text.as_deref().map(|t| (shown.as_str(), t)), env)?)
 }
 
-/// Logs to stderr; `RUST_LOG` (when set and valid) overrides `[daemon] log_level`.
+/// Logs to stderr; `RUST_LOG` (when set and valid) overrides `[daemon] log_level`. The HTTP client's own logs
+/// stay at `info` whatever the filter: at `trace` ureq prints request URLs, and an RPC URL may embed an API key.
 pub(crate) fn init_logging(log_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = ["ureq=info", "ureq_proto=info"]
+        .iter()
+        .filter_map(|directive| directive.parse().ok())
+        .fold(filter, tracing_subscriber::EnvFilter::add_directive);
     // A second initialisation (tests running the daemon in-process twice) keeps the first subscriber.
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
