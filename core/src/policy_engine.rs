@@ -9,7 +9,7 @@ use crate::domain::effect::is_unlimited_approval;
 use crate::domain::policy::{SpendingLimit, Thresholds};
 use crate::domain::session::SessionConstraints;
 use crate::domain::{Asset, Effect, EvmAddress, Policy, PolicyRules, PolicyType, TxKind};
-use crate::ports::{PriceKey, PriceOracle, TokenMetadata};
+use crate::ports::{NativeAsset, PriceKey, PriceOracle, TokenMetadata};
 use crate::{Amount, PolicyId, UnixSeconds};
 
 /// Delay used when a tier floor or a downgrade asks for DELAY and no spending limit names one.
@@ -181,13 +181,11 @@ pub struct Evaluation<'a> {
     pub prices: &'a dyn PriceOracle,
     /// Metadata of the request's tokens as read from the chain (never as the agent wrote it).
     pub tokens: &'a [(EvmAddress, TokenMetadata)],
+    /// The network's native coin, as the chain adapter reports it.
+    pub native: &'a NativeAsset,
     /// Minimum tier imposed by an active anomaly detection.
     pub tier_floor: Option<Tier>,
 }
-
-/// Native coin metadata for USD conversion.
-const NATIVE_SYMBOL: &str = "ETH";
-const NATIVE_DECIMALS: u8 = 18;
 
 /// Per type, an agent's own policies replace the global ones.
 fn in_force(policies: &[Policy], policy_type: PolicyType) -> Vec<&Policy> {
@@ -584,7 +582,7 @@ fn usd_value(input: &Evaluation<'_>, outflows: &[(Asset, Amount)]) -> Result<f64
             continue;
         }
         let (key, decimals) = match asset {
-            Asset::Native => (PriceKey::Native { symbol: NATIVE_SYMBOL }, NATIVE_DECIMALS),
+            Asset::Native => (PriceKey::Native { symbol: &input.native.symbol }, input.native.decimals),
             Asset::Token(address) => {
                 let decimals = input.tokens.iter().find(|(t, _)| t == address).map(|(_, meta)| meta.decimals);
                 let Some(decimals) = decimals else { return Err(address.to_string()) };
@@ -592,7 +590,7 @@ fn usd_value(input: &Evaluation<'_>, outflows: &[(Asset, Amount)]) -> Result<f64
             }
         };
         let quote = input.prices.usd_price(key).ok_or_else(|| match asset {
-            Asset::Native => NATIVE_SYMBOL.to_owned(),
+            Asset::Native => input.native.symbol.clone(),
             Asset::Token(address) => address.to_string(),
         })?;
         total += to_units(*amount, decimals) * quote.usd;

@@ -216,6 +216,13 @@ pub struct SimulationOutcome {
     pub gas_used: Option<u64>,
 }
 
+/// A network's native coin (ETH on Ethereum and most L2s, POL on Polygon, ...), as the chain adapter knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeAsset {
+    pub symbol: String,
+    pub decimals: u8,
+}
+
 /// An ERC-20 token's metadata read from the chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenMetadata {
@@ -280,6 +287,9 @@ pub trait ChainAdapter: Send + Sync {
     /// The names of the configured networks.
     fn networks(&self) -> Vec<String>;
     async fn native_balance(&self, network: &str, address: EvmAddress) -> Result<Amount>;
+    /// The network's native coin: symbol and decimals, which the adapter knows per network (never assumed by the
+    /// core).
+    async fn native_asset(&self, network: &str) -> Result<NativeAsset>;
     async fn token_balance(&self, network: &str, token: EvmAddress, owner: EvmAddress) -> Result<Amount>;
     /// An ERC-20's `decimals()` and `symbol()` as the chain answers them; `None` when `token` does not answer as an
     /// ERC-20 (no code, or `decimals()` reverts or returns something else). Transport failures are errors.

@@ -231,3 +231,50 @@ fn max_amount_per_tx_constraint_denies_above_it_in_send_and_simulate() {
     assert_eq!(done.tier.as_deref(), Some("INSTANT"));
     assert_eq!(s.anvil.native_balance(LISTED), U256::from(1000u64));
 }
+
+/// The native coin comes from the chain: a network whose node reports chain id 137 (Polygon) moves POL, shows POL
+/// in the balance and the dry-run, and is valued at POL's price for USD thresholds.
+#[test]
+fn a_polygon_network_moves_and_values_pol() {
+    let anvil = Anvil::with_chain_id(137);
+    let daemon = EmbeddedDaemon::start(&[
+        ("WAIAAS_RPC_EVM_POLYGON", anvil.url.as_str()),
+        ("WAIAAS_ORACLE_USD_ETH", "3000"),
+        ("WAIAAS_ORACLE_USD_POL", "0.5"),
+    ]);
+    let admin = daemon.admin();
+    let agent = admin.create_agent(&CreateAgent::ethereum("polygon", "polygon")).unwrap();
+    anvil.fund(&agent.address, 10 * ONE_ETH);
+    let token = admin.create_session(&CreateSession::for_agent(&agent.id)).unwrap().token;
+    let client = daemon.client().with_session_token(&token);
+
+    let balance = client.wallet_balance().unwrap();
+    assert_eq!((balance.symbol.as_str(), balance.decimals), ("POL", 18));
+    // $10 instant maximum: 2 POL ($1) is INSTANT; valued as ETH ($6000) it would not be.
+    let create = CreatePolicy {
+        agent_id: Some(agent.id.clone()),
+        policy_type: "SPENDING_LIMIT".into(),
+        rules: json!({"instant_max": "100000000000000000000", "notify_max": "100000000000000000000",
+                      "delay_max": "100000000000000000000", "instant_max_usd": 10.0}),
+        enabled: None,
+    };
+    admin.create_policy(&create).unwrap();
+    let body = json!({"type": "TRANSFER", "to": LISTED, "amount": (2 * ONE_ETH).to_string()});
+    let simulated = client.simulate(&body).unwrap();
+    assert_eq!(simulated.policy.tier, "INSTANT");
+    assert_eq!(simulated.fee.fee_symbol, "POL");
+    assert_eq!(simulated.balance_changes[0].symbol, "POL");
+    let fee: u128 = simulated.fee.estimated_fee.parse().unwrap();
+    let fee_usd = simulated.fee.fee_usd.expect("priced");
+    assert!((fee_usd - fee as f64 / 1e18 * 0.5).abs() < 1e-9, "the fee is valued at POL's price: {fee_usd}");
+    let sent = client.send_transaction_raw(&body).unwrap();
+    let done = eventually(30, "confirmed", || {
+        let t = client.get_transaction(&sent.id).unwrap();
+        (t.status == "CONFIRMED").then_some(t)
+    });
+    assert_eq!(done.tier.as_deref(), Some("INSTANT"));
+    assert_eq!(anvil.native_balance(LISTED), U256::from(2 * ONE_ETH));
+    // 30 POL ($15) passes the USD instant maximum.
+    let larger = json!({"type": "TRANSFER", "to": LISTED, "amount": (30 * ONE_ETH).to_string()});
+    assert_eq!(client.simulate(&larger).unwrap().policy.tier, "NOTIFY");
+}

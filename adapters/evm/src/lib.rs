@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use alloy_primitives::U256;
 use async_trait::async_trait;
 use waiaas_core::domain::{EvmAddress, TxKind};
-use waiaas_core::ports::{Broadcast, ChainAdapter, PreparedTx, SignedTx, TokenMetadata, TxBroadcaster, TxOnChain};
+use waiaas_core::ports::{
+    Broadcast, ChainAdapter, NativeAsset, PreparedTx, SignedTx, TokenMetadata, TxBroadcaster, TxOnChain,
+};
 use waiaas_core::{Amount, Error, ErrorCode, Result};
 
 pub use rpc::{RpcClient, RpcFailure};
@@ -24,6 +26,16 @@ pub use rpc::{RpcClient, RpcFailure};
 pub struct EvmChain {
     networks: Arc<BTreeMap<String, RpcClient>>,
     chain_ids: Arc<Mutex<HashMap<String, u64>>>,
+    /// Native coin symbols set by the operator (`[rpc] native_<network>`), over the chain-id registry.
+    native_overrides: Arc<BTreeMap<String, String>>,
+}
+
+/// Decimals of every EVM network's native coin (the protocol counts value in wei, 10^-18 of a coin).
+pub const EVM_NATIVE_DECIMALS: u8 = 18;
+
+/// The native coin symbol of an EVM chain by its id, from `alloy-chains`' registry (`ETH` when it names none).
+pub fn native_symbol(chain_id: u64) -> &'static str {
+    alloy_chains::Chain::from_id(chain_id).named().and_then(|named| named.native_currency_symbol()).unwrap_or("ETH")
 }
 
 impl EvmChain {
@@ -41,7 +53,14 @@ impl EvmChain {
             .into_iter()
             .map(|(name, url)| (name.clone(), RpcClient::with_metrics(name, url, Arc::clone(&metrics))))
             .collect();
-        EvmChain { networks: Arc::new(networks), chain_ids: Arc::default() }
+        EvmChain { networks: Arc::new(networks), chain_ids: Arc::default(), native_overrides: Arc::default() }
+    }
+
+    /// Sets the native coin symbol of some networks, over what the chain id says (e.g. a chain the registry does
+    /// not know).
+    pub fn with_native_symbols(mut self, symbols: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.native_overrides = Arc::new(symbols.into_iter().collect());
+        self
     }
 
     fn client(&self, network: &str) -> Result<&RpcClient> {
@@ -75,6 +94,14 @@ impl ChainAdapter for EvmChain {
         Ok(Amount(balance))
     }
 
+    async fn native_asset(&self, network: &str) -> Result<NativeAsset> {
+        let symbol = match self.native_overrides.get(network) {
+            Some(symbol) => symbol.clone(),
+            None => native_symbol(self.chain_id(network).await?).to_owned(),
+        };
+        Ok(NativeAsset { symbol, decimals: EVM_NATIVE_DECIMALS })
+    }
+
     async fn token_balance(&self, network: &str, token: EvmAddress, owner: EvmAddress) -> Result<Amount> {
         tx::token_balance(self.client(network)?, token, owner).await
     }
@@ -105,5 +132,20 @@ impl ChainAdapter for EvmChain {
 impl TxBroadcaster for EvmChain {
     async fn broadcast(&self, network: &str, signed: &SignedTx) -> Result<Broadcast> {
         tx::broadcast(self.client(network)?, signed).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::native_symbol;
+
+    #[test]
+    fn the_native_coin_follows_the_chain_id() {
+        assert_eq!(native_symbol(1), "ETH");
+        assert_eq!(native_symbol(137), "POL");
+        assert_eq!(native_symbol(8453), "ETH", "Base");
+        assert_eq!(native_symbol(56), "BNB");
+        assert_eq!(native_symbol(31337), "ETH", "anvil");
+        assert_eq!(native_symbol(987_654_321), "ETH", "unknown chains default to ETH");
     }
 }

@@ -27,6 +27,8 @@ pub const NON_CONFIG_ENV: &[&str] = &["WAIAAS_DATA_DIR", "WAIAAS_MASTER_PASSWORD
 
 /// Prefix of `[rpc]` keys naming an EVM network.
 const EVM_PREFIX: &str = "evm_";
+/// Prefix of `[rpc]` keys setting a network's native coin symbol.
+const NATIVE_PREFIX: &str = "native_";
 /// Prefix of `[oracle]` keys naming a native coin's USD price.
 const USD_PREFIX: &str = "usd_";
 /// Prefix of `[oracle]` keys naming an ERC-20 token's USD price: `token_<network>_<address>`.
@@ -149,6 +151,8 @@ impl Default for DaemonConfig {
 pub struct RpcConfig {
     /// Network name → RPC URL.
     pub evm: BTreeMap<String, RpcUrl>,
+    /// Network name → native coin symbol, over what the chain id says (`native_<network> = "POL"`).
+    pub native: BTreeMap<String, String>,
 }
 
 impl RpcConfig {
@@ -368,6 +372,14 @@ impl Config {
                 let url = raw.string().map_err(named)?;
                 self.rpc.evm.insert(network.to_owned(), RpcUrl(url));
             }
+            ("rpc", key) if key.starts_with(NATIVE_PREFIX) => {
+                let network = &key[NATIVE_PREFIX.len()..];
+                let symbol = raw.string().map_err(named)?;
+                if !valid_network_name(network) || symbol.is_empty() || symbol.len() > 16 {
+                    return Err(named("expected native_<network> = \"<symbol, 1 to 16 characters>\"".to_owned()));
+                }
+                self.rpc.native.insert(network.to_owned(), symbol);
+            }
             ("security", "session_ttl_seconds") => {
                 self.security.session_ttl_seconds = raw.integer(">= 0").map_err(named)?
             }
@@ -461,6 +473,12 @@ impl Config {
         {
             return fail("[daemon] allowed_hosts", format!("{bad:?} is not a host name"));
         }
+        if let Some(network) = self.rpc.native.keys().find(|network| !self.rpc.evm.contains_key(*network)) {
+            return fail(
+                &format!("[rpc] native_{network}"),
+                format!("no network {network:?} (evm_{network}) is configured"),
+            );
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.daemon.log_level) {
             return fail("[daemon] log_level", format!("{:?} is not a log filter: {e}", self.daemon.log_level));
         }
@@ -552,7 +570,7 @@ pub const KEYS: &[(&str, &str)] = &[
 
 /// The section a key belongs to, for hints.
 fn home_of(key: &str) -> Option<&'static str> {
-    if key.starts_with(EVM_PREFIX) {
+    if key.starts_with(EVM_PREFIX) || key.starts_with(NATIVE_PREFIX) {
         return Some("rpc");
     }
     if key.starts_with(USD_PREFIX) || key.starts_with(TOKEN_PREFIX) {
@@ -648,6 +666,9 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
 # remove or replace it in production.
 evm_anvil = "http://127.0.0.1:8545"
 # evm_sepolia = "https://sepolia.example/v1/<api key>"
+# The native coin's symbol is looked up by the node's chain id (ETH, POL on Polygon, BNB, ...); set it for a chain
+# the registry does not know: native_<network> = "<symbol>".
+# native_mychain = "MYC"
 "#;
 
 #[cfg(test)]
@@ -732,6 +753,13 @@ mod tests {
             assert!(DEFAULT_CONFIG_TOML.contains(&format!("# {key} = ")), "{key} missing from the init file");
             assert!(DEFAULT_CONFIG_TOML.contains(&format!("[{section}]")), "[{section}] missing from the init file");
         }
+    }
+
+    #[test]
+    fn a_native_symbol_override_names_a_configured_network() {
+        let vars = [("WAIAAS_RPC_EVM_MYCHAIN", "http://127.0.0.1:9"), ("WAIAAS_RPC_NATIVE_MYCHAIN", "MYC")];
+        check(None, &vars, Ok(|c| assert_eq!(c.rpc.native.get("mychain").map(String::as_str), Some("MYC"))));
+        check(None, &[("WAIAAS_RPC_NATIVE_ELSEWHERE", "MYC")], Err("[rpc] native_elsewhere"));
     }
 
     #[test]

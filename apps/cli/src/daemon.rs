@@ -227,7 +227,8 @@ pub async fn bind(
     // With `[metrics] enabled = false` nothing is collected at all, not only not served.
     let collected: Arc<dyn MetricsRegistry> =
         if config.metrics.enabled { metrics.clone() } else { Arc::new(NoMetrics) };
-    let chain = EvmChain::with_metrics(config.rpc.evm_networks(), Arc::clone(&collected));
+    let chain = EvmChain::with_metrics(config.rpc.evm_networks(), Arc::clone(&collected))
+        .with_native_symbols(config.rpc.native.clone());
     let wake_worker = Arc::new(Notify::new());
     let prices = StaticPriceTable::new(config.oracle.usd.clone(), overrides.clock.now())
         .with_tokens(config.oracle.tokens.iter().cloned());

@@ -494,6 +494,10 @@ fn agent_with_transactions(mocks: &mut Mocks, known: Agent) -> TxRows {
     mocks.agents.expect_get().returning(move |asked| Ok((asked == id).then(|| known.clone())));
     in_memory_sessions(mocks);
     mocks.chain.expect_networks().returning(|| vec!["anvil".to_owned()]);
+    mocks
+        .chain
+        .expect_native_asset()
+        .returning(|_| Ok(waiaas_core::ports::NativeAsset { symbol: "ETH".into(), decimals: 18 }));
     let rows = TxRows::default();
     let get = rows.clone();
     mocks

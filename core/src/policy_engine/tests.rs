@@ -86,6 +86,10 @@ fn approve_calldata(spender: &str, amount: u128) -> Vec<u8> {
     approveCall { spender: addr(spender).0, value: alloy_primitives::U256::from(amount) }.abi_encode()
 }
 
+fn eth() -> NativeAsset {
+    NativeAsset { symbol: "ETH".into(), decimals: 18 }
+}
+
 /// Default deny switched off: only the policies given judge.
 const OPEN: PolicyDefaults = PolicyDefaults { deny_contracts: false, deny_tokens: false, deny_spenders: false };
 
@@ -101,6 +105,7 @@ struct State {
     /// The decimals the chain reports for TOKEN; `None`: the chain did not answer as an ERC-20.
     token_decimals: Option<u8>,
     constraints: Option<serde_json::Value>,
+    native: NativeAsset,
 }
 
 impl Default for State {
@@ -116,6 +121,7 @@ impl Default for State {
             defaults: OPEN,
             token_decimals: Some(6),
             constraints: None,
+            native: eth(),
         }
     }
 }
@@ -168,6 +174,7 @@ fn decide(policies: &[Policy], request: &TxKind, state: &State) -> Decision {
         history: &history,
         prices: &prices,
         tokens: &tokens,
+        native: &state.native,
         tier_floor: state.floor,
     })
 }
@@ -256,6 +263,29 @@ fn usd_thresholds_and_unknown_prices() {
     // The same transfer moved as ERC-20 calldata is valued the same way.
     let as_call = call(TOKEN, transfer_calldata(ALICE, 2_000_000_000), 0);
     check(&p, as_call, usdc(Some(6)), "DELAY 30s");
+}
+
+#[test]
+fn the_native_coin_is_priced_as_the_network_names_it() {
+    let p = [policy(
+        1,
+        false,
+        PolicyType::SpendingLimit,
+        json!({"instant_max":"1000000000000000000000","notify_max":"1000000000000000000000",
+               "delay_max":"1000000000000000000000","instant_max_usd": 100.0, "delay_seconds": 30}),
+    )];
+    let pol = || NativeAsset { symbol: "POL".into(), decimals: 18 };
+    let one = 10u128.pow(18);
+    // One POL at $0.5 is INSTANT; had it been valued as ETH ($3000) it would be NOTIFY.
+    let prices = vec![("POL", 0.5), ("ETH", 3000.0)];
+    check(&p, transfer(ALICE, one), State { native: pol(), prices: prices.clone(), ..owner() }, "INSTANT");
+    check(&p, transfer(ALICE, one), State { prices, ..owner() }, "NOTIFY");
+    check(
+        &p,
+        transfer(ALICE, one),
+        State { native: pol(), prices: vec![("ETH", 3000.0)], ..owner() },
+        "NOTIFY +PRICE_UNAVAILABLE",
+    );
 }
 
 #[test]
@@ -461,6 +491,7 @@ fn recheck_applies_deny_rules_but_not_the_rate_limit() {
             history: &history,
             prices: &Prices(vec![]),
             tokens: &[],
+            native: &eth(),
             tier_floor: None,
         })
         .and_then(|d| d.reason_code)

@@ -165,10 +165,16 @@ impl Waiaas {
         Ok((agent, balance))
     }
 
-    /// The native balance of the caller's wallet on its network.
-    pub async fn wallet_balance(&self, principal: &super::SessionPrincipal) -> Result<(Agent, Amount)> {
+    /// The native balance of the caller's wallet on its network, with the network's native coin.
+    pub async fn wallet_balance(
+        &self,
+        principal: &super::SessionPrincipal,
+    ) -> Result<(Agent, Amount, crate::ports::NativeAsset)> {
         let agent = principal.agent.clone();
-        let balance = self.ports.chain.native_balance(&agent.network, agent.address).await?;
-        Ok((agent, balance))
+        let (balance, native) = futures_util::join!(
+            self.ports.chain.native_balance(&agent.network, agent.address),
+            self.native_asset(&agent.network)
+        );
+        Ok((agent, balance?, native?))
     }
 }

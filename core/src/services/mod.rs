@@ -89,6 +89,8 @@ pub struct Waiaas {
     token_key: sessions::TokenKey,
     kill_switch: RwLock<KillSwitch>,
     nonces: owner::NonceBook,
+    /// Each network's native coin, from the chain adapter.
+    native_cache: RwLock<std::collections::HashMap<String, crate::ports::NativeAsset>>,
     /// ERC-20 metadata read from the chain, per (network, token).
     token_cache: RwLock<std::collections::HashMap<(String, crate::domain::EvmAddress), crate::ports::TokenMetadata>>,
     /// Attached by the host after unlock (OPS-03); absent in hosts without backups.
@@ -112,6 +114,7 @@ impl Waiaas {
             kill_switch,
             nonces: owner::NonceBook::new(entropy.as_ref()),
             token_cache: RwLock::default(),
+            native_cache: RwLock::default(),
             backups: std::sync::OnceLock::new(),
         };
         core.init_metrics().await?;

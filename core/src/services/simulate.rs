@@ -18,9 +18,6 @@ use crate::policy_engine::PolicyDefaults;
 use crate::policy_engine::{Decision, PolicyWarning, Tier, to_units};
 use crate::ports::{AdmissionSnapshot, ChainAdapter, PriceKey, PriceOracle, SimulationOutcome};
 
-/// Native coin metadata (EVM).
-const NATIVE_SYMBOL: &str = "ETH";
-const NATIVE_DECIMALS: u8 = 18;
 /// A fee above this share of the moved native value earns a HIGH_FEE_RATIO warning.
 const HIGH_FEE_RATIO: f64 = 0.1;
 
@@ -56,6 +53,8 @@ pub struct FeeEstimate {
     pub gas_limit: u64,
     pub max_fee_per_gas: u128,
     pub fee_usd: Option<f64>,
+    /// The native coin the fee is paid in.
+    pub asset: crate::ports::NativeAsset,
 }
 
 /// One asset's balance before and after the request (the fee is included for the native coin).
@@ -169,12 +168,14 @@ pub async fn simulate(request: &Admissible, inputs: ReadOnly<'_>) -> Result<Simu
     let gas_estimate = prepared.simulation.gas_used.unwrap_or(prepared.gas_limit);
     let price_now = prepared.base_fee_per_gas.saturating_add(prepared.max_priority_fee_per_gas);
     let estimated_fee = Amount(alloy_primitives::U256::from(gas_estimate) * alloy_primitives::U256::from(price_now));
-    let native_usd = inputs.prices.usd_price(PriceKey::Native { symbol: NATIVE_SYMBOL }).map(|q| q.usd);
+    let native = &request.native;
+    let native_usd = inputs.prices.usd_price(PriceKey::Native { symbol: &native.symbol }).map(|q| q.usd);
     let fee = FeeEstimate {
         estimated_fee,
         gas_limit: prepared.gas_limit,
         max_fee_per_gas: prepared.max_fee_per_gas,
-        fee_usd: native_usd.map(|usd| to_units(estimated_fee, NATIVE_DECIMALS) * usd),
+        fee_usd: native_usd.map(|usd| to_units(estimated_fee, native.decimals) * usd),
+        asset: native.clone(),
     };
 
     let mut warnings = policy_warnings(&decision);
@@ -182,7 +183,7 @@ pub async fn simulate(request: &Admissible, inputs: ReadOnly<'_>) -> Result<Simu
     for ((asset, outflow), balance) in outflows.iter().zip(balances) {
         let current = balance?;
         let (symbol, decimals) = match asset {
-            Asset::Native => (NATIVE_SYMBOL.to_owned(), NATIVE_DECIMALS),
+            Asset::Native => (native.symbol.clone(), native.decimals),
             Asset::Token(address) => request
                 .tokens
                 .iter()

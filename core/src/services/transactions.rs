@@ -16,7 +16,8 @@ use crate::error::{Error, ErrorCode, Issue, Result};
 use crate::event::{Actor, Event, EventType, RequestContext};
 use crate::policy_engine::{AgentHistory, Decision, Evaluation, PolicyDefaults, PolicyWarning, Tier, evaluate};
 use crate::ports::{
-    AdmissionSnapshot, Broadcast, Page, PriceOracle, Submission, TokenMetadata, TxOnChain, TxRecord, TxUpdate,
+    AdmissionSnapshot, Broadcast, NativeAsset, Page, PriceOracle, Submission, TokenMetadata, TxOnChain, TxRecord,
+    TxUpdate,
 };
 use crate::{TxId, UnixSeconds};
 
@@ -42,6 +43,8 @@ pub struct Admissible {
     pub constraints: Option<SessionConstraints>,
     /// Metadata of the tokens the request touches, as the chain reports it (those that answer as ERC-20s).
     pub tokens: Vec<(EvmAddress, TokenMetadata)>,
+    /// The network's native coin (symbol and decimals), from the chain adapter.
+    pub native: NativeAsset,
 }
 
 /// Derives the engine's history from the snapshot: denied requests count toward nothing; failed, cancelled and
@@ -81,6 +84,7 @@ pub fn decide(
         history: &history,
         prices,
         tokens: &request.tokens,
+        native: &request.native,
         tier_floor,
     })
 }
@@ -114,6 +118,7 @@ pub fn recheck_denial(
         history: &AgentHistory::default(),
         prices: &NoPrices,
         tokens: &[],
+        native: &NativeAsset { symbol: String::new(), decimals: 0 },
         tier_floor: None,
     })
 }
@@ -240,7 +245,8 @@ impl Waiaas {
             }]));
         }
         let tokens = self.check_tokens(&network, &kind).await?;
-        Ok(Admissible { agent, kind, network, constraints: principal.constraints.clone(), tokens })
+        let native = self.native_asset(&network).await?;
+        Ok(Admissible { agent, kind, network, constraints: principal.constraints.clone(), tokens, native })
     }
 
     /// Reads the metadata of every token the request touches from the chain (once per network and token) and
@@ -288,6 +294,18 @@ impl Waiaas {
             }
         }
         if issues.is_empty() { Ok(known) } else { Err(Error::validation(issues)) }
+    }
+
+    /// A network's native coin, asked of the chain adapter the first time and remembered.
+    pub async fn native_asset(&self, network: &str) -> Result<NativeAsset> {
+        if let Some(found) = self.native_cache.read().ok().and_then(|cache| cache.get(network).cloned()) {
+            return Ok(found);
+        }
+        let native = self.ports.chain.native_asset(network).await?;
+        if let Ok(mut cache) = self.native_cache.write() {
+            cache.insert(network.to_owned(), native.clone());
+        }
+        Ok(native)
     }
 
     /// A token's metadata, read from the chain the first time and remembered per (network, token). A contract that

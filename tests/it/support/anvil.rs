@@ -25,8 +25,18 @@ impl Anvil {
 
     /// A node on `port` (0: any free port), e.g. to bring a stopped node back where the daemon expects it.
     pub fn start_on(port: u16) -> Anvil {
+        Anvil::spawn(&["--port", &port.to_string()])
+    }
+
+    /// A node that reports `chain_id` (e.g. 137 to stand for Polygon), on any free port.
+    pub fn with_chain_id(chain_id: u64) -> Anvil {
+        Anvil::spawn(&["--port", "0", "--chain-id", &chain_id.to_string()])
+    }
+
+    fn spawn(args: &[&str]) -> Anvil {
         let mut child = Command::new(binary())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--host", "127.0.0.1"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -157,8 +157,8 @@ impl From<Simulation> for SimulationResultDto {
             },
             fee: FeeDto {
                 estimated_fee: s.fee.estimated_fee.to_string(),
-                fee_symbol: "ETH".to_owned(),
-                fee_decimals: 18,
+                fee_symbol: s.fee.asset.symbol.clone(),
+                fee_decimals: s.fee.asset.decimals,
                 gas_limit: s.fee.gas_limit,
                 max_fee_per_gas: Some(s.fee.max_fee_per_gas.to_string()),
                 fee_usd: s.fee.fee_usd,

@@ -87,14 +87,14 @@ impl WalletApi {
         token: Query<Option<String>>,
     ) -> ApiResult<Json<BalanceDto>> {
         let Some(token) = token.0 else {
-            let (agent, balance) = state.core.wallet_balance(&auth.0).await?;
+            let (agent, balance, native) = state.core.wallet_balance(&auth.0).await?;
             return Ok(Json(BalanceDto::Native(WalletBalanceDto {
                 agent_id: agent.id.as_uuid(),
                 network: agent.network,
                 address: agent.address.to_string(),
                 balance: balance.to_string(),
-                symbol: "ETH".to_owned(),
-                decimals: 18,
+                symbol: native.symbol,
+                decimals: native.decimals,
             })));
         };
         let token: EvmAddress = token.parse().map_err(|message: String| ApiError::invalid_field("token", message))?;

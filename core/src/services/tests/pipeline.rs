@@ -481,6 +481,7 @@ fn chain(world: &World, log: &Log, rows: &Rows) -> MockChainAdapter {
         answer.clone().map_err(chain_error)
     });
     let account_nonce = world.account_nonce;
+    chain.expect_native_asset().returning(|_| Ok(crate::ports::NativeAsset { symbol: "ETH".into(), decimals: 18 }));
     chain.expect_account_nonce().returning(move |_, _| Ok(account_nonce));
     chain.expect_attach_signature().returning(|prepared, signature| Ok(attach(prepared, signature)));
     let (l, receipt) = (log.clone(), world.receipt.clone());
