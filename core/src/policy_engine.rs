@@ -5,93 +5,17 @@
 //! Policies judge what a request does on chain ([`Effect`]), never its `type` label: which policy concerns which
 //! effect is one exhaustive table ([`concern`]). `docs/policies.md` describes every policy type for operators.
 
+pub use crate::domain::Tier;
+pub use crate::domain::decision::{Decision, DenyReason, PolicyWarning};
 use crate::domain::effect::is_unlimited_approval;
 use crate::domain::policy::{SpendingLimit, Thresholds};
 use crate::domain::session::SessionConstraints;
 use crate::domain::{Asset, Effect, EvmAddress, Policy, PolicyRules, PolicyType, TxKind};
 use crate::ports::{NativeAsset, PriceKey, PriceOracle, TokenMetadata};
-use crate::{Amount, PolicyId, UnixSeconds};
+use crate::{Amount, UnixSeconds};
 
 /// Delay used when a tier floor or a downgrade asks for DELAY and no spending limit names one.
 pub const DEFAULT_DELAY_SECONDS: u64 = 300;
-
-/// Security tiers, in increasing order of friction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Tier {
-    Instant,
-    Notify,
-    Delay,
-    Approval,
-}
-
-impl Tier {
-    pub const ALL: [Tier; 4] = [Tier::Instant, Tier::Notify, Tier::Delay, Tier::Approval];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Instant => "INSTANT",
-            Tier::Notify => "NOTIFY",
-            Tier::Delay => "DELAY",
-            Tier::Approval => "APPROVAL",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Tier> {
-        Tier::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
-
-/// Why a request is denied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DenyReason {
-    AddressNotWhitelisted,
-    TokenNotAllowed,
-    ContractNotWhitelisted,
-    SpenderNotApproved,
-    UnlimitedApproval,
-    RateLimitExceeded,
-    OutsideAllowedTime,
-    SessionTypeNotAllowed,
-    SessionAmountExceeded,
-    SessionRecipientNotAllowed,
-    SessionNetworkNotAllowed,
-}
-
-impl DenyReason {
-    pub const ALL: [DenyReason; 11] = [
-        DenyReason::AddressNotWhitelisted,
-        DenyReason::TokenNotAllowed,
-        DenyReason::ContractNotWhitelisted,
-        DenyReason::SpenderNotApproved,
-        DenyReason::UnlimitedApproval,
-        DenyReason::RateLimitExceeded,
-        DenyReason::OutsideAllowedTime,
-        DenyReason::SessionTypeNotAllowed,
-        DenyReason::SessionAmountExceeded,
-        DenyReason::SessionRecipientNotAllowed,
-        DenyReason::SessionNetworkNotAllowed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DenyReason::AddressNotWhitelisted => "ADDRESS_NOT_WHITELISTED",
-            DenyReason::TokenNotAllowed => "TOKEN_NOT_ALLOWED",
-            DenyReason::ContractNotWhitelisted => "CONTRACT_NOT_WHITELISTED",
-            DenyReason::SpenderNotApproved => "SPENDER_NOT_APPROVED",
-            DenyReason::UnlimitedApproval => "UNLIMITED_APPROVAL",
-            DenyReason::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
-            DenyReason::OutsideAllowedTime => "OUTSIDE_ALLOWED_TIME",
-            DenyReason::SessionTypeNotAllowed => "SESSION_TYPE_NOT_ALLOWED",
-            DenyReason::SessionAmountExceeded => "SESSION_AMOUNT_EXCEEDED",
-            DenyReason::SessionRecipientNotAllowed => "SESSION_RECIPIENT_NOT_ALLOWED",
-            DenyReason::SessionNetworkNotAllowed => "SESSION_NETWORK_NOT_ALLOWED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<DenyReason> {
-        DenyReason::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
 
 /// What holds when no policy of a type is in force (`[policy]` config). Default deny, as the custody products
 /// this daemon is compared with do: a contract call needs a CONTRACT_WHITELIST, a token transfer an
@@ -106,51 +30,6 @@ pub struct PolicyDefaults {
 impl Default for PolicyDefaults {
     fn default() -> Self {
         PolicyDefaults { deny_contracts: true, deny_tokens: true, deny_spenders: true }
-    }
-}
-
-/// Notes the engine attaches to an allowed decision.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PolicyWarning {
-    /// A USD threshold is in force but an asset has no price: the tier was raised to at least NOTIFY.
-    OraclePriceUnavailable { symbol: String },
-    /// The rolling 24 h USD spend would pass `daily_limit_usd`: the tier was raised to APPROVAL.
-    CumulativeLimit { spent_usd: f64, request_usd: f64, limit_usd: f64 },
-    /// An anomaly floor raised the tier.
-    AnomalyTierRaised { from: Tier, to: Tier },
-}
-
-/// The verdict on one request.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Decision {
-    pub allowed: bool,
-    pub tier: Tier,
-    pub reason_code: Option<DenyReason>,
-    pub reason: Option<String>,
-    pub matched_policy_ids: Vec<PolicyId>,
-    /// Set when the tier is DELAY.
-    pub delay_seconds: Option<u64>,
-    /// APPROVAL was lowered to DELAY because the agent has no owner.
-    pub downgraded: bool,
-    pub warnings: Vec<PolicyWarning>,
-    /// USD value of the request alone (without other in-flight reservations), when every asset had a price.
-    pub request_usd: Option<f64>,
-}
-
-impl Decision {
-    /// A denial; `policy` is None when no policy matched (a default deny or a session constraint).
-    fn deny(reason: DenyReason, policy: Option<PolicyId>, message: String) -> Decision {
-        Decision {
-            allowed: false,
-            tier: Tier::Instant,
-            reason_code: Some(reason),
-            reason: Some(message),
-            matched_policy_ids: policy.into_iter().collect(),
-            delay_seconds: None,
-            downgraded: false,
-            warnings: Vec::new(),
-            request_usd: None,
-        }
     }
 }
 
@@ -181,8 +60,9 @@ pub struct Evaluation<'a> {
     pub prices: &'a dyn PriceOracle,
     /// Metadata of the request's tokens as read from the chain (never as the agent wrote it).
     pub tokens: &'a [(EvmAddress, TokenMetadata)],
-    /// The network's native coin, as the chain adapter reports it.
-    pub native: &'a NativeAsset,
+    /// The network's native coin, as the chain adapter reports it; `None` when the node could not be asked (then
+    /// the native coin has no price: never zero).
+    pub native: Option<&'a NativeAsset>,
     /// Minimum tier imposed by an active anomaly detection.
     pub tier_floor: Option<Tier>,
 }
@@ -582,7 +462,10 @@ fn usd_value(input: &Evaluation<'_>, outflows: &[(Asset, Amount)]) -> Result<f64
             continue;
         }
         let (key, decimals) = match asset {
-            Asset::Native => (PriceKey::Native { symbol: &input.native.symbol }, input.native.decimals),
+            Asset::Native => {
+                let Some(native) = input.native else { return Err(format!("the native coin of {}", input.network)) };
+                (PriceKey::Native { symbol: &native.symbol }, native.decimals)
+            }
             Asset::Token(address) => {
                 let decimals = input.tokens.iter().find(|(t, _)| t == address).map(|(_, meta)| meta.decimals);
                 let Some(decimals) = decimals else { return Err(address.to_string()) };
@@ -590,7 +473,7 @@ fn usd_value(input: &Evaluation<'_>, outflows: &[(Asset, Amount)]) -> Result<f64
             }
         };
         let quote = input.prices.usd_price(key).ok_or_else(|| match asset {
-            Asset::Native => input.native.symbol.clone(),
+            Asset::Native => input.native.map_or_else(|| "the native coin".to_owned(), |n| n.symbol.clone()),
             Asset::Token(address) => address.to_string(),
         })?;
         total += to_units(*amount, decimals) * quote.usd;

@@ -6,9 +6,9 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 
-use crate::domain::{Agent, AgentStatus, Asset, EvmAddress, KillSwitch, Policy, Session, TxKind, TxStatus};
+use crate::domain::decision::Decision;
+use crate::domain::{Agent, AgentStatus, Asset, EvmAddress, KillSwitch, Policy, Session, Tier, TxKind, TxStatus};
 use crate::event::{Event, EventType, Severity};
-use crate::policy_engine::Tier;
 use crate::{AgentId, Amount, PolicyId, Result, SessionId, TxId, UnixSeconds};
 
 #[cfg(any(test, feature = "mocks"))]
@@ -374,8 +374,18 @@ pub struct AdmissionSnapshot {
     pub recent: Vec<RecentTx>,
 }
 
-/// The pure decision step run inside the admission transaction: from the snapshot to the row and its events.
-pub type Decide = Box<dyn FnOnce(&AdmissionSnapshot) -> (TxRecord, Vec<Event>) + Send>;
+/// What an admission's decision step produced: the row to insert, its events, and the decision itself (which
+/// the caller answers with).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Admission {
+    pub record: TxRecord,
+    pub events: Vec<Event>,
+    pub decision: Decision,
+}
+
+/// The pure decision step run inside the admission transaction: from the snapshot to the row, its events and the
+/// decision.
+pub type Decide = Box<dyn FnOnce(&AdmissionSnapshot) -> Admission + Send>;
 
 /// Changes applied to a row together with a status move (None leaves a field as it is).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -413,7 +423,7 @@ pub trait TxRepo: Send + Sync {
     /// In one write transaction: reads the agent's snapshot at `now` (its policies in force, its reserved totals
     /// and the requests those policies need, [`crate::policy_engine::history_since`]), calls `decide`, inserts the
     /// row and writes its events as audit rows. Two concurrent admissions never see each other half-done.
-    async fn admit(&self, agent: AgentId, now: UnixSeconds, decide: Decide) -> Result<TxRecord>;
+    async fn admit(&self, agent: AgentId, now: UnixSeconds, decide: Decide) -> Result<Admission>;
     /// The same snapshot, read-only (simulate).
     async fn snapshot(&self, agent: AgentId, now: UnixSeconds) -> Result<AdmissionSnapshot>;
     async fn get(&self, id: TxId) -> Result<Option<TxRecord>>;

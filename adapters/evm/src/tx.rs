@@ -370,14 +370,6 @@ mod tests {
     }
 
     #[test]
-    fn the_gas_headroom_saturates_on_a_hostile_estimate() {
-        assert_eq!(gas_limit_for(100_000), 120_000);
-        assert_eq!(gas_limit_for(0), 0);
-        assert_eq!(gas_limit_for(u64::MAX), u64::MAX);
-        assert_eq!(gas_limit_for(u64::MAX / 2), u64::MAX / 2 + u64::MAX / 100);
-    }
-
-    #[test]
     fn revert_reasons_are_decoded_from_error_data() {
         let data = "0x08c379a00000000000000000000000000000000000000000000000000000000000000020000000000000000000000000000000000000000000000000000000000000000c616c77617973206661696c730000000000000000000000000000000000000000";
         let failure = RpcFailure { code: 3, message: "execution reverted".into(), data: Some(serde_json::json!(data)) };

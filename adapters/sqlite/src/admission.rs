@@ -19,7 +19,7 @@ use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 use waiaas_core::audit::ChainHead;
 use waiaas_core::domain::{Asset, Policy};
-use waiaas_core::ports::{AdmissionSnapshot, Decide, TxRecord};
+use waiaas_core::ports::{Admission, AdmissionSnapshot, Decide};
 use waiaas_core::{AgentId, Amount, Error, ErrorCode, Result, UnixSeconds};
 
 use crate::audit::append_audits_after;
@@ -35,7 +35,7 @@ pub(crate) struct Queued {
     pub(crate) agent: AgentId,
     pub(crate) now: UnixSeconds,
     pub(crate) decide: Decide,
-    pub(crate) answer: oneshot::Sender<Result<TxRecord>>,
+    pub(crate) answer: oneshot::Sender<Result<Admission>>,
 }
 
 /// Starts the admission task on the current runtime; admissions are sent to the returned queue. The task ends
@@ -102,7 +102,7 @@ async fn admit_one(
     agent: AgentId,
     now: UnixSeconds,
     decide: Decide,
-) -> Result<Result<TxRecord>> {
+) -> Result<Result<Admission>> {
     let key = agent.to_string();
     let Known { policies, reserved } = match known.remove(&agent) {
         Some(known) => known,
@@ -115,10 +115,11 @@ async fn admit_one(
     };
     let recent = recent_requests(conn, &key, &policies, now).await?;
     let snapshot = AdmissionSnapshot { policies, reserved, recent };
-    let Ok((record, events)) = std::panic::catch_unwind(AssertUnwindSafe(|| decide(&snapshot))) else {
+    let Ok(admission) = std::panic::catch_unwind(AssertUnwindSafe(|| decide(&snapshot))) else {
         return Ok(Err(Error::internal_msg("the admission decision panicked")));
     };
     let AdmissionSnapshot { policies, reserved, .. } = snapshot;
+    let Admission { record, events, decision } = admission;
     if record.agent_id != agent {
         known.insert(agent, Known { policies, reserved });
         return Ok(Err(Error::internal_msg("admission decided a row for another agent")));
@@ -131,7 +132,7 @@ async fn admit_one(
     };
     *chain_end = Some(append_audits_after(conn, chain_end.take(), &events).await?);
     known.insert(agent, Known { policies, reserved });
-    Ok(Ok(record))
+    Ok(Ok(Admission { record, events, decision }))
 }
 
 async fn agent_exists(conn: &mut SqliteConnection, agent: &str) -> Result<bool> {
@@ -163,14 +164,16 @@ mod tests {
     use waiaas_core::ports::{Clock, TxRepo};
 
     use super::*;
-    use crate::test_support::{TestDb, audit_types, count_audit_rows};
+    use waiaas_core::ports::TxRecord;
+
+    use crate::test_support::{TestDb, admission, audit_types, count_audit_rows};
 
     /// Admits `record` (and a TX_REQUESTED event, plus `extra`) whatever the snapshot says.
     fn admit_as(t: &TestDb, record: &TxRecord, extra: Option<EventType>) -> Decide {
         let mut events = vec![t.event(EventType::TxRequested).agent(record.agent_id).tx(record.id)];
         events.extend(extra.map(|e| t.event(e).agent(record.agent_id).tx(record.id)));
         let record = record.clone();
-        Box::new(move |_| (record, events))
+        Box::new(move |_| admission(record, events))
     }
 
     /// Admissions queued together share one transaction: when one of them cannot be written, the others of its
@@ -199,7 +202,7 @@ mod tests {
         assert_eq!(audit_types(&t.db).await, [EventType::AgentCreated]);
 
         sqlx::query("DROP TRIGGER refuse_audit").execute(&t.db.pools.writer).await.unwrap();
-        assert_eq!(repo.admit(agent.id, now, admit_as(&t, &fine, None)).await.unwrap(), fine);
+        assert_eq!(repo.admit(agent.id, now, admit_as(&t, &fine, None)).await.unwrap().record, fine);
         assert_eq!(count_audit_rows(&t.db).await, 2);
     }
 
@@ -221,7 +224,7 @@ mod tests {
             repo.admit(agent.id, now, panicking),
             repo.admit(agent.id, now, admit_as(&t, &after, None)),
         );
-        assert_eq!((a.unwrap(), b.unwrap()), (before.clone(), after.clone()));
+        assert_eq!((a.unwrap().record, b.unwrap().record), (before.clone(), after.clone()));
         assert_eq!(unknown.unwrap_err().code, ErrorCode::AgentNotFound);
         assert_eq!(other_agent.unwrap_err().code, ErrorCode::InternalError);
         assert_eq!(panicked.unwrap_err().code, ErrorCode::InternalError);
@@ -253,9 +256,9 @@ mod tests {
                     } else {
                         TxRecord { status: TxStatus::Cancelled, reason_code: Some("CAP".into()), ..record }
                     };
-                    (record, vec![requested])
+                    admission(record, vec![requested])
                 });
-                t.db.transactions().admit(agent, t.clock.now(), decide).await.unwrap().status
+                t.db.transactions().admit(agent, t.clock.now(), decide).await.unwrap().record.status
             }));
         }
         let mut admitted = 0;

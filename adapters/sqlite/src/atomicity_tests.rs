@@ -62,7 +62,7 @@ async fn a_change_whose_audit_row_fails_is_rolled_back() {
     };
     let tripped = KillSwitch { state: KillSwitchState::Suspended, reason: None, changed_at: Some(now) };
     let (admitted, requested) = (t.tx(agent.id, TxStatus::Pending, 1), e(EventType::TxRequested));
-    let admission: Decide = Box::new(move |_| (admitted, vec![requested]));
+    let admission: Decide = Box::new(move |_| crate::test_support::admission(admitted, vec![requested]));
     let signed = TxUpdate { tx_hash: Some("0xabc".into()), attempts: Some(1), ..TxUpdate::default() };
     let results = [
         ("agent insert", t.db.agents().insert(&t.agent(), &e(EventType::AgentCreated)).await.err()),

@@ -71,7 +71,7 @@ async fn the_head_follows_single_grouped_and_bulk_appends() {
             let stored = record.clone();
             let events =
                 vec![t.event(EventType::TxRequested).agent(agent.id).tx(record.id), t.event(EventType::TxQueued)];
-            let decide = Box::new(move |_: &_| (stored, events));
+            let decide = Box::new(move |_: &_| crate::test_support::admission(stored, events));
             let db = t.db.clone();
             tokio::spawn(async move { db.transactions().admit(agent.id, UnixSeconds(0), decide).await })
         })

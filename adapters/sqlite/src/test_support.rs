@@ -130,9 +130,9 @@ impl TestDb {
     pub(crate) async fn admit(&self, record: &TxRecord) {
         let event = self.event(EventType::TxRequested).agent(record.agent_id).tx(record.id);
         let stored = record.clone();
-        let decide = Box::new(move |_: &_| (stored, vec![event]));
+        let decide = Box::new(move |_: &_| admission(stored, vec![event]));
         let admitted = self.db.transactions().admit(record.agent_id, UnixSeconds(0), decide).await.expect("admit");
-        assert_eq!(&admitted, record);
+        assert_eq!(&admitted.record, record);
     }
 
     /// The kill-switch event builder the core passes: KILL_SWITCH_ACTIVATED with the effects in its details,
@@ -217,4 +217,20 @@ pub(crate) async fn count_audit_rows(db: &Database) -> i64 {
 /// The event types of every audit row, oldest first.
 pub(crate) async fn audit_types(db: &Database) -> Vec<EventType> {
     db.audit_chain(0, 10_000).await.expect("chain").into_iter().map(|r| r.event.event_type).collect()
+}
+
+/// An admission of `record` with `events`, as a decision step returns it (the decision mirrors the row).
+pub(crate) fn admission(record: TxRecord, events: Vec<waiaas_core::event::Event>) -> waiaas_core::ports::Admission {
+    let decision = waiaas_core::policy_engine::Decision {
+        allowed: record.tier.is_some(),
+        tier: record.tier.unwrap_or(waiaas_core::domain::Tier::Instant),
+        reason_code: None,
+        reason: record.error.clone(),
+        matched_policy_ids: Vec::new(),
+        delay_seconds: None,
+        downgraded: false,
+        warnings: Vec::new(),
+        request_usd: record.usd_value,
+    };
+    waiaas_core::ports::Admission { record, events, decision }
 }

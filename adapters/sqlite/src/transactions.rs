@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use waiaas_core::domain::{AgentStatus, Policy, TxKind, TxStatus};
 use waiaas_core::event::Event;
 use waiaas_core::policy_engine::{Tier, history_since};
-use waiaas_core::ports::{AdmissionSnapshot, Decide, RecentTx, Submission, TxRecord, TxRepo, TxUpdate};
+use waiaas_core::ports::{Admission, AdmissionSnapshot, Decide, RecentTx, Submission, TxRecord, TxRepo, TxUpdate};
 use waiaas_core::{AgentId, Error, ErrorCode, Result, SessionId, TxId, UnixSeconds};
 
 use crate::audit::append_audit;
@@ -269,7 +269,7 @@ async fn apply_move(
         let agent: String = moved.try_get("agent_id").map_err(db_err)?;
         let held: String = moved.try_get("reserved").map_err(db_err)?;
         let held = reserved::from_json(&held).map_err(|what| decode_err(TABLE, "reserved", what))?;
-        reserved::release(&mut **conn, &agent, &held).await?;
+        reserved::release(conn, &agent, &held).await?;
     }
     if let Some(event) = event {
         append_audit(conn, event).await?;
@@ -334,7 +334,7 @@ impl TxRepo for SqliteTxRepo {
     /// Queued to the admission task, which runs it in a `BEGIN IMMEDIATE` transaction on the writer connection
     /// (grouped with the admissions queued meanwhile), so no other write interleaves between the snapshot and the
     /// insert. `decide` must return a row of `agent`.
-    async fn admit(&self, agent: AgentId, now: UnixSeconds, decide: Decide) -> Result<TxRecord> {
+    async fn admit(&self, agent: AgentId, now: UnixSeconds, decide: Decide) -> Result<Admission> {
         let (answer, answered) = oneshot::channel();
         let stopped = || Error::internal_msg("the admission task has stopped");
         self.admissions.send(admission::Queued { agent, now, decide, answer }).map_err(|_| stopped())?;
@@ -488,7 +488,7 @@ mod tests {
 
     fn decide_with(record: &TxRecord, events: &[Event]) -> Decide {
         let (record, events) = (record.clone(), events.to_vec());
-        Box::new(move |_| (record, events))
+        Box::new(move |_| crate::test_support::admission(record, events))
     }
 
     async fn count_rows(t: &TestDb) -> i64 {
@@ -515,7 +515,7 @@ mod tests {
             t.event(EventType::TxApprovalRequired).agent(agent).tx(record.id),
         ];
         let admitted = t.db.transactions().admit(agent, UnixSeconds(0), decide_with(&record, &events)).await.unwrap();
-        assert_eq!(admitted, record);
+        assert_eq!(admitted.record, record);
         assert_eq!(get(&t, record.id).await, record);
         let chain = t.db.audit_chain(0, 100).await.unwrap();
         let written: Vec<Event> = chain.into_iter().skip(1).map(|r| r.event).collect();
@@ -689,7 +689,7 @@ mod tests {
                     if let Some(gate) = gate {
                         gate.recv_timeout(Duration::from_secs(10)).expect("released");
                     }
-                    (record, vec![])
+                    crate::test_support::admission(record, vec![])
                 });
                 repo.admit(agent, UnixSeconds(0), decide).await
             })
@@ -701,8 +701,8 @@ mod tests {
         let early = tokio::time::timeout(Duration::from_millis(300), entries.recv()).await;
         assert!(early.is_err(), "the second admission decided while the first was open: {early:?}");
         release.send(()).unwrap();
-        assert_eq!(a.await.unwrap().unwrap(), first);
-        assert_eq!(b.await.unwrap().unwrap(), second);
+        assert_eq!(a.await.unwrap().unwrap().record, first);
+        assert_eq!(b.await.unwrap().unwrap().record, second);
         assert_eq!(
             *seen.lock().unwrap(),
             [("first", vec![]), ("second", vec![(Asset::Native, Amount::from_u128(7))])],

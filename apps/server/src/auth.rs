@@ -83,7 +83,7 @@ pub fn state(req: &Request) -> Result<&Arc<ServerState>, ApiError> {
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if there is one.
-fn bearer(req: &Request) -> Option<String> {
+pub(crate) fn bearer(req: &Request) -> Option<String> {
     let value = req.headers().get(poem::http::header::AUTHORIZATION)?;
     let text = String::from_utf8_lossy(value.as_bytes());
     let (scheme, token) = text.trim().split_once(' ')?;

@@ -75,13 +75,6 @@ impl std::fmt::Debug for MetricsExport {
     }
 }
 
-fn bearer_token(req: &Request) -> Option<String> {
-    let value = req.headers().get(poem::http::header::AUTHORIZATION)?;
-    let text = String::from_utf8_lossy(value.as_bytes());
-    let (scheme, token) = text.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
-}
-
 /// `GET /metrics`.
 #[poem::handler]
 pub async fn scrape(req: &Request) -> Result<Response> {
@@ -96,7 +89,7 @@ pub async fn scrape(req: &Request) -> Result<Response> {
             authenticate_master(req).await?;
         }
         MetricsAuth::Bearer(expected) => {
-            let presented = bearer_token(req).unwrap_or_default();
+            let presented = crate::auth::bearer(req).unwrap_or_default();
             if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
                 return Err(ApiError::new(ErrorCode::Unauthorized, "send the metrics bearer token").into());
             }

@@ -613,10 +613,10 @@ async fn send_admits_and_the_row_reads_back() {
         .withf(move |agent, since, _| *agent == agent_id && *since == UnixSeconds(NOW)) // no rate or daily limit: no history
         .times(1)
         .returning(move |_, _, decide| {
-            let (record, events) = decide(&AdmissionSnapshot::default());
-            assert_eq!(events[0].event_type, EventType::TxRequested);
-            admitted.lock().expect("rows").push(record.clone());
-            Ok(record)
+            let admission = decide(&AdmissionSnapshot::default());
+            assert_eq!(admission.events[0].event_type, EventType::TxRequested);
+            admitted.lock().expect("rows").push(admission.record.clone());
+            Ok(admission)
         });
     let cli = client(mocks).await;
     let bearer = token_for(&cli, agent_id).await;
@@ -677,9 +677,9 @@ async fn policy_denials_pass_through_with_their_details() {
             created_at: UnixSeconds(NOW),
             updated_at: UnixSeconds(NOW),
         };
-        let (record, _) = decide(&AdmissionSnapshot { policies: vec![whitelist], ..AdmissionSnapshot::default() });
-        admitted.lock().expect("rows").push(record.clone());
-        Ok(record)
+        let admission = decide(&AdmissionSnapshot { policies: vec![whitelist], ..AdmissionSnapshot::default() });
+        admitted.lock().expect("rows").push(admission.record.clone());
+        Ok(admission)
     });
     let cli = client(mocks).await;
     let bearer = token_for(&cli, agent_id).await;

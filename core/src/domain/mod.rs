@@ -1,11 +1,13 @@
 //! Domain entities and their state machines.
 
 pub mod agent;
+pub mod decision;
 pub mod effect;
 pub mod kill_switch;
 pub mod policy;
 pub mod request;
 pub mod session;
+pub mod tier;
 pub mod tx;
 
 pub use agent::{Agent, AgentStatus, Chain, EvmAddress};
@@ -14,6 +16,7 @@ pub use kill_switch::{KillSwitch, KillSwitchState};
 pub use policy::{Policy, PolicyRules, PolicyType};
 pub use request::{Asset, TokenRef, TxKind};
 pub use session::{Session, SessionConstraints};
+pub use tier::Tier;
 pub use tx::TxStatus;
 
 /// Raised when a status change is not allowed from the current state.

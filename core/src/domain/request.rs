@@ -45,15 +45,6 @@ impl TxKind {
         }
     }
 
-    /// The address the transaction goes to (the contract for token operations; none for a batch).
-    pub fn destination(&self) -> Option<EvmAddress> {
-        match self {
-            TxKind::Transfer { to, .. } | TxKind::ContractCall { to, .. } => Some(*to),
-            TxKind::TokenTransfer { token, .. } | TxKind::Approve { token, .. } => Some(token.address),
-            TxKind::Batch { .. } => None,
-        }
-    }
-
     /// The beneficiary shown to the operator: recipient, spender or contract.
     pub fn counterparty(&self) -> Option<EvmAddress> {
         match self {
@@ -63,26 +54,6 @@ impl TxKind {
             TxKind::Approve { spender, .. } => Some(*spender),
             TxKind::Batch { .. } => None,
         }
-    }
-
-    /// The leaf instructions (a batch's members, or the request itself).
-    pub fn leaves(&self) -> Vec<&TxKind> {
-        match self {
-            TxKind::Batch { instructions } => instructions.iter().collect(),
-            other => vec![other],
-        }
-    }
-
-    /// The token metadata named for `asset` in this request, if any.
-    pub fn token(&self, asset: Asset) -> Option<&TokenRef> {
-        self.leaves().into_iter().find_map(|leaf| match leaf {
-            TxKind::TokenTransfer { token, .. } | TxKind::Approve { token, .. }
-                if Asset::Token(token.address) == asset =>
-            {
-                Some(token)
-            }
-            _ => None,
-        })
     }
 
     /// The canonical JSON body (as [`TxKind::parse`] accepts it), for storage and display.

@@ -174,7 +174,7 @@ fn decide(policies: &[Policy], request: &TxKind, state: &State) -> Decision {
         history: &history,
         prices: &prices,
         tokens: &tokens,
-        native: &state.native,
+        native: Some(&state.native),
         tier_floor: state.floor,
     })
 }
@@ -491,7 +491,7 @@ fn recheck_applies_deny_rules_but_not_the_rate_limit() {
             history: &history,
             prices: &Prices(vec![]),
             tokens: &[],
-            native: &eth(),
+            native: Some(&eth()),
             tier_floor: None,
         })
         .and_then(|d| d.reason_code)

@@ -168,7 +168,11 @@ pub async fn simulate(request: &Admissible, inputs: ReadOnly<'_>) -> Result<Simu
     let gas_estimate = prepared.simulation.gas_used.unwrap_or(prepared.gas_limit);
     let price_now = prepared.base_fee_per_gas.saturating_add(prepared.max_priority_fee_per_gas);
     let estimated_fee = Amount(alloy_primitives::U256::from(gas_estimate) * alloy_primitives::U256::from(price_now));
-    let native = &request.native;
+    let native = match &request.native {
+        Some(native) => native.clone(),
+        None => inputs.chain.native_asset(network).await?,
+    };
+    let native = &native;
     let native_usd = inputs.prices.usd_price(PriceKey::Native { symbol: &native.symbol }).map(|q| q.usd);
     let fee = FeeEstimate {
         estimated_fee,

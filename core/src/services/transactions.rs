@@ -16,8 +16,8 @@ use crate::error::{Error, ErrorCode, Issue, Result};
 use crate::event::{Actor, Event, EventType, RequestContext};
 use crate::policy_engine::{AgentHistory, Decision, Evaluation, PolicyDefaults, PolicyWarning, Tier, evaluate};
 use crate::ports::{
-    AdmissionSnapshot, Broadcast, NativeAsset, Page, PriceOracle, Submission, TokenMetadata, TxOnChain, TxRecord,
-    TxUpdate,
+    Admission, AdmissionSnapshot, Broadcast, NativeAsset, Page, PriceOracle, Submission, TokenMetadata, TxOnChain,
+    TxRecord, TxUpdate,
 };
 use crate::{TxId, UnixSeconds};
 
@@ -43,8 +43,9 @@ pub struct Admissible {
     pub constraints: Option<SessionConstraints>,
     /// Metadata of the tokens the request touches, as the chain reports it (those that answer as ERC-20s).
     pub tokens: Vec<(EvmAddress, TokenMetadata)>,
-    /// The network's native coin (symbol and decimals), from the chain adapter.
-    pub native: NativeAsset,
+    /// The network's native coin (symbol and decimals), from the chain adapter; `None` when the node did not
+    /// answer (a send is still admitted — the worker retries — and the native coin counts as unpriced).
+    pub native: Option<NativeAsset>,
 }
 
 /// Derives the engine's history from the snapshot: denied requests count toward nothing; failed, cancelled and
@@ -84,7 +85,7 @@ pub fn decide(
         history: &history,
         prices,
         tokens: &request.tokens,
-        native: &request.native,
+        native: request.native.as_ref(),
         tier_floor,
     })
 }
@@ -118,7 +119,7 @@ pub fn recheck_denial(
         history: &AgentHistory::default(),
         prices: &NoPrices,
         tokens: &[],
-        native: &NativeAsset { symbol: String::new(), decimals: 0 },
+        native: None,
         tier_floor: None,
     })
 }
@@ -245,7 +246,11 @@ impl Waiaas {
             }]));
         }
         let tokens = self.check_tokens(&network, &kind).await?;
-        let native = self.native_asset(&network).await?;
+        let native = match self.native_asset(&network).await {
+            Ok(native) => Some(native),
+            Err(error) if error.info().retryable => None,
+            Err(error) => return Err(error),
+        };
         Ok(Admissible { agent, kind, network, constraints: principal.constraints.clone(), tokens, native })
     }
 
@@ -332,9 +337,7 @@ impl Waiaas {
         let defaults = self.config.policy_defaults;
         let principal_for_decision = principal.clone();
         let request_for_decision = request.clone();
-        let decided = Arc::new(std::sync::Mutex::new(None));
-        let decided_out = Arc::clone(&decided);
-        let record = self
+        let Admission { record, events, decision } = self
             .ports
             .transactions
             .admit(
@@ -344,18 +347,10 @@ impl Waiaas {
                     let decision = decide(snapshot, &request_for_decision, now, prices.as_ref(), &defaults, None);
                     let (record, events) =
                         admission(id, &principal_for_decision, &request_for_decision, &decision, now);
-                    if let Ok(mut slot) = decided_out.lock() {
-                        *slot = Some((decision, events.clone()));
-                    }
-                    (record, events)
+                    Admission { record, events, decision }
                 }),
             )
             .await?;
-        let (decision, events) = decided
-            .lock()
-            .ok()
-            .and_then(|mut slot| slot.take())
-            .ok_or_else(|| Error::internal_msg("admission returned without deciding"))?;
         for event in &events {
             self.publish(event);
         }

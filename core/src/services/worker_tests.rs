@@ -59,7 +59,7 @@ fn unused() -> Error {
 
 #[async_trait]
 impl TxRepo for OneRow {
-    async fn admit(&self, _agent: AgentId, _now: UnixSeconds, _decide: Decide) -> Result<TxRecord> {
+    async fn admit(&self, _agent: AgentId, _now: UnixSeconds, _decide: Decide) -> Result<crate::ports::Admission> {
         Err(unused())
     }
     async fn snapshot(&self, _agent: AgentId, _now: UnixSeconds) -> Result<AdmissionSnapshot> {

@@ -427,10 +427,11 @@ fn tx_repo(world: &World, log: &Log, rows: &Rows, clock: &Arc<FixedClock>) -> Mo
     let mut repo = MockTxRepo::new();
     let (l, r, s) = (log.clone(), rows.clone(), snapshot.clone());
     repo.expect_admit().returning(move |agent, now, decide| {
-        let (row, events) = decide(&s);
-        record(&l, Call::Admit { agent, now, row: row.clone(), events });
-        r.lock().expect("rows").push(row.clone());
-        Ok(row)
+        let admission = decide(&s);
+        let row = admission.record.clone();
+        record(&l, Call::Admit { agent, now, row: row.clone(), events: admission.events.clone() });
+        r.lock().expect("rows").push(row);
+        Ok(admission)
     });
     let l = log.clone();
     repo.expect_snapshot().returning(move |agent, now| {
