@@ -269,7 +269,7 @@ async fn apply_move(
         let agent: String = moved.try_get("agent_id").map_err(db_err)?;
         let held: String = moved.try_get("reserved").map_err(db_err)?;
         let held = reserved::from_json(&held).map_err(|what| decode_err(TABLE, "reserved", what))?;
-        reserved::release(&mut **conn, &agent, &held).await?;
+        reserved::release(conn, &agent, &held).await?;
     }
     if let Some(event) = event {
         append_audit(conn, event).await?;
@@ -411,6 +411,24 @@ impl TxRepo for SqliteTxRepo {
         }
         tx.commit().await.map_err(db_err)?;
         Ok(Submission::Recorded)
+    }
+
+    /// One `GROUP BY` over the `(status, execute_after)` index, on a reader connection.
+    async fn count_non_final(&self) -> Result<Vec<(TxStatus, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM transactions \
+             WHERE status IN ('PENDING', 'QUEUED', 'EXECUTING', 'SUBMITTED') GROUP BY status",
+        )
+        .fetch_all(&self.pools.reader)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(status, count)| {
+                let status = TxStatus::parse(&status)
+                    .ok_or_else(|| Error::internal_msg(format!("unknown transaction status {status:?}")))?;
+                Ok((status, count.max(0) as u64))
+            })
+            .collect()
     }
 
     /// At most [`WORK_BATCH`] rows of each class, oldest first by `(created_at, id)`, in one statement (one
