@@ -84,6 +84,8 @@ pub const KILLSWITCH_STATE: &str = "waiaas_killswitch_state";
 pub const AUDIT_WRITE_FAILURES_TOTAL: &str = "waiaas_audit_write_failures_total";
 pub const ORACLE_PRICE_AGE_SECONDS: &str = "waiaas_oracle_price_age_seconds";
 pub const BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "waiaas_backup_last_success_timestamp_seconds";
+pub const BACKUP_INTERVAL_SECONDS: &str = "waiaas_backup_interval_seconds";
+pub const START_TIME_SECONDS: &str = "waiaas_start_time_seconds";
 pub const RPC_REQUESTS_TOTAL: &str = "waiaas_rpc_requests_total";
 pub const RPC_DURATION_SECONDS: &str = "waiaas_rpc_duration_seconds";
 pub const HTTP_REQUESTS_TOTAL: &str = "waiaas_http_requests_total";
@@ -146,6 +148,12 @@ pub const CATALOG: &[MetricDef] = &[
         MetricKind::Gauge,
         "Unix time of the last successful backup (0 when there has been none).",
     ),
+    def(
+        BACKUP_INTERVAL_SECONDS,
+        MetricKind::Gauge,
+        "Seconds between scheduled backups ([backup] interval); 0 when scheduled backups are off.",
+    ),
+    def(START_TIME_SECONDS, MetricKind::Gauge, "Unix time the daemon started (unlocked), by its clock."),
     MetricDef {
         name: RPC_REQUESTS_TOTAL,
         kind: MetricKind::Counter,

@@ -445,6 +445,28 @@ fn a_backup_sets_the_last_success_timestamp_and_a_restart_keeps_it() {
     assert_eq!(scrape(&daemon.client()).value("waiaas_backup_last_success_timestamp_seconds", &[]), at);
 }
 
+/// The series the "no recent backup" alert needs: the start time (the daemon's clock at unlock) and the scheduler's
+/// interval, 0 when scheduled backups are off (the default) so the alert stays quiet.
+#[test]
+fn the_start_time_and_the_backup_interval_are_exported() {
+    let off = Daemon::start();
+    let scraped = scrape(&off.client());
+    assert_eq!(scraped.value("waiaas_backup_interval_seconds", &[]), 0.0);
+    assert!(scraped.has("waiaas_backup_interval_seconds", &[]));
+    let started = scraped.value("waiaas_start_time_seconds", &[]);
+    let listed = off.admin().list_backups().expect("list");
+    assert!(started > 1.7e9, "{started}");
+    assert_eq!(listed.last_success_at, None);
+
+    let scheduled = Daemon::start_with(DaemonOptions {
+        extra_env: vec![("WAIAAS_BACKUP_INTERVAL".into(), "86400".into())],
+        ..Default::default()
+    });
+    eventually(10, "the scheduler's interval", || {
+        (scrape(&scheduled.client()).value("waiaas_backup_interval_seconds", &[]) == 86400.0).then_some(())
+    });
+}
+
 /// A failed audit append is counted: a trigger (added with the sqlite3 command line to the running daemon's
 /// database) makes audit inserts fail; a wrong master password then cannot be recorded, the request fails
 /// closed with INTERNAL_ERROR, and `waiaas_audit_write_failures_total` moves by exactly one.

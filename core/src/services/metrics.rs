@@ -8,6 +8,8 @@
 //! - Every counter and histogram whose labels the catalog enumerates ([`m::LabelValues::Known`]: tiers,
 //!   statuses, results, chains, types) is exported at zero at unlock, from the catalog, so every family is on the
 //!   first scrape and a new one cannot be forgotten (Prometheus' instrumentation guide: avoid missing metrics).
+//! - The start time and the backup interval (set by the host's scheduler, 0 until then) let an alert on the last
+//!   backup wait for the first interval and stay quiet when scheduled backups are off.
 //! - State gauges (active sessions, active agents, non-final transactions by status, kill switch, last backup)
 //!   are read at unlock and after every change that moves them, so they are right after a restart;
 //!   [`Waiaas::refresh_state_gauges`] is also called periodically by the host (sessions expire and transactions
@@ -128,6 +130,9 @@ impl Waiaas {
         self.set_killswitch_gauge(self.kill_switch_state().state);
         let last_backup = self.last_backup_success().await?.map_or(0.0, |at| at.0 as f64);
         self.ports.metrics.set_gauge(m::BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS, &[], last_backup);
+        // Off until the host's backup scheduler says otherwise (`record_backup_interval`).
+        self.ports.metrics.set_gauge(m::BACKUP_INTERVAL_SECONDS, &[], 0.0);
+        self.ports.metrics.set_gauge(m::START_TIME_SECONDS, &[], self.now().0 as f64);
         self.refresh_state_gauges().await
     }
 
@@ -141,6 +146,12 @@ impl Waiaas {
                 self.ports.metrics.set_gauge(m::ORACLE_PRICE_AGE_SECONDS, &[("symbol", symbol)], age);
             }
         }
+    }
+
+    /// Records the backup scheduler's interval in seconds (0: scheduled backups are off), so an alert on the last
+    /// success fires only when backups are due.
+    pub fn record_backup_interval(&self, seconds: u64) {
+        self.ports.metrics.set_gauge(m::BACKUP_INTERVAL_SECONDS, &[], seconds as f64);
     }
 
     /// Records a successful backup (`waiaas_backup_last_success_timestamp_seconds`).

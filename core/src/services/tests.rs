@@ -208,6 +208,8 @@ fn state_gauges_start_from_the_repositories_and_follow_changes() {
     assert_eq!(h.metrics.gauge(m::KILLSWITCH_STATE, &[]), Some(0.0));
     assert_eq!(h.metrics.gauge(m::BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS, &[]), Some(0.0));
     assert_eq!(h.metrics.gauge(m::TRANSACTIONS_NON_FINAL, &[("status", "queued")]), Some(2.0));
+    assert_eq!(h.metrics.gauge(m::START_TIME_SECONDS, &[]), Some(T0 as f64));
+    assert_eq!(h.metrics.gauge(m::BACKUP_INTERVAL_SECONDS, &[]), Some(0.0), "off until a scheduler runs");
     assert_eq!(h.metrics.gauge(m::TRANSACTIONS_NON_FINAL, &[("status", "submitted")]), Some(0.0), "absent is 0");
     let ctx = RequestContext::master(None);
     let issued = block_on(h.core.create_session(&ctx, h.agent_id, None, None)).unwrap();
@@ -219,6 +221,8 @@ fn state_gauges_start_from_the_repositories_and_follow_changes() {
     assert_eq!(h.metrics.gauge(m::KILLSWITCH_STATE, &[]), Some(1.0));
     block_on(h.core.activate_kill_switch(&ctx, None)).unwrap();
     assert_eq!(h.metrics.gauge(m::KILLSWITCH_STATE, &[]), Some(2.0));
+    h.core.record_backup_interval(3600);
+    assert_eq!(h.metrics.gauge(m::BACKUP_INTERVAL_SECONDS, &[]), Some(3600.0));
     h.core.record_backup_success(UnixSeconds(T0));
     assert_eq!(h.metrics.gauge(m::BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS, &[]), Some(T0 as f64));
     assert_eq!(h.metrics.counter(m::AUDIT_WRITE_FAILURES_TOTAL, &[]), 0);
