@@ -6,6 +6,10 @@
 //! Label values come only from bounded enumerations (chain, transaction type, tier, status, RPC method, route
 //! template, HTTP method, status code): never an id, address, token or raw path.
 //!
+//! Each entry also lists its label keys and where their values come from ([`LabelValues`]): values the core knows
+//! (tiers, statuses, results, chains, types) are exported at zero from the first scrape; values only an emitter
+//! knows (route templates, RPC methods) are exported at zero by that emitter when it is built.
+//!
 //! Transactions are counted once, when they reach a final status (confirmed, failed, cancelled, expired),
 //! labelled with the tier they were admitted at (`none` for a policy denial, which is stored as cancelled).
 
@@ -25,9 +29,53 @@ pub struct MetricDef {
     pub help: &'static str,
     /// Histogram bucket upper bounds (seconds); empty for counters and gauges.
     pub buckets: &'static [f64],
+    /// The label keys, in the order emitters pass them, with where their values come from.
+    pub labels: &'static [LabelDef],
+}
+
+/// One label key of a metric and its values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LabelDef {
+    pub key: &'static str,
+    pub values: LabelValues,
+}
+
+/// Where a label's values come from. Either way they are a bounded set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LabelValues {
+    /// Every value, known to the core: `Waiaas::init_metrics` exports every combination at zero at unlock (as
+    /// Prometheus' instrumentation guide advises), so a `rate()` works before the first event.
+    Known(&'static [&'static str]),
+    /// Known only to the emitter outside the core (route templates, RPC methods, configured symbols, the
+    /// version): the emitter exports its series when it is built.
+    Emitter,
+}
+
+/// `chain` label values.
+pub const CHAINS: &[&str] = &["ethereum"];
+/// `type` label values: the transaction kinds, lower case.
+pub const TX_TYPES: &[&str] = &["transfer", "token_transfer", "contract_call", "approve", "batch"];
+/// `tier` label values: the tier a transaction was admitted at, `none` for a denial.
+pub const TIERS: &[&str] = &["none", "instant", "notify", "delay", "approval"];
+/// `status` label values of counted (final) transactions.
+pub const FINAL_STATUSES: &[&str] = &["confirmed", "failed", "cancelled", "expired"];
+/// `status` label values of the non-final transaction gauge.
+pub const NON_FINAL_STATUSES: &[&str] = &["pending", "queued", "executing", "submitted"];
+/// `result` label values of policy evaluations.
+pub const RESULTS: &[&str] = &["allowed", "denied"];
+/// `status` label values of RPC requests.
+pub const RPC_STATUSES: &[&str] = &["ok", "error"];
+
+const fn known(key: &'static str, values: &'static [&'static str]) -> LabelDef {
+    LabelDef { key, values: LabelValues::Known(values) }
+}
+
+const fn emitter(key: &'static str) -> LabelDef {
+    LabelDef { key, values: LabelValues::Emitter }
 }
 
 pub const TRANSACTIONS_TOTAL: &str = "waiaas_transactions_total";
+pub const TRANSACTIONS_NON_FINAL: &str = "waiaas_transactions_non_final";
 pub const TRANSACTION_DURATION_SECONDS: &str = "waiaas_transaction_duration_seconds";
 pub const POLICY_EVALUATIONS_TOTAL: &str = "waiaas_policy_evaluations_total";
 pub const SESSIONS_ACTIVE: &str = "waiaas_sessions_active";
@@ -36,6 +84,8 @@ pub const KILLSWITCH_STATE: &str = "waiaas_killswitch_state";
 pub const AUDIT_WRITE_FAILURES_TOTAL: &str = "waiaas_audit_write_failures_total";
 pub const ORACLE_PRICE_AGE_SECONDS: &str = "waiaas_oracle_price_age_seconds";
 pub const BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "waiaas_backup_last_success_timestamp_seconds";
+pub const BACKUP_INTERVAL_SECONDS: &str = "waiaas_backup_interval_seconds";
+pub const START_TIME_SECONDS: &str = "waiaas_start_time_seconds";
 pub const RPC_REQUESTS_TOTAL: &str = "waiaas_rpc_requests_total";
 pub const RPC_DURATION_SECONDS: &str = "waiaas_rpc_duration_seconds";
 pub const HTTP_REQUESTS_TOTAL: &str = "waiaas_http_requests_total";
@@ -49,59 +99,123 @@ const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 
 /// Every metric the daemon exports.
 pub const CATALOG: &[MetricDef] = &[
-    def(
-        TRANSACTIONS_TOTAL,
-        MetricKind::Counter,
-        "Transactions that reached a final status, by chain, type, admitted tier (none when denied) and status.",
-    ),
+    MetricDef {
+        name: TRANSACTIONS_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Transactions that reached a final status, by chain, type, admitted tier (none when denied) and status.",
+        buckets: &[],
+        labels: &[
+            known("chain", CHAINS),
+            known("type", TX_TYPES),
+            known("tier", TIERS),
+            known("status", FINAL_STATUSES),
+        ],
+    },
+    MetricDef {
+        name: TRANSACTIONS_NON_FINAL,
+        kind: MetricKind::Gauge,
+        help: "Transactions not yet in a final status, by status (read from the database with the other state gauges).",
+        buckets: &[],
+        labels: &[known("status", NON_FINAL_STATUSES)],
+    },
     MetricDef {
         name: TRANSACTION_DURATION_SECONDS,
         kind: MetricKind::Histogram,
         help: "Seconds from a transaction's request to its final status, by the daemon's clock.",
         buckets: TX_BUCKETS,
+        labels: &[],
     },
-    def(
-        POLICY_EVALUATIONS_TOTAL,
-        MetricKind::Counter,
-        "Policy evaluations of sent transactions, by tier (none when denied) and result (allowed or denied).",
-    ),
+    MetricDef {
+        name: POLICY_EVALUATIONS_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Policy evaluations of sent transactions, by tier (none when denied) and result (allowed or denied).",
+        buckets: &[],
+        labels: &[known("tier", TIERS), known("result", RESULTS)],
+    },
     def(SESSIONS_ACTIVE, MetricKind::Gauge, "Sessions that are neither revoked nor expired."),
     def(AGENTS_ACTIVE, MetricKind::Gauge, "Agents in the ACTIVE status."),
     def(KILLSWITCH_STATE, MetricKind::Gauge, "Kill-switch state: 0 = ACTIVE, 1 = SUSPENDED, 2 = LOCKED."),
     def(AUDIT_WRITE_FAILURES_TOTAL, MetricKind::Counter, "Audit-log appends that failed."),
-    def(
-        ORACLE_PRICE_AGE_SECONDS,
-        MetricKind::Gauge,
-        "Age in seconds of the price oracle's quote, by configured symbol (refreshed at each scrape).",
-    ),
+    MetricDef {
+        name: ORACLE_PRICE_AGE_SECONDS,
+        kind: MetricKind::Gauge,
+        help: "Age in seconds of the price oracle's quote, by configured symbol (refreshed at each scrape).",
+        buckets: &[],
+        labels: &[emitter("symbol")],
+    },
     def(
         BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS,
         MetricKind::Gauge,
         "Unix time of the last successful backup (0 when there has been none).",
     ),
-    def(RPC_REQUESTS_TOTAL, MetricKind::Counter, "Chain JSON-RPC requests, by chain, method and status (ok or error)."),
+    def(
+        BACKUP_INTERVAL_SECONDS,
+        MetricKind::Gauge,
+        "Seconds between scheduled backups ([backup] interval); 0 when scheduled backups are off.",
+    ),
+    def(START_TIME_SECONDS, MetricKind::Gauge, "Unix time the daemon started (unlocked), by its clock."),
+    MetricDef {
+        name: RPC_REQUESTS_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Chain JSON-RPC requests, by chain, method and status (ok or error).",
+        buckets: &[],
+        labels: &[known("chain", CHAINS), emitter("method"), known("status", RPC_STATUSES)],
+    },
     MetricDef {
         name: RPC_DURATION_SECONDS,
         kind: MetricKind::Histogram,
         help: "Chain JSON-RPC request duration in seconds, by method.",
         buckets: LATENCY_BUCKETS,
+        labels: &[emitter("method")],
     },
-    def(
-        HTTP_REQUESTS_TOTAL,
-        MetricKind::Counter,
-        "HTTP requests, by route template (unmatched for unknown routes), method and status code.",
-    ),
+    MetricDef {
+        name: HTTP_REQUESTS_TOTAL,
+        kind: MetricKind::Counter,
+        help: "HTTP requests, by route template (unmatched for unknown routes), method and status code.",
+        buckets: &[],
+        labels: &[emitter("route"), emitter("method"), emitter("status")],
+    },
     MetricDef {
         name: HTTP_REQUEST_DURATION_SECONDS,
         kind: MetricKind::Histogram,
         help: "HTTP request duration in seconds, by route template.",
         buckets: LATENCY_BUCKETS,
+        labels: &[emitter("route")],
     },
-    def(BUILD_INFO, MetricKind::Gauge, "Build information; the value is always 1."),
+    MetricDef {
+        name: BUILD_INFO,
+        kind: MetricKind::Gauge,
+        help: "Build information; the value is always 1.",
+        buckets: &[],
+        labels: &[emitter("version")],
+    },
 ];
 
+/// An unlabelled counter or gauge.
 const fn def(name: &'static str, kind: MetricKind, help: &'static str) -> MetricDef {
-    MetricDef { name, kind, help, buckets: &[] }
+    MetricDef { name, kind, help, buckets: &[], labels: &[] }
+}
+
+impl MetricDef {
+    /// Every combination of this metric's labels when all of them are [`LabelValues::Known`] (one empty set for
+    /// an unlabelled metric); `None` when an emitter supplies some values.
+    pub fn known_label_sets(&self) -> Option<Vec<Vec<(&'static str, &'static str)>>> {
+        let mut sets = vec![Vec::new()];
+        for label in self.labels {
+            let LabelValues::Known(values) = label.values else { return None };
+            sets = sets
+                .into_iter()
+                .flat_map(|set| {
+                    values.iter().map(move |value| {
+                        let mut next = set.clone();
+                        next.push((label.key, *value));
+                        next
+                    })
+                })
+                .collect();
+        }
+        Some(sets)
+    }
 }
 
 /// The catalog entry of `name`.
@@ -125,5 +239,25 @@ mod tests {
         }
         assert_eq!(lookup(TRANSACTIONS_TOTAL).map(|d| d.kind), Some(MetricKind::Counter));
         assert_eq!(lookup("nope"), None);
+    }
+
+    #[test]
+    fn known_label_sets_are_the_product_of_the_known_values() {
+        let sets = lookup(POLICY_EVALUATIONS_TOTAL).unwrap().known_label_sets().unwrap();
+        assert_eq!(sets.len(), TIERS.len() * RESULTS.len());
+        assert!(sets.contains(&vec![("tier", "none"), ("result", "denied")]));
+        let tx = lookup(TRANSACTIONS_TOTAL).unwrap().known_label_sets().unwrap();
+        assert_eq!(tx.len(), CHAINS.len() * TX_TYPES.len() * TIERS.len() * FINAL_STATUSES.len());
+        assert_eq!(lookup(AUDIT_WRITE_FAILURES_TOTAL).unwrap().known_label_sets(), Some(vec![vec![]]));
+        assert_eq!(lookup(HTTP_REQUESTS_TOTAL).unwrap().known_label_sets(), None);
+        for d in CATALOG {
+            let keys: Vec<_> = d.labels.iter().map(|l| l.key).collect();
+            assert!(keys.iter().enumerate().all(|(i, k)| !keys[..i].contains(k)), "{} repeats a label", d.name);
+            for label in d.labels {
+                if let LabelValues::Known(values) = label.values {
+                    assert!(!values.is_empty(), "{} {}", d.name, label.key);
+                }
+            }
+        }
     }
 }

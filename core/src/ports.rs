@@ -448,6 +448,8 @@ pub trait TxRepo: Send + Sync {
     /// their approval deadline. The batch is bounded per class (new work: PENDING and due QUEUED; EXECUTING;
     /// SUBMITTED), so rows stuck in one class never keep another class's rows out.
     async fn work(&self, now: UnixSeconds) -> Result<Vec<TxRecord>>;
+    /// How many rows are in each non-final status (one index read; statuses without rows may be left out).
+    async fn count_non_final(&self) -> Result<Vec<(TxStatus, u64)>>;
 }
 
 /// A USD price for an asset and when it was observed.
@@ -483,6 +485,9 @@ pub type Labels<'a> = &'a [(&'static str, &'a str)];
 /// Metrics collection. Implementations update memory only.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 pub trait MetricsRegistry: Send + Sync {
+    /// Exports the series at zero before anything is recorded: a counter at 0, a histogram with no observation
+    /// (a gauge at 0), so a `rate()` or an alert over it works from the first scrape.
+    fn register<'a>(&self, name: &'static str, kind: crate::metrics::MetricKind, labels: Labels<'a>);
     fn increment_counter<'a>(&self, name: &'static str, labels: Labels<'a>, by: u64);
     fn set_gauge<'a>(&self, name: &'static str, labels: Labels<'a>, value: f64);
     fn observe_histogram<'a>(&self, name: &'static str, labels: Labels<'a>, value: f64);
@@ -493,6 +498,7 @@ pub trait MetricsRegistry: Send + Sync {
 pub struct NoMetrics;
 
 impl MetricsRegistry for NoMetrics {
+    fn register<'a>(&self, _name: &'static str, _kind: crate::metrics::MetricKind, _labels: Labels<'a>) {}
     fn increment_counter<'a>(&self, _name: &'static str, _labels: Labels<'a>, _by: u64) {}
     fn set_gauge<'a>(&self, _name: &'static str, _labels: Labels<'a>, _value: f64) {}
     fn observe_histogram<'a>(&self, _name: &'static str, _labels: Labels<'a>, _value: f64) {}
@@ -626,6 +632,13 @@ pub mod testing {
         pub fn gauge(&self, name: &'static str, labels: Labels<'_>) -> Option<f64> {
             self.gauges.lock().expect("metrics lock").get(&key(name, labels)).copied()
         }
+        /// Whether the series was registered or recorded.
+        pub fn has(&self, name: &'static str, labels: Labels<'_>) -> bool {
+            let key = key(name, labels);
+            self.counters.lock().expect("metrics lock").contains_key(&key)
+                || self.gauges.lock().expect("metrics lock").contains_key(&key)
+                || self.histograms.lock().expect("metrics lock").contains_key(&key)
+        }
         pub fn observations(&self, name: &'static str, labels: Labels<'_>) -> Vec<f64> {
             self.histograms.lock().expect("metrics lock").get(&key(name, labels)).cloned().unwrap_or_default()
         }
@@ -638,6 +651,15 @@ pub mod testing {
     }
 
     impl MetricsRegistry for RecordingMetrics {
+        fn register<'a>(&self, name: &'static str, kind: crate::metrics::MetricKind, labels: Labels<'a>) {
+            use crate::metrics::MetricKind;
+            let key = key(name, labels);
+            match kind {
+                MetricKind::Counter => drop(self.counters.lock().expect("metrics lock").entry(key).or_default()),
+                MetricKind::Gauge => drop(self.gauges.lock().expect("metrics lock").entry(key).or_default()),
+                MetricKind::Histogram => drop(self.histograms.lock().expect("metrics lock").entry(key).or_default()),
+            }
+        }
         fn increment_counter<'a>(&self, name: &'static str, labels: Labels<'a>, by: u64) {
             *self.counters.lock().expect("metrics lock").entry(key(name, labels)).or_default() += by;
         }

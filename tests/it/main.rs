@@ -11,6 +11,7 @@ mod coverage;
 mod foundation;
 mod mcp;
 mod metrics;
+mod monitoring;
 mod pipeline;
 mod policy;
 mod simulate;

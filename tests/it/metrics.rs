@@ -190,6 +190,47 @@ fn t12_metrics_is_valid_prometheus_text_exposition() {
     assert_eq!(scraped.value("waiaas_backup_last_success_timestamp_seconds", &[]), 0.0);
 }
 
+/// Prometheus' instrumentation guide, "avoid missing metrics": the very first scrape of a fresh daemon (no request
+/// before it) has every family of the catalog, every counter at 0 for each combination of its known label values
+/// (so `rate()` and `increase()` work before the first event), histograms with empty buckets and gauges set, and
+/// promtool accepts it. A family added to the catalog without being exported fails here.
+#[test]
+fn the_first_scrape_of_a_fresh_daemon_has_every_family_of_the_catalog() {
+    use waiaas_core::metrics::{CATALOG, MetricKind};
+    let daemon = Daemon::start_with(DaemonOptions {
+        extra_env: vec![("WAIAAS_ORACLE_USD_ETH".into(), "3000".into())],
+        ..Default::default()
+    });
+    let first = scrape(&daemon.client());
+    promtool_check(&first.text);
+    for def in CATALOG {
+        let sample = match def.kind {
+            MetricKind::Histogram => format!("{}_count", def.name),
+            MetricKind::Counter | MetricKind::Gauge => def.name.to_owned(),
+        };
+        assert!(first.samples.keys().any(|(name, _)| *name == sample), "{} is missing:\n{}", def.name, first.text);
+        let kind = format!("{:?}", def.kind).to_lowercase();
+        assert!(first.text.contains(&format!("# TYPE {} {kind}\n", def.name)), "no TYPE for {}", def.name);
+        for labels in def.known_label_sets().unwrap_or_default() {
+            assert!(first.has(&sample, &labels), "{} {labels:?} is missing:\n{}", def.name, first.text);
+            if def.kind == MetricKind::Counter {
+                assert_eq!(first.value(def.name, &labels), 0.0, "{} {labels:?}", def.name);
+            }
+        }
+    }
+    let denied = [("tier", "none"), ("result", "denied")];
+    assert!(first.has("waiaas_policy_evaluations_total", &denied));
+    let rpc_error = [("chain", "ethereum"), ("method", "eth_getBalance"), ("status", "error")];
+    assert!(first.has("waiaas_rpc_requests_total", &rpc_error), "the RPC client's methods at zero");
+    let send = [("route", "/v1/transactions/send"), ("method", "POST"), ("status", "201")];
+    assert!(first.has("waiaas_http_requests_total", &send), "documented operations at zero");
+    assert!(first.has("waiaas_rpc_duration_seconds_count", &[("method", "eth_sendRawTransaction")]));
+    assert_eq!(first.value("waiaas_transactions_non_final", &[("status", "queued")]), 0.0);
+    assert!(first.has("waiaas_transactions_non_final", &[("status", "submitted")]));
+    assert_eq!(first.value("waiaas_transaction_duration_seconds_count", &[]), 0.0);
+    assert!(first.has("waiaas_transaction_duration_seconds_count", &[]));
+}
+
 #[test]
 fn t13_a_confirmed_transfer_and_a_denial_move_the_transaction_counters_once() {
     let anvil = Anvil::start();
@@ -325,6 +366,31 @@ fn session_agent_and_kill_switch_gauges_follow_changes_and_survive_a_restart() {
     assert_eq!(gauges(&daemon).2, 0.0);
 }
 
+/// `waiaas_transactions_non_final{status}` is read from the database with the other state gauges: at start, and
+/// (not shown here) every 15 s by the worker.
+#[test]
+fn the_non_final_transaction_gauge_is_read_from_the_database() {
+    let mut daemon = Daemon::start();
+    let admin = daemon.admin();
+    let (agent_id, agent) = agent_with_session(&admin, &daemon.client(), "queued");
+    admin
+        .create_policy(&CreatePolicy {
+            agent_id: Some(agent_id),
+            policy_type: "SPENDING_LIMIT".into(),
+            rules: json!({"instant_max": "0", "notify_max": "0", "delay_max": "1000", "delay_seconds": 3600}),
+            enabled: None,
+        })
+        .expect("policy");
+    let sent = agent.send_transaction_raw(&transfer(RECIPIENT, 5)).expect("send");
+    assert_eq!(sent.status, "QUEUED");
+    daemon.restart();
+    let queued = |d: &Daemon| scrape(&d.client()).value("waiaas_transactions_non_final", &[("status", "queued")]);
+    assert_eq!(queued(&daemon), 1.0);
+    daemon.admin().admin_cancel_transaction(&sent.id).expect("cancel");
+    daemon.restart();
+    assert_eq!(queued(&daemon), 0.0);
+}
+
 #[test]
 fn metrics_access_modes_none_master_bearer_and_disabled() {
     let dead_node = ("WAIAAS_RPC_EVM_ANVIL", "http://127.0.0.1:9");
@@ -377,6 +443,28 @@ fn a_backup_sets_the_last_success_timestamp_and_a_restart_keeps_it() {
     assert_eq!(at, last as f64);
     daemon.restart();
     assert_eq!(scrape(&daemon.client()).value("waiaas_backup_last_success_timestamp_seconds", &[]), at);
+}
+
+/// The series the "no recent backup" alert needs: the start time (the daemon's clock at unlock) and the scheduler's
+/// interval, 0 when scheduled backups are off (the default) so the alert stays quiet.
+#[test]
+fn the_start_time_and_the_backup_interval_are_exported() {
+    let off = Daemon::start();
+    let scraped = scrape(&off.client());
+    assert_eq!(scraped.value("waiaas_backup_interval_seconds", &[]), 0.0);
+    assert!(scraped.has("waiaas_backup_interval_seconds", &[]));
+    let started = scraped.value("waiaas_start_time_seconds", &[]);
+    let listed = off.admin().list_backups().expect("list");
+    assert!(started > 1.7e9, "{started}");
+    assert_eq!(listed.last_success_at, None);
+
+    let scheduled = Daemon::start_with(DaemonOptions {
+        extra_env: vec![("WAIAAS_BACKUP_INTERVAL".into(), "86400".into())],
+        ..Default::default()
+    });
+    eventually(10, "the scheduler's interval", || {
+        (scrape(&scheduled.client()).value("waiaas_backup_interval_seconds", &[]) == 86400.0).then_some(())
+    });
 }
 
 /// A failed audit append is counted: a trigger (added with the sqlite3 command line to the running daemon's

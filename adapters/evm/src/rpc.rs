@@ -7,7 +7,8 @@
 //!
 //! Every call is counted in `waiaas_rpc_requests_total{chain,method,status}` (status `ok`, or `error` for a
 //! transport failure or a node error answer) and timed in `waiaas_rpc_duration_seconds{method}`; the method is a
-//! `&'static str` of this crate, so the label set is bounded.
+//! `&'static str` of this crate listed in [`METHODS`], so the label set is bounded; a client built with a registry
+//! exports every method's series at zero at once, so they are on the first scrape.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,20 @@ use serde::de::DeserializeOwned;
 use waiaas_core::metrics as m;
 use waiaas_core::ports::{MetricsRegistry, NoMetrics};
 use waiaas_core::{Error, ErrorCode, Result};
+
+/// Every JSON-RPC method this crate calls (the `method` label's values).
+pub const METHODS: &[&str] = &[
+    "eth_chainId",
+    "eth_getBalance",
+    "eth_call",
+    "eth_getTransactionCount",
+    "eth_getBlockByNumber",
+    "eth_maxPriorityFeePerGas",
+    "eth_estimateGas",
+    "eth_sendRawTransaction",
+    "eth_getTransactionReceipt",
+    "eth_getTransactionByHash",
+];
 
 /// One network's RPC endpoint.
 #[derive(Clone)]
@@ -57,8 +72,15 @@ impl RpcClient {
         Self::with_metrics(network, url, Arc::new(NoMetrics))
     }
 
-    /// A client that counts and times its calls in `metrics`.
+    /// A client that counts and times its calls in `metrics` (every method's series exported at zero).
     pub fn with_metrics(network: String, url: String, metrics: Arc<dyn MetricsRegistry>) -> Self {
+        for method in METHODS {
+            for status in m::RPC_STATUSES {
+                let labels = [("chain", "ethereum"), ("method", *method), ("status", *status)];
+                metrics.register(m::RPC_REQUESTS_TOTAL, m::MetricKind::Counter, &labels);
+            }
+            metrics.register(m::RPC_DURATION_SECONDS, m::MetricKind::Histogram, &[("method", method)]);
+        }
         let agent =
             ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).max_redirects(0).build().into();
         RpcClient {
@@ -90,6 +112,7 @@ impl RpcClient {
         method: &'static str,
         params: serde_json::Value,
     ) -> Result<Result<T, RpcFailure>> {
+        debug_assert!(METHODS.contains(&method), "{method} is not listed in METHODS");
         let this = self.clone();
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || this.call_blocking(method, params))

@@ -78,6 +78,16 @@ impl PrometheusMetrics {
 }
 
 impl MetricsRegistry for PrometheusMetrics {
+    /// Registering creates the series: a counter renders 0, a gauge 0, a histogram empty buckets.
+    fn register<'a>(&self, name: &'static str, kind: MetricKind, labels: Labels<'a>) {
+        let key = key(name, labels);
+        match kind {
+            MetricKind::Counter => drop(self.recorder.register_counter(&key, &METADATA)),
+            MetricKind::Gauge => drop(self.recorder.register_gauge(&key, &METADATA)),
+            MetricKind::Histogram => drop(self.recorder.register_histogram(&key, &METADATA)),
+        }
+    }
+
     fn increment_counter<'a>(&self, name: &'static str, labels: Labels<'a>, by: u64) {
         self.recorder.register_counter(&key(name, labels), &METADATA).increment(by);
     }
@@ -119,6 +129,20 @@ mod tests {
         has("waiaas_transaction_duration_seconds_count 1");
         has(r#"waiaas_build_info{version="1.2.3"} 1"#);
         assert!(!text.contains("quantile"), "histograms must not be summaries");
+    }
+
+    #[test]
+    fn registered_series_render_at_zero_before_any_update() {
+        let metrics = PrometheusMetrics::new("1");
+        metrics.register(m::POLICY_EVALUATIONS_TOTAL, MetricKind::Counter, &[("tier", "none"), ("result", "denied")]);
+        metrics.register(m::RPC_DURATION_SECONDS, MetricKind::Histogram, &[("method", "eth_call")]);
+        let text = metrics.render();
+        let has = |line: &str| assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        has("# TYPE waiaas_policy_evaluations_total counter");
+        has(r#"waiaas_policy_evaluations_total{tier="none",result="denied"} 0"#);
+        has("# TYPE waiaas_rpc_duration_seconds histogram");
+        has(r#"waiaas_rpc_duration_seconds_bucket{method="eth_call",le="+Inf"} 0"#);
+        has(r#"waiaas_rpc_duration_seconds_count{method="eth_call"} 0"#);
     }
 
     #[test]

@@ -413,6 +413,24 @@ impl TxRepo for SqliteTxRepo {
         Ok(Submission::Recorded)
     }
 
+    /// One `GROUP BY` over the `(status, execute_after)` index, on a reader connection.
+    async fn count_non_final(&self) -> Result<Vec<(TxStatus, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM transactions \
+             WHERE status IN ('PENDING', 'QUEUED', 'EXECUTING', 'SUBMITTED') GROUP BY status",
+        )
+        .fetch_all(&self.pools.reader)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(status, count)| {
+                let status = TxStatus::parse(&status)
+                    .ok_or_else(|| Error::internal_msg(format!("unknown transaction status {status:?}")))?;
+                Ok((status, count.max(0) as u64))
+            })
+            .collect()
+    }
+
     /// At most [`WORK_BATCH`] rows of each class, oldest first by `(created_at, id)`, in one statement (one
     /// consistent read).
     async fn work(&self, now: UnixSeconds) -> Result<Vec<TxRecord>> {

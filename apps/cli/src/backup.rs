@@ -200,6 +200,7 @@ fn info_from(path: &Path, meta: &std::fs::Metadata) -> BackupInfo {
 /// The scheduler: every `interval` seconds a backup through the core (audited, last success recorded), then
 /// pruning beyond `retention_count`. A failure is logged and audited by the core and retried next interval.
 pub async fn run_scheduler(core: Arc<Waiaas>, config: BackupConfig, mut stop: tokio::sync::watch::Receiver<bool>) {
+    core.record_backup_interval(config.interval);
     if config.interval == 0 {
         return;
     }

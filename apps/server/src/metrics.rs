@@ -4,7 +4,9 @@
 //!   `waiaas_http_request_duration_seconds{route}` by **route template**, never the raw path: poem's matched
 //!   `PathPattern` (`/v1/agents/:param0` for the OpenAPI routes) mapped back to the document's template
 //!   (`/v1/agents/{id}`). A request no route matched is `route="unmatched"`, and a method outside the standard
-//!   set is `OTHER`, so every label is bounded.
+//!   set is `OTHER`, so every label is bounded. Every documented operation's series (its template, method and
+//!   documented status; `GET /metrics` 200) are exported at zero when the middleware is built, so the families are
+//!   on the first scrape.
 //! - `GET /metrics` renders the registry in the Prometheus text format (`text/plain; version=0.0.4`). It is a
 //!   plain route outside the OpenAPI service (it is not a JSON API). Access follows `[metrics] auth`: `none`,
 //!   `master` (the `X-Master-Password` header, checked, rate limited and audited by the core like any master
@@ -114,8 +116,18 @@ fn templates() -> HashMap<String, String> {
 }
 
 impl HttpMetrics {
-    /// Routes are named by the API's documented path templates.
+    /// Routes are named by the API's documented path templates; their series are exported at zero.
     pub fn new(registry: Arc<dyn MetricsRegistry>) -> Self {
+        let mut operations = crate::openapi::documented_operations();
+        operations.push(("/metrics".to_owned(), Method::GET, vec![200]));
+        for (route, method, statuses) in &operations {
+            for status in statuses {
+                let labels =
+                    [("route", route.as_str()), ("method", method_label(method)), ("status", &status.to_string())];
+                registry.register(m::HTTP_REQUESTS_TOTAL, m::MetricKind::Counter, &labels);
+            }
+            registry.register(m::HTTP_REQUEST_DURATION_SECONDS, m::MetricKind::Histogram, &[("route", route)]);
+        }
         HttpMetrics { registry, templates: Arc::new(templates()) }
     }
 }
@@ -179,6 +191,26 @@ impl<E: Endpoint> Endpoint for HttpMetricsEndpoint<E> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use waiaas_core::metrics as m;
+    use waiaas_core::ports::testing::RecordingMetrics;
+
+    #[test]
+    fn every_documented_operation_is_exported_at_zero() {
+        let registry = Arc::new(RecordingMetrics::default());
+        super::HttpMetrics::new(registry.clone());
+        let send = [("route", "/v1/transactions/send"), ("method", "POST"), ("status", "201")];
+        assert!(registry.has(m::HTTP_REQUESTS_TOTAL, &send));
+        assert_eq!(registry.counter(m::HTTP_REQUESTS_TOTAL, &send), 0);
+        assert!(registry.has(m::HTTP_REQUESTS_TOTAL, &[("route", "/metrics"), ("method", "GET"), ("status", "200")]));
+        assert!(registry.has(m::HTTP_REQUEST_DURATION_SECONDS, &[("route", "/v1/agents/{id}")]));
+        assert!(registry.observations(m::HTTP_REQUEST_DURATION_SECONDS, &[("route", "/health")]).is_empty());
+        assert!(
+            !registry.has(m::HTTP_REQUESTS_TOTAL, &[("route", "/v1/agents"), ("method", "GET"), ("status", "201")])
+        );
+    }
+
     #[test]
     fn poem_patterns_map_to_document_templates() {
         let map = super::templates();

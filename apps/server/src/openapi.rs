@@ -50,6 +50,21 @@ pub fn routed_pattern(template: &str) -> String {
         .join("/")
 }
 
+/// Every documented operation: its path template, method and the status codes its responses name (the `default`
+/// error response has none).
+pub fn documented_operations() -> Vec<(String, poem::http::Method, Vec<u16>)> {
+    <Apis as OpenApi>::meta()
+        .into_iter()
+        .flat_map(|api| api.paths)
+        .flat_map(|path| {
+            path.operations.into_iter().map(move |operation| {
+                let statuses = operation.responses.responses.iter().filter_map(|r| r.status).collect();
+                (path.path.clone(), operation.method, statuses)
+            })
+        })
+        .collect()
+}
+
 /// Every documented path template, e.g. `/v1/agents/{id}`.
 pub fn path_templates() -> Vec<String> {
     <Apis as OpenApi>::meta().into_iter().flat_map(|api| api.paths).map(|path| path.path.to_string()).collect()

@@ -105,7 +105,11 @@ async fn client(mocks: Mocks) -> TestClient<impl Endpoint> {
         keystore: Arc::new(MockKeyStore::new()),
         chain: Arc::new(mocks.chain),
         broadcaster: Arc::new(MockTxBroadcaster::new()),
-        transactions: Arc::new(mocks.transactions),
+        transactions: Arc::new({
+            let mut transactions = mocks.transactions;
+            transactions.expect_count_non_final().returning(|| Ok(Vec::new()));
+            transactions
+        }),
         prices: Arc::new(StaticPriceTable::default()),
         events: Arc::new(RecordingSink::default()),
         metrics: Arc::new(waiaas_core::ports::NoMetrics),

@@ -5,11 +5,17 @@
 //! - Policy evaluations are counted for sends only. Simulate never reaches this module (`simulate` is handed
 //!   read-only capabilities, no registry), so a dry run moves no pipeline metric; only the HTTP request and the
 //!   RPC reads it really makes are counted, by the edge and the chain adapter.
-//! - State gauges (active sessions, active agents, kill switch, last backup) are read at unlock and
-//!   after every change that moves them, so they are right after a restart; [`Waiaas::refresh_state_gauges`] is
-//!   also called periodically by the host (sessions expire without an event).
+//! - Every counter and histogram whose labels the catalog enumerates ([`m::LabelValues::Known`]: tiers,
+//!   statuses, results, chains, types) is exported at zero at unlock, from the catalog, so every family is on the
+//!   first scrape and a new one cannot be forgotten (Prometheus' instrumentation guide: avoid missing metrics).
+//! - The start time and the backup interval (set by the host's scheduler, 0 until then) let an alert on the last
+//!   backup wait for the first interval and stay quiet when scheduled backups are off.
+//! - State gauges (active sessions, active agents, non-final transactions by status, kill switch, last backup)
+//!   are read at unlock and after every change that moves them, so they are right after a restart;
+//!   [`Waiaas::refresh_state_gauges`] is also called periodically by the host (sessions expire and transactions
+//!   move without an event this module sees).
 //!
-//! Every update is an in-memory write in the registry; the only reads are the two `COUNT`s after a session,
+//! Every update is an in-memory write in the registry; the only reads are the three `COUNT`s after a session,
 //! agent or kill-switch change.
 
 use super::Waiaas;
@@ -29,7 +35,7 @@ pub(crate) fn tier_label(tier: Option<Tier>) -> &'static str {
     }
 }
 
-fn status_label(status: TxStatus) -> &'static str {
+pub(crate) fn status_label(status: TxStatus) -> &'static str {
     match status {
         TxStatus::Pending => "pending",
         TxStatus::Queued => "queued",
@@ -93,12 +99,18 @@ impl Waiaas {
         self.ports.metrics.set_gauge(m::KILLSWITCH_STATE, &[], killswitch_value(state));
     }
 
-    /// Reads the active-session and active-agent counts from the repositories into their gauges.
+    /// Reads the active-session, active-agent and non-final transaction counts from the repositories into their
+    /// gauges.
     pub async fn refresh_state_gauges(&self) -> Result<()> {
         let sessions = self.ports.sessions.count_active(self.now()).await?;
         let agents = self.ports.agents.count_by_status(AgentStatus::Active).await?;
+        let non_final = self.ports.transactions.count_non_final().await?;
         self.ports.metrics.set_gauge(m::SESSIONS_ACTIVE, &[], sessions as f64);
         self.ports.metrics.set_gauge(m::AGENTS_ACTIVE, &[], agents as f64);
+        for status in TxStatus::ALL.into_iter().filter(|s| !s.is_final()) {
+            let count = non_final.iter().filter(|(s, _)| *s == status).map(|(_, n)| *n).sum::<u64>();
+            self.ports.metrics.set_gauge(m::TRANSACTIONS_NON_FINAL, &[("status", status_label(status))], count as f64);
+        }
         Ok(())
     }
 
@@ -107,13 +119,20 @@ impl Waiaas {
         let _ = self.refresh_state_gauges().await;
     }
 
-    /// Initial values at unlock: state gauges from the DB, the kill switch, the last backup (0 when none).
+    /// Initial values at unlock: every counter and histogram of the catalog whose label values it knows, at zero
+    /// for each combination; the state gauges from the DB, the kill switch, the last backup (0 when none).
     pub(crate) async fn init_metrics(&self) -> Result<()> {
+        for def in m::CATALOG.iter().filter(|d| d.kind != m::MetricKind::Gauge) {
+            for labels in def.known_label_sets().unwrap_or_default() {
+                self.ports.metrics.register(def.name, def.kind, &labels);
+            }
+        }
         self.set_killswitch_gauge(self.kill_switch_state().state);
         let last_backup = self.last_backup_success().await?.map_or(0.0, |at| at.0 as f64);
         self.ports.metrics.set_gauge(m::BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS, &[], last_backup);
-        // Unlabelled counters are exported at 0 from the start (a rate needs the zero).
-        self.ports.metrics.increment_counter(m::AUDIT_WRITE_FAILURES_TOTAL, &[], 0);
+        // Off until the host's backup scheduler says otherwise (`record_backup_interval`).
+        self.ports.metrics.set_gauge(m::BACKUP_INTERVAL_SECONDS, &[], 0.0);
+        self.ports.metrics.set_gauge(m::START_TIME_SECONDS, &[], self.now().0 as f64);
         self.refresh_state_gauges().await
     }
 
@@ -129,8 +148,35 @@ impl Waiaas {
         }
     }
 
+    /// Records the backup scheduler's interval in seconds (0: scheduled backups are off), so an alert on the last
+    /// success fires only when backups are due.
+    pub fn record_backup_interval(&self, seconds: u64) {
+        self.ports.metrics.set_gauge(m::BACKUP_INTERVAL_SECONDS, &[], seconds as f64);
+    }
+
     /// Records a successful backup (`waiaas_backup_last_success_timestamp_seconds`).
     pub fn record_backup_success(&self, at: UnixSeconds) {
         self.ports.metrics.set_gauge(m::BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS, &[], at.0 as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Chain;
+
+    /// The label values the services emit are the ones the catalog enumerates (and exports at zero at unlock).
+    #[test]
+    fn emitted_label_values_are_the_catalogs() {
+        let tiers: Vec<_> = std::iter::once(None).chain(Tier::ALL.map(Some)).map(tier_label).collect();
+        assert_eq!(tiers, m::TIERS);
+        let (finals, non_finals): (Vec<_>, Vec<_>) = TxStatus::ALL.into_iter().partition(|s| s.is_final());
+        assert_eq!(finals.into_iter().map(status_label).collect::<Vec<_>>(), m::FINAL_STATUSES);
+        assert_eq!(non_finals.into_iter().map(status_label).collect::<Vec<_>>(), m::NON_FINAL_STATUSES);
+        // A new chain does not compile until it is added here and, by this test, to the catalog.
+        let chains = [Chain::Ethereum].map(|chain| match chain {
+            Chain::Ethereum => chain.as_str(),
+        });
+        assert_eq!(chains, m::CHAINS);
     }
 }

@@ -101,6 +101,9 @@ fn harness_with(password: &str, settings: Arc<Mutex<HashMap<String, String>>>, a
         Ok((effects, events))
     });
 
+    let mut transactions = MockTxRepo::new();
+    transactions.expect_count_non_final().returning(|| Ok(vec![(crate::domain::TxStatus::Queued, 2)]));
+
     let sink = Arc::new(RecordingSink::default());
     let metrics = Arc::new(RecordingMetrics::default());
     let ports = Ports {
@@ -115,7 +118,7 @@ fn harness_with(password: &str, settings: Arc<Mutex<HashMap<String, String>>>, a
         keystore: Arc::new(MockKeyStore::new()),
         chain: Arc::new(MockChainAdapter::new()),
         broadcaster: Arc::new(MockTxBroadcaster::new()),
-        transactions: Arc::new(MockTxRepo::new()),
+        transactions: Arc::new(transactions),
         prices: Arc::new(crate::prices::StaticPriceTable::default()),
         events: sink.clone(),
         metrics: metrics.clone(),
@@ -204,6 +207,10 @@ fn state_gauges_start_from_the_repositories_and_follow_changes() {
     assert_eq!(h.metrics.gauge(m::AGENTS_ACTIVE, &[]), Some(1.0));
     assert_eq!(h.metrics.gauge(m::KILLSWITCH_STATE, &[]), Some(0.0));
     assert_eq!(h.metrics.gauge(m::BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS, &[]), Some(0.0));
+    assert_eq!(h.metrics.gauge(m::TRANSACTIONS_NON_FINAL, &[("status", "queued")]), Some(2.0));
+    assert_eq!(h.metrics.gauge(m::START_TIME_SECONDS, &[]), Some(T0 as f64));
+    assert_eq!(h.metrics.gauge(m::BACKUP_INTERVAL_SECONDS, &[]), Some(0.0), "off until a scheduler runs");
+    assert_eq!(h.metrics.gauge(m::TRANSACTIONS_NON_FINAL, &[("status", "submitted")]), Some(0.0), "absent is 0");
     let ctx = RequestContext::master(None);
     let issued = block_on(h.core.create_session(&ctx, h.agent_id, None, None)).unwrap();
     block_on(h.core.create_session(&ctx, h.agent_id, None, None)).unwrap();
@@ -214,9 +221,30 @@ fn state_gauges_start_from_the_repositories_and_follow_changes() {
     assert_eq!(h.metrics.gauge(m::KILLSWITCH_STATE, &[]), Some(1.0));
     block_on(h.core.activate_kill_switch(&ctx, None)).unwrap();
     assert_eq!(h.metrics.gauge(m::KILLSWITCH_STATE, &[]), Some(2.0));
+    h.core.record_backup_interval(3600);
+    assert_eq!(h.metrics.gauge(m::BACKUP_INTERVAL_SECONDS, &[]), Some(3600.0));
     h.core.record_backup_success(UnixSeconds(T0));
     assert_eq!(h.metrics.gauge(m::BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS, &[]), Some(T0 as f64));
     assert_eq!(h.metrics.counter(m::AUDIT_WRITE_FAILURES_TOTAL, &[]), 0);
+}
+
+/// Every counter and histogram whose label values the catalog knows is exported at zero for each combination at
+/// unlock, and every gauge whose label values it knows is set (the end-to-end test covers the emitters' series).
+#[test]
+fn unlock_exports_every_known_series_of_the_catalog() {
+    use crate::metrics as m;
+    let h = harness("pw", Arc::default()).unwrap();
+    let mut checked = 0;
+    for def in m::CATALOG {
+        for labels in def.known_label_sets().unwrap_or_default() {
+            assert!(h.metrics.has(def.name, &labels), "{} {labels:?} is not exported at unlock", def.name);
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked}");
+    let denied = [("tier", "none"), ("result", "denied")];
+    assert_eq!(h.metrics.counter(m::POLICY_EVALUATIONS_TOTAL, &denied), 0);
+    assert!(h.metrics.observations(m::TRANSACTION_DURATION_SECONDS, &[]).is_empty());
 }
 
 #[path = "backup_tests.rs"]

@@ -103,6 +103,10 @@ impl TxRepo for OneRow {
         let due = !row.status.is_final() && row.execute_after.is_none_or(|at| at <= now);
         Ok(if due { vec![row] } else { Vec::new() })
     }
+    async fn count_non_final(&self) -> Result<Vec<(TxStatus, u64)>> {
+        let row = self.row();
+        Ok(if row.status.is_final() { Vec::new() } else { vec![(row.status, 1)] })
+    }
 }
 
 struct Worker {

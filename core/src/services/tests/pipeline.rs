@@ -462,6 +462,12 @@ fn tx_repo(world: &World, log: &Log, rows: &Rows, clock: &Arc<FixedClock>) -> Mo
         record(&l, Call::Work { now });
         Ok(r.lock().expect("rows").iter().filter(|row| !row.status.is_final()).cloned().collect())
     });
+    let r = rows.clone();
+    repo.expect_count_non_final().returning(move || {
+        let rows = r.lock().expect("rows");
+        let statuses = TxStatus::ALL.into_iter().filter(|s| !s.is_final());
+        Ok(statuses.map(|s| (s, rows.iter().filter(|row| row.status == s).count() as u64)).collect())
+    });
     repo
 }
 
