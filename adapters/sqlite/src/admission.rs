@@ -24,7 +24,7 @@ use waiaas_core::{AgentId, Amount, Error, ErrorCode, Result, UnixSeconds};
 
 use crate::audit::append_audits_after;
 use crate::error::{db_err, not_found};
-use crate::transactions::{insert_record, recent_requests};
+use crate::tx_rows::{insert_record, recent_requests};
 use crate::{Pools, WriteTx, policies, reserved};
 
 /// Most admissions one transaction carries.

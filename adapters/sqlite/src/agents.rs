@@ -12,7 +12,7 @@ use waiaas_core::{AgentId, Error, ErrorCode, Result, SessionId, UnixSeconds};
 
 use crate::audit::append_audits;
 use crate::error::{db_err, decode_err, not_found, parse_column, to_u64};
-use crate::transactions::cancel_unsigned;
+use crate::unsigned::cancel_unsigned;
 use crate::{Pools, commit_with_audit, fetch_by_id, fetch_page, keyset_page, kill_switch, require_row};
 
 const TABLE: &str = "agents";

@@ -14,7 +14,7 @@ use waiaas_core::{AgentId, Error, Result, SessionId, UnixSeconds};
 use crate::Pools;
 use crate::audit::append_audits;
 use crate::error::{db_err, decode_err, parse_column};
-use crate::transactions::cancel_unsigned;
+use crate::unsigned::cancel_unsigned;
 
 const TABLE: &str = "kill_switch";
 

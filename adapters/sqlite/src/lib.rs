@@ -31,6 +31,8 @@ pub mod settings;
 #[cfg(test)]
 mod test_support;
 pub mod transactions;
+mod tx_rows;
+mod unsigned;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -10,64 +10,17 @@
 use std::collections::BTreeMap;
 
 use sqlx::{Row, SqliteConnection};
-use waiaas_core::domain::{Asset, EvmAddress};
+use waiaas_core::domain::Asset;
 use waiaas_core::{Amount, Result};
 
 use crate::error::{db_err, decode_err};
-use crate::transactions::status_list;
-
-/// The stored asset of the native coin, in `reserved` and in `reserved_totals`.
-const NATIVE: &str = "native";
+use crate::tx_rows::{asset_from_str, asset_to_str, from_json, status_list};
 
 /// The statuses whose reservation counts: every status that is not final.
 pub(crate) fn holding_statuses() -> String {
     status_list(|s| !s.is_final())
 }
 
-fn asset_to_str(asset: &Asset) -> String {
-    match asset {
-        Asset::Native => NATIVE.to_owned(),
-        Asset::Token(address) => address.to_string(),
-    }
-}
-
-fn asset_from_str(stored: &str) -> std::result::Result<Asset, &'static str> {
-    match stored {
-        NATIVE => Ok(Asset::Native),
-        address => Ok(Asset::Token(address.parse::<EvmAddress>().map_err(|_| "an asset is not an address")?)),
-    }
-}
-
-/// The stored form of a reservation: `[{"asset": "native" | "0x…", "amount": "<decimal>"}, ...]`.
-pub(crate) fn to_json(reserved: &[(Asset, Amount)]) -> String {
-    let items: Vec<serde_json::Value> = reserved
-        .iter()
-        .map(|(asset, amount)| serde_json::json!({ "asset": asset_to_str(asset), "amount": amount.to_string() }))
-        .collect();
-    serde_json::Value::Array(items).to_string()
-}
-
-/// Parses the stored form of a reservation. The error names what is wrong, never the stored value.
-pub(crate) fn from_json(raw: &str) -> std::result::Result<Vec<(Asset, Amount)>, &'static str> {
-    let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| "not JSON")?;
-    let items = value.as_array().ok_or("not an array")?;
-    items
-        .iter()
-        .map(|item| {
-            let object = item.as_object().filter(|o| o.len() == 2).ok_or("an item is not {asset, amount}")?;
-            let asset = asset_from_str(object.get("asset").and_then(|a| a.as_str()).ok_or("an item has no asset")?)?;
-            let amount = object
-                .get("amount")
-                .and_then(|a| a.as_str())
-                .ok_or("an item has no amount")?
-                .parse::<Amount>()
-                .map_err(|_| "an amount is not a decimal string")?;
-            Ok((asset, amount))
-        })
-        .collect()
-}
-
-/// The order of assets in a snapshot: the native coin, then tokens by address.
 fn asset_order(asset: &Asset) -> Option<String> {
     match asset {
         Asset::Native => None,
@@ -221,6 +174,7 @@ pub(crate) async fn rebuild(conn: &mut SqliteConnection) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use crate::tx_rows::to_json;
     use serde_json::json;
     use waiaas_core::domain::{KillSwitch, KillSwitchState, TokenRef, TxKind, TxStatus};
     use waiaas_core::ports::{KillSwitchRepo, TxRecord, TxRepo, TxUpdate};

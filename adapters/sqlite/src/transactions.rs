@@ -11,7 +11,7 @@
 //!   same transaction; a lost race writes nothing. The move to SUBMITTED ([`TxRepo::submit`]) also reads the kill
 //!   switch and the agent's status in its transaction, so a signature is recorded (and then broadcast) only while
 //!   neither has stopped the work.
-//! * **Bulk cancellation** of unsigned rows ([`cancel_unsigned`]) is shared by the kill switch and an agent's
+//! * **Bulk cancellation** of unsigned rows ([`crate::unsigned::cancel_unsigned`]) is shared by the kill switch and an agent's
 //!   suspension or termination, inside their write transactions.
 //! * **The worker's batch** ([`TxRepo::work`]) is bounded per class of row, so stuck rows of one class never keep
 //!   another class out.
@@ -21,188 +21,21 @@
 //! internal error naming the column, never the value.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
-use waiaas_core::domain::{AgentStatus, Policy, TxKind, TxStatus};
+use waiaas_core::domain::{AgentStatus, TxStatus};
 use waiaas_core::event::Event;
-use waiaas_core::policy_engine::{Tier, history_since};
-use waiaas_core::ports::{Admission, AdmissionSnapshot, Decide, RecentTx, Submission, TxRecord, TxRepo, TxUpdate};
-use waiaas_core::{AgentId, Error, ErrorCode, Result, SessionId, TxId, UnixSeconds};
+use waiaas_core::ports::{Admission, AdmissionSnapshot, Decide, Submission, TxRecord, TxRepo, TxUpdate};
+use waiaas_core::{AgentId, Error, Result, TxId, UnixSeconds};
 
 use crate::audit::append_audit;
-use crate::error::{db_err, decode_err, is_foreign_key_violation, not_found};
+use crate::error::{db_err, decode_err};
+use crate::tx_rows::{COLUMNS, TABLE, from_json, nonce_to_i64, recent_requests, record_from_row};
 use crate::{Pools, WriteTx, admission, fetch_by_id, fetch_page, keyset_page, kill_switch, policies, reserved};
-
-const TABLE: &str = "transactions";
-
-/// The columns of a row, in the order [`record_from_row`] reads them.
-const COLUMNS: &str = "id, agent_id, session_id, network, request, status, tier, reserved, usd_value, execute_after, \
-                       approval_deadline, approved_at, reason_code, tx_hash, raw_tx, nonce, error, attempts, \
-                       created_at, updated_at";
 
 /// Most rows of each class one [`TxRepo::work`] call returns (new work: PENDING and due QUEUED; EXECUTING;
 /// SUBMITTED); the rest come on the next calls, oldest first.
 pub const WORK_BATCH: u32 = 256;
-
-/// `'A', 'B', ...`: an SQL list of the statuses matching `keep`. The strings are the core's constants, never
-/// input, so they are written into the statement (one statement text per query, cached by sqlx).
-pub(crate) fn status_list(keep: impl Fn(TxStatus) -> bool) -> String {
-    TxStatus::ALL.into_iter().filter(|s| keep(*s)).map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
-}
-
-/// The statuses the kill switch and a suspension cancel: those the state machine lets be cancelled (not yet
-/// signed).
-pub(crate) fn cancellable_statuses() -> String {
-    status_list(|s| s.cancel().is_ok())
-}
-
-/// Cancels every row not yet signed ([`cancellable_statuses`]), of one agent (by `idx_transactions_agent_status`)
-/// or of all, with `error` and `updated_at = now`, and releases their reservations; inside the caller's write
-/// transaction, which also writes one event per row. Returns the rows, oldest first (ids are UUID v7).
-pub(crate) async fn cancel_unsigned(
-    conn: &mut SqliteConnection,
-    agent: Option<AgentId>,
-    error: &str,
-    now: UnixSeconds,
-) -> Result<Vec<(TxId, AgentId)>> {
-    let sql = format!(
-        "UPDATE transactions SET status = ?, error = ?, updated_at = ? WHERE status IN ({}) {} \
-         RETURNING id, agent_id, reserved",
-        cancellable_statuses(),
-        if agent.is_some() { "AND agent_id = ?" } else { "" }
-    );
-    let mut query = sqlx::query(&sql).bind(TxStatus::Cancelled.as_str()).bind(error).bind(now.0);
-    if let Some(agent) = agent {
-        query = query.bind(agent.to_string());
-    }
-    let rows = query.fetch_all(&mut *conn).await.map_err(db_err)?;
-    let mut cancelled = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let id: String = row.try_get("id").map_err(db_err)?;
-        let owner: String = row.try_get("agent_id").map_err(db_err)?;
-        let held: String = row.try_get("reserved").map_err(db_err)?;
-        let held = reserved::from_json(&held).map_err(|what| decode_err(TABLE, "reserved", what))?;
-        reserved::release(&mut *conn, &owner, &held).await?;
-        cancelled.push((
-            id.parse().map_err(|_| decode_err(TABLE, "id", "not an id"))?,
-            owner.parse().map_err(|_| decode_err(TABLE, "agent_id", "not an id"))?,
-        ));
-    }
-    cancelled.sort();
-    Ok(cancelled)
-}
-
-/// The amount shown in the `amount` column (the leaf's amount or value; none for a batch). Never read back.
-fn display_amount(kind: &TxKind) -> Option<String> {
-    match kind {
-        TxKind::Transfer { amount, .. } | TxKind::TokenTransfer { amount, .. } | TxKind::Approve { amount, .. } => {
-            Some(amount.to_string())
-        }
-        TxKind::ContractCall { value, .. } => Some(value.to_string()),
-        TxKind::Batch { .. } => None,
-    }
-}
-
-/// Reads a non-negative stored counter.
-fn to_u32(column: &'static str, value: i64) -> Result<u32> {
-    u32::try_from(value).map_err(|_| decode_err(TABLE, column, "out of range"))
-}
-
-/// The stored form of a nonce: SQLite integers are signed 64-bit.
-fn nonce_to_i64(nonce: Option<u64>) -> Result<Option<i64>> {
-    nonce.map(|n| i64::try_from(n).map_err(|_| Error::internal_msg("a nonce above 2^63 cannot be stored"))).transpose()
-}
-
-/// Maps a row selected with [`COLUMNS`] back to a record. A stored value that does not parse is an internal
-/// error naming the column (the value itself is not logged).
-fn record_from_row(row: &SqliteRow) -> Result<TxRecord> {
-    let text = |column: &'static str| row.try_get::<String, _>(column).map_err(db_err);
-    let opt_text = |column: &'static str| row.try_get::<Option<String>, _>(column).map_err(db_err);
-    let opt_time =
-        |column: &'static str| Ok::<_, Error>(row.try_get::<Option<i64>, _>(column).map_err(db_err)?.map(UnixSeconds));
-    let bad = |column: &'static str, what: &'static str| decode_err(TABLE, column, what);
-
-    let request =
-        serde_json::from_str::<serde_json::Value>(&text("request")?).map_err(|_| bad("request", "not JSON"))?;
-    let (kind, _) = TxKind::parse(&request).map_err(|_| bad("request", "not a valid request"))?;
-    let tier = opt_text("tier")?.map(|t| Tier::parse(&t).ok_or_else(|| bad("tier", "unknown tier"))).transpose()?;
-    Ok(TxRecord {
-        id: text("id")?.parse::<TxId>().map_err(|_| bad("id", "not an id"))?,
-        agent_id: text("agent_id")?.parse::<AgentId>().map_err(|_| bad("agent_id", "not an id"))?,
-        session_id: opt_text("session_id")?
-            .map(|s| s.parse::<SessionId>().map_err(|_| bad("session_id", "not an id")))
-            .transpose()?,
-        network: text("network")?,
-        kind,
-        status: TxStatus::parse(&text("status")?).ok_or_else(|| bad("status", "unknown status"))?,
-        tier,
-        reserved: reserved::from_json(&text("reserved")?).map_err(|what| bad("reserved", what))?,
-        usd_value: row.try_get("usd_value").map_err(db_err)?,
-        execute_after: opt_time("execute_after")?,
-        approval_deadline: opt_time("approval_deadline")?,
-        approved_at: opt_time("approved_at")?,
-        reason_code: opt_text("reason_code")?,
-        tx_hash: opt_text("tx_hash")?,
-        raw_tx: row.try_get("raw_tx").map_err(db_err)?,
-        nonce: row
-            .try_get::<Option<i64>, _>("nonce")
-            .map_err(db_err)?
-            .map(|n| u64::try_from(n).map_err(|_| bad("nonce", "out of range")))
-            .transpose()?,
-        error: opt_text("error")?,
-        attempts: to_u32("attempts", row.try_get("attempts").map_err(db_err)?)?,
-        created_at: UnixSeconds(row.try_get("created_at").map_err(db_err)?),
-        updated_at: UnixSeconds(row.try_get("updated_at").map_err(db_err)?),
-    })
-}
-
-/// Inserts `record` as a new row on a connection inside a write transaction.
-pub(crate) async fn insert_record(conn: &mut SqliteConnection, record: &TxRecord) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO transactions (id, agent_id, session_id, type, status, tier, network, to_address, amount, \
-         request, reserved, usd_value, execute_after, approval_deadline, approved_at, reason_code, tx_hash, raw_tx, \
-         nonce, error, attempts, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(record.id.to_string())
-    .bind(record.agent_id.to_string())
-    .bind(record.session_id.map(|id| id.to_string()))
-    .bind(record.kind.type_name())
-    .bind(record.status.as_str())
-    .bind(record.tier.map(Tier::as_str))
-    .bind(&record.network)
-    .bind(record.kind.counterparty().map(|a| a.to_string()))
-    .bind(display_amount(&record.kind))
-    .bind(record.kind.to_json().to_string())
-    .bind(reserved::to_json(&record.reserved))
-    .bind(record.usd_value)
-    .bind(record.execute_after.map(|t| t.0))
-    .bind(record.approval_deadline.map(|t| t.0))
-    .bind(record.approved_at.map(|t| t.0))
-    .bind(record.reason_code.as_deref())
-    .bind(record.tx_hash.as_deref())
-    .bind(record.raw_tx.as_deref())
-    .bind(nonce_to_i64(record.nonce)?)
-    .bind(record.error.as_deref())
-    .bind(i64::from(record.attempts))
-    .bind(record.created_at.0)
-    .bind(record.updated_at.0)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| {
-        if is_foreign_key_violation(&e) {
-            not_found(ErrorCode::AgentNotFound, "agent", record.agent_id)
-        } else {
-            db_err(e)
-        }
-    })?;
-    Ok(())
-}
-
-/// The agent's requests since a time, oldest first (`idx_transactions_agent_time`).
-const RECENT_SQL: &str = "SELECT created_at, status, usd_value, reason_code IS NOT NULL AS denied FROM transactions \
-                          WHERE agent_id = ? AND created_at >= ? ORDER BY created_at, id";
 
 /// The worker's rows (`?1` = now, `?2` = the limit per class), found by status equality
 /// (`idx_transactions_work`): PENDING, EXECUTING and SUBMITTED rows not held back by a retry backoff
@@ -268,7 +101,7 @@ async fn apply_move(
     if to.is_final() && !from.is_final() {
         let agent: String = moved.try_get("agent_id").map_err(db_err)?;
         let held: String = moved.try_get("reserved").map_err(db_err)?;
-        let held = reserved::from_json(&held).map_err(|what| decode_err(TABLE, "reserved", what))?;
+        let held = from_json(&held).map_err(|what| decode_err(TABLE, "reserved", what))?;
         reserved::release(conn, &agent, &held).await?;
     }
     if let Some(event) = event {
@@ -290,29 +123,6 @@ async fn read_snapshot(conn: &mut SqliteConnection, agent: AgentId, now: UnixSec
     let reserved = reserved::totals(&mut *conn, &agent).await?;
     let recent = recent_requests(conn, &agent, &policies, now).await?;
     Ok(AdmissionSnapshot { policies, reserved, recent })
-}
-
-/// The agent's requests that `policies` need at `now` ([`history_since`]): none when no RATE_LIMIT or daily USD
-/// limit is in force.
-pub(crate) async fn recent_requests(
-    conn: &mut SqliteConnection,
-    agent: &str,
-    policies: &[Policy],
-    now: UnixSeconds,
-) -> Result<Vec<RecentTx>> {
-    let Some(since) = history_since(policies, now) else { return Ok(Vec::new()) };
-    let rows = sqlx::query(RECENT_SQL).bind(agent).bind(since.0).fetch_all(&mut *conn).await.map_err(db_err)?;
-    rows.iter()
-        .map(|row| {
-            let status: String = row.try_get("status").map_err(db_err)?;
-            Ok(RecentTx {
-                created_at: UnixSeconds(row.try_get("created_at").map_err(db_err)?),
-                status: TxStatus::parse(&status).ok_or_else(|| decode_err(TABLE, "status", "unknown status"))?,
-                usd_value: row.try_get("usd_value").map_err(db_err)?,
-                denied: row.try_get("denied").map_err(db_err)?,
-            })
-        })
-        .collect()
 }
 
 /// [`TxRepo`] over SQLite.

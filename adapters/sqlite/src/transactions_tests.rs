@@ -9,8 +9,14 @@ use waiaas_core::domain::{Asset, Policy, TokenRef};
 use waiaas_core::event::{EventType, RequestContext};
 use waiaas_core::ports::PolicyRepo;
 
+use waiaas_core::ErrorCode;
+use waiaas_core::domain::{Tier, TxKind};
+use waiaas_core::ports::RecentTx;
+
 use super::*;
 use crate::test_support::{TestDb, address, audit_types, count_audit_rows};
+use crate::tx_rows::{RECENT_SQL, insert_record};
+use crate::unsigned::cancellable_statuses;
 
 /// 2^255: two of them overflow 256 bits.
 const HALF_OF_U256: &str = "57896044618658097711785492504343953926634992332820282019728792003956564819968";
