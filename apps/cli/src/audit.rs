@@ -9,15 +9,17 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use waiaas_client::Client;
 use waiaas_client::types::AuditLogFilter;
-use waiaas_core::audit::{ChainBreak, HEAD_SALT_KEY, HeadFinding, HeadKey};
+use waiaas_core::audit::{ChainBreak, HEAD_SALT_KEY, HeadFinding};
 use waiaas_core::event::{EventType, RequestContext};
-use waiaas_core::ports::{AuditQuery, AuditRepo, Clock, SettingsRepo};
-use waiaas_fs::{DataDir, OsEntropy, PidLock, SystemClock};
+use waiaas_core::ports::{AuditQuery, AuditRepo, Clock};
+use waiaas_fs::{DataDir, PidLock, SystemClock};
 use waiaas_sqlite::Database;
+
+use waiaas_daemon::audit_head::{check_password, head_key};
 
 use crate::password::{self, Terminal};
 use crate::{control, core_error, emit};
@@ -88,31 +90,6 @@ pub fn audit(root: &Path, args: AuditArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The audit head key of `db` for `password` (one Argon2id run with the salt stored in the database). A database
-/// without a salt gets a new one when `create` (the daemon's unlock); otherwise it has no key (`None`). The
-/// password must already have been checked against the stored hash.
-pub(crate) async fn head_key(db: &Database, password: &str, create: bool) -> anyhow::Result<Option<HeadKey>> {
-    let settings = db.settings();
-    let salt = match settings.get(HEAD_SALT_KEY).await.map_err(core_error)? {
-        Some(salt) => salt,
-        None if create => {
-            let salt = HeadKey::new_salt(&OsEntropy);
-            settings.put(HEAD_SALT_KEY, &salt).await.map_err(core_error)?;
-            salt
-        }
-        None => return Ok(None),
-    };
-    Ok(Some(HeadKey::derive(password, &salt).map_err(core_error)?))
-}
-
-/// What to tell the operator when the sealed head does not match the log and the daemon will not go on.
-pub(crate) fn head_refusal(finding: &HeadFinding) -> anyhow::Error {
-    anyhow!(
-        "the audit log does not match its sealed head: {finding}. `waiaas audit verify` checks the whole log; \
-         restore a backup, or accept the log as it stands with `waiaas audit reseal`"
-    )
-}
-
 /// What `verify` found.
 struct Verdict {
     verified: u64,
@@ -168,7 +145,7 @@ fn verify(root: &Path) -> anyhow::Result<ExitCode> {
 
 /// Checks the password, walks the chain, and compares the end of the log with its sealed head.
 async fn check_log(db: &Database, password: &str) -> anyhow::Result<Verdict> {
-    crate::backup::check_password(db, password).await?;
+    check_password(db, password).await?;
     let key = head_key(db, password, false).await?;
     // The head and the log's end are read together, before the walk: rows a running daemon appends meanwhile
     // only lengthen the chain.
@@ -199,7 +176,7 @@ fn reseal(root: &Path) -> anyhow::Result<ExitCode> {
     let resealed = runtime.block_on(async {
         let db = Database::open(&dir.db_file()).await.map_err(core_error)?;
         let outcome = async {
-            crate::backup::check_password(&db, &password).await?;
+            check_password(&db, &password).await?;
             let key = head_key(&db, &password, true).await?.context("no audit head salt")?;
             db.reseal_audit_head(key, &RequestContext::master(None), SystemClock.now()).await.map_err(core_error)
         }

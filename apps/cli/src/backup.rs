@@ -11,25 +11,21 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use async_trait::async_trait;
 use clap::{Args, Subcommand, ValueEnum};
 use waiaas_core::backup::{Header, Kdf, Manifest};
 use waiaas_core::event::{Event, EventType, RequestContext};
-use waiaas_core::ports::{AuditRepo, BackupInfo, BackupStore, Clock, SettingsRepo};
-use waiaas_core::services::Waiaas;
+use waiaas_core::ports::{AuditRepo, BackupStore, Clock, SettingsRepo};
 use waiaas_core::services::backup::LAST_BACKUP_SUCCESS_KEY;
-use waiaas_core::services::master_auth::{MASTER_HASH_KEY, verify_password};
-use waiaas_core::{Error, ErrorCode, UnixSeconds};
+use waiaas_core::{Error, ErrorCode};
+use waiaas_daemon::audit_head::{check_password, head_key, head_refusal};
+use waiaas_daemon::backup::{backup_dir, backup_store};
 use waiaas_fs::backup as fsb;
-use waiaas_fs::{DataDir, OsEntropy, PidLock, SystemClock};
+use waiaas_fs::{DataDir, PidLock, SystemClock};
 use waiaas_sqlite::{Database, HeadInstalled};
 use zeroize::Zeroizing;
 
-use crate::config::BackupConfig;
 use crate::password::{self, Terminal};
 use crate::{core_error, emit};
 
@@ -74,159 +70,6 @@ impl KdfChoice {
     }
 }
 
-/// The archive directory of a config: `[backup] dir`, else `<data dir>/backups`.
-pub fn backup_dir(dir: &DataDir, config: &BackupConfig) -> PathBuf {
-    match &config.dir {
-        Some(d) if d.is_absolute() => d.clone(),
-        Some(d) => dir.root().join(d),
-        None => dir.backups_dir(),
-    }
-}
-
-/// The daemon's [`BackupStore`]: snapshots through its open database and seals archives with its master
-/// password into the backup dir.
-pub struct FsBackupStore {
-    dir: DataDir,
-    db: Database,
-    out_dir: PathBuf,
-    password: Zeroizing<String>,
-    /// Percent progress on stderr (the CLI; the daemon logs instead).
-    progress: bool,
-    /// One archive operation at a time: a scheduled backup, an API-made one and the pruning after them would
-    /// otherwise race for the snapshot file, the archive name and the files being pruned.
-    exclusive: tokio::sync::Mutex<()>,
-}
-
-impl FsBackupStore {
-    pub fn new(dir: DataDir, db: Database, out_dir: PathBuf, password: Zeroizing<String>) -> Self {
-        FsBackupStore { dir, db, out_dir, password, progress: false, exclusive: tokio::sync::Mutex::new(()) }
-    }
-
-    /// Prints percent progress to stderr while sealing.
-    pub fn with_progress(mut self) -> Self {
-        self.progress = true;
-        self
-    }
-}
-
-#[async_trait]
-impl BackupStore for FsBackupStore {
-    async fn create(&self, kdf: Kdf, now: UnixSeconds) -> waiaas_core::Result<BackupInfo> {
-        let _exclusive = self.exclusive.lock().await;
-        // The backup dir may be the operator's (`--output`, `[backup] dir`): an existing one keeps its mode, so the
-        // plaintext snapshot goes into a 0700 directory of its own, removed with it.
-        waiaas_fs::ensure_dir_keeping_mode(&self.out_dir)?;
-        let private = tempfile::Builder::new()
-            .prefix(&format!(".snapshot-{}-", fsb::utc_stamp(now.0)))
-            .tempdir_in(&self.out_dir)
-            .map_err(Error::internal)?;
-        waiaas_fs::ensure_private_dir(private.path())?;
-        let snapshot = private.path().join("waiaas.db");
-        let taken = self.db.snapshot_to(&snapshot).await;
-        let result = match taken {
-            Ok(()) => {
-                let (dir, out_dir, password, snap) =
-                    (self.dir.clone(), self.out_dir.clone(), self.password.clone(), snapshot.clone());
-                let schema_version = self.db.schema_version();
-                let show = self.progress;
-                tokio::task::spawn_blocking(move || {
-                    let sources = fsb::sources(&dir, &snap)?;
-                    let opts = fsb::CreateOptions {
-                        password: &password,
-                        kdf,
-                        schema_version,
-                        daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
-                        created_at: now.0,
-                        entropy: &OsEntropy,
-                    };
-                    let mut progress = Progress::new("sealing");
-                    fsb::create_archive(&out_dir, &sources, &opts, &mut |done, total| {
-                        if show {
-                            progress.update(done, total);
-                        }
-                    })
-                })
-                .await
-                .map_err(Error::internal)?
-            }
-            Err(e) => Err(e),
-        };
-        let _ = private.close();
-        let path = result?;
-        info_of(&path)
-    }
-
-    async fn list(&self) -> waiaas_core::Result<Vec<BackupInfo>> {
-        // An archive pruned between the directory read and the stat is simply no longer listed.
-        let mut listed = Vec::new();
-        for archive in fsb::list_archives(&self.out_dir)? {
-            match std::fs::metadata(&archive.path) {
-                Ok(meta) => listed.push(info_from(&archive.path, &meta)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::internal(e)),
-            }
-        }
-        Ok(listed)
-    }
-
-    async fn prune(&self, keep: usize) -> waiaas_core::Result<Vec<String>> {
-        let _exclusive = self.exclusive.lock().await;
-        Ok(fsb::prune(&self.out_dir, keep)?
-            .into_iter()
-            .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
-            .collect())
-    }
-}
-
-fn info_of(path: &Path) -> waiaas_core::Result<BackupInfo> {
-    Ok(info_from(path, &std::fs::metadata(path).map_err(Error::internal)?))
-}
-
-fn info_from(path: &Path, meta: &std::fs::Metadata) -> BackupInfo {
-    let created_at = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    BackupInfo {
-        name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        location: path.display().to_string(),
-        size: meta.len(),
-        created_at: UnixSeconds(created_at),
-    }
-}
-
-/// The scheduler: every `interval` seconds a backup through the core (audited, last success recorded), then
-/// pruning beyond `retention_count`. A failure is logged and audited by the core and retried next interval.
-pub async fn run_scheduler(core: Arc<Waiaas>, config: BackupConfig, mut stop: tokio::sync::watch::Receiver<bool>) {
-    if config.interval == 0 {
-        return;
-    }
-    let period = Duration::from_secs(config.interval);
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        match core.create_backup(&RequestContext::system(), Kdf::argon2id_default()).await {
-            Ok(info) => {
-                tracing::info!(archive = %info.location, size = info.size, "scheduled backup written");
-                match core.prune_backups(config.retention_count as usize).await {
-                    Ok(removed) if !removed.is_empty() => tracing::info!(?removed, "old backups pruned"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(code = %e.code, cause = ?e.internal, "pruning old backups failed"),
-                }
-            }
-            Err(e) => {
-                tracing::error!(code = %e.code, cause = ?e.internal, "scheduled backup failed; retrying next interval")
-            }
-        }
-    }
-}
-
 /// `waiaas backup ...`
 pub fn backup(root: &Path, args: BackupArgs) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -239,7 +82,7 @@ pub fn backup(root: &Path, args: BackupArgs) -> anyhow::Result<ExitCode> {
 
 fn list(root: &Path) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(root).map_err(core_error)?;
-    let config = crate::daemon::load_config(&dir)?;
+    let config = waiaas_daemon::load_config(&dir)?;
     let out_dir = backup_dir(&dir, &config.backup);
     let archives = fsb::list_archives(&out_dir).map_err(core_error)?;
     if archives.is_empty() {
@@ -297,7 +140,7 @@ fn describe_manifest(m: &Manifest) -> String {
 
 fn create(root: &Path, output: Option<PathBuf>, kdf: KdfChoice) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(root).map_err(core_error)?;
-    let config = crate::daemon::load_config(&dir)?;
+    let config = waiaas_daemon::load_config(&dir)?;
     let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
     if let Some(running) = PidLock::read_running(&dir) {
         if output.is_none() {
@@ -337,12 +180,19 @@ async fn offline_backup(
     check_password(db, password).await?;
     let now = SystemClock.now();
     // The BACKUP_CREATED row below is an append: it needs the audit head key, as the daemon's appends do.
-    if let Some(key) = crate::audit::head_key(db, password, false).await?
+    if let Some(key) = head_key(db, password, false).await?
         && let HeadInstalled::Broken(finding) = db.install_audit_head_key(key, now).await.map_err(core_error)?
     {
-        return Err(crate::audit::head_refusal(&finding));
+        return Err(head_refusal(&finding));
     }
-    let store = FsBackupStore::new(dir.clone(), db.clone(), out_dir.to_owned(), password.clone()).with_progress();
+    let mut progress = Progress::new("sealing");
+    let progress = std::sync::Mutex::new(move |done, total| progress.update(done, total));
+    let progress: waiaas_fs::ProgressSink = std::sync::Arc::new(move |done, total| {
+        if let Ok(mut p) = progress.lock() {
+            p(done, total)
+        }
+    });
+    let store = backup_store(dir, db, out_dir.to_owned(), password.clone()).with_progress(progress);
     eprintln!("sealing a snapshot of {} with {} ...", dir.root().display(), kdf.name());
     let ctx = RequestContext::master(None);
     match store.create(kdf, now).await {
@@ -359,17 +209,6 @@ async fn offline_backup(
             let _ = db.audit().append(&event).await;
             Err(backup_error(e))
         }
-    }
-}
-
-/// The password must be the data's master password: an archive sealed with anything else could not be
-/// restored into working data (the keystore files are sealed with the master password).
-pub(crate) async fn check_password(db: &Database, password: &str) -> anyhow::Result<()> {
-    let stored = db.settings().get(MASTER_HASH_KEY).await.map_err(core_error)?;
-    match stored {
-        None => bail!("this data dir has no master password yet; start the daemon once first"),
-        Some(hash) if verify_password(password, &hash).map_err(core_error)? => Ok(()),
-        Some(_) => bail!("INVALID_MASTER_PASSWORD: the master password does not match this data dir"),
     }
 }
 
