@@ -11,8 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::lock::Mutex;
-use waiaas_core::backup::Kdf;
-use waiaas_core::ports::{BackupInfo, BackupStore};
+use waiaas_core::ports::{BackupInfo, BackupRequest, BackupStore};
 use waiaas_core::{Error, Result, UnixSeconds};
 use zeroize::Zeroizing;
 
@@ -76,9 +75,10 @@ impl FsBackupStore {
 
 #[async_trait]
 impl BackupStore for FsBackupStore {
-    async fn create(&self, kdf: Kdf, now: UnixSeconds) -> Result<BackupInfo> {
+    async fn create(&self, request: BackupRequest, now: UnixSeconds) -> Result<BackupInfo> {
         let _exclusive = self.exclusive.lock().await;
-        let out_dir = self.out_dir.clone();
+        let kdf = request.kdf;
+        let out_dir = request.output_dir.unwrap_or_else(|| self.out_dir.clone());
         // The backup dir may be the operator's (`--output`, `[backup] dir`): an existing one keeps its mode, so the
         // plaintext snapshot goes into a 0700 directory of its own, removed with it.
         ensure_dir_keeping_mode(&out_dir)?;

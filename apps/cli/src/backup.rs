@@ -1,10 +1,9 @@
-//! OPS-03 commands and the daemon's backup store: `waiaas backup [--output DIR] [--kdf argon2id|pbkdf2]`,
-//! `waiaas backup list|inspect FILE|verify FILE`, `waiaas restore --from FILE [--force]`, and the scheduler the
-//! daemon runs when `[backup] interval` is set.
+//! OPS-03 commands: `waiaas backup [--output DIR] [--kdf argon2id|pbkdf2]`, `waiaas backup list|inspect FILE|verify
+//! FILE` and `waiaas restore --from FILE [--force]` (the store and the scheduler are the daemon crate's).
 //!
-//! `backup` goes through the running daemon (`POST /v1/admin/backup`, a `VACUUM INTO` snapshot through its own
-//! DB handle) when one runs on the data dir and no `--output`/`--kdf` other than its own applies; otherwise it
-//! opens the data dir itself. `restore` refuses while a daemon runs: it decrypts and verifies the archive into a
+//! `backup` goes through the running daemon (`POST /v1/admin/backup` with the output dir and KDF, a `VACUUM INTO`
+//! snapshot through its own DB handle) whenever one runs on the data dir, whatever the flags; otherwise it opens
+//! the stopped data dir itself. `restore` refuses while a daemon runs: it decrypts and verifies the archive into a
 //! staging dir, opens the staged DB (migrating an older schema forward), runs `PRAGMA integrity_check`, checks
 //! the archive's password unlocks the restored data, and only then swaps it in, keeping the previous data as
 //! `restore-backup-<time>/`. Progress goes to stderr; the result (a path, a listing) to stdout.
@@ -16,7 +15,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use waiaas_core::backup::{Header, Kdf, Manifest};
 use waiaas_core::event::{Event, EventType, RequestContext};
-use waiaas_core::ports::{AuditRepo, BackupStore, Clock, SettingsRepo};
+use waiaas_core::ports::{AuditRepo, BackupRequest, BackupStore, Clock, SettingsRepo};
 use waiaas_core::services::backup::LAST_BACKUP_SUCCESS_KEY;
 use waiaas_core::{Error, ErrorCode};
 use waiaas_daemon::audit_head::{check_password, head_key, head_refusal};
@@ -143,20 +142,27 @@ fn create(root: &Path, output: Option<PathBuf>, kdf: KdfChoice) -> anyhow::Resul
     let config = waiaas_daemon::load_config(&dir)?;
     let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
     if let Some(running) = PidLock::read_running(&dir) {
-        if output.is_none() {
-            let url =
-                running.base_url.clone().ok_or_else(|| anyhow!("a daemon runs but has not started listening yet"))?;
-            eprintln!("backing up through the running daemon at {url} ...");
-            let client = waiaas_client::Client::new(&url).with_master_password(password.as_str());
-            let kdf = match kdf {
-                KdfChoice::Argon2id => waiaas_client::BackupKdf::Argon2id,
-                KdfChoice::Pbkdf2 => waiaas_client::BackupKdf::Pbkdf2,
-            };
-            let made = client.create_backup(kdf).map_err(|e| anyhow!("{e}"))?;
-            emit(&made.path)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        eprintln!("a daemon runs (pid {:?}); taking a consistent snapshot (VACUUM INTO) beside it", running.pid);
+        // Whatever the flags, the running daemon makes the backup: it is the only writer of its database, and its
+        // last-backup time and metric follow.
+        let url = running.base_url.clone().ok_or_else(|| anyhow!("a daemon runs but has not started listening yet"))?;
+        eprintln!("backing up through the running daemon at {url} ...");
+        let client = waiaas_client::Client::new(&url).with_master_password(password.as_str());
+        let kdf = match kdf {
+            KdfChoice::Argon2id => waiaas_client::BackupKdf::Argon2id,
+            KdfChoice::Pbkdf2 => waiaas_client::BackupKdf::Pbkdf2,
+        };
+        let made = match output {
+            Some(output) => {
+                // The daemon resolves nothing against its own working directory: it gets an absolute path.
+                let output =
+                    std::path::absolute(&output).with_context(|| format!("cannot resolve {}", output.display()))?;
+                let output = output.to_str().ok_or_else(|| anyhow!("{} is not valid UTF-8", output.display()))?;
+                client.create_backup_in(kdf, output)
+            }
+            None => client.create_backup(kdf),
+        };
+        emit(&made.map_err(|e| anyhow!("{e}"))?.path)?;
+        return Ok(ExitCode::SUCCESS);
     }
     let out_dir = output.unwrap_or_else(|| backup_dir(&dir, &config.backup));
     let runtime = runtime()?;
@@ -195,7 +201,7 @@ async fn offline_backup(
     let store = backup_store(dir, db, out_dir.to_owned(), password.clone()).with_progress(progress);
     eprintln!("sealing a snapshot of {} with {} ...", dir.root().display(), kdf.name());
     let ctx = RequestContext::master(None);
-    match store.create(kdf, now).await {
+    match store.create(BackupRequest::new(kdf), now).await {
         Ok(info) => {
             let event = Event::new(EventType::BackupCreated, &ctx, now)
                 .details(serde_json::json!({ "name": info.name, "size": info.size, "kdf": kdf.name() }));

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use waiaas_core::backup::Kdf;
 use waiaas_core::event::RequestContext;
+use waiaas_core::ports::BackupRequest;
 use waiaas_core::services::Waiaas;
 use waiaas_fs::{DataDir, DatabaseSnapshot, FsBackupStore};
 use waiaas_sqlite::Database;
@@ -55,7 +56,7 @@ pub async fn run_scheduler(core: Arc<Waiaas>, config: BackupConfig, mut stop: to
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        match core.create_backup(&RequestContext::system(), Kdf::argon2id_default()).await {
+        match core.create_backup(&RequestContext::system(), BackupRequest::new(Kdf::argon2id_default())).await {
             Ok(info) => {
                 tracing::info!(archive = %info.location, size = info.size, "scheduled backup written");
                 match core.prune_backups(config.retention_count as usize).await {

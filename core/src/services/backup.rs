@@ -9,10 +9,9 @@ use std::sync::Arc;
 
 use super::Waiaas;
 use crate::UnixSeconds;
-use crate::backup::Kdf;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Event, EventType, RequestContext};
-use crate::ports::{BackupInfo, BackupStore};
+use crate::ports::{BackupInfo, BackupRequest, BackupStore};
 
 /// Settings key of the last successful backup's Unix time.
 pub const LAST_BACKUP_SUCCESS_KEY: &str = "backup_last_success_at";
@@ -28,11 +27,15 @@ impl Waiaas {
     }
 
     /// Creates an archive now. Success and failure are both audited and published; success also records the
-    /// time of the last successful backup.
-    pub async fn create_backup(&self, ctx: &RequestContext, kdf: Kdf) -> Result<BackupInfo> {
+    /// time of the last successful backup. An `output_dir` must be absolute.
+    pub async fn create_backup(&self, ctx: &RequestContext, request: BackupRequest) -> Result<BackupInfo> {
         let store = self.backup_store()?;
+        if request.output_dir.as_ref().is_some_and(|d| !d.is_absolute()) {
+            return Err(Error::invalid_field("outputDir", "must be an absolute path"));
+        }
+        let kdf = request.kdf;
         let now = self.now();
-        match store.create(kdf, now).await {
+        match store.create(request, now).await {
             Ok(info) => {
                 let event = Event::new(EventType::BackupCreated, ctx, now).details(serde_json::json!({
                     "name": info.name,
