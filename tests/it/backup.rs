@@ -356,6 +356,29 @@ fn with_a_daemon_running_every_backup_is_made_by_the_daemon() {
     assert_eq!((status, code.as_str()), (400, "VALIDATION_FAILED"));
 }
 
+/// Progress bars are for terminals: with stderr captured (not a terminal), an offline backup, a verify and a
+/// restore write their result lines only, no progress bytes (no bar, rate, ETA, carriage return or escape).
+#[test]
+fn backup_verify_and_restore_stay_quiet_when_stderr_is_not_a_terminal() {
+    let mut daemon = Daemon::start();
+    daemon.admin().create_agent(&CreateAgent::ethereum("kept", "anvil")).expect("agent");
+    daemon.stop();
+    let dir = daemon.data_dir().to_owned();
+    let backup = run_cli(&dir, &["backup", "--kdf", "pbkdf2"], &pw());
+    let archive = ok(&backup).trim().to_owned();
+    let verify = run_cli(&dir, &["backup", "verify", &archive], &pw());
+    ok(&verify);
+    let restore = run_cli(&dir, &["restore", "--force", "--from", &archive], &pw());
+    ok(&restore);
+    for (name, out) in [("backup", &backup), ("verify", &verify), ("restore", &restore)] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        for marker in ["ETA", "/s", "%", "\r", "\x1b["] {
+            assert!(!err.contains(marker), "{name}: progress output {marker:?} in captured stderr:\n{err}");
+        }
+    }
+    assert!(String::from_utf8_lossy(&restore.stderr).contains("archive verified"), "the result lines remain");
+}
+
 /// A crash in the middle of the swap (the process aborts at a test hook, as kill -9 would) leaves a journal;
 /// the next `start` rolls back, so the data dir is the old state, never a mix.
 #[test]

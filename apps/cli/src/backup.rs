@@ -6,24 +6,21 @@
 //! the stopped data dir itself. `restore` refuses while a daemon runs: it decrypts and verifies the archive into a
 //! staging dir, opens the staged DB (migrating an older schema forward), runs `PRAGMA integrity_check`, checks
 //! the archive's password unlocks the restored data, and only then swaps it in, keeping the previous data as
-//! `restore-backup-<time>/`. Progress goes to stderr; the result (a path, a listing) to stdout.
+//! `restore-backup-<time>/` (`waiaas_daemon::backup::restore`). This module parses and prints: progress (bytes,
+//! rate, ETA) goes to stderr when it is a terminal, the result (a path, a listing) to stdout.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use waiaas_core::backup::{Header, Kdf, Manifest};
-use waiaas_core::event::{Event, EventType, RequestContext};
-use waiaas_core::ports::{AuditRepo, BackupRequest, BackupStore, Clock, SettingsRepo};
-use waiaas_core::services::backup::LAST_BACKUP_SUCCESS_KEY;
-use waiaas_core::{Error, ErrorCode};
-use waiaas_daemon::audit_head::{check_password, head_key, head_refusal};
-use waiaas_daemon::backup::{backup_dir, backup_store};
+use waiaas_daemon::backup::{backup_dir, backup_error, offline_backup};
 use waiaas_fs::backup as fsb;
-use waiaas_fs::{DataDir, PidLock, SystemClock};
-use waiaas_sqlite::{Database, HeadInstalled};
-use zeroize::Zeroizing;
+use waiaas_fs::{DataDir, PidLock, ProgressSink};
 
 use crate::password::{self, Terminal};
 use crate::{core_error, emit};
@@ -118,10 +115,10 @@ pub fn describe_header(file: &Path, header: &Header) -> String {
 fn verify(file: &Path) -> anyhow::Result<ExitCode> {
     fsb::inspect(file).map_err(backup_error)?;
     let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
-    let mut progress = Progress::new("verifying");
-    let manifest =
-        fsb::verify(file, &password, &mut |done, total| progress.update(done, total)).map_err(backup_error)?;
+    let progress = Progress::new("verifying");
+    let manifest = fsb::verify(file, &password, &mut |done, total| Progress::show(&progress.bar, done, total));
     progress.finish();
+    let manifest = manifest.map_err(backup_error)?;
     emit(&format!("ok: {}", describe_manifest(&manifest)))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -165,57 +162,17 @@ fn create(root: &Path, output: Option<PathBuf>, kdf: KdfChoice) -> anyhow::Resul
         return Ok(ExitCode::SUCCESS);
     }
     let out_dir = output.unwrap_or_else(|| backup_dir(&dir, &config.backup));
+    eprintln!("sealing a snapshot of {} with {} ...", dir.root().display(), kdf.kdf().name());
+    let progress = Progress::new("sealing");
+    let sink: ProgressSink = {
+        let bar = progress.bar.clone();
+        Arc::new(move |done, total| Progress::show(&bar, done, total))
+    };
     let runtime = runtime()?;
-    let path = runtime.block_on(async {
-        let db = Database::open(&dir.db_file()).await.map_err(core_error).context("cannot open the database")?;
-        let result = offline_backup(&dir, &db, &out_dir, &password, kdf.kdf()).await;
-        db.close().await;
-        result
-    })?;
-    emit(&path.display().to_string())?;
+    let made = runtime.block_on(offline_backup(&dir, &out_dir, &password, kdf.kdf(), Some(sink)));
+    progress.finish();
+    emit(&made?.location)?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn offline_backup(
-    dir: &DataDir,
-    db: &Database,
-    out_dir: &Path,
-    password: &Zeroizing<String>,
-    kdf: Kdf,
-) -> anyhow::Result<PathBuf> {
-    check_password(db, password).await?;
-    let now = SystemClock.now();
-    // The BACKUP_CREATED row below is an append: it needs the audit head key, as the daemon's appends do.
-    if let Some(key) = head_key(db, password, false).await?
-        && let HeadInstalled::Broken(finding) = db.install_audit_head_key(key, now).await.map_err(core_error)?
-    {
-        return Err(head_refusal(&finding));
-    }
-    let mut progress = Progress::new("sealing");
-    let progress = std::sync::Mutex::new(move |done, total| progress.update(done, total));
-    let progress: waiaas_fs::ProgressSink = std::sync::Arc::new(move |done, total| {
-        if let Ok(mut p) = progress.lock() {
-            p(done, total)
-        }
-    });
-    let store = backup_store(dir, db, out_dir.to_owned(), password.clone()).with_progress(progress);
-    eprintln!("sealing a snapshot of {} with {} ...", dir.root().display(), kdf.name());
-    let ctx = RequestContext::master(None);
-    match store.create(BackupRequest::new(kdf), now).await {
-        Ok(info) => {
-            let event = Event::new(EventType::BackupCreated, &ctx, now)
-                .details(serde_json::json!({ "name": info.name, "size": info.size, "kdf": kdf.name() }));
-            db.audit().append(&event).await.map_err(core_error)?;
-            db.settings().put(LAST_BACKUP_SUCCESS_KEY, &now.0.to_string()).await.map_err(core_error)?;
-            Ok(PathBuf::from(info.location))
-        }
-        Err(e) => {
-            let event =
-                Event::new(EventType::BackupFailed, &ctx, now).details(serde_json::json!({ "code": e.code.as_str() }));
-            let _ = db.audit().append(&event).await;
-            Err(backup_error(e))
-        }
-    }
 }
 
 /// `waiaas restore --from FILE [--force]`
@@ -237,45 +194,19 @@ pub fn restore(root: &Path, from: &Path, force: bool) -> anyhow::Result<ExitCode
         );
     }
     let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
-    let stamp = fsb::utc_stamp(SystemClock.now().0);
-    let mut progress = Progress::new("decrypting");
-    let latest = Database::latest_schema_version();
-    let staged = fsb::stage_restore(
+    let progress = Progress::new("decrypting");
+    let safety = waiaas_daemon::backup::restore(
         &dir,
         from,
         &password,
-        &stamp,
-        &mut |m| {
-            if m.schema_version > latest {
-                return Err(Error::new(
-                    ErrorCode::InvalidBackupFormat,
-                    format!("the archive's schema {} is newer than this build supports ({latest})", m.schema_version),
-                ));
-            }
-            Ok(())
+        &mut |done, total| Progress::show(&progress.bar, done, total),
+        |manifest| {
+            progress.bar.finish_and_clear();
+            eprintln!("archive verified: {}", describe_manifest(manifest));
         },
-        &mut |done, total| progress.update(done, total),
-    )
-    .map_err(backup_error)?;
+    );
     progress.finish();
-    eprintln!("archive verified: {}", describe_manifest(&staged.manifest));
-    let runtime = runtime()?;
-    runtime.block_on(async {
-        let db =
-            Database::open(&staged.db_file()).await.map_err(core_error).context("cannot open the restored database")?;
-        let checked = async {
-            db.integrity_check()
-                .await
-                .map_err(core_error)
-                .context("the restored database failed its integrity check")?;
-            check_password(&db, &password).await.context("the archive's password does not unlock the restored data")
-        }
-        .await;
-        db.close().await;
-        checked
-    })?;
-    drop(runtime);
-    let safety = fsb::swap_in(&dir, staged, &stamp).map_err(core_error).context("cannot swap the restored data in")?;
+    let safety = safety?;
     drop(lock);
     eprintln!("previous data kept in {}", safety.display());
     emit(&format!("restored {} into {}", from.display(), root.display()))?;
@@ -286,16 +217,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
-/// Backup format and authentication failures keep their code in the message (`BACKUP_CORRUPTED: ...`).
-fn backup_error(e: Error) -> anyhow::Error {
-    match e.code {
-        ErrorCode::InvalidBackupFormat | ErrorCode::BackupCorrupted | ErrorCode::NotFound => {
-            anyhow!("{}: {}", e.code, e.message)
-        }
-        _ => core_error(e),
-    }
-}
-
 fn human_bytes(n: u64) -> String {
     match n {
         0..1024 => format!("{n} B"),
@@ -304,28 +225,36 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Percent progress on stderr, at most one line per 5 %.
+/// Progress of a long archive operation on stderr (bytes, rate, ETA) while stderr is a terminal; nothing at all
+/// otherwise (a log file or a pipe gets only the result lines).
 struct Progress {
-    what: &'static str,
-    last: Option<u64>,
+    bar: ProgressBar,
 }
 
 impl Progress {
     fn new(what: &'static str) -> Self {
-        Progress { what, last: None }
+        Self::to(what, std::io::stderr().is_terminal())
     }
 
-    fn update(&mut self, done: u64, total: u64) {
-        let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
-        if self.last.is_none_or(|l| pct >= l + 5) {
-            eprintln!("{} {pct:>3}% ({} of {})", self.what, human_bytes(done), human_bytes(total));
-            self.last = Some(pct);
-        }
+    fn to(what: &'static str, terminal: bool) -> Self {
+        let target = if terminal { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let bar = ProgressBar::with_draw_target(Some(0), target);
+        let style = ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}, ETA {eta}",
+        )
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_message(what);
+        Progress { bar }
     }
 
-    fn finish(&mut self) {
-        if self.last != Some(100) {
-            eprintln!("{} 100%", self.what);
-        }
+    fn show(bar: &ProgressBar, done: u64, total: u64) {
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
     }
 }

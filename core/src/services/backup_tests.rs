@@ -71,3 +71,16 @@ fn a_relative_output_dir_is_refused_before_the_store_is_asked() {
     assert_code(block_on(h.core.create_backup(&RequestContext::system(), request)), ErrorCode::ValidationFailed);
     assert!(h.audit_rows.lock().unwrap().is_empty(), "nothing was attempted, nothing is audited");
 }
+
+#[test]
+fn a_restore_accepts_the_current_and_older_schemas_and_refuses_a_newer_one() {
+    let manifest = |schema_version| crate::backup::Manifest {
+        schema_version,
+        daemon_version: "0.1.0".into(),
+        created_at: 0,
+        files: Vec::new(),
+    };
+    assert!(crate::services::backup::check_restorable(&manifest(3), 3).is_ok());
+    assert!(crate::services::backup::check_restorable(&manifest(1), 3).is_ok());
+    assert_code(crate::services::backup::check_restorable(&manifest(4), 3), ErrorCode::InvalidBackupFormat);
+}
