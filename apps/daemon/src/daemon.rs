@@ -384,6 +384,58 @@ fn reachable(bound: SocketAddr) -> SocketAddr {
 mod tests {
     use super::*;
 
+    /// A daemon on a fresh data dir, on an ephemeral loopback port, with cheap key derivation.
+    async fn bound(dir: &tempfile::TempDir) -> BoundDaemon {
+        let data = DataDir::create(dir.path()).expect("data dir");
+        let env = [
+            ("WAIAAS_DAEMON_PORT", "0"),
+            ("WAIAAS_KEYSTORE_ARGON2_M_COST_KIB", "1024"),
+            ("WAIAAS_KEYSTORE_ARGON2_T_COST", "1"),
+            ("WAIAAS_KEYSTORE_ARGON2_P_COST", "1"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let config = Config::load(None, env).expect("config");
+        bind(&data, &config, Zeroizing::new("supervised".to_owned()), Overrides::default()).await.expect("bind")
+    }
+
+    /// A background task that dies while the daemon serves stops the daemon: `run` returns (without a shutdown
+    /// signal) with an error naming the task, and the port is closed.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_dying_background_task_stops_the_daemon() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut daemon = bound(&dir).await;
+        let address = daemon.base_url.trim_start_matches("http://").to_owned();
+        let (die, dies) = oneshot::channel::<()>();
+        daemon.tasks.spawn("doomed task", async move {
+            let _ = dies.await;
+            panic!("the doomed task fails");
+        });
+        let running = tokio::spawn(daemon.run(std::future::pending()));
+        tokio::net::TcpStream::connect(&address).await.expect("the daemon serves before the task dies");
+        die.send(()).expect("the task waits");
+        let outcome = tokio::time::timeout(Duration::from_secs(30), running)
+            .await
+            .expect("the daemon stopped by itself")
+            .expect("run did not panic");
+        let error = outcome.expect_err("a dead task is an error");
+        assert!(error.to_string().contains("doomed task"), "{error:#}");
+        assert!(tokio::net::TcpStream::connect(&address).await.is_err(), "the port is closed");
+    }
+
+    /// Without a dying task, `run` ends cleanly when its shutdown future completes, and the worker stops with it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_shutdown_stops_the_server_and_the_tasks_cleanly() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let daemon = bound(&dir).await;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = tokio::spawn(daemon.run(async move {
+            let _ = stopped.await;
+        }));
+        stop.send(()).expect("run waits for the shutdown");
+        let outcome = tokio::time::timeout(Duration::from_secs(30), running).await.expect("stopped").expect("no panic");
+        outcome.expect("a clean shutdown is no error");
+    }
+
     #[test]
     fn unspecified_binds_are_announced_as_loopback() {
         let check = |bound: &str, expected: &str| assert_eq!(reachable(bound.parse().unwrap()).to_string(), expected);
