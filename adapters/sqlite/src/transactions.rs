@@ -269,7 +269,7 @@ async fn apply_move(
         let agent: String = moved.try_get("agent_id").map_err(db_err)?;
         let held: String = moved.try_get("reserved").map_err(db_err)?;
         let held = reserved::from_json(&held).map_err(|what| decode_err(TABLE, "reserved", what))?;
-        reserved::release(&mut **conn, &agent, &held).await?;
+        reserved::release(conn, &agent, &held).await?;
     }
     if let Some(event) = event {
         append_audit(conn, event).await?;
