@@ -331,12 +331,11 @@ fn with_a_daemon_running_every_backup_is_made_by_the_daemon() {
     let metric = || crate::metrics::scrape(&daemon.client()).value("waiaas_backup_last_success_timestamp_seconds", &[]);
     assert_eq!(metric(), 0.0);
     let out = tempfile::tempdir().unwrap();
-    let made = ok(&run_cli(
-        daemon.data_dir(),
-        &["backup", "--output", out.path().to_str().unwrap(), "--kdf", "pbkdf2"],
-        &pw(),
-    ));
-    let archive = PathBuf::from(made.trim());
+    let out_cmd =
+        run_cli(daemon.data_dir(), &["backup", "--output", out.path().to_str().unwrap(), "--kdf", "pbkdf2"], &pw());
+    let archive = PathBuf::from(ok(&out_cmd).trim());
+    let err = String::from_utf8_lossy(&out_cmd.stderr);
+    assert!(!err.contains('\r') && !err.contains("\x1b["), "no spinner when stderr is not a terminal: {err}");
     assert_eq!(archive.parent(), Some(out.path()));
     let shown = ok(&run_cli(daemon.data_dir(), &["backup", "inspect", archive.to_str().unwrap()], &[]));
     assert!(shown.contains("kdf: pbkdf2"), "{shown}");

@@ -148,6 +148,8 @@ fn create(root: &Path, output: Option<PathBuf>, kdf: KdfChoice) -> anyhow::Resul
             KdfChoice::Argon2id => waiaas_client::BackupKdf::Argon2id,
             KdfChoice::Pbkdf2 => waiaas_client::BackupKdf::Pbkdf2,
         };
+        // The daemon seals the archive; the terminal shows that it is working (its bytes are on the daemon's side).
+        let waiting = Progress::waiting("the daemon is sealing the archive");
         let made = match output {
             Some(output) => {
                 // The daemon resolves nothing against its own working directory: it gets an absolute path.
@@ -158,6 +160,7 @@ fn create(root: &Path, output: Option<PathBuf>, kdf: KdfChoice) -> anyhow::Resul
             }
             None => client.create_backup(kdf),
         };
+        waiting.finish();
         emit(&made.map_err(|e| anyhow!("{e}"))?.path)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -246,6 +249,19 @@ impl Progress {
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_message(what);
+        Progress { bar }
+    }
+
+    /// A spinner with the elapsed time, for work whose size this process cannot see.
+    fn waiting(what: &'static str) -> Self {
+        let target =
+            if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let bar = ProgressBar::with_draw_target(None, target);
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            bar.set_style(style);
+        }
+        bar.set_message(what);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
         Progress { bar }
     }
 
