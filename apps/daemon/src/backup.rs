@@ -52,8 +52,9 @@ pub fn backup_store(dir: &DataDir, db: &Database, out_dir: PathBuf, password: Ze
     FsBackupStore::new(dir.clone(), Arc::new(SqliteSnapshot(db.clone())), out_dir, password, env!("CARGO_PKG_VERSION"))
 }
 
-/// The scheduler: every `interval` seconds a backup through the core (audited, last success recorded), then
-/// pruning beyond `retention_count`. A failure is logged and audited by the core and retried next interval.
+/// The scheduler's clock: every `interval` seconds one [`Waiaas::scheduled_backup`] (what a run does — the backup,
+/// its records, the pruning — is the core's). A failure is logged and audited by the core and retried next
+/// interval.
 /// Returns only when `stop` changes.
 pub async fn run_scheduler(core: Arc<Waiaas>, config: BackupConfig, mut stop: tokio::sync::watch::Receiver<bool>) {
     let period = Duration::from_secs(config.interval.max(1));
@@ -64,10 +65,10 @@ pub async fn run_scheduler(core: Arc<Waiaas>, config: BackupConfig, mut stop: to
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
-        match core.create_backup(&RequestContext::system(), BackupRequest::new(Kdf::argon2id_default())).await {
-            Ok(info) => {
+        match core.scheduled_backup(config.retention_count as usize).await {
+            Ok((info, pruned)) => {
                 tracing::info!(archive = %info.location, size = info.size, "scheduled backup written");
-                match core.prune_backups(config.retention_count as usize).await {
+                match pruned {
                     Ok(removed) if !removed.is_empty() => tracing::info!(?removed, "old backups pruned"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(code = %e.code, cause = ?e.internal, "pruning old backups failed"),

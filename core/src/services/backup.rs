@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::Waiaas;
 use crate::UnixSeconds;
-use crate::backup::Manifest;
+use crate::backup::{Kdf, Manifest};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Event, EventType, RequestContext};
 use crate::ports::{AuditRepo, BackupInfo, BackupRequest, BackupStore, SettingsRepo};
@@ -101,6 +101,15 @@ impl Waiaas {
             self.publish(&event);
         }
         outcome
+    }
+
+    /// One run of the `[backup] interval` schedule: a backup by the system (audited like any), then, only when it
+    /// succeeded, pruning to the newest `retention` archives. Returns the archive and the pruned names; a failed
+    /// pruning is not a failed backup, so it comes back separately.
+    pub async fn scheduled_backup(&self, retention: usize) -> Result<(BackupInfo, Result<Vec<String>>)> {
+        let info = self.create_backup(&RequestContext::system(), BackupRequest::new(Kdf::argon2id_default())).await?;
+        let pruned = self.prune_backups(retention).await;
+        Ok((info, pruned))
     }
 
     /// The archives in the backup directory, newest first.

@@ -84,3 +84,25 @@ fn a_restore_accepts_the_current_and_older_schemas_and_refuses_a_newer_one() {
     assert!(crate::services::backup::check_restorable(&manifest(1), 3).is_ok());
     assert_code(crate::services::backup::check_restorable(&manifest(4), 3), ErrorCode::InvalidBackupFormat);
 }
+
+#[test]
+fn a_scheduled_run_prunes_after_a_success_and_never_after_a_failure() {
+    let h = harness("pw", Arc::default()).unwrap();
+    let mut store = MockBackupStore::new();
+    store.expect_create().times(1).returning(|request, _| {
+        assert_eq!(request, BackupRequest::new(Kdf::argon2id_default()), "the schedule seals with the default KDF");
+        Ok(info())
+    });
+    store.expect_prune().withf(|keep| *keep == 3).times(1).returning(|_| Ok(vec!["old.waiaas-backup".into()]));
+    h.core.attach_backup_store(Arc::new(store));
+    let (made, pruned) = block_on(h.core.scheduled_backup(3)).unwrap();
+    assert_eq!(made, info());
+    assert_eq!(pruned.unwrap(), ["old.waiaas-backup"]);
+
+    let h = harness("pw", Arc::default()).unwrap();
+    let mut store = MockBackupStore::new();
+    store.expect_create().times(1).returning(|_, _| Err(Error::internal_msg("disk full")));
+    store.expect_prune().times(0);
+    h.core.attach_backup_store(Arc::new(store));
+    assert_code(block_on(h.core.scheduled_backup(3)).map(|_| ()), ErrorCode::InternalError);
+}
