@@ -1,11 +1,13 @@
 //! The audit head key and the master password check, shared by the daemon's unlock and the offline commands
-//! (`waiaas audit verify|reseal`, `waiaas backup` of a stopped data dir, `waiaas restore`).
+//! (`waiaas backup` of a stopped data dir, `waiaas restore`), and the two audit operations on a data dir:
+//! [`verify_log`] (the chain, then the log's end against its sealed head) and [`reseal`].
 
-use anyhow::{anyhow, bail};
-use waiaas_core::audit::{HEAD_SALT_KEY, HeadFinding, HeadKey};
-use waiaas_core::ports::SettingsRepo;
+use anyhow::{Context, anyhow, bail};
+use waiaas_core::audit::{ChainBreak, HEAD_SALT_KEY, HeadFinding, HeadKey};
+use waiaas_core::event::{EventType, RequestContext};
+use waiaas_core::ports::{AuditQuery, AuditRepo, Clock, SettingsRepo};
 use waiaas_core::services::master_auth::{MASTER_HASH_KEY, verify_password};
-use waiaas_fs::OsEntropy;
+use waiaas_fs::{DataDir, OsEntropy, SystemClock};
 use waiaas_sqlite::Database;
 
 use crate::core_error;
@@ -44,4 +46,65 @@ pub async fn check_password(db: &Database, password: &str) -> anyhow::Result<()>
         Some(hash) if verify_password(password, &hash).map_err(core_error)? => Ok(()),
         Some(_) => bail!("INVALID_MASTER_PASSWORD: the master password does not match this data dir"),
     }
+}
+
+/// Rows verified per batch (memory stays bounded on large logs).
+const VERIFY_BATCH: u32 = 10_000;
+
+/// `AUDIT_HEAD_SEALED` rows reported by [`verify_log`] at most.
+const SEALS_SHOWN: u32 = 20;
+
+/// What [`verify_log`] found.
+#[derive(Debug)]
+pub struct Verdict {
+    /// Rows whose hash and link verified (before the break, if any).
+    pub verified: u64,
+    /// The chain intact, or where it breaks.
+    pub chain: Result<(), ChainBreak>,
+    /// The last row's id when the head matches it, else what is wrong with the log's end.
+    pub head: Result<i64, String>,
+    /// Ids of `AUDIT_HEAD_SEALED` rows (heads sealed over existing rows), oldest first.
+    pub seals: Vec<i64>,
+}
+
+/// Checks the password, walks the chain of the data dir's audit log, and compares the end of the log with its
+/// sealed head (`waiaas audit verify`; a daemon may run meanwhile: its appends only lengthen the chain).
+pub async fn verify_log(dir: &DataDir, password: &str) -> anyhow::Result<Verdict> {
+    let db = Database::open(&dir.db_file()).await.map_err(core_error)?;
+    let outcome = check_log(&db, password).await;
+    db.close().await;
+    outcome
+}
+
+async fn check_log(db: &Database, password: &str) -> anyhow::Result<Verdict> {
+    check_password(db, password).await?;
+    let key = head_key(db, password, false).await?;
+    // The head and the log's end are read together, before the walk: rows a running daemon appends meanwhile
+    // only lengthen the chain.
+    let state = db.audit_head_state().await.map_err(core_error)?;
+    let head = match (&key, &state.sealed) {
+        (Some(key), _) => state.check(key).map(|()| state.last.last_id).map_err(|finding| finding.to_string()),
+        (None, None) => Err(HeadFinding::Missing.to_string()),
+        (None, Some(_)) => Err(format!("the head's salt ({HEAD_SALT_KEY}) was deleted: the head cannot be checked")),
+    };
+    let (verified, chain) = db.verify_audit_chain(VERIFY_BATCH).await.map_err(core_error)?;
+    let query = AuditQuery { event_types: vec![EventType::AuditHeadSealed], limit: SEALS_SHOWN, ..Default::default() };
+    let mut seals: Vec<i64> = db.audit().query(&query).await.map_err(core_error)?.iter().map(|r| r.id).collect();
+    seals.sort_unstable();
+    Ok(Verdict { verified, chain, head, seals })
+}
+
+/// Accepts the audit log as it stands (`waiaas audit reseal`; the caller holds the data dir's lock): records what
+/// was found as an `AUDIT_HEAD_SEALED` row and seals the head after it. `None` when the log already ends at its
+/// head.
+pub async fn reseal(dir: &DataDir, password: &str) -> anyhow::Result<Option<HeadFinding>> {
+    let db = Database::open(&dir.db_file()).await.map_err(core_error)?;
+    let outcome = async {
+        check_password(&db, password).await?;
+        let key = head_key(&db, password, true).await?.context("no audit head salt")?;
+        db.reseal_audit_head(key, &RequestContext::master(None), SystemClock.now()).await.map_err(core_error)
+    }
+    .await;
+    db.close().await;
+    Ok(outcome?.map(|(finding, _)| finding))
 }
