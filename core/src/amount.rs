@@ -13,31 +13,40 @@ pub struct Amount(pub U256);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmountError {
     #[error("amount must be a non-empty string of decimal digits")]
+    /// The text is not a non-empty string of ASCII digits.
     NotDecimal,
     #[error("amount does not fit in 256 bits")]
+    /// The value does not fit in 256 bits.
     Overflow,
 }
 
 impl Amount {
+    /// Zero.
     pub const ZERO: Amount = Amount(U256::ZERO);
+    /// The largest amount (2^256 - 1).
     pub const MAX: Amount = Amount(U256::MAX);
 
+    /// An amount from a `u128`.
     pub fn from_u128(value: u128) -> Self {
         Amount(U256::from(value))
     }
 
+    /// The sum, or None on overflow.
     pub fn checked_add(self, other: Amount) -> Option<Amount> {
         self.0.checked_add(other.0).map(Amount)
     }
 
+    /// The sum, capped at [`Amount::MAX`].
     pub fn saturating_add(self, other: Amount) -> Amount {
         Amount(self.0.saturating_add(other.0))
     }
 
+    /// The difference, or None when `other` is larger.
     pub fn checked_sub(self, other: Amount) -> Option<Amount> {
         self.0.checked_sub(other.0).map(Amount)
     }
 
+    /// The difference, floored at zero.
     pub fn saturating_sub(self, other: Amount) -> Amount {
         Amount(self.0.saturating_sub(other.0))
     }

@@ -49,9 +49,13 @@ pub fn chain_hash(prev_hash: &str, event: &Event) -> String {
 /// A row as read back for verification.
 #[derive(Clone, Debug)]
 pub struct ChainLink<'a> {
+    /// The row's id.
     pub id: i64,
+    /// The event the row records.
     pub event: &'a Event,
+    /// The previous row's hash.
     pub prev_hash: &'a str,
+    /// This row's hash.
     pub hash: &'a str,
 }
 
@@ -59,9 +63,15 @@ pub struct ChainLink<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChainBreak {
     /// The row's content no longer matches its hash: it was edited.
-    ContentAltered { id: i64 },
+    ContentAltered {
+        /// The edited row.
+        id: i64,
+    },
     /// The row does not follow the previous one: a row before it was deleted or inserted.
-    LinkBroken { id: i64 },
+    LinkBroken {
+        /// The first row after the gap.
+        id: i64,
+    },
 }
 
 /// Walks rows in id order (the first must follow `expected_prev`) and returns the first break, if any.
@@ -154,7 +164,9 @@ impl HeadKey {
 /// The end of the chain: the id and hash of its last row (`0` and [`GENESIS_HASH`] for an empty log).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainHead {
+    /// The id of the log's last row.
     pub last_id: i64,
+    /// That row's hash.
     pub last_hash: String,
 }
 
@@ -168,11 +180,14 @@ impl ChainHead {
 /// A head as stored: the head and its hex MAC.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedHead {
+    /// The row the head records.
     pub head: ChainHead,
+    /// HMAC-SHA256 of the head under the head key, hex.
     pub mac: String,
 }
 
 /// What is wrong with the log's end, found by [`check_head`].
+/// How the log's end disagrees with its sealed head.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HeadFinding {
     /// No sealed head: the log was not unlocked since the upgrade that added heads, or the head was deleted.
@@ -180,11 +195,24 @@ pub enum HeadFinding {
     /// The head's MAC does not verify: the head (or the salt) was edited.
     Forged,
     /// The log ends before the row the head records: trailing rows were deleted.
-    Truncated { last_id: i64, head_id: i64 },
+    Truncated {
+        /// The log's last row.
+        last_id: i64,
+        /// The row the head records.
+        head_id: i64,
+    },
     /// The row the head records is not the row it sealed: it was replaced, or its hash edited.
-    Replaced { head_id: i64 },
+    Replaced {
+        /// The row the head records.
+        head_id: i64,
+    },
     /// Rows follow the row the head records: they were added without the key, behind the daemon's back.
-    Unsealed { head_id: i64, last_id: i64 },
+    Unsealed {
+        /// The row the head records.
+        head_id: i64,
+        /// The log's last row.
+        last_id: i64,
+    },
 }
 
 impl std::fmt::Display for HeadFinding {

@@ -8,45 +8,80 @@ use std::fmt;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
+    /// The master password is wrong.
     InvalidMasterPassword,
+    /// A session token is malformed or its signature does not verify.
     InvalidToken,
+    /// A session token has expired.
     TokenExpired,
+    /// A session token's session was revoked (or renewed past it).
     SessionRevoked,
+    /// No credentials were presented.
     Unauthorized,
+    /// The credentials are valid but do not allow this action.
     Forbidden,
+    /// The other kind of credentials was presented (a session token on an admin route, or the reverse).
     WrongAuth,
+    /// The Host header names no allowed host.
     HostNotAllowed,
+    /// The request is invalid; the issues name the fields.
     ValidationFailed,
+    /// Nothing is at this path or id.
     NotFound,
+    /// No such agent.
     AgentNotFound,
+    /// No such session.
     SessionNotFound,
+    /// No such policy.
     PolicyNotFound,
+    /// No such transaction.
     TxNotFound,
+    /// No such webhook.
     WebhookNotFound,
+    /// The agent is suspended.
     AgentSuspended,
+    /// The agent is terminated.
     AgentTerminated,
+    /// The status change is not allowed from the current status.
     InvalidStateTransition,
+    /// A policy denied the transaction (the details name the reason and the policies).
     PolicyDenied,
+    /// The agent's balance does not cover the amount and fee.
     InsufficientBalance,
+    /// The chain refused the transaction in simulation (a revert).
     SimulationFailed,
+    /// The chain node failed or answered unexpectedly.
     ChainError,
+    /// The network is not configured on this daemon.
     NetworkNotConfigured,
+    /// Too many requests; retry later.
     RateLimited,
+    /// The kill switch is tripped.
     SystemLocked,
+    /// The pagination cursor is not one this listing issued.
     InvalidCursor,
+    /// The peer's IP address is not allowed for this session.
     AccessDeniedIp,
+    /// The file is not a backup archive this build can read.
     InvalidBackupFormat,
+    /// A backup archive failed authentication (wrong password or altered bytes).
     BackupCorrupted,
+    /// The keystore could not create, read or use a key.
     KeystoreError,
+    /// A daemon already runs on this data dir.
     DaemonAlreadyRunning,
+    /// An internal failure; the cause is logged, not sent.
     InternalError,
 }
 
 /// How a code is presented: HTTP status, retryability, and an operator hint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CodeInfo {
+    /// The HTTP status the code is answered with.
     pub http_status: u16,
+    /// Whether the same request may succeed later.
     pub retryable: bool,
+    /// What the client can do about it, when there is something.
     pub hint: Option<&'static str>,
 }
 
@@ -198,7 +233,9 @@ impl fmt::Display for ErrorCode {
 /// One offending input field (for `VALIDATION_FAILED`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Issue {
+    /// The field's path in the request (`rules.allowed_addresses[0]`).
     pub path: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -206,21 +243,27 @@ pub struct Issue {
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct Error {
+    /// The client-visible code.
     pub code: ErrorCode,
+    /// A message for the client (never an internal cause).
     pub message: String,
+    /// Structured details for the client (validation issues, a denial's reason).
     pub details: Option<serde_json::Value>,
     /// The internal cause, for the log only; never serialized to a client.
     #[source]
     pub internal: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
+/// The core's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An error with `code` and a client-visible message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Error { code, message: message.into(), details: None, internal: None }
     }
 
+    /// Adds client-visible details.
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
         self
@@ -255,6 +298,7 @@ impl Error {
         Error::internal(InternalMessage(what.into()))
     }
 
+    /// The code's HTTP status, retryability and hint.
     pub fn info(&self) -> CodeInfo {
         self.code.info()
     }

@@ -11,11 +11,13 @@ macro_rules! event_types {
     ($($variant:ident => $wire:literal, $severity:ident;)*) => {
         /// Every event type the daemon emits (SPEC §3). The wire form is SCREAMING_SNAKE_CASE.
         #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-        pub enum EventType { $($variant),* }
+        pub enum EventType { $(#[doc = concat!("`", $wire, "` (", stringify!($severity), ").")] $variant),* }
 
         impl EventType {
+            /// Every event type, in declaration order.
             pub const ALL: &'static [EventType] = &[$(EventType::$variant),*];
 
+            /// The wire and audit-row name (`TX_CONFIRMED`).
             pub fn as_str(self) -> &'static str {
                 match self { $(EventType::$variant => $wire),* }
             }
@@ -63,19 +65,25 @@ event_types! {
 }
 
 impl EventType {
+    /// Parses the wire name.
     pub fn parse(s: &str) -> Option<EventType> {
         EventType::ALL.iter().copied().find(|t| t.as_str() == s)
     }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+/// How serious an event is (the audit row's severity).
 pub enum Severity {
+    /// Routine.
     Info,
+    /// Worth an operator's attention.
     Warning,
+    /// Needs an operator now.
     Critical,
 }
 
 impl Severity {
+    /// The wire name (`info`, `warning`, `critical`).
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
@@ -84,6 +92,7 @@ impl Severity {
         }
     }
 
+    /// Parses the wire name.
     pub fn parse(s: &str) -> Option<Severity> {
         [Severity::Info, Severity::Warning, Severity::Critical].into_iter().find(|v| v.as_str() == s)
     }
@@ -120,19 +129,24 @@ impl Actor {
 /// Who is asking, and from where (the socket peer, never a spoofable header).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestContext {
+    /// Who acts.
     pub actor: Actor,
+    /// The peer's IP address, when the request came over the network.
     pub ip: Option<IpAddr>,
 }
 
 impl RequestContext {
+    /// The daemon itself (the worker, the scheduler).
     pub fn system() -> Self {
         RequestContext { actor: Actor::System, ip: None }
     }
 
+    /// The operator, with the master password.
     pub fn master(ip: Option<IpAddr>) -> Self {
         RequestContext { actor: Actor::Master, ip }
     }
 
+    /// The session acting, if the actor is one.
     pub fn session_id(&self) -> Option<SessionId> {
         match self.actor {
             Actor::Session(id) => Some(id),
@@ -145,14 +159,23 @@ impl RequestContext {
 /// `details` is structured and never holds a secret, token, password or key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
+    /// What happened.
     pub event_type: EventType,
+    /// When.
     pub created_at: UnixSeconds,
+    /// The agent concerned, if any.
     pub agent_id: Option<AgentId>,
+    /// The session concerned, if any.
     pub session_id: Option<SessionId>,
+    /// The transaction concerned, if any.
     pub tx_id: Option<TxId>,
+    /// Who acted.
     pub actor: Actor,
+    /// The event type's severity.
     pub severity: Severity,
+    /// Type-specific details (never a secret).
     pub details: serde_json::Value,
+    /// The peer's IP address, if any.
     pub ip_address: Option<IpAddr>,
 }
 
@@ -172,21 +195,25 @@ impl Event {
         }
     }
 
+    /// Names the agent concerned.
     pub fn agent(mut self, agent_id: AgentId) -> Self {
         self.agent_id = Some(agent_id);
         self
     }
 
+    /// Names the session concerned.
     pub fn session(mut self, session_id: SessionId) -> Self {
         self.session_id = Some(session_id);
         self
     }
 
+    /// Names the transaction concerned.
     pub fn tx(mut self, tx_id: TxId) -> Self {
         self.tx_id = Some(tx_id);
         self
     }
 
+    /// Sets the details.
     pub fn details(mut self, details: serde_json::Value) -> Self {
         self.details = details;
         self

@@ -19,9 +19,11 @@ macro_rules! typed_id {
             pub fn generate(clock: &dyn Clock, entropy: &dyn Entropy) -> Self {
                 Self(uuid_v7(clock, entropy))
             }
+            /// The id with this UUID (as read back from storage or the wire).
             pub fn from_uuid(uuid: Uuid) -> Self {
                 Self(uuid)
             }
+            /// The id's UUID.
             pub fn as_uuid(&self) -> Uuid {
                 self.0
             }

@@ -538,13 +538,29 @@ pub struct BackupInfo {
     pub created_at: UnixSeconds,
 }
 
+/// What a new backup archive is asked to be: how it is sealed and where it goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupRequest {
+    /// The key-derivation function sealing the archive.
+    pub kdf: crate::backup::Kdf,
+    /// An absolute directory for this archive instead of the store's own backup directory.
+    pub output_dir: Option<std::path::PathBuf>,
+}
+
+impl BackupRequest {
+    /// An archive sealed with `kdf` in the store's own backup directory.
+    pub fn new(kdf: crate::backup::Kdf) -> Self {
+        BackupRequest { kdf, output_dir: None }
+    }
+}
+
 /// Where encrypted backup archives are made and kept (the format is [`crate::backup`]). The implementation
 /// holds the master password the archives are sealed with.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait BackupStore: Send + Sync {
     /// Takes a consistent snapshot of the DB, the keystore and the config and seals it into a new archive.
-    async fn create(&self, kdf: crate::backup::Kdf, now: UnixSeconds) -> Result<BackupInfo>;
+    async fn create(&self, request: BackupRequest, now: UnixSeconds) -> Result<BackupInfo>;
     /// The archives in the backup directory, newest first.
     async fn list(&self) -> Result<Vec<BackupInfo>>;
     /// Deletes the oldest archives beyond `keep`; returns the deleted names.

@@ -10,6 +10,7 @@ use crate::domain::EvmAddress;
 use crate::ports::{PriceKey, PriceOracle, PriceQuote};
 
 #[derive(Clone, Debug, Default, PartialEq)]
+/// A price oracle over fixed USD prices from the configuration (`[oracle]`), all observed at load time.
 pub struct StaticPriceTable {
     natives: HashMap<String, f64>,
     tokens: HashMap<(String, EvmAddress), f64>,

@@ -8,10 +8,12 @@ use std::fmt;
 pub struct UnixSeconds(pub i64);
 
 impl UnixSeconds {
+    /// This time plus `seconds` (saturating).
     pub fn plus_seconds(self, seconds: i64) -> Self {
         UnixSeconds(self.0.saturating_add(seconds))
     }
 
+    /// Seconds from `earlier` to this time (negative when `earlier` is later).
     pub fn seconds_since(self, earlier: UnixSeconds) -> i64 {
         self.0.saturating_sub(earlier.0)
     }

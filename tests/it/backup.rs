@@ -321,6 +321,63 @@ fn backup_output_keeps_an_existing_dirs_mode_and_makes_created_ones_private() {
     assert_eq!(mode(&shared), 0o755, "the operator's directory keeps its mode");
 }
 
+/// While a daemon runs, `waiaas backup --output DIR --kdf pbkdf2` is made by the daemon, not beside it: the archive
+/// lands in DIR sealed with PBKDF2, the daemon's last-backup time and its metric move to that backup, and the one
+/// BACKUP_CREATED row is the daemon's (written for a master request from loopback, so it carries the peer's IP,
+/// which a command opening the database itself has not).
+#[test]
+fn with_a_daemon_running_every_backup_is_made_by_the_daemon() {
+    let daemon = Daemon::start();
+    let metric = || crate::metrics::scrape(&daemon.client()).value("waiaas_backup_last_success_timestamp_seconds", &[]);
+    assert_eq!(metric(), 0.0);
+    let out = tempfile::tempdir().unwrap();
+    let out_cmd =
+        run_cli(daemon.data_dir(), &["backup", "--output", out.path().to_str().unwrap(), "--kdf", "pbkdf2"], &pw());
+    let archive = PathBuf::from(ok(&out_cmd).trim());
+    let err = String::from_utf8_lossy(&out_cmd.stderr);
+    assert!(!err.contains('\r') && !err.contains("\x1b["), "no spinner when stderr is not a terminal: {err}");
+    assert_eq!(archive.parent(), Some(out.path()));
+    let shown = ok(&run_cli(daemon.data_dir(), &["backup", "inspect", archive.to_str().unwrap()], &[]));
+    assert!(shown.contains("kdf: pbkdf2"), "{shown}");
+
+    let last = daemon.admin().list_backups().expect("list").last_success_at.expect("the daemon recorded the backup");
+    assert_eq!(metric(), last as f64, "the daemon's metric follows its last success");
+    let filter = AuditLogFilter { event_types: vec!["BACKUP_CREATED".into()], ..Default::default() };
+    let rows = daemon.admin().audit_logs(&filter).expect("audit").data;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].actor, "master");
+    assert_eq!(rows[0].ip_address.as_deref(), Some("127.0.0.1"), "written by the daemon for the command's request");
+    assert_eq!(rows[0].details["name"], archive.file_name().unwrap().to_str().unwrap());
+    assert_eq!(rows[0].details["kdf"], "pbkdf2-sha256");
+    // The daemon refuses a relative directory, which it would resolve against its own working directory.
+    let (status, code, _) =
+        crate::support::api_error(daemon.admin().create_backup_in(BackupKdf::Pbkdf2, "relative/dir"));
+    assert_eq!((status, code.as_str()), (400, "VALIDATION_FAILED"));
+}
+
+/// Progress bars are for terminals: with stderr captured (not a terminal), an offline backup, a verify and a
+/// restore write their result lines only, no progress bytes (no bar, rate, ETA, carriage return or escape).
+#[test]
+fn backup_verify_and_restore_stay_quiet_when_stderr_is_not_a_terminal() {
+    let mut daemon = Daemon::start();
+    daemon.admin().create_agent(&CreateAgent::ethereum("kept", "anvil")).expect("agent");
+    daemon.stop();
+    let dir = daemon.data_dir().to_owned();
+    let backup = run_cli(&dir, &["backup", "--kdf", "pbkdf2"], &pw());
+    let archive = ok(&backup).trim().to_owned();
+    let verify = run_cli(&dir, &["backup", "verify", &archive], &pw());
+    ok(&verify);
+    let restore = run_cli(&dir, &["restore", "--force", "--from", &archive], &pw());
+    ok(&restore);
+    for (name, out) in [("backup", &backup), ("verify", &verify), ("restore", &restore)] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        for marker in ["ETA", "/s", "%", "\r", "\x1b["] {
+            assert!(!err.contains(marker), "{name}: progress output {marker:?} in captured stderr:\n{err}");
+        }
+    }
+    assert!(String::from_utf8_lossy(&restore.stderr).contains("archive verified"), "the result lines remain");
+}
+
 /// A crash in the middle of the swap (the process aborts at a test hook, as kill -9 would) leaves a journal;
 /// the next `start` rolls back, so the data dir is the old state, never a mix.
 #[test]

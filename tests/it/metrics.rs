@@ -19,7 +19,7 @@ const ONE_ETH: u128 = 1_000_000_000_000_000_000;
 const BEARER: &str = "metrics-scrape-token-0123456789";
 
 /// One scrape: the text and its samples by (name, sorted labels).
-struct Scrape {
+pub(crate) struct Scrape {
     text: String,
     samples: BTreeMap<(String, Vec<(String, String)>), f64>,
 }
@@ -68,7 +68,7 @@ impl Scrape {
     }
 
     /// The sample with exactly these labels (0 when absent: a counter not yet incremented).
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let mut labels: Vec<(String, String)> =
             labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         labels.sort();
@@ -95,7 +95,7 @@ fn get_metrics(client: &Client, headers: &[(&str, &str)]) -> (u16, String, Strin
 }
 
 #[track_caller]
-fn scrape(client: &Client) -> Scrape {
+pub(crate) fn scrape(client: &Client) -> Scrape {
     let (status, content_type, body) = get_metrics(client, &[]);
     assert_eq!(status, 200, "{body}");
     assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");

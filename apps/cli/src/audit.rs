@@ -3,30 +3,22 @@
 //! too), `waiaas audit reseal` (accepts the log as it stands after a finding, recording it) and `waiaas audit list`
 //! (queries the running daemon with the same filters as `GET /v1/audit-logs`, as a table or JSON).
 //!
-//! The head is sealed under a key derived from the master password ([`head_key`]): the daemon installs it at
+//! The head is sealed under a key derived from the master password (`waiaas_daemon::audit_head::head_key`): the daemon installs it at
 //! unlock, and `verify`/`reseal` derive it the same way, so both need the password.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use waiaas_client::Client;
 use waiaas_client::types::AuditLogFilter;
-use waiaas_core::audit::{ChainBreak, HEAD_SALT_KEY, HeadFinding, HeadKey};
-use waiaas_core::event::{EventType, RequestContext};
-use waiaas_core::ports::{AuditQuery, AuditRepo, Clock, SettingsRepo};
-use waiaas_fs::{DataDir, OsEntropy, PidLock, SystemClock};
-use waiaas_sqlite::Database;
+use waiaas_core::audit::ChainBreak;
+use waiaas_daemon::audit_head::{Verdict, reseal as reseal_log, verify_log};
+use waiaas_fs::{DataDir, PidLock};
 
 use crate::password::{self, Terminal};
 use crate::{control, core_error, emit};
-
-/// Rows verified per batch (memory stays bounded on large logs).
-const VERIFY_BATCH: u32 = 10_000;
-
-/// `AUDIT_HEAD_SEALED` rows listed by `verify` at most.
-const SEALS_SHOWN: u32 = 20;
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -88,41 +80,6 @@ pub fn audit(root: &Path, args: AuditArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The audit head key of `db` for `password` (one Argon2id run with the salt stored in the database). A database
-/// without a salt gets a new one when `create` (the daemon's unlock); otherwise it has no key (`None`). The
-/// password must already have been checked against the stored hash.
-pub(crate) async fn head_key(db: &Database, password: &str, create: bool) -> anyhow::Result<Option<HeadKey>> {
-    let settings = db.settings();
-    let salt = match settings.get(HEAD_SALT_KEY).await.map_err(core_error)? {
-        Some(salt) => salt,
-        None if create => {
-            let salt = HeadKey::new_salt(&OsEntropy);
-            settings.put(HEAD_SALT_KEY, &salt).await.map_err(core_error)?;
-            salt
-        }
-        None => return Ok(None),
-    };
-    Ok(Some(HeadKey::derive(password, &salt).map_err(core_error)?))
-}
-
-/// What to tell the operator when the sealed head does not match the log and the daemon will not go on.
-pub(crate) fn head_refusal(finding: &HeadFinding) -> anyhow::Error {
-    anyhow!(
-        "the audit log does not match its sealed head: {finding}. `waiaas audit verify` checks the whole log; \
-         restore a backup, or accept the log as it stands with `waiaas audit reseal`"
-    )
-}
-
-/// What `verify` found.
-struct Verdict {
-    verified: u64,
-    chain: Result<(), ChainBreak>,
-    /// The last row's id when the head matches it.
-    head: Result<i64, String>,
-    /// Ids of `AUDIT_HEAD_SEALED` rows (heads sealed over existing rows), oldest first.
-    seals: Vec<i64>,
-}
-
 fn verify(root: &Path) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(root).map_err(core_error)?;
     if !dir.db_file().exists() {
@@ -130,12 +87,7 @@ fn verify(root: &Path) -> anyhow::Result<ExitCode> {
     }
     let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("async runtime")?;
-    let verdict = runtime.block_on(async {
-        let db = Database::open(&dir.db_file()).await.map_err(core_error)?;
-        let outcome = check_log(&db, &password).await;
-        db.close().await;
-        outcome
-    })?;
+    let verdict = runtime.block_on(verify_log(&dir, &password))?;
     let Verdict { verified, chain, head, seals } = verdict;
     let mut lines = Vec::new();
     match (&chain, &head) {
@@ -166,25 +118,6 @@ fn verify(root: &Path) -> anyhow::Result<ExitCode> {
     Ok(if chain.is_ok() && head.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// Checks the password, walks the chain, and compares the end of the log with its sealed head.
-async fn check_log(db: &Database, password: &str) -> anyhow::Result<Verdict> {
-    crate::backup::check_password(db, password).await?;
-    let key = head_key(db, password, false).await?;
-    // The head and the log's end are read together, before the walk: rows a running daemon appends meanwhile
-    // only lengthen the chain.
-    let state = db.audit_head_state().await.map_err(core_error)?;
-    let head = match (&key, &state.sealed) {
-        (Some(key), _) => state.check(key).map(|()| state.last.last_id).map_err(|finding| finding.to_string()),
-        (None, None) => Err(HeadFinding::Missing.to_string()),
-        (None, Some(_)) => Err(format!("the head's salt ({HEAD_SALT_KEY}) was deleted: the head cannot be checked")),
-    };
-    let (verified, chain) = db.verify_audit_chain(VERIFY_BATCH).await.map_err(core_error)?;
-    let query = AuditQuery { event_types: vec![EventType::AuditHeadSealed], limit: SEALS_SHOWN, ..Default::default() };
-    let mut seals: Vec<i64> = db.audit().query(&query).await.map_err(core_error)?.iter().map(|r| r.id).collect();
-    seals.sort_unstable();
-    Ok(Verdict { verified, chain, head, seals })
-}
-
 fn reseal(root: &Path) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(root).map_err(core_error)?;
     if !dir.db_file().exists() {
@@ -196,20 +129,10 @@ fn reseal(root: &Path) -> anyhow::Result<ExitCode> {
     let _lock = PidLock::acquire(&dir).map_err(core_error).context("cannot take the daemon lock")?;
     let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("async runtime")?;
-    let resealed = runtime.block_on(async {
-        let db = Database::open(&dir.db_file()).await.map_err(core_error)?;
-        let outcome = async {
-            crate::backup::check_password(&db, &password).await?;
-            let key = head_key(&db, &password, true).await?.context("no audit head salt")?;
-            db.reseal_audit_head(key, &RequestContext::master(None), SystemClock.now()).await.map_err(core_error)
-        }
-        .await;
-        db.close().await;
-        outcome
-    })?;
+    let resealed = runtime.block_on(reseal_log(&dir, &password))?;
     match resealed {
         None => emit("the audit log already ends where its sealed head records; nothing to reseal")?,
-        Some((finding, _)) => emit(&format!(
+        Some(finding) => emit(&format!(
             "resealed the audit log as it stands; recorded what was found ({finding}) as an AUDIT_HEAD_SEALED row"
         ))?,
     }

@@ -1,35 +1,27 @@
-//! OPS-03 commands and the daemon's backup store: `waiaas backup [--output DIR] [--kdf argon2id|pbkdf2]`,
-//! `waiaas backup list|inspect FILE|verify FILE`, `waiaas restore --from FILE [--force]`, and the scheduler the
-//! daemon runs when `[backup] interval` is set.
+//! OPS-03 commands: `waiaas backup [--output DIR] [--kdf argon2id|pbkdf2]`, `waiaas backup list|inspect FILE|verify
+//! FILE` and `waiaas restore --from FILE [--force]` (the store and the scheduler are the daemon crate's).
 //!
-//! `backup` goes through the running daemon (`POST /v1/admin/backup`, a `VACUUM INTO` snapshot through its own
-//! DB handle) when one runs on the data dir and no `--output`/`--kdf` other than its own applies; otherwise it
-//! opens the data dir itself. `restore` refuses while a daemon runs: it decrypts and verifies the archive into a
+//! `backup` goes through the running daemon (`POST /v1/admin/backup` with the output dir and KDF, a `VACUUM INTO`
+//! snapshot through its own DB handle) whenever one runs on the data dir, whatever the flags; otherwise it opens
+//! the stopped data dir itself. `restore` refuses while a daemon runs: it decrypts and verifies the archive into a
 //! staging dir, opens the staged DB (migrating an older schema forward), runs `PRAGMA integrity_check`, checks
 //! the archive's password unlocks the restored data, and only then swaps it in, keeping the previous data as
-//! `restore-backup-<time>/`. Progress goes to stderr; the result (a path, a listing) to stdout.
+//! `restore-backup-<time>/` (`waiaas_daemon::backup::restore`). This module parses and prints: progress (bytes,
+//! rate, ETA) goes to stderr when it is a terminal, the result (a path, a listing) to stdout.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use async_trait::async_trait;
 use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use waiaas_core::backup::{Header, Kdf, Manifest};
-use waiaas_core::event::{Event, EventType, RequestContext};
-use waiaas_core::ports::{AuditRepo, BackupInfo, BackupStore, Clock, SettingsRepo};
-use waiaas_core::services::Waiaas;
-use waiaas_core::services::backup::LAST_BACKUP_SUCCESS_KEY;
-use waiaas_core::services::master_auth::{MASTER_HASH_KEY, verify_password};
-use waiaas_core::{Error, ErrorCode, UnixSeconds};
+use waiaas_daemon::backup::{backup_dir, backup_error, offline_backup};
 use waiaas_fs::backup as fsb;
-use waiaas_fs::{DataDir, OsEntropy, PidLock, SystemClock};
-use waiaas_sqlite::{Database, HeadInstalled};
-use zeroize::Zeroizing;
+use waiaas_fs::{DataDir, PidLock, ProgressSink};
 
-use crate::config::BackupConfig;
 use crate::password::{self, Terminal};
 use crate::{core_error, emit};
 
@@ -74,160 +66,6 @@ impl KdfChoice {
     }
 }
 
-/// The archive directory of a config: `[backup] dir`, else `<data dir>/backups`.
-pub fn backup_dir(dir: &DataDir, config: &BackupConfig) -> PathBuf {
-    match &config.dir {
-        Some(d) if d.is_absolute() => d.clone(),
-        Some(d) => dir.root().join(d),
-        None => dir.backups_dir(),
-    }
-}
-
-/// The daemon's [`BackupStore`]: snapshots through its open database and seals archives with its master
-/// password into the backup dir.
-pub struct FsBackupStore {
-    dir: DataDir,
-    db: Database,
-    out_dir: PathBuf,
-    password: Zeroizing<String>,
-    /// Percent progress on stderr (the CLI; the daemon logs instead).
-    progress: bool,
-    /// One archive operation at a time: a scheduled backup, an API-made one and the pruning after them would
-    /// otherwise race for the snapshot file, the archive name and the files being pruned.
-    exclusive: tokio::sync::Mutex<()>,
-}
-
-impl FsBackupStore {
-    pub fn new(dir: DataDir, db: Database, out_dir: PathBuf, password: Zeroizing<String>) -> Self {
-        FsBackupStore { dir, db, out_dir, password, progress: false, exclusive: tokio::sync::Mutex::new(()) }
-    }
-
-    /// Prints percent progress to stderr while sealing.
-    pub fn with_progress(mut self) -> Self {
-        self.progress = true;
-        self
-    }
-}
-
-#[async_trait]
-impl BackupStore for FsBackupStore {
-    async fn create(&self, kdf: Kdf, now: UnixSeconds) -> waiaas_core::Result<BackupInfo> {
-        let _exclusive = self.exclusive.lock().await;
-        // The backup dir may be the operator's (`--output`, `[backup] dir`): an existing one keeps its mode, so the
-        // plaintext snapshot goes into a 0700 directory of its own, removed with it.
-        waiaas_fs::ensure_dir_keeping_mode(&self.out_dir)?;
-        let private = tempfile::Builder::new()
-            .prefix(&format!(".snapshot-{}-", fsb::utc_stamp(now.0)))
-            .tempdir_in(&self.out_dir)
-            .map_err(Error::internal)?;
-        waiaas_fs::ensure_private_dir(private.path())?;
-        let snapshot = private.path().join("waiaas.db");
-        let taken = self.db.snapshot_to(&snapshot).await;
-        let result = match taken {
-            Ok(()) => {
-                let (dir, out_dir, password, snap) =
-                    (self.dir.clone(), self.out_dir.clone(), self.password.clone(), snapshot.clone());
-                let schema_version = self.db.schema_version();
-                let show = self.progress;
-                tokio::task::spawn_blocking(move || {
-                    let sources = fsb::sources(&dir, &snap)?;
-                    let opts = fsb::CreateOptions {
-                        password: &password,
-                        kdf,
-                        schema_version,
-                        daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
-                        created_at: now.0,
-                        entropy: &OsEntropy,
-                    };
-                    let mut progress = Progress::new("sealing");
-                    fsb::create_archive(&out_dir, &sources, &opts, &mut |done, total| {
-                        if show {
-                            progress.update(done, total);
-                        }
-                    })
-                })
-                .await
-                .map_err(Error::internal)?
-            }
-            Err(e) => Err(e),
-        };
-        let _ = private.close();
-        let path = result?;
-        info_of(&path)
-    }
-
-    async fn list(&self) -> waiaas_core::Result<Vec<BackupInfo>> {
-        // An archive pruned between the directory read and the stat is simply no longer listed.
-        let mut listed = Vec::new();
-        for archive in fsb::list_archives(&self.out_dir)? {
-            match std::fs::metadata(&archive.path) {
-                Ok(meta) => listed.push(info_from(&archive.path, &meta)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::internal(e)),
-            }
-        }
-        Ok(listed)
-    }
-
-    async fn prune(&self, keep: usize) -> waiaas_core::Result<Vec<String>> {
-        let _exclusive = self.exclusive.lock().await;
-        Ok(fsb::prune(&self.out_dir, keep)?
-            .into_iter()
-            .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
-            .collect())
-    }
-}
-
-fn info_of(path: &Path) -> waiaas_core::Result<BackupInfo> {
-    Ok(info_from(path, &std::fs::metadata(path).map_err(Error::internal)?))
-}
-
-fn info_from(path: &Path, meta: &std::fs::Metadata) -> BackupInfo {
-    let created_at = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    BackupInfo {
-        name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        location: path.display().to_string(),
-        size: meta.len(),
-        created_at: UnixSeconds(created_at),
-    }
-}
-
-/// The scheduler: every `interval` seconds a backup through the core (audited, last success recorded), then
-/// pruning beyond `retention_count`. A failure is logged and audited by the core and retried next interval.
-pub async fn run_scheduler(core: Arc<Waiaas>, config: BackupConfig, mut stop: tokio::sync::watch::Receiver<bool>) {
-    core.record_backup_interval(config.interval);
-    if config.interval == 0 {
-        return;
-    }
-    let period = Duration::from_secs(config.interval);
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        match core.create_backup(&RequestContext::system(), Kdf::argon2id_default()).await {
-            Ok(info) => {
-                tracing::info!(archive = %info.location, size = info.size, "scheduled backup written");
-                match core.prune_backups(config.retention_count as usize).await {
-                    Ok(removed) if !removed.is_empty() => tracing::info!(?removed, "old backups pruned"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(code = %e.code, cause = ?e.internal, "pruning old backups failed"),
-                }
-            }
-            Err(e) => {
-                tracing::error!(code = %e.code, cause = ?e.internal, "scheduled backup failed; retrying next interval")
-            }
-        }
-    }
-}
-
 /// `waiaas backup ...`
 pub fn backup(root: &Path, args: BackupArgs) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -240,7 +78,7 @@ pub fn backup(root: &Path, args: BackupArgs) -> anyhow::Result<ExitCode> {
 
 fn list(root: &Path) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(root).map_err(core_error)?;
-    let config = crate::daemon::load_config(&dir)?;
+    let config = waiaas_daemon::load_config(&dir)?;
     let out_dir = backup_dir(&dir, &config.backup);
     let archives = fsb::list_archives(&out_dir).map_err(core_error)?;
     if archives.is_empty() {
@@ -277,10 +115,10 @@ pub fn describe_header(file: &Path, header: &Header) -> String {
 fn verify(file: &Path) -> anyhow::Result<ExitCode> {
     fsb::inspect(file).map_err(backup_error)?;
     let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
-    let mut progress = Progress::new("verifying");
-    let manifest =
-        fsb::verify(file, &password, &mut |done, total| progress.update(done, total)).map_err(backup_error)?;
+    let progress = Progress::new("verifying");
+    let manifest = fsb::verify(file, &password, &mut |done, total| Progress::show(&progress.bar, done, total));
     progress.finish();
+    let manifest = manifest.map_err(backup_error)?;
     emit(&format!("ok: {}", describe_manifest(&manifest)))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -298,80 +136,46 @@ fn describe_manifest(m: &Manifest) -> String {
 
 fn create(root: &Path, output: Option<PathBuf>, kdf: KdfChoice) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(root).map_err(core_error)?;
-    let config = crate::daemon::load_config(&dir)?;
+    let config = waiaas_daemon::load_config(&dir)?;
     let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
     if let Some(running) = PidLock::read_running(&dir) {
-        if output.is_none() {
-            let url =
-                running.base_url.clone().ok_or_else(|| anyhow!("a daemon runs but has not started listening yet"))?;
-            eprintln!("backing up through the running daemon at {url} ...");
-            let client = waiaas_client::Client::new(&url).with_master_password(password.as_str());
-            let kdf = match kdf {
-                KdfChoice::Argon2id => waiaas_client::BackupKdf::Argon2id,
-                KdfChoice::Pbkdf2 => waiaas_client::BackupKdf::Pbkdf2,
-            };
-            let made = client.create_backup(kdf).map_err(|e| anyhow!("{e}"))?;
-            emit(&made.path)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        eprintln!("a daemon runs (pid {:?}); taking a consistent snapshot (VACUUM INTO) beside it", running.pid);
+        // Whatever the flags, the running daemon makes the backup: it is the only writer of its database, and its
+        // last-backup time and metric follow.
+        let url = running.base_url.clone().ok_or_else(|| anyhow!("a daemon runs but has not started listening yet"))?;
+        eprintln!("backing up through the running daemon at {url} ...");
+        let client = waiaas_client::Client::new(&url).with_master_password(password.as_str());
+        let kdf = match kdf {
+            KdfChoice::Argon2id => waiaas_client::BackupKdf::Argon2id,
+            KdfChoice::Pbkdf2 => waiaas_client::BackupKdf::Pbkdf2,
+        };
+        // The daemon seals the archive; the terminal shows that it is working (its bytes are on the daemon's side).
+        let waiting = Progress::waiting("the daemon is sealing the archive");
+        let made = match output {
+            Some(output) => {
+                // The daemon resolves nothing against its own working directory: it gets an absolute path.
+                let output =
+                    std::path::absolute(&output).with_context(|| format!("cannot resolve {}", output.display()))?;
+                let output = output.to_str().ok_or_else(|| anyhow!("{} is not valid UTF-8", output.display()))?;
+                client.create_backup_in(kdf, output)
+            }
+            None => client.create_backup(kdf),
+        };
+        waiting.finish();
+        emit(&made.map_err(|e| anyhow!("{e}"))?.path)?;
+        return Ok(ExitCode::SUCCESS);
     }
     let out_dir = output.unwrap_or_else(|| backup_dir(&dir, &config.backup));
+    eprintln!("sealing a snapshot of {} with {} ...", dir.root().display(), kdf.kdf().name());
+    let progress = Progress::new("sealing");
+    let sink: ProgressSink = {
+        let bar = progress.bar.clone();
+        Arc::new(move |done, total| Progress::show(&bar, done, total))
+    };
     let runtime = runtime()?;
-    let path = runtime.block_on(async {
-        let db = Database::open(&dir.db_file()).await.map_err(core_error).context("cannot open the database")?;
-        let result = offline_backup(&dir, &db, &out_dir, &password, kdf.kdf()).await;
-        db.close().await;
-        result
-    })?;
-    emit(&path.display().to_string())?;
+    let made = runtime.block_on(offline_backup(&dir, &out_dir, &password, kdf.kdf(), Some(sink)));
+    progress.finish();
+    emit(&made?.location)?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn offline_backup(
-    dir: &DataDir,
-    db: &Database,
-    out_dir: &Path,
-    password: &Zeroizing<String>,
-    kdf: Kdf,
-) -> anyhow::Result<PathBuf> {
-    check_password(db, password).await?;
-    let now = SystemClock.now();
-    // The BACKUP_CREATED row below is an append: it needs the audit head key, as the daemon's appends do.
-    if let Some(key) = crate::audit::head_key(db, password, false).await?
-        && let HeadInstalled::Broken(finding) = db.install_audit_head_key(key, now).await.map_err(core_error)?
-    {
-        return Err(crate::audit::head_refusal(&finding));
-    }
-    let store = FsBackupStore::new(dir.clone(), db.clone(), out_dir.to_owned(), password.clone()).with_progress();
-    eprintln!("sealing a snapshot of {} with {} ...", dir.root().display(), kdf.name());
-    let ctx = RequestContext::master(None);
-    match store.create(kdf, now).await {
-        Ok(info) => {
-            let event = Event::new(EventType::BackupCreated, &ctx, now)
-                .details(serde_json::json!({ "name": info.name, "size": info.size, "kdf": kdf.name() }));
-            db.audit().append(&event).await.map_err(core_error)?;
-            db.settings().put(LAST_BACKUP_SUCCESS_KEY, &now.0.to_string()).await.map_err(core_error)?;
-            Ok(PathBuf::from(info.location))
-        }
-        Err(e) => {
-            let event =
-                Event::new(EventType::BackupFailed, &ctx, now).details(serde_json::json!({ "code": e.code.as_str() }));
-            let _ = db.audit().append(&event).await;
-            Err(backup_error(e))
-        }
-    }
-}
-
-/// The password must be the data's master password: an archive sealed with anything else could not be
-/// restored into working data (the keystore files are sealed with the master password).
-pub(crate) async fn check_password(db: &Database, password: &str) -> anyhow::Result<()> {
-    let stored = db.settings().get(MASTER_HASH_KEY).await.map_err(core_error)?;
-    match stored {
-        None => bail!("this data dir has no master password yet; start the daemon once first"),
-        Some(hash) if verify_password(password, &hash).map_err(core_error)? => Ok(()),
-        Some(_) => bail!("INVALID_MASTER_PASSWORD: the master password does not match this data dir"),
-    }
 }
 
 /// `waiaas restore --from FILE [--force]`
@@ -393,45 +197,19 @@ pub fn restore(root: &Path, from: &Path, force: bool) -> anyhow::Result<ExitCode
         );
     }
     let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
-    let stamp = fsb::utc_stamp(SystemClock.now().0);
-    let mut progress = Progress::new("decrypting");
-    let latest = Database::latest_schema_version();
-    let staged = fsb::stage_restore(
+    let progress = Progress::new("decrypting");
+    let safety = waiaas_daemon::backup::restore(
         &dir,
         from,
         &password,
-        &stamp,
-        &mut |m| {
-            if m.schema_version > latest {
-                return Err(Error::new(
-                    ErrorCode::InvalidBackupFormat,
-                    format!("the archive's schema {} is newer than this build supports ({latest})", m.schema_version),
-                ));
-            }
-            Ok(())
+        &mut |done, total| Progress::show(&progress.bar, done, total),
+        |manifest| {
+            progress.bar.finish_and_clear();
+            eprintln!("archive verified: {}", describe_manifest(manifest));
         },
-        &mut |done, total| progress.update(done, total),
-    )
-    .map_err(backup_error)?;
+    );
     progress.finish();
-    eprintln!("archive verified: {}", describe_manifest(&staged.manifest));
-    let runtime = runtime()?;
-    runtime.block_on(async {
-        let db =
-            Database::open(&staged.db_file()).await.map_err(core_error).context("cannot open the restored database")?;
-        let checked = async {
-            db.integrity_check()
-                .await
-                .map_err(core_error)
-                .context("the restored database failed its integrity check")?;
-            check_password(&db, &password).await.context("the archive's password does not unlock the restored data")
-        }
-        .await;
-        db.close().await;
-        checked
-    })?;
-    drop(runtime);
-    let safety = fsb::swap_in(&dir, staged, &stamp).map_err(core_error).context("cannot swap the restored data in")?;
+    let safety = safety?;
     drop(lock);
     eprintln!("previous data kept in {}", safety.display());
     emit(&format!("restored {} into {}", from.display(), root.display()))?;
@@ -442,16 +220,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
-/// Backup format and authentication failures keep their code in the message (`BACKUP_CORRUPTED: ...`).
-fn backup_error(e: Error) -> anyhow::Error {
-    match e.code {
-        ErrorCode::InvalidBackupFormat | ErrorCode::BackupCorrupted | ErrorCode::NotFound => {
-            anyhow!("{}: {}", e.code, e.message)
-        }
-        _ => core_error(e),
-    }
-}
-
 fn human_bytes(n: u64) -> String {
     match n {
         0..1024 => format!("{n} B"),
@@ -460,28 +228,49 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Percent progress on stderr, at most one line per 5 %.
+/// Progress of a long archive operation on stderr (bytes, rate, ETA) while stderr is a terminal; nothing at all
+/// otherwise (a log file or a pipe gets only the result lines).
 struct Progress {
-    what: &'static str,
-    last: Option<u64>,
+    bar: ProgressBar,
 }
 
 impl Progress {
     fn new(what: &'static str) -> Self {
-        Progress { what, last: None }
+        Self::to(what, std::io::stderr().is_terminal())
     }
 
-    fn update(&mut self, done: u64, total: u64) {
-        let pct = done.saturating_mul(100).checked_div(total).unwrap_or(100);
-        if self.last.is_none_or(|l| pct >= l + 5) {
-            eprintln!("{} {pct:>3}% ({} of {})", self.what, human_bytes(done), human_bytes(total));
-            self.last = Some(pct);
-        }
+    fn to(what: &'static str, terminal: bool) -> Self {
+        let target = if terminal { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let bar = ProgressBar::with_draw_target(Some(0), target);
+        let style = ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}, ETA {eta}",
+        )
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_message(what);
+        Progress { bar }
     }
 
-    fn finish(&mut self) {
-        if self.last != Some(100) {
-            eprintln!("{} 100%", self.what);
+    /// A spinner with the elapsed time, for work whose size this process cannot see.
+    fn waiting(what: &'static str) -> Self {
+        let target =
+            if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let bar = ProgressBar::with_draw_target(None, target);
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            bar.set_style(style);
         }
+        bar.set_message(what);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Progress { bar }
+    }
+
+    fn show(bar: &ProgressBar, done: u64, total: u64) {
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
     }
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use waiaas_fs::{DataDir, write_new_secret_file};
 
-use crate::config::DEFAULT_CONFIG_TOML;
 use crate::core_error;
+use waiaas_daemon::config::DEFAULT_CONFIG_TOML;
 
 /// What `init` did.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,18 +1,18 @@
 //! The `waiaas` command line: `init`, `start` (the daemon, in-process), `stop`, `status`, `openapi`, `mcp` (the
 //! MCP server for an agent, over stdio).
 //!
-//! The logic lives in this library so tests can call it; `main.rs` only parses arguments and maps the outcome to
+//! It is argument parsing and terminal I/O over the daemon crate (`waiaas-daemon`: configuration, composition,
+//! background tasks, backup and restore). The logic lives in this library so tests can call it; `main.rs` only parses arguments and maps the outcome to
 //! an exit code. Exit codes: 0 success (and "running" for `status`), 1 failure, 3 "not running" from `status`.
 //!
 //! The data dir is `--data-dir` > `WAIAAS_DATA_DIR` > `~/.waiaas` (SPEC §2).
 
 pub mod audit;
 pub mod backup;
-pub mod config;
 pub mod control;
-pub mod daemon;
 pub mod init;
 pub mod password;
+pub mod start;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,7 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             emit(&outcome.describe())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Start => daemon::start(&data_dir()?),
+        Command::Start => start::start(&data_dir()?),
         Command::Stop => control::stop(&data_dir()?),
         Command::Status => control::status(&data_dir()?),
         Command::Openapi => {
@@ -99,7 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// `waiaas mcp`: stdout is the MCP channel, so nothing but the protocol may be written there; logs go to stderr
 /// (`RUST_LOG`, default `info`).
 fn mcp() -> anyhow::Result<ExitCode> {
-    daemon::init_logging("info");
+    waiaas_daemon::init_logging("info");
     let config = waiaas_mcp::McpConfig::from_env()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -136,15 +136,7 @@ pub(crate) fn emit(text: &str) -> anyhow::Result<()> {
     }
 }
 
-/// A core or adapter error for the operator. Internal errors carry their cause (a path and an OS error, a
-/// database error) only for the log; the CLI runs on the operator's own machine, so it shows that cause instead
-/// of the bare "internal error". Causes never hold secrets.
-pub(crate) fn core_error(err: waiaas_core::Error) -> anyhow::Error {
-    match &err.internal {
-        Some(cause) => anyhow!("{cause}"),
-        None => anyhow!("{}", err.message),
-    }
-}
+pub(crate) use waiaas_daemon::core_error;
 
 #[cfg(test)]
 mod tests {

@@ -15,8 +15,10 @@ pub enum BackupKdf {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct CreateBackup {
+struct CreateBackup<'a> {
     kdf: BackupKdf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_dir: Option<&'a str>,
 }
 
 /// One archive: `{name, path, size, createdAt}`.
@@ -42,7 +44,12 @@ pub struct BackupList {
 impl Client {
     /// `POST /v1/admin/backup` (master): seals a consistent snapshot into the daemon's backup directory.
     pub fn create_backup(&self, kdf: BackupKdf) -> Result<Backup> {
-        self.call("POST", "/v1/admin/backup", Auth::Master, Some(&CreateBackup { kdf }))
+        self.call("POST", "/v1/admin/backup", Auth::Master, Some(&CreateBackup { kdf, output_dir: None }))
+    }
+
+    /// `POST /v1/admin/backup` (master) into `output_dir`, an absolute directory on the daemon's host.
+    pub fn create_backup_in(&self, kdf: BackupKdf, output_dir: &str) -> Result<Backup> {
+        self.call("POST", "/v1/admin/backup", Auth::Master, Some(&CreateBackup { kdf, output_dir: Some(output_dir) }))
     }
 
     /// `GET /v1/admin/backups` (master), newest first.

@@ -47,16 +47,19 @@ impl FromStr for EvmAddress {
 /// Chains the daemon can hold keys for. A second chain is a new variant plus an adapter.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Chain {
+    /// Ethereum and EVM networks.
     Ethereum,
 }
 
 impl Chain {
+    /// The wire and DB name (`ethereum`).
     pub fn as_str(self) -> &'static str {
         match self {
             Chain::Ethereum => "ethereum",
         }
     }
 
+    /// Parses the wire name.
     pub fn parse(s: &str) -> Option<Chain> {
         match s {
             "ethereum" => Some(Chain::Ethereum),
@@ -68,12 +71,16 @@ impl Chain {
 /// Lifecycle of an agent. TERMINATED is final; its audit rows stay.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum AgentStatus {
+    /// May act.
     Active,
+    /// Paused by the operator or the kill switch; may be resumed.
     Suspended,
+    /// Final: never acts again (its row, key and audit rows stay).
     Terminated,
 }
 
 impl AgentStatus {
+    /// The wire and DB name (`ACTIVE`, `SUSPENDED`, `TERMINATED`).
     pub fn as_str(self) -> &'static str {
         match self {
             AgentStatus::Active => "ACTIVE",
@@ -82,6 +89,7 @@ impl AgentStatus {
         }
     }
 
+    /// Parses the wire and DB name.
     pub fn parse(s: &str) -> Option<AgentStatus> {
         match s {
             "ACTIVE" => Some(AgentStatus::Active),
@@ -95,6 +103,7 @@ impl AgentStatus {
         Err(TransitionError { from: self.as_str(), to: next.as_str() })
     }
 
+    /// ACTIVE → SUSPENDED.
     pub fn suspend(self) -> Result<AgentStatus, TransitionError> {
         match self {
             AgentStatus::Active => Ok(AgentStatus::Suspended),
@@ -102,6 +111,7 @@ impl AgentStatus {
         }
     }
 
+    /// SUSPENDED → ACTIVE.
     pub fn resume(self) -> Result<AgentStatus, TransitionError> {
         match self {
             AgentStatus::Suspended => Ok(AgentStatus::Active),
@@ -109,6 +119,7 @@ impl AgentStatus {
         }
     }
 
+    /// ACTIVE or SUSPENDED → TERMINATED.
     pub fn terminate(self) -> Result<AgentStatus, TransitionError> {
         match self {
             AgentStatus::Active | AgentStatus::Suspended => Ok(AgentStatus::Terminated),
@@ -120,14 +131,23 @@ impl AgentStatus {
 /// One agent's wallet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Agent {
+    /// The agent's id.
     pub id: AgentId,
+    /// Its display name (1 to 100 characters).
     pub name: String,
+    /// Its chain family.
     pub chain: Chain,
+    /// The configured network it acts on.
     pub network: String,
+    /// The address of its key.
     pub address: EvmAddress,
+    /// Its status.
     pub status: AgentStatus,
+    /// The owner who approves its APPROVAL-tier transactions, if set.
     pub owner_address: Option<EvmAddress>,
+    /// When it was created.
     pub created_at: UnixSeconds,
+    /// When it last changed.
     pub updated_at: UnixSeconds,
 }
 

@@ -21,25 +21,52 @@ sol! {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Effect {
     /// Native coin sent to `to`: a TRANSFER, or the `value` of any call.
-    NativeTransfer { to: EvmAddress, amount: Amount },
+    NativeTransfer {
+        /// The recipient.
+        to: EvmAddress,
+        /// In wei.
+        amount: Amount,
+    },
     /// ERC-20 tokens moved to `to`: a TOKEN_TRANSFER, or `transfer` / `transferFrom` calldata.
-    TokenTransfer { token: EvmAddress, to: EvmAddress, amount: Amount },
+    TokenTransfer {
+        /// The token contract.
+        token: EvmAddress,
+        /// The recipient.
+        to: EvmAddress,
+        /// In the token's smallest unit.
+        amount: Amount,
+    },
     /// An ERC-20 allowance granted to `spender`: an APPROVE, or `approve` / `increaseAllowance` calldata.
-    TokenApproval { token: EvmAddress, spender: EvmAddress, amount: Amount },
+    TokenApproval {
+        /// The token contract.
+        token: EvmAddress,
+        /// Who may spend.
+        spender: EvmAddress,
+        /// In the token's smallest unit.
+        amount: Amount,
+    },
     /// Code of `contract` runs: a CONTRACT_CALL with calldata.
-    ContractCall { contract: EvmAddress },
+    ContractCall {
+        /// The called contract.
+        contract: EvmAddress,
+    },
 }
 
 /// The request type an effect amounts to (what a session's `allowedTypes` names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EffectKind {
+    /// A native transfer.
     Transfer,
+    /// An ERC-20 transfer.
     TokenTransfer,
+    /// An ERC-20 allowance.
     Approve,
+    /// Contract code runs.
     ContractCall,
 }
 
 impl EffectKind {
+    /// Every kind.
     pub const ALL: [EffectKind; 4] =
         [EffectKind::Transfer, EffectKind::TokenTransfer, EffectKind::Approve, EffectKind::ContractCall];
 
@@ -53,6 +80,7 @@ impl EffectKind {
         }
     }
 
+    /// The kind of a request `type` name.
     pub fn parse(s: &str) -> Option<EffectKind> {
         EffectKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
@@ -64,6 +92,7 @@ pub fn is_unlimited_approval(amount: Amount) -> bool {
 }
 
 impl Effect {
+    /// The request type this effect amounts to.
     pub fn kind(&self) -> EffectKind {
         match self {
             Effect::NativeTransfer { .. } => EffectKind::Transfer,

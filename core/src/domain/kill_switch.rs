@@ -4,6 +4,7 @@ use super::TransitionError;
 use crate::UnixSeconds;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+/// Whether the kill switch is tripped.
 pub enum KillSwitchState {
     /// Normal operation.
     Active,
@@ -14,6 +15,7 @@ pub enum KillSwitchState {
 }
 
 impl KillSwitchState {
+    /// The wire and DB name (`ACTIVE`, `SUSPENDED`, `LOCKED`).
     pub fn as_str(self) -> &'static str {
         match self {
             KillSwitchState::Active => "ACTIVE",
@@ -22,6 +24,7 @@ impl KillSwitchState {
         }
     }
 
+    /// Parses the wire and DB name.
     pub fn parse(s: &str) -> Option<KillSwitchState> {
         match s {
             "ACTIVE" => Some(KillSwitchState::Active),
@@ -31,6 +34,7 @@ impl KillSwitchState {
         }
     }
 
+    /// True when agent actions must be refused.
     pub fn is_tripped(self) -> bool {
         self != KillSwitchState::Active
     }
@@ -44,6 +48,7 @@ impl KillSwitchState {
         }
     }
 
+    /// The recovery transition (only from a tripped state).
     pub fn recover(self) -> Result<KillSwitchState, TransitionError> {
         match self {
             KillSwitchState::Suspended | KillSwitchState::Locked => Ok(KillSwitchState::Active),
@@ -64,8 +69,11 @@ impl KillSwitchState {
 /// The persisted kill-switch record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KillSwitch {
+    /// The current state.
     pub state: KillSwitchState,
+    /// Why it was tripped, as the operator gave it.
     pub reason: Option<String>,
+    /// When the state last changed (None before the first change).
     pub changed_at: Option<UnixSeconds>,
 }
 

@@ -1,5 +1,5 @@
 //! Transaction requests (the body of send and simulate), typed and validated. Both endpoints parse through
-//! [`TxRequest::parse`], so they accept exactly the same inputs.
+//! [`TxKind::parse`], so they accept exactly the same inputs.
 
 use super::agent::EvmAddress;
 use crate::Amount;

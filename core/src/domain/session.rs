@@ -133,17 +133,26 @@ impl SessionConstraints {
 /// A session. The token itself is never stored: only its SHA-256 hash.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Session {
+    /// The session's id.
     pub id: SessionId,
+    /// The agent the session acts for.
     pub agent_id: AgentId,
+    /// SHA-256 (hex) of the bearer token; the token itself is never stored.
     pub token_hash: String,
+    /// Limits the operator set on this session, on top of the agent's policies.
     pub constraints: Option<SessionConstraints>,
+    /// When it was issued.
     pub created_at: UnixSeconds,
+    /// When it stops being accepted (moved by each renewal).
     pub expires_at: UnixSeconds,
+    /// When it was revoked, if it was.
     pub revoked_at: Option<UnixSeconds>,
+    /// How many times it was renewed.
     pub renewal_count: u32,
 }
 
 impl Session {
+    /// True when neither revoked nor expired at `now`.
     pub fn is_active(&self, now: UnixSeconds) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
     }

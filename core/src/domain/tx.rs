@@ -3,19 +3,29 @@
 
 use super::TransitionError;
 
+/// Where a transaction request is in the pipeline.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum TxStatus {
+    /// Admitted, waiting for the worker (INSTANT, NOTIFY).
     Pending,
+    /// Waiting for its DELAY or the owner (APPROVAL).
     Queued,
+    /// Being built and signed (or waiting for a retry); not signed yet.
     Executing,
+    /// Signed and broadcast; waiting for its receipt.
     Submitted,
+    /// Included and succeeded.
     Confirmed,
+    /// Gave up, reverted or could not be built.
     Failed,
+    /// Denied, or cancelled before signing.
     Cancelled,
+    /// The approval window passed.
     Expired,
 }
 
 impl TxStatus {
+    /// Every status, in pipeline order.
     pub const ALL: [TxStatus; 8] = [
         TxStatus::Pending,
         TxStatus::Queued,
@@ -27,6 +37,7 @@ impl TxStatus {
         TxStatus::Expired,
     ];
 
+    /// The wire name (`PENDING`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             TxStatus::Pending => "PENDING",
@@ -40,10 +51,12 @@ impl TxStatus {
         }
     }
 
+    /// The status of a wire name.
     pub fn parse(s: &str) -> Option<TxStatus> {
         TxStatus::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
+    /// CONFIRMED, FAILED, CANCELLED or EXPIRED: nothing happens to it any more.
     pub fn is_final(self) -> bool {
         matches!(self, TxStatus::Confirmed | TxStatus::Failed | TxStatus::Cancelled | TxStatus::Expired)
     }
@@ -66,14 +79,17 @@ impl TxStatus {
         self.step(TxStatus::Executing, &[TxStatus::Pending, TxStatus::Queued])
     }
 
+    /// Signed and recorded before the broadcast.
     pub fn submit(self) -> Result<TxStatus, TransitionError> {
         self.step(TxStatus::Submitted, &[TxStatus::Executing])
     }
 
+    /// Its receipt shows success.
     pub fn confirm(self) -> Result<TxStatus, TransitionError> {
         self.step(TxStatus::Confirmed, &[TxStatus::Submitted])
     }
 
+    /// It failed for good.
     pub fn fail(self) -> Result<TxStatus, TransitionError> {
         self.step(TxStatus::Failed, &[TxStatus::Pending, TxStatus::Executing, TxStatus::Submitted])
     }
@@ -86,6 +102,7 @@ impl TxStatus {
         self.step(TxStatus::Cancelled, &[TxStatus::Pending, TxStatus::Queued, TxStatus::Executing])
     }
 
+    /// An APPROVAL wait ran out.
     pub fn expire(self) -> Result<TxStatus, TransitionError> {
         self.step(TxStatus::Expired, &[TxStatus::Queued])
     }

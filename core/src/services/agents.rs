@@ -56,6 +56,7 @@ impl Waiaas {
         Ok(agent)
     }
 
+    /// One agent by id (`AGENT_NOT_FOUND` when there is none).
     pub async fn agent(&self, id: AgentId) -> Result<Agent> {
         self.ports
             .agents
@@ -64,6 +65,7 @@ impl Waiaas {
             .ok_or_else(|| Error::new(ErrorCode::AgentNotFound, format!("agent {id} not found")))
     }
 
+    /// A page of agents, oldest first, after `cursor`.
     pub async fn list_agents(&self, cursor: Option<&str>, limit: Option<u32>) -> Result<Page<Agent>> {
         let limit = page_limit(limit)?;
         let before = cursor.map(|c| cursor::decode_parsed::<AgentId>("agents", c)).transpose()?;
@@ -123,10 +125,12 @@ impl Waiaas {
         self.agent(id).await
     }
 
+    /// Suspends an ACTIVE agent and cancels its unsigned transactions in the same write.
     pub async fn suspend_agent(&self, ctx: &RequestContext, id: AgentId) -> Result<Agent> {
         self.change_status(ctx, id, AgentStatus::suspend, EventType::AgentSuspended).await
     }
 
+    /// Resumes a SUSPENDED agent (refused while the kill switch is tripped).
     pub async fn resume_agent(&self, ctx: &RequestContext, id: AgentId) -> Result<Agent> {
         self.ensure_not_locked()?;
         self.change_status(ctx, id, AgentStatus::resume, EventType::AgentResumed).await

@@ -12,14 +12,23 @@ const CURSOR_KIND: &str = "audit";
 /// Filters as they arrive from a client (strings not yet parsed).
 #[derive(Clone, Debug, Default)]
 pub struct AuditLogFilter {
+    /// Only rows about this agent.
     pub agent_id: Option<AgentId>,
+    /// Only rows of these event types (wire names); empty: all.
     pub event_types: Vec<String>,
+    /// Only rows of this severity (`info`, `warning`, `critical`).
     pub severity: Option<String>,
+    /// Only rows about this transaction.
     pub tx_id: Option<TxId>,
+    /// Only rows by this actor (`master`, `system`, `owner`, or a session id).
     pub actor: Option<String>,
+    /// Inclusive lower bound, Unix seconds.
     pub from: Option<i64>,
+    /// Inclusive upper bound, Unix seconds.
     pub to: Option<i64>,
+    /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
     pub limit: Option<u32>,
 }
 
@@ -29,6 +38,7 @@ fn parse_position(position: &str) -> Option<(UnixSeconds, i64)> {
 }
 
 impl Waiaas {
+    /// A page of audit rows matching `filter`, newest first.
     pub async fn audit_logs(&self, filter: &AuditLogFilter) -> Result<Page<AuditRecord>> {
         let limit = page_limit(filter.limit)?;
         let event_types = filter
@@ -79,11 +89,14 @@ impl Waiaas {
 /// Time bucket of the statistics' series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatsBucket {
+    /// One hour.
     Hour,
+    /// One day (UTC).
     Day,
 }
 
 impl StatsBucket {
+    /// The bucket's length in seconds.
     pub fn seconds(self) -> i64 {
         match self {
             StatsBucket::Hour => 3_600,

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::{Error, ErrorCode, Result};
 
+/// An opaque pagination cursor for `position` in a listing of `kind` (base64url of `kind:position`).
 pub fn encode(kind: &str, position: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{kind}:{position}"))
 }

@@ -10,12 +10,14 @@ use crate::ports::ActivationEffects;
 /// The kill switch as reported by the API.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KillSwitchView {
+    /// The switch's state, reason and time of the last change.
     pub switch: KillSwitch,
     /// Present after an activation.
     pub effects: Option<ActivationEffects>,
 }
 
 impl Waiaas {
+    /// The kill switch as cached in memory (the DB row is the source; one daemon per data dir).
     pub fn kill_switch(&self) -> KillSwitch {
         self.kill_switch_state()
     }

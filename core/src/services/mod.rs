@@ -12,6 +12,7 @@ mod metrics;
 pub mod owner;
 mod policies;
 mod sessions;
+#[allow(missing_docs)] // reshaped by issue 11 (chain-neutral assets); documented when that lands
 pub mod simulate;
 pub mod transactions;
 
@@ -33,19 +34,33 @@ use master_auth::MasterAuth;
 /// The ports the services run over.
 #[derive(Clone)]
 pub struct Ports {
+    /// Time; every timestamp and deadline comes from here.
     pub clock: Arc<dyn Clock>,
+    /// Randomness for ids, keys and nonces.
     pub entropy: Arc<dyn Entropy>,
+    /// Agents (rows and their audit rows).
     pub agents: Arc<dyn AgentRepo>,
+    /// Sessions.
     pub sessions: Arc<dyn SessionRepo>,
+    /// Policies.
     pub policies: Arc<dyn PolicyRepo>,
+    /// Settings: the master password hash, signing key, audit head salt, last backup time.
     pub settings: Arc<dyn SettingsRepo>,
+    /// The persisted kill switch.
     pub kill_switch: Arc<dyn KillSwitchRepo>,
+    /// The audit log (appends and queries).
     pub audit: Arc<dyn AuditRepo>,
+    /// Agent keys: creation and signing.
     pub keystore: Arc<dyn KeyStore>,
+    /// Chain reads: balances, metadata, transaction preparation and receipts.
     pub chain: Arc<dyn ChainAdapter>,
+    /// Sending signed transactions (only the execute stage holds it).
     pub broadcaster: Arc<dyn TxBroadcaster>,
+    /// Transaction rows: admission, work, status changes.
     pub transactions: Arc<dyn TxRepo>,
+    /// USD prices for policy thresholds and valuation.
     pub prices: Arc<dyn PriceOracle>,
+    /// Where events go after commit.
     pub events: Arc<dyn EventSink>,
     /// Where the services record metrics (in memory; see [`crate::metrics`]).
     pub metrics: Arc<dyn MetricsRegistry>,
@@ -62,6 +77,7 @@ pub struct CoreConfig {
     pub session_absolute_lifetime_seconds: u64,
     /// Failed master-password attempts allowed per client address within the window.
     pub master_auth_max_failures: u32,
+    /// The window of that limit, in seconds.
     pub master_auth_window_seconds: u64,
     /// What holds when no policy of a type is in force (`[policy]`).
     pub policy_defaults: crate::policy_engine::PolicyDefaults,
@@ -121,10 +137,12 @@ impl Waiaas {
         Ok(core)
     }
 
+    /// The ports the core runs over.
     pub fn ports(&self) -> &Ports {
         &self.ports
     }
 
+    /// The configuration it was unlocked with.
     pub fn config(&self) -> &CoreConfig {
         &self.config
     }

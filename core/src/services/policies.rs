@@ -54,6 +54,7 @@ impl Waiaas {
         Ok(policy)
     }
 
+    /// One policy by id (`POLICY_NOT_FOUND` when there is none).
     pub async fn policy(&self, id: PolicyId) -> Result<Policy> {
         self.ports
             .policies
@@ -62,6 +63,7 @@ impl Waiaas {
             .ok_or_else(|| Error::new(ErrorCode::PolicyNotFound, format!("policy {id} not found")))
     }
 
+    /// A page of policies, optionally only one agent's, oldest first.
     pub async fn list_policies(
         &self,
         agent_id: Option<AgentId>,
@@ -99,6 +101,7 @@ impl Waiaas {
         Ok(policy)
     }
 
+    /// Deletes a policy (audited `POLICY_DELETED`).
     pub async fn delete_policy(&self, ctx: &RequestContext, id: PolicyId) -> Result<()> {
         let policy = self.policy(id).await?;
         let mut event = Event::new(EventType::PolicyDeleted, ctx, self.now()).details(policy_details(&policy));

@@ -51,18 +51,22 @@ struct Claims {
 /// A freshly issued token (shown once).
 #[derive(Clone, Debug)]
 pub struct IssuedSession {
+    /// The stored session (its `token_hash` only, never the token).
     pub session: Session,
+    /// The bearer token (`wai_sess_` + JWT), returned once.
     pub token: String,
 }
 
 /// An authenticated agent request.
 #[derive(Clone, Debug)]
 pub struct SessionPrincipal {
+    /// The session the token belongs to.
     pub session_id: SessionId,
     /// The session's agent as read when the token was checked (ACTIVE then).
     pub agent: Agent,
     /// The session's constraints, enforced by the policy engine on every request.
     pub constraints: Option<SessionConstraints>,
+    /// The request's context (actor = this session, the peer's IP) for events and audit rows.
     pub context: RequestContext,
 }
 
@@ -137,6 +141,7 @@ impl Waiaas {
         Ok(IssuedSession { session, token })
     }
 
+    /// One session by id (`SESSION_NOT_FOUND` when there is none).
     pub async fn session(&self, id: SessionId) -> Result<Session> {
         self.ports
             .sessions
@@ -145,6 +150,7 @@ impl Waiaas {
             .ok_or_else(|| Error::new(ErrorCode::SessionNotFound, format!("session {id} not found")))
     }
 
+    /// A page of sessions, optionally only one agent's, oldest first.
     pub async fn list_sessions(
         &self,
         agent_id: Option<AgentId>,

@@ -29,15 +29,20 @@ pub const APPROVAL_TIMEOUT_SECONDS: i64 = 3_600;
 /// What one round of [`Waiaas::process_work`] did.
 #[derive(Debug, Default)]
 pub struct WorkReport {
+    /// Rows the round took up.
     pub rows: usize,
+    /// Rows whose step failed in this round, with the error (the row is retried or failed by its own rules).
     pub errors: Vec<(TxId, Error)>,
 }
 
 /// A request that passed every gate and is ready for policy evaluation.
 #[derive(Clone, Debug)]
 pub struct Admissible {
+    /// The agent, ACTIVE when the gates passed.
     pub agent: Agent,
+    /// The parsed request.
     pub kind: TxKind,
+    /// The agent's network the request runs on.
     pub network: String,
     /// The constraints of the session that sent it.
     pub constraints: Option<SessionConstraints>,
@@ -380,6 +385,7 @@ impl Waiaas {
         }
     }
 
+    /// A page of the session's agent's transactions, newest first.
     pub async fn list_transactions(
         &self,
         principal: &SessionPrincipal,

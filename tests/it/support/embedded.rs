@@ -7,11 +7,11 @@ use std::thread::JoinHandle;
 
 use tempfile::TempDir;
 use tokio::sync::oneshot;
-use waiaas_cli::config::Config;
-use waiaas_cli::daemon::{Overrides, bind};
 use waiaas_client::Client;
 use waiaas_core::ports::Clock;
 use waiaas_core::ports::testing::FixedClock;
+use waiaas_daemon::config::Config;
+use waiaas_daemon::{Overrides, bind};
 use waiaas_fs::{DataDir, SystemClock};
 use zeroize::Zeroizing;
 

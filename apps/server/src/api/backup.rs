@@ -2,13 +2,14 @@
 //! archive is sealed with the daemon's master password and written to its `[backup] dir`; the answer names the
 //! file, never its contents.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 use waiaas_core::backup::Kdf;
-use waiaas_core::ports::BackupInfo;
+use waiaas_core::ports::{BackupInfo, BackupRequest};
 
 use super::ApiTags;
 use crate::ServerState;
@@ -41,6 +42,9 @@ impl From<BackupKdf> for Kdf {
 pub struct CreateBackupRequest {
     /// Default `argon2id`.
     pub kdf: Option<BackupKdf>,
+    /// An absolute directory on the daemon's host for this archive, instead of `[backup] dir` (created 0700 when
+    /// missing; an existing one keeps its mode).
+    pub output_dir: Option<String>,
 }
 
 /// One archive in the daemon's backup directory.
@@ -76,7 +80,7 @@ pub struct BackupApi;
 #[OpenApi(tag = "ApiTags::Admin")]
 impl BackupApi {
     /// Create an encrypted backup archive now (consistent DB snapshot, keystore files, config), sealed with the
-    /// master password. Audited as BACKUP_CREATED (or BACKUP_FAILED).
+    /// master password, in `[backup] dir` or `outputDir`. Audited as BACKUP_CREATED (or BACKUP_FAILED).
     #[oai(path = "/v1/admin/backup", method = "post", operation_id = "createBackup")]
     async fn create(
         &self,
@@ -84,8 +88,9 @@ impl BackupApi {
         state: Data<&Arc<ServerState>>,
         body: JsonBody<CreateBackupRequest, false>,
     ) -> ApiResult<Json<BackupDto>> {
-        let kdf = body.0.kdf.unwrap_or_default().into();
-        let info = state.core.create_backup(&auth.0, kdf).await?;
+        let CreateBackupRequest { kdf, output_dir } = body.0;
+        let request = BackupRequest { kdf: kdf.unwrap_or_default().into(), output_dir: output_dir.map(PathBuf::from) };
+        let info = state.core.create_backup(&auth.0, request).await?;
         Ok(Json(dto(info)))
     }
 

@@ -1,87 +1,43 @@
-//! `waiaas start`: the daemon in the foreground.
+//! The daemon: [`bind`] opens the database, composes the adapters into the core, unlocks it with the master
+//! password and binds the REST server's port; [`BoundDaemon::run`] serves until a shutdown future.
 //!
-//! Order of startup, each step failing with a clear message and exit code 1 before anything is served:
-//! data dir (implicit `init` on a fresh machine) → config (defaults → TOML → env) → logging → the data dir's
-//! pid lock (one daemon per data dir) → master password → database → ports → `Waiaas::unlock` (a wrong password
-//! stops here, and nothing else changes) → the audit head key (a log that does not match its sealed head stops
-//! here) → bind → serve until SIGTERM/SIGINT, then a graceful shutdown.
+//! Order of startup, each step failing with a clear message before anything is served: database → ports →
+//! `Waiaas::unlock` (a wrong password stops here, and nothing else changes) → the audit head key (a log that does
+//! not match its sealed head stops here) → the backup store → bind → the background tasks.
 //!
-//! When it listens the daemon prints exactly one line to stdout, `WAIaaS listening on http://<ip>:<port>`, and
-//! appends the same base URL to `daemon.pid` as its second line (`stop` and `status` read it). Logs go to stderr
-//! and never carry secrets: events are logged by type only.
+//! **Supervision.** The background tasks (the transaction worker; the backup scheduler when `[backup] interval`
+//! is set) run under [`BoundDaemon::run`]. A task that ends or panics while the daemon serves is logged and stops
+//! the daemon: the server drains, the other tasks stop, the database closes and `run` returns an error (so
+//! `waiaas start` exits 1 and the service manager restarts it). A daemon is not restarted task by task: without
+//! its worker it would admit transactions that never execute, and a fresh start re-broadcasts whatever a lost
+//! round had recorded as SUBMITTED. Logs never carry secrets: events are logged by type only.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
+use tokio::task::JoinSet;
 use waiaas_core::ErrorCode;
 use waiaas_core::event::{Event, EventType, Severity};
 use waiaas_core::ports::{Clock, EventSink, MetricsRegistry, NoMetrics};
 use waiaas_core::prices::StaticPriceTable;
 use waiaas_core::services::{Ports, Waiaas};
 use waiaas_evm::EvmChain;
-use waiaas_fs::{DataDir, FsKeyStore, OsEntropy, PidLock, SystemClock};
+use waiaas_fs::{DataDir, FsKeyStore, OsEntropy, SystemClock};
 use waiaas_metrics::PrometheusMetrics;
 use waiaas_server::ServerState;
 use waiaas_sqlite::{Database, HeadInstalled};
 use zeroize::Zeroizing;
 
 use crate::config::{Config, MetricsAuthMode};
-use crate::password::{self, Terminal};
-use crate::{core_error, init};
+use crate::core_error;
 
-/// How long in-flight requests get to finish after a shutdown signal (with the runtime timeout below, well
-/// within `waiaas stop`'s 10 s wait).
-const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long background tasks get once the server has stopped.
-const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Runs the daemon on the data dir at `root` until a shutdown signal.
-pub fn start(root: &Path) -> anyhow::Result<ExitCode> {
-    let dir = prepare_data_dir(root)?;
-    let config = load_config(&dir)?;
-    init_logging(&config.daemon.log_level);
-    tracing::info!(data_dir = %dir.root().display(), "starting");
-    let mut lock = PidLock::acquire(&dir).map_err(|e| match e.code {
-        ErrorCode::DaemonAlreadyRunning => anyhow::anyhow!("{}", e.message),
-        _ => core_error(e).context("cannot take the daemon lock"),
-    })?;
-    if waiaas_fs::backup::recover_interrupted_restore(&dir).map_err(core_error)? {
-        tracing::warn!("an interrupted restore was rolled back: the data dir holds its data from before the restore");
-    }
-    let first_run = !dir.db_file().exists();
-    let (password, source) = password::master_password(|name| std::env::var(name).ok(), &Terminal, first_run)?;
-    tracing::info!(source = ?source, "master password read");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("waiaas")
-        .build()
-        .context("cannot start the async runtime")?;
-    let served = runtime.block_on(serve(&dir, &mut lock, config, password));
-    // Background work (RPC calls on the blocking pool) gets a moment to finish; the lock is released only after,
-    // so `waiaas stop` returns when the daemon has really finished.
-    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
-    served?;
-    tracing::info!("stopped");
-    drop(lock);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Opens the data dir, running `init` first when it does not exist yet (so `waiaas start` alone works on a
-/// fresh machine). An existing data dir is only completed (missing subdirectories) and tightened to 0700.
-fn prepare_data_dir(root: &Path) -> anyhow::Result<DataDir> {
-    if !root.exists() {
-        let outcome = init::init(root)?;
-        // stdout is reserved for the "listening" line.
-        eprintln!("{}", outcome.describe().lines().take(2).collect::<Vec<_>>().join("\n"));
-    }
-    DataDir::create(root).map_err(core_error).context("cannot prepare the data dir")
-}
+/// How long in-flight requests get to finish after a shutdown signal (with the runtime's own shutdown timeout,
+/// well within `waiaas stop`'s 10 s wait), and the background tasks after the server has stopped.
+pub const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Loads `config.toml` (if present) and the `WAIAAS_*` environment.
 pub fn load_config(dir: &DataDir) -> anyhow::Result<Config> {
@@ -106,7 +62,7 @@ pub fn load_config(dir: &DataDir) -> anyhow::Result<Config> {
 
 /// Logs to stderr; `RUST_LOG` (when set and valid) overrides `[daemon] log_level`. The HTTP client's own logs
 /// stay at `info` whatever the filter: at `trace` ureq prints request URLs, and an RPC URL may embed an API key.
-pub(crate) fn init_logging(log_level: &str) {
+pub fn init_logging(log_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -188,6 +144,7 @@ async fn run_worker(
 
 /// Parts of the daemon an embedding host may replace (tests inject a clock they can advance).
 pub struct Overrides {
+    /// The core's clock (default: the system clock).
     pub clock: Arc<dyn Clock>,
 }
 
@@ -197,14 +154,60 @@ impl Default for Overrides {
     }
 }
 
-/// A daemon that is unlocked and bound to its port but not serving yet.
+/// A daemon that is unlocked and bound to its port but not serving yet; its background tasks run already.
 pub struct BoundDaemon {
+    /// `http://<ip>:<port>` clients reach it at (loopback when bound to all interfaces).
     pub base_url: String,
     db: Database,
     state: ServerState,
     acceptor: poem::listener::TcpAcceptor,
-    worker: tokio::task::JoinHandle<()>,
-    stop_worker: watch::Sender<bool>,
+    tasks: Tasks,
+}
+
+/// The supervised background tasks: each returns only when `stop` turns true.
+struct Tasks {
+    set: JoinSet<()>,
+    names: HashMap<tokio::task::Id, &'static str>,
+    stop: watch::Sender<bool>,
+}
+
+impl Tasks {
+    fn new() -> Self {
+        Tasks { set: JoinSet::new(), names: HashMap::new(), stop: watch::channel(false).0 }
+    }
+
+    fn spawn(&mut self, name: &'static str, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let id = self.set.spawn(task).id();
+        self.names.insert(id, name);
+    }
+
+    /// Resolves when a task ends (a return before `stop` or a panic) with its name and what happened; pends
+    /// forever when there is no task.
+    async fn first_death(&mut self) -> (&'static str, String) {
+        match self.set.join_next_with_id().await {
+            Some(Ok((id, ()))) => (self.names.get(&id).copied().unwrap_or("task"), "returned".to_owned()),
+            Some(Err(e)) => (self.names.get(&e.id()).copied().unwrap_or("task"), e.to_string()),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Asks every task to stop and waits for them (at most [`GRACEFUL_TIMEOUT`], then aborts the rest).
+    async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let all = async {
+            while let Some(joined) = self.set.join_next_with_id().await {
+                if let Err(e) = joined {
+                    let name = self.names.get(&e.id()).copied().unwrap_or("task");
+                    tracing::error!(task = name, error = %e, "background task failed while stopping");
+                }
+            }
+        };
+        if tokio::time::timeout(GRACEFUL_TIMEOUT, all).await.is_err() {
+            // A signature already recorded as SUBMITTED is re-broadcast by the next start if a round is cut short.
+            tracing::warn!("background tasks did not stop in time");
+            self.set.abort_all();
+        }
+    }
 }
 
 /// Opens the database, wires the adapters into the core, unlocks it with the master password (a wrong password
@@ -264,12 +267,8 @@ pub async fn bind(
         return Err(e);
     }
     // OPS-03: archives are sealed with the master password, into `[backup] dir`.
-    let backup_store = crate::backup::FsBackupStore::new(
-        dir.clone(),
-        db.clone(),
-        crate::backup::backup_dir(dir, &config.backup),
-        password.clone(),
-    );
+    let backup_store =
+        crate::backup::backup_store(dir, &db, crate::backup::backup_dir(dir, &config.backup), password.clone());
     core.attach_backup_store(Arc::new(backup_store));
     drop(password);
 
@@ -283,10 +282,14 @@ pub async fn bind(
     }
     let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).context("cannot use the listener")?;
 
-    let (stop_worker, worker_stop) = watch::channel(false);
+    let mut tasks = Tasks::new();
     let interval = Duration::from_millis(config.pipeline.worker_interval_ms);
-    let worker = tokio::spawn(run_worker(Arc::clone(&core), wake_worker, interval, worker_stop, metrics.clone()));
-    tokio::spawn(crate::backup::run_scheduler(Arc::clone(&core), config.backup.clone(), stop_worker.subscribe()));
+    let worker = run_worker(Arc::clone(&core), wake_worker, interval, tasks.stop.subscribe(), metrics.clone());
+    tasks.spawn("transaction worker", worker);
+    if config.backup.interval > 0 {
+        let scheduler = crate::backup::run_scheduler(Arc::clone(&core), config.backup.clone(), tasks.stop.subscribe());
+        tasks.spawn("backup scheduler", scheduler);
+    }
     let state = ServerState {
         core,
         schema_version: db.schema_version(),
@@ -294,7 +297,7 @@ pub async fn bind(
         allowed_hosts: config.daemon.allowed_hosts.clone(),
         metrics: metrics_export(config, metrics),
     };
-    Ok(BoundDaemon { base_url: format!("http://{}", reachable(bound)), db, state, acceptor, worker, stop_worker })
+    Ok(BoundDaemon { base_url: format!("http://{}", reachable(bound)), db, state, acceptor, tasks })
 }
 
 /// Installs the audit head key (Argon2id of the master password with the database's head salt) so every append
@@ -302,7 +305,7 @@ pub async fn bind(
 /// is published like any event); a head that does not match the log stops the start with the finding, before
 /// anything is served or written.
 async fn seal_audit_head(db: &Database, core: &Waiaas, password: &str) -> anyhow::Result<()> {
-    let key = crate::audit::head_key(db, password, true).await?.context("no audit head salt")?;
+    let key = crate::audit_head::head_key(db, password, true).await?.context("no audit head salt")?;
     match db.install_audit_head_key(key, core.now()).await.map_err(core_error)? {
         HeadInstalled::Intact { last_id } => tracing::debug!(last_id, "the audit log ends at its sealed head"),
         HeadInstalled::Sealed { last_id, recorded } => {
@@ -315,7 +318,7 @@ async fn seal_audit_head(db: &Database, core: &Waiaas, password: &str) -> anyhow
                 core.ports().events.publish(&event);
             }
         }
-        HeadInstalled::Broken(finding) => return Err(crate::audit::head_refusal(&finding)),
+        HeadInstalled::Broken(finding) => return Err(crate::audit_head::head_refusal(&finding)),
     }
     Ok(())
 }
@@ -337,38 +340,40 @@ fn metrics_export(config: &Config, metrics: Arc<PrometheusMetrics>) -> waiaas_se
 }
 
 impl BoundDaemon {
-    /// Serves until `shutdown` completes, then drains requests, stops the worker after its round and closes the
-    /// database.
+    /// Serves until `shutdown` completes or a background task dies (see the module's supervision note), then
+    /// drains requests, stops the background tasks after their round and closes the database. A dead task makes
+    /// this an error naming it.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tracing::info!(url = %self.base_url, schema_version = self.db.schema_version(), "listening");
-        let served = poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(waiaas_server::app(self.state), shutdown, Some(GRACEFUL_TIMEOUT))
-            .await;
-        // A signature already recorded as SUBMITTED is re-broadcast by the next start if this round is cut short.
-        let _ = self.stop_worker.send(true);
-        if tokio::time::timeout(GRACEFUL_TIMEOUT, self.worker).await.is_err() {
-            tracing::warn!("the transaction worker did not stop in time");
-        }
-        self.db.close().await;
-        served.context("the server failed")
-    }
-}
-
-async fn serve(dir: &DataDir, lock: &mut PidLock, config: Config, password: Zeroizing<String>) -> anyhow::Result<()> {
-    // Signal handlers first: a SIGTERM arriving right after the "listening" line must shut down gracefully.
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
-    let daemon = bind(dir, &config, password, Overrides::default()).await?;
-    lock.record_url(&daemon.base_url).map_err(core_error).context("cannot record the URL in the pid file")?;
-    announce(&daemon.base_url)?;
-    daemon
-        .run(async move {
-            tokio::select! {
-                _ = sigterm.recv() => tracing::info!("SIGTERM received; shutting down"),
-                _ = sigint.recv() => tracing::info!("SIGINT received; shutting down"),
+        let BoundDaemon { db, state, acceptor, mut tasks, .. } = self;
+        let (task_died, on_task_death) = oneshot::channel::<()>();
+        let server = poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+            waiaas_server::app(state),
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    _ = on_task_death => {}
+                }
+            },
+            Some(GRACEFUL_TIMEOUT),
+        );
+        tokio::pin!(server);
+        let (served, died) = tokio::select! {
+            served = &mut server => (served, None),
+            (name, how) = tasks.first_death() => {
+                tracing::error!(task = name, error = %how, "a background task stopped; shutting the daemon down");
+                let _ = task_died.send(());
+                ((&mut server).await, Some(name))
             }
-        })
-        .await
+        };
+        tasks.stop().await;
+        db.close().await;
+        served.context("the server failed")?;
+        match died {
+            Some(name) => bail!("the daemon stopped because its {name} stopped"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The address clients should use: the bound one, or loopback when bound to all interfaces (`0.0.0.0`/`::`,
@@ -381,16 +386,61 @@ fn reachable(bound: SocketAddr) -> SocketAddr {
     }
 }
 
-/// The one line on stdout, flushed at once (a parent process waits for it on a pipe).
-fn announce(base_url: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "WAIaaS listening on {base_url}").and_then(|()| out.flush()).context("cannot write to stdout")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A daemon on a fresh data dir, on an ephemeral loopback port, with cheap key derivation.
+    async fn bound(dir: &tempfile::TempDir) -> BoundDaemon {
+        let data = DataDir::create(dir.path()).expect("data dir");
+        let env = [
+            ("WAIAAS_DAEMON_PORT", "0"),
+            ("WAIAAS_KEYSTORE_ARGON2_M_COST_KIB", "1024"),
+            ("WAIAAS_KEYSTORE_ARGON2_T_COST", "1"),
+            ("WAIAAS_KEYSTORE_ARGON2_P_COST", "1"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let config = Config::load(None, env).expect("config");
+        bind(&data, &config, Zeroizing::new("supervised".to_owned()), Overrides::default()).await.expect("bind")
+    }
+
+    /// A background task that dies while the daemon serves stops the daemon: `run` returns (without a shutdown
+    /// signal) with an error naming the task, and the port is closed.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_dying_background_task_stops_the_daemon() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut daemon = bound(&dir).await;
+        let address = daemon.base_url.trim_start_matches("http://").to_owned();
+        let (die, dies) = oneshot::channel::<()>();
+        daemon.tasks.spawn("doomed task", async move {
+            let _ = dies.await;
+            panic!("the doomed task fails");
+        });
+        let running = tokio::spawn(daemon.run(std::future::pending()));
+        tokio::net::TcpStream::connect(&address).await.expect("the daemon serves before the task dies");
+        die.send(()).expect("the task waits");
+        let outcome = tokio::time::timeout(Duration::from_secs(30), running)
+            .await
+            .expect("the daemon stopped by itself")
+            .expect("run did not panic");
+        let error = outcome.expect_err("a dead task is an error");
+        assert!(error.to_string().contains("doomed task"), "{error:#}");
+        assert!(tokio::net::TcpStream::connect(&address).await.is_err(), "the port is closed");
+    }
+
+    /// Without a dying task, `run` ends cleanly when its shutdown future completes, and the worker stops with it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_shutdown_stops_the_server_and_the_tasks_cleanly() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let daemon = bound(&dir).await;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = tokio::spawn(daemon.run(async move {
+            let _ = stopped.await;
+        }));
+        stop.send(()).expect("run waits for the shutdown");
+        let outcome = tokio::time::timeout(Duration::from_secs(30), running).await.expect("stopped").expect("no panic");
+        outcome.expect("a clean shutdown is no error");
+    }
 
     #[test]
     fn unspecified_binds_are_announced_as_loopback() {
