@@ -63,6 +63,10 @@ async fn host() {
         .withf(|status| *status == AgentStatus::Active)
         .returning(move |_| Ok(*counted.lock().expect("rows")));
 
+    // Only the state gauges read the transactions: none is in flight.
+    let mut transactions = MockTxRepo::new();
+    transactions.expect_count_non_final().returning(|| Ok(Vec::new()));
+
     let events = Arc::new(RecordingSink::default());
     let ports = Ports {
         clock: Arc::new(FixedClock::at(1_767_225_600)),
@@ -77,7 +81,7 @@ async fn host() {
         keystore: Arc::new(keystore),
         chain: Arc::new(chain),
         broadcaster: Arc::new(MockTxBroadcaster::new()),
-        transactions: Arc::new(MockTxRepo::new()),
+        transactions: Arc::new(transactions),
         prices: Arc::new(MockPriceOracle::new()),
         events: events.clone(),
         metrics: Arc::new(NoMetrics),
