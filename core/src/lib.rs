@@ -25,6 +25,7 @@ pub mod policy_engine;
 pub mod ports;
 pub mod prices;
 pub mod services;
+pub mod system;
 pub mod time;
 
 pub use amount::Amount;

@@ -14,19 +14,9 @@ use crate::{AgentId, Amount, PolicyId, Result, SessionId, TxId, UnixSeconds};
 #[cfg(any(test, feature = "mocks"))]
 use mockall::automock;
 
-/// Wall-clock time. The only source of "now" in the core.
-#[cfg_attr(any(test, feature = "mocks"), automock)]
-pub trait Clock: Send + Sync {
-    fn now(&self) -> UnixSeconds;
-    /// Milliseconds since the epoch (for UUID v7 ordering within a second).
-    fn now_millis(&self) -> u64;
-}
-
-/// Cryptographically secure randomness.
-#[cfg_attr(any(test, feature = "mocks"), automock)]
-pub trait Entropy: Send + Sync {
-    fn fill(&self, dest: &mut [u8]);
-}
+pub use crate::system::{Clock, Entropy};
+#[cfg(any(test, feature = "mocks"))]
+pub use crate::system::{MockClock, MockEntropy};
 
 /// One page of a keyset-paginated list, newest first.
 #[derive(Clone, Debug, PartialEq)]

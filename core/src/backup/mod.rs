@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::ports::Entropy;
+use crate::system::Entropy;
 
 #[cfg(test)]
 mod tests;
