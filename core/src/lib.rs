@@ -21,7 +21,6 @@ pub mod ids;
 pub mod metrics;
 #[allow(missing_docs)]
 pub mod policy_engine;
-#[allow(missing_docs)]
 pub mod ports;
 pub mod prices;
 pub mod services;
