@@ -9,8 +9,6 @@
 
 pub mod amount;
 pub mod audit;
-// The modules allowed `missing_docs` below are still being reshaped by issue 11 (chain-neutral assets, leaf
-// modules, the metrics catalog); their public items get their docs when that lands.
 pub mod backup;
 pub mod domain;
 pub mod error;
