@@ -15,7 +15,6 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod metrics;
-#[allow(missing_docs)]
 pub mod policy_engine;
 pub mod ports;
 pub mod prices;
