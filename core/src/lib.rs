@@ -9,19 +9,13 @@
 
 pub mod amount;
 pub mod audit;
-// The modules allowed `missing_docs` below are still being reshaped by issue 11 (chain-neutral assets, leaf
-// modules, the metrics catalog); their public items get their docs when that lands.
-#[allow(missing_docs)]
 pub mod backup;
 pub mod domain;
 pub mod error;
 pub mod event;
 pub mod ids;
-#[allow(missing_docs)]
 pub mod metrics;
-#[allow(missing_docs)]
 pub mod policy_engine;
-#[allow(missing_docs)]
 pub mod ports;
 pub mod prices;
 pub mod services;

@@ -16,16 +16,22 @@
 /// What kind of series a metric is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricKind {
+    /// A monotonically increasing total (name ends in `_total`).
     Counter,
+    /// A value that can go up and down, set to its latest reading.
     Gauge,
+    /// A distribution of observations over fixed buckets.
     Histogram,
 }
 
 /// One catalog entry.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MetricDef {
+    /// The exported metric name, prefixed `waiaas_`.
     pub name: &'static str,
+    /// What kind of series it is.
     pub kind: MetricKind,
+    /// The HELP text exported with it.
     pub help: &'static str,
     /// Histogram bucket upper bounds (seconds); empty for counters and gauges.
     pub buckets: &'static [f64],
@@ -36,7 +42,9 @@ pub struct MetricDef {
 /// One label key of a metric and its values.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LabelDef {
+    /// The label name.
     pub key: &'static str,
+    /// Its values, or that the emitter supplies them.
     pub values: LabelValues,
 }
 
@@ -74,22 +82,39 @@ const fn emitter(key: &'static str) -> LabelDef {
     LabelDef { key, values: LabelValues::Emitter }
 }
 
+/// Counter: transactions that reached a final status, by chain, type, admitted tier and status.
 pub const TRANSACTIONS_TOTAL: &str = "waiaas_transactions_total";
+/// Gauge: transactions not yet in a final status, by status.
 pub const TRANSACTIONS_NON_FINAL: &str = "waiaas_transactions_non_final";
+/// Histogram: seconds from a transaction's request to its final status.
 pub const TRANSACTION_DURATION_SECONDS: &str = "waiaas_transaction_duration_seconds";
+/// Counter: policy evaluations of sent transactions, by tier and result.
 pub const POLICY_EVALUATIONS_TOTAL: &str = "waiaas_policy_evaluations_total";
+/// Gauge: sessions neither revoked nor expired.
 pub const SESSIONS_ACTIVE: &str = "waiaas_sessions_active";
+/// Gauge: agents in the ACTIVE status.
 pub const AGENTS_ACTIVE: &str = "waiaas_agents_active";
+/// Gauge: the kill-switch state, 0 = ACTIVE, 1 = SUSPENDED, 2 = LOCKED.
 pub const KILLSWITCH_STATE: &str = "waiaas_killswitch_state";
+/// Counter: audit-log appends that failed.
 pub const AUDIT_WRITE_FAILURES_TOTAL: &str = "waiaas_audit_write_failures_total";
+/// Gauge: age in seconds of the price oracle's quote, by configured symbol.
 pub const ORACLE_PRICE_AGE_SECONDS: &str = "waiaas_oracle_price_age_seconds";
+/// Gauge: Unix time of the last successful backup, 0 when there has been none.
 pub const BACKUP_LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "waiaas_backup_last_success_timestamp_seconds";
+/// Gauge: seconds between scheduled backups, 0 when they are off.
 pub const BACKUP_INTERVAL_SECONDS: &str = "waiaas_backup_interval_seconds";
+/// Gauge: Unix time the daemon started (unlocked).
 pub const START_TIME_SECONDS: &str = "waiaas_start_time_seconds";
+/// Counter: chain JSON-RPC requests, by chain, method and status.
 pub const RPC_REQUESTS_TOTAL: &str = "waiaas_rpc_requests_total";
+/// Histogram: chain JSON-RPC request duration in seconds, by method.
 pub const RPC_DURATION_SECONDS: &str = "waiaas_rpc_duration_seconds";
+/// Counter: HTTP requests, by route template, method and status code.
 pub const HTTP_REQUESTS_TOTAL: &str = "waiaas_http_requests_total";
+/// Histogram: HTTP request duration in seconds, by route template.
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "waiaas_http_request_duration_seconds";
+/// Gauge: always 1, labelled with the daemon's version.
 pub const BUILD_INFO: &str = "waiaas_build_info";
 
 /// Request → final status: seconds to hours (DELAY queues and owner approvals).

@@ -22,8 +22,11 @@ pub const DEFAULT_DELAY_SECONDS: u64 = 300;
 /// ALLOWED_TOKENS, an approval an APPROVED_SPENDERS entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PolicyDefaults {
+    /// Deny contract calls when no CONTRACT_WHITELIST is in force.
     pub deny_contracts: bool,
+    /// Deny token transfers when no ALLOWED_TOKENS is in force.
     pub deny_tokens: bool,
+    /// Deny token approvals when no APPROVED_SPENDERS is in force.
     pub deny_spenders: bool,
 }
 
@@ -46,17 +49,23 @@ pub struct AgentHistory {
 pub struct Evaluation<'a> {
     /// Every enabled policy that applies to the agent: global ones and its own.
     pub policies: &'a [Policy],
+    /// The request judged.
     pub request: &'a TxKind,
     /// The network the request runs on.
     pub network: &'a str,
     /// The constraints of the session that sent the request.
     pub constraints: Option<&'a SessionConstraints>,
+    /// What holds when no policy of a type is in force.
     pub defaults: &'a PolicyDefaults,
+    /// Whether the agent has an owner; without one an APPROVAL tier is lowered to DELAY.
     pub owner_set: bool,
+    /// The time of the decision (TIME_RESTRICTION, RATE_LIMIT windows).
     pub now: UnixSeconds,
     /// Amounts of the agent's other in-flight (reserved, not yet final) transactions, per asset.
     pub reserved: &'a [(Asset, Amount)],
+    /// The agent's recent requests and 24 h spending.
     pub history: &'a AgentHistory,
+    /// USD prices for the USD thresholds and the daily limit.
     pub prices: &'a dyn PriceOracle,
     /// Metadata of the request's tokens as read from the chain (never as the agent wrote it).
     pub tokens: &'a [(EvmAddress, TokenMetadata)],
@@ -92,6 +101,9 @@ pub fn history_since(policies: &[Policy], now: UnixSeconds) -> Option<UnixSecond
 /// The period of the daily USD limit.
 pub const DAY_SECONDS: i64 = 86_400;
 
+/// Decides one request at admission: the first denial of the deny rules, else the tier (SPENDING_LIMIT over the
+/// request plus the in-flight reservations, the daily USD limit, the anomaly floor), APPROVAL lowered to DELAY
+/// when the agent has no owner.
 pub fn evaluate(input: &Evaluation<'_>) -> Decision {
     if let Some(denial) = first_denial(input, Scope::Admission) {
         return denial;
@@ -199,9 +211,25 @@ enum Scope {
 #[derive(Debug, PartialEq)]
 pub enum Concern<'a> {
     /// The subject must be on the policy's list.
-    Listed { subject: EvmAddress, list: &'a [EvmAddress], reason: DenyReason },
+    Listed {
+        /// The address judged: recipient, token or contract.
+        subject: EvmAddress,
+        /// The policy's list.
+        list: &'a [EvmAddress],
+        /// The denial's reason when `subject` is not on it.
+        reason: DenyReason,
+    },
     /// An approval: the spender must be listed, and an unlimited amount needs the policy's `allow_unlimited`.
-    Spender { spender: EvmAddress, amount: Amount, list: &'a [EvmAddress], allow_unlimited: bool },
+    Spender {
+        /// The approval's spender.
+        spender: EvmAddress,
+        /// The approved amount, in the token's smallest unit.
+        amount: Amount,
+        /// The policy's spenders.
+        list: &'a [EvmAddress],
+        /// Whether the policy allows an unlimited (at least 2^255) approval.
+        allow_unlimited: bool,
+    },
     /// The policy tiers the amount (SPENDING_LIMIT).
     Amount,
     /// The policy judges the request as a whole (RATE_LIMIT, TIME_RESTRICTION), whatever it does.

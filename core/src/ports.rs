@@ -21,6 +21,7 @@ pub use crate::system::{MockClock, MockEntropy};
 /// One page of a keyset-paginated list, newest first.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Page<T> {
+    /// The items of this page, at most the requested limit.
     pub items: Vec<T>,
     /// Present when more items follow; pass it back unchanged to get them.
     pub next_cursor: Option<String>,
@@ -38,10 +39,13 @@ pub struct StatusEffects {
 /// Builds the events of an agent status change once its effects are known.
 pub type EventsFromStatusEffects = Box<dyn FnOnce(&StatusEffects) -> Vec<Event> + Send>;
 
+/// Agent rows; every write also appends its event to the audit log in the same transaction.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait AgentRepo: Send + Sync {
+    /// Stores a new agent together with its creation event.
     async fn insert(&self, agent: &Agent, event: &Event) -> Result<()>;
+    /// The agent with this id; `None` when there is none.
     async fn get(&self, id: AgentId) -> Result<Option<Agent>>;
     /// Agents newest first; `before` is the last id of the previous page.
     async fn list(&self, before: Option<AgentId>, limit: u32) -> Result<Vec<Agent>>;
@@ -60,31 +64,43 @@ pub trait AgentRepo: Send + Sync {
         now: UnixSeconds,
         events: EventsFromStatusEffects,
     ) -> Result<Option<(StatusEffects, Vec<Event>)>>;
+    /// Sets (or with `None` clears) the agent's owner address at `now`; `AGENT_NOT_FOUND` when there is no such agent.
     async fn set_owner(&self, id: AgentId, owner: Option<EvmAddress>, now: UnixSeconds, event: &Event) -> Result<()>;
+    /// How many agents are in `status` (for the state gauges).
     async fn count_by_status(&self, status: AgentStatus) -> Result<u64>;
 }
 
+/// Session rows; every write also appends its event to the audit log in the same transaction.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait SessionRepo: Send + Sync {
+    /// Stores a new session; `AGENT_NOT_FOUND` when its agent does not exist.
     async fn insert(&self, session: &Session, event: &Event) -> Result<()>;
+    /// The session with this id, revoked and expired ones included; `None` when there is none.
     async fn get(&self, id: SessionId) -> Result<Option<Session>>;
     /// Sessions newest first, optionally of one agent.
     async fn list(&self, agent_id: Option<AgentId>, before: Option<SessionId>, limit: u32) -> Result<Vec<Session>>;
+    /// Marks the session revoked at `now`; `SESSION_NOT_FOUND` when there is no such session.
     async fn revoke(&self, id: SessionId, now: UnixSeconds, event: &Event) -> Result<()>;
     /// Replaces the token hash and expiry (the old token stops working) and counts the renewal.
     async fn renew(&self, id: SessionId, token_hash: &str, expires_at: UnixSeconds, event: &Event) -> Result<()>;
+    /// How many sessions are neither revoked nor expired at `now`.
     async fn count_active(&self, now: UnixSeconds) -> Result<u64>;
 }
 
+/// Policy rows; every write also appends its event to the audit log in the same transaction.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait PolicyRepo: Send + Sync {
+    /// Stores a new policy; `AGENT_NOT_FOUND` when it names an agent that does not exist.
     async fn insert(&self, policy: &Policy, event: &Event) -> Result<()>;
+    /// The policy with this id, enabled or not; `None` when there is none.
     async fn get(&self, id: PolicyId) -> Result<Option<Policy>>;
     /// Policies newest first; `agent_id` filters to that agent's own policies.
     async fn list(&self, agent_id: Option<AgentId>, before: Option<PolicyId>, limit: u32) -> Result<Vec<Policy>>;
+    /// Replaces the stored policy with the same id; `POLICY_NOT_FOUND` when there is none.
     async fn update(&self, policy: &Policy, event: &Event) -> Result<()>;
+    /// Deletes the policy; `POLICY_NOT_FOUND` when there is none.
     async fn delete(&self, id: PolicyId, event: &Event) -> Result<()>;
     /// Enabled policies that apply to `agent`: the global ones and its own.
     async fn in_force(&self, agent: AgentId) -> Result<Vec<Policy>>;
@@ -94,7 +110,9 @@ pub trait PolicyRepo: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait SettingsRepo: Send + Sync {
+    /// The value stored under `key`; `None` when it was never set.
     async fn get(&self, key: &str) -> Result<Option<String>>;
+    /// Inserts or replaces the value of `key`.
     async fn put(&self, key: &str, value: &str) -> Result<()>;
 }
 
@@ -113,9 +131,11 @@ pub struct ActivationEffects {
 /// per entity it changed (`SESSION_REVOKED`, `AGENT_SUSPENDED`, `TX_CANCELLED`), so subscribers see each one.
 pub type EventFromEffects = Box<dyn FnOnce(&ActivationEffects) -> Vec<Event> + Send>;
 
+/// The persisted kill switch (one row), and the sweeping changes its activation makes.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait KillSwitchRepo: Send + Sync {
+    /// The stored kill-switch state.
     async fn get(&self) -> Result<KillSwitch>;
     /// Stores the new state and, in the same transaction, revokes every active session, suspends every active
     /// agent and cancels every transaction not yet signed (PENDING, QUEUED and EXECUTING: `TxStatus::cancel`),
@@ -129,10 +149,15 @@ pub trait KillSwitchRepo: Send + Sync {
 /// Filters of an audit-log query; every field narrows the result.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AuditQuery {
+    /// Only rows about this agent.
     pub agent_id: Option<AgentId>,
+    /// Only rows of these event types; empty means every type.
     pub event_types: Vec<EventType>,
+    /// Only rows of this severity.
     pub severity: Option<Severity>,
+    /// Only rows about this transaction.
     pub tx_id: Option<TxId>,
+    /// Only rows by this actor, in its stored form ([`crate::event::Actor::to_wire`], e.g. `session:<id>`).
     pub actor: Option<String>,
     /// Inclusive lower bound, Unix seconds.
     pub from: Option<UnixSeconds>,
@@ -140,18 +165,24 @@ pub struct AuditQuery {
     pub to: Option<UnixSeconds>,
     /// Keyset position: rows strictly older than `(created_at, id)`.
     pub before: Option<(UnixSeconds, i64)>,
+    /// The most rows returned.
     pub limit: u32,
 }
 
 /// A stored audit row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditRecord {
+    /// The row's sequence number in the log (ascending in append order).
     pub id: i64,
+    /// The recorded event.
     pub event: Event,
+    /// The previous row's `hash` (a fixed genesis value for the first row): the hash chain link.
     pub prev_hash: String,
+    /// This row's chain hash, [`crate::audit::chain_hash`] of `prev_hash` and the event.
     pub hash: String,
 }
 
+/// The append-only, hash-chained audit log.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait AuditRepo: Send + Sync {
@@ -166,9 +197,11 @@ pub trait AuditRepo: Send + Sync {
 /// Filters of an audit statistics query.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditStatsQuery {
+    /// Only rows about this agent.
     pub agent_id: Option<AgentId>,
     /// Inclusive bounds, Unix seconds.
     pub from: UnixSeconds,
+    /// Inclusive upper bound, Unix seconds.
     pub to: UnixSeconds,
     /// Width of a time bucket in seconds (3600 or 86400).
     pub bucket_seconds: i64,
@@ -177,9 +210,13 @@ pub struct AuditStatsQuery {
 /// Audit row counts; every list is sorted by its key (agents: rows without an agent first).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditStats {
+    /// Rows in the period (matching the query).
     pub total: u64,
+    /// Row count per event type.
     pub by_event_type: Vec<(EventType, u64)>,
+    /// Row count per severity.
     pub by_severity: Vec<(Severity, u64)>,
+    /// Row count per agent; `None` counts the rows about no agent.
     pub by_agent: Vec<(Option<AgentId>, u64)>,
     /// `(bucket start, count)`, only buckets with rows.
     pub series: Vec<(UnixSeconds, u64)>,
@@ -200,22 +237,27 @@ pub trait KeyStore: Send + Sync {
 /// The outcome of executing a request against the chain's current state without sending it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimulationOutcome {
+    /// Whether the execution would succeed (no revert).
     pub success: bool,
     /// The revert reason (decoded `Error(string)` when possible) or the node's message.
     pub error: Option<String>,
+    /// Gas the execution used, when the node reported it.
     pub gas_used: Option<u64>,
 }
 
 /// A network's native coin (ETH on Ethereum and most L2s, POL on Polygon, ...), as the chain adapter knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NativeAsset {
+    /// Ticker symbol, e.g. `ETH`; also the coin's price key ([`PriceKey::Native`]).
     pub symbol: String,
+    /// Decimal places of the coin: one whole coin is `10^decimals` base units (18 for ETH).
     pub decimals: u8,
 }
 
 /// An ERC-20 token's metadata read from the chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenMetadata {
+    /// The token's `decimals()`: one whole token is `10^decimals` base units.
     pub decimals: u8,
     /// `None` when `symbol()` is missing or not a string (some old tokens return bytes32).
     pub symbol: Option<String>,
@@ -224,19 +266,27 @@ pub struct TokenMetadata {
 /// An unsigned transaction built for one agent, with everything needed to sign it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreparedTx {
+    /// The configured network name it is built for.
     pub network: String,
+    /// The network's EIP-155 chain id (part of what is signed).
     pub chain_id: u64,
+    /// The sender account's nonce the transaction uses.
     pub nonce: u64,
+    /// The gas limit, in gas units.
     pub gas_limit: u64,
     /// The latest block's base fee (what a transaction pays now, besides the priority fee).
     pub base_fee_per_gas: u128,
+    /// EIP-1559 fee cap per gas, in wei (base units of the native coin).
     pub max_fee_per_gas: u128,
+    /// EIP-1559 priority fee (tip) cap per gas, in wei.
     pub max_priority_fee_per_gas: u128,
     /// Adapter-specific encoding of the unsigned transaction (RLP for EVM).
     pub unsigned: Vec<u8>,
     /// The digest the key signs.
     pub digest: [u8; 32],
+    /// The result of executing it at `block_number` without sending it.
     pub simulation: SimulationOutcome,
+    /// The latest block when it was built: the block its fees and simulation are from.
     pub block_number: u64,
 }
 
@@ -250,6 +300,7 @@ impl PreparedTx {
 /// A signed transaction ready to broadcast.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedTx {
+    /// The signed transaction's bytes as broadcast (EIP-2718 encoded for EVM).
     pub raw: Vec<u8>,
     /// `0x`-prefixed transaction hash.
     pub hash: String,
@@ -260,11 +311,16 @@ pub struct SignedTx {
 pub enum TxOnChain {
     /// Not in a block (yet); `known` is false when the node has never seen it.
     Pending {
+        /// Whether the node knows the transaction (in its pool).
         known: bool,
     },
+    /// In a block: mined, successfully or reverted.
     Included {
+        /// Whether it executed without reverting (the receipt status).
         success: bool,
+        /// Gas it used, in gas units.
         gas_used: u64,
+        /// The block it was included in.
         block_number: u64,
     },
 }
@@ -276,10 +332,12 @@ pub enum TxOnChain {
 pub trait ChainAdapter: Send + Sync {
     /// The names of the configured networks.
     fn networks(&self) -> Vec<String>;
+    /// The native-coin balance of `address` at the latest block, in base units.
     async fn native_balance(&self, network: &str, address: EvmAddress) -> Result<Amount>;
     /// The network's native coin: symbol and decimals, which the adapter knows per network (never assumed by the
     /// core).
     async fn native_asset(&self, network: &str) -> Result<NativeAsset>;
+    /// The ERC-20 `token`'s `balanceOf(owner)` at the latest block, in the token's base units.
     async fn token_balance(&self, network: &str, token: EvmAddress, owner: EvmAddress) -> Result<Amount>;
     /// An ERC-20's `decimals()` and `symbol()` as the chain answers them; `None` when `token` does not answer as an
     /// ERC-20 (no code, or `decimals()` reverts or returns something else). Transport failures are errors.
@@ -289,6 +347,7 @@ pub trait ChainAdapter: Send + Sync {
     async fn prepare(&self, network: &str, from: EvmAddress, kind: &TxKind) -> Result<PreparedTx>;
     /// Combines a prepared transaction with its signature.
     fn attach_signature(&self, prepared: &PreparedTx, signature: [u8; 65]) -> Result<SignedTx>;
+    /// Where the transaction with this `0x`-prefixed hash is: pending (known or not) or included, with its receipt.
     async fn status(&self, network: &str, hash: &str) -> Result<TxOnChain>;
     /// The account's nonce at the latest block: how many of its transactions are included (pending ones not
     /// counted). A signed transaction whose nonce is below it and that has no receipt can never be included.
@@ -308,46 +367,63 @@ pub enum Broadcast {
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait TxBroadcaster: Send + Sync {
+    /// Sends the signed transaction to the network's node; transport and other refusals are errors.
     async fn broadcast(&self, network: &str, signed: &SignedTx) -> Result<Broadcast>;
 }
 
 /// A stored transaction request and its progress.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TxRecord {
+    /// The transaction request's id.
     pub id: TxId,
+    /// The agent that asked for it and whose key signs it.
     pub agent_id: AgentId,
+    /// The session it was requested through, if any.
     pub session_id: Option<SessionId>,
+    /// The configured network it is sent on.
     pub network: String,
+    /// What is sent: a native transfer, a token transfer or a contract call.
     pub kind: TxKind,
+    /// Where it is in its lifecycle.
     pub status: TxStatus,
     /// None for a denied request.
     pub tier: Option<Tier>,
     /// Amounts held against the agent's limits while the row is not final.
     pub reserved: Vec<(Asset, Amount)>,
+    /// Its USD value at admission; `None` when a price was unknown.
     pub usd_value: Option<f64>,
     /// DELAY: not before this time.
     pub execute_after: Option<UnixSeconds>,
     /// APPROVAL: expires after this time unless approved.
     pub approval_deadline: Option<UnixSeconds>,
+    /// APPROVAL: when it was approved; `None` until then.
     pub approved_at: Option<UnixSeconds>,
     /// Structured denial reason of a denied request.
     pub reason_code: Option<String>,
+    /// The `0x`-prefixed hash of the signed transaction, once signed.
     pub tx_hash: Option<String>,
     /// The signed transaction, kept from signing until final so it can be re-broadcast.
     pub raw_tx: Option<Vec<u8>>,
     /// The account nonce it was signed with (unknown for rows signed before the daemon stored it).
     pub nonce: Option<u64>,
+    /// The last error (of a failed attempt, or why it failed or was cancelled).
     pub error: Option<String>,
+    /// Failed attempts so far; the pipeline fails the row when they reach its limit.
     pub attempts: u32,
+    /// When it was requested.
     pub created_at: UnixSeconds,
+    /// When the row last changed.
     pub updated_at: UnixSeconds,
 }
 
 /// One recent request of the agent, for RATE_LIMIT and daily USD limits.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecentTx {
+    /// When it was requested.
     pub created_at: UnixSeconds,
+    /// Its current status (failed, cancelled and expired ones do not count as spent).
     pub status: TxStatus,
+    /// Its USD value at admission; `None` when a price was unknown.
     pub usd_value: Option<f64>,
     /// Denied requests do not count toward limits.
     pub denied: bool,
@@ -368,8 +444,11 @@ pub struct AdmissionSnapshot {
 /// the caller answers with).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Admission {
+    /// The row to insert.
     pub record: TxRecord,
+    /// Its events, written as audit rows with the row.
     pub events: Vec<Event>,
+    /// The policy decision, returned to the caller.
     pub decision: Decision,
 }
 
@@ -380,12 +459,17 @@ pub type Decide = Box<dyn FnOnce(&AdmissionSnapshot) -> Admission + Send>;
 /// Changes applied to a row together with a status move (None leaves a field as it is).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TxUpdate {
+    /// Sets the `0x`-prefixed hash of the signed transaction.
     pub tx_hash: Option<String>,
+    /// Sets the signed transaction's bytes, kept for re-broadcast.
     pub raw_tx: Option<Vec<u8>>,
     /// The account nonce of the signature (with `tx_hash` and `raw_tx`).
     pub nonce: Option<u64>,
+    /// Sets the error message.
     pub error: Option<String>,
+    /// Sets the approval time.
     pub approved_at: Option<UnixSeconds>,
+    /// Sets the failed-attempt count.
     pub attempts: Option<u32>,
     /// Not before this time (DELAY, or the backoff of a retry).
     pub execute_after: Option<UnixSeconds>,
@@ -400,6 +484,7 @@ pub struct TxUpdate {
 pub enum Submission {
     /// The row is SUBMITTED with the signature: broadcast it.
     Recorded,
+    /// The kill switch is tripped.
     KillSwitchTripped,
     /// The agent is not ACTIVE (or no longer exists).
     AgentNotActive,
@@ -407,6 +492,7 @@ pub enum Submission {
     NotExecuting,
 }
 
+/// Transaction rows: admission under policy, the pipeline's status moves, and the worker's queue.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait TxRepo: Send + Sync {
@@ -416,6 +502,7 @@ pub trait TxRepo: Send + Sync {
     async fn admit(&self, agent: AgentId, now: UnixSeconds, decide: Decide) -> Result<Admission>;
     /// The same snapshot, read-only (simulate).
     async fn snapshot(&self, agent: AgentId, now: UnixSeconds) -> Result<AdmissionSnapshot>;
+    /// The row with this id; `None` when there is none.
     async fn get(&self, id: TxId) -> Result<Option<TxRecord>>;
     /// The agent's rows newest first.
     async fn list(&self, agent: AgentId, before: Option<TxId>, limit: u32) -> Result<Vec<TxRecord>>;
@@ -445,7 +532,9 @@ pub trait TxRepo: Send + Sync {
 /// A USD price for an asset and when it was observed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PriceQuote {
+    /// US dollars per whole unit of the asset.
     pub usd: f64,
+    /// When the price was observed (the price-age gauge reports from it).
     pub observed_at: UnixSeconds,
 }
 
@@ -453,10 +542,21 @@ pub struct PriceQuote {
 /// ERC-20 by its network and contract address — never by a symbol or decimals an agent wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PriceKey<'a> {
-    Native { symbol: &'a str },
-    Token { network: &'a str, address: EvmAddress },
+    /// A network's native coin.
+    Native {
+        /// The symbol its chain adapter gives ([`NativeAsset::symbol`]), e.g. `ETH`.
+        symbol: &'a str,
+    },
+    /// An ERC-20 token.
+    Token {
+        /// The configured network it lives on.
+        network: &'a str,
+        /// Its contract address.
+        address: EvmAddress,
+    },
 }
 
+/// USD prices of assets; synchronous, so implementations answer from what they hold in memory.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 pub trait PriceOracle: Send + Sync {
     /// The USD price of one whole unit of `asset`; `None` when unknown (never treated as zero).
@@ -466,6 +566,7 @@ pub trait PriceOracle: Send + Sync {
 /// Receives events after their transaction committed. Must not block.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 pub trait EventSink: Send + Sync {
+    /// Delivers one committed event to the subscribers.
     fn publish(&self, event: &Event);
 }
 
@@ -478,8 +579,11 @@ pub trait MetricsRegistry: Send + Sync {
     /// Exports the series at zero before anything is recorded: a counter at 0, a histogram with no observation
     /// (a gauge at 0), so a `rate()` or an alert over it works from the first scrape.
     fn register<'a>(&self, name: &'static str, kind: crate::metrics::MetricKind, labels: Labels<'a>);
+    /// Adds `by` to the counter series `name{labels}`.
     fn increment_counter<'a>(&self, name: &'static str, labels: Labels<'a>, by: u64);
+    /// Sets the gauge series `name{labels}` to `value`.
     fn set_gauge<'a>(&self, name: &'static str, labels: Labels<'a>, value: f64);
+    /// Records one observation of `value` (in the metric's unit, e.g. seconds) in the histogram `name{labels}`.
     fn observe_histogram<'a>(&self, name: &'static str, labels: Labels<'a>, value: f64);
 }
 
@@ -497,18 +601,34 @@ impl MetricsRegistry for NoMetrics {
 /// One signed webhook POST.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookRequest {
+    /// The receiver's URL.
     pub url: String,
+    /// Request headers, the signature headers included, as (name, value).
     pub headers: Vec<(String, String)>,
+    /// The JSON payload `{id, type, timestamp, data}` the signature covers.
     pub body: Vec<u8>,
 }
 
 /// What the receiver answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WebhookResponse {
-    Status { code: u16, elapsed_ms: u64 },
-    TransportError { message: String, elapsed_ms: u64 },
+    /// The receiver answered with an HTTP status.
+    Status {
+        /// The HTTP status code.
+        code: u16,
+        /// Milliseconds from sending to the answer.
+        elapsed_ms: u64,
+    },
+    /// No HTTP answer (DNS, connection, TLS, timeout).
+    TransportError {
+        /// Why there was no answer.
+        message: String,
+        /// Milliseconds from sending to the failure.
+        elapsed_ms: u64,
+    },
 }
 
+/// Delivers webhook POSTs (OPS-04).
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait WebhookSender: Send + Sync {
@@ -523,6 +643,7 @@ pub struct BackupInfo {
     pub name: String,
     /// Where it is, for the operator (a path on the daemon's host).
     pub location: String,
+    /// The archive's size in bytes.
     pub size: u64,
     /// When the file was written.
     pub created_at: UnixSeconds,
@@ -573,9 +694,11 @@ pub mod testing {
     pub struct FixedClock(AtomicI64);
 
     impl FixedClock {
+        /// A clock standing at `seconds` since the Unix epoch.
         pub fn at(seconds: i64) -> Self {
             FixedClock(AtomicI64::new(seconds))
         }
+        /// Moves the clock forward by `seconds` (backward when negative).
         pub fn advance(&self, seconds: i64) {
             self.0.fetch_add(seconds, Ordering::SeqCst);
         }
@@ -619,8 +742,11 @@ pub mod testing {
     /// Records counters, the last gauge values and histogram observations, for assertions.
     #[derive(Debug, Default)]
     pub struct RecordingMetrics {
+        /// Each counter series' total.
         pub counters: Mutex<std::collections::BTreeMap<SeriesKey, u64>>,
+        /// Each gauge series' last value.
         pub gauges: Mutex<std::collections::BTreeMap<SeriesKey, f64>>,
+        /// Each histogram series' observations, in order.
         pub histograms: Mutex<std::collections::BTreeMap<SeriesKey, Vec<f64>>>,
     }
 
@@ -635,6 +761,7 @@ pub mod testing {
         pub fn counter(&self, name: &'static str, labels: Labels<'_>) -> u64 {
             self.counters.lock().expect("metrics lock").get(&key(name, labels)).copied().unwrap_or(0)
         }
+        /// The gauge's last value for exactly these labels (any order); `None` when never set or registered.
         pub fn gauge(&self, name: &'static str, labels: Labels<'_>) -> Option<f64> {
             self.gauges.lock().expect("metrics lock").get(&key(name, labels)).copied()
         }
@@ -645,6 +772,7 @@ pub mod testing {
                 || self.gauges.lock().expect("metrics lock").contains_key(&key)
                 || self.histograms.lock().expect("metrics lock").contains_key(&key)
         }
+        /// The histogram's observations for exactly these labels (any order), in order.
         pub fn observations(&self, name: &'static str, labels: Labels<'_>) -> Vec<f64> {
             self.histograms.lock().expect("metrics lock").get(&key(name, labels)).cloned().unwrap_or_default()
         }

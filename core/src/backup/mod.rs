@@ -67,9 +67,19 @@ pub const PBKDF2_DEFAULT_ITERATIONS: u32 = 600_000;
 #[serde(tag = "id", rename_all = "camelCase")]
 pub enum Kdf {
     /// Argon2id v0x13: memory in KiB, iterations, parallelism.
-    Argon2id { m_cost_kib: u32, t_cost: u32, p_cost: u32 },
+    Argon2id {
+        /// Memory cost in KiB (at least 8 × `p_cost`, at most 1 GiB when read).
+        m_cost_kib: u32,
+        /// Iterations (passes over the memory), 1..=64.
+        t_cost: u32,
+        /// Parallelism (lanes), 1..=64.
+        p_cost: u32,
+    },
     /// PBKDF2-HMAC-SHA256.
-    Pbkdf2Sha256 { iterations: u32 },
+    Pbkdf2Sha256 {
+        /// Iteration count, 1..=50,000,000 when read.
+        iterations: u32,
+    },
 }
 
 impl Kdf {
@@ -148,10 +158,15 @@ impl Kdf {
 /// The cleartext header: everything needed to derive the key, and nothing about the contents.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// The archive format version ([`FORMAT_VERSION`]).
     pub version: u8,
+    /// How the key is derived from the master password.
     pub kdf: Kdf,
+    /// The KDF's random salt (32 bytes).
     pub salt: [u8; SALT_LEN],
+    /// The random first 7 bytes of every chunk's AES-GCM nonce.
     pub nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    /// Plaintext bytes per chunk (4 KiB..=1 MiB); the last chunk may hold fewer.
     pub chunk_size: u32,
 }
 
@@ -166,6 +181,7 @@ impl Header {
         Ok(Header { version: FORMAT_VERSION, kdf, salt, nonce_prefix, chunk_size: CHUNK_SIZE })
     }
 
+    /// The header's [`HEADER_LEN`] bytes as written at the start of the archive.
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
         let (id, params) = self.kdf.encode();
@@ -218,6 +234,7 @@ impl Header {
 pub struct ManifestFile {
     /// Path relative to the data dir, `/`-separated (e.g. `data/waiaas.db`, `keystore/<agentId>.json`).
     pub path: String,
+    /// The file's length in bytes.
     pub size: u64,
     /// Lowercase hex SHA-256 of the file's bytes.
     pub sha256: String,
@@ -233,6 +250,7 @@ pub struct Manifest {
     pub daemon_version: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// The files whose bytes follow the manifest, in that order.
     pub files: Vec<ManifestFile>,
 }
 

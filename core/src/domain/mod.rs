@@ -4,9 +4,7 @@ pub mod agent;
 pub mod decision;
 pub mod effect;
 pub mod kill_switch;
-#[allow(missing_docs)] // reshaped by issue 11 (chain families); documented when that lands
 pub mod policy;
-#[allow(missing_docs)] // reshaped by issue 11 (chain families); documented when that lands
 pub mod request;
 pub mod session;
 pub mod tier;

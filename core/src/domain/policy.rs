@@ -6,18 +6,27 @@ use super::agent::EvmAddress;
 use crate::error::{Error, Issue};
 use crate::{AgentId, Amount, PolicyId, UnixSeconds};
 
+/// The kind of a policy; on the wire it is the SCREAMING_SNAKE_CASE name ([`PolicyType::as_str`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum PolicyType {
+    /// `SPENDING_LIMIT`: tiers a request by the amounts and USD value it moves.
     SpendingLimit,
+    /// `WHITELIST`: the recipients native and token transfers may go to.
     Whitelist,
+    /// `ALLOWED_TOKENS`: the tokens that may be transferred or approved.
     AllowedTokens,
+    /// `CONTRACT_WHITELIST`: the contracts that may be called.
     ContractWhitelist,
+    /// `APPROVED_SPENDERS`: the spenders a token approval may name.
     ApprovedSpenders,
+    /// `RATE_LIMIT`: how many requests an agent may make per window.
     RateLimit,
+    /// `TIME_RESTRICTION`: the UTC hours and weekdays in which requests are allowed.
     TimeRestriction,
 }
 
 impl PolicyType {
+    /// Every type, in the order the engine applies the list policies.
     pub const ALL: [PolicyType; 7] = [
         PolicyType::SpendingLimit,
         PolicyType::Whitelist,
@@ -28,6 +37,7 @@ impl PolicyType {
         PolicyType::TimeRestriction,
     ];
 
+    /// The wire name, e.g. `SPENDING_LIMIT`.
     pub fn as_str(self) -> &'static str {
         match self {
             PolicyType::SpendingLimit => "SPENDING_LIMIT",
@@ -40,6 +50,7 @@ impl PolicyType {
         }
     }
 
+    /// The type with this wire name (exact, upper case); `None` for an unknown name.
     pub fn parse(s: &str) -> Option<PolicyType> {
         PolicyType::ALL.into_iter().find(|t| t.as_str() == s)
     }
@@ -50,8 +61,11 @@ impl PolicyType {
 #[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Thresholds {
+    /// Amounts up to this are INSTANT.
     pub instant_max: Amount,
+    /// Amounts up to this (and above `instant_max`) are NOTIFY; at least `instant_max`.
     pub notify_max: Amount,
+    /// Amounts up to this (and above `notify_max`) are DELAY, larger ones APPROVAL; at least `notify_max`.
     pub delay_max: Amount,
 }
 
@@ -67,10 +81,15 @@ impl Thresholds {
 pub struct SpendingLimit {
     /// Thresholds of the native coin (`instant_max`, `notify_max`, `delay_max` in the rules).
     pub native: Thresholds,
+    /// A USD value above this (the request with the agent's in-flight ones) is at least NOTIFY.
     pub instant_max_usd: Option<f64>,
+    /// A USD value above this is at least DELAY.
     pub notify_max_usd: Option<f64>,
+    /// A USD value above this is APPROVAL.
     pub delay_max_usd: Option<f64>,
+    /// How long a request tiered DELAY by this policy waits before it executes, in seconds (default 300).
     pub delay_seconds: u64,
+    /// Rolling 24 h USD limit: a request that would take the agent's spending past it needs APPROVAL.
     pub daily_limit_usd: Option<f64>,
     /// Per-token thresholds (`token_limits: {"<token address>": {instant_max, notify_max, delay_max}}`).
     pub token_limits: Vec<(EvmAddress, Thresholds)>,
@@ -104,13 +123,17 @@ fn default_delay_seconds() -> u64 {
 /// Longest RATE_LIMIT window: the pipeline reads one day of history per admission.
 pub const MAX_RATE_WINDOW_SECONDS: u64 = 86_400;
 
+/// RATE_LIMIT rules: at most `max_requests` admitted requests in any sliding window of `window_seconds`.
 #[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
+    /// Most requests (denied ones not counted) within one window; at least 1.
     pub max_requests: u32,
+    /// The window's length in seconds, 1..=[`MAX_RATE_WINDOW_SECONDS`].
     pub window_seconds: u64,
 }
 
+/// TIME_RESTRICTION rules: requests outside these UTC hours and weekdays are denied.
 #[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeRestriction {
@@ -128,22 +151,33 @@ fn all_days() -> Vec<u8> {
 /// The typed rules of one policy.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PolicyRules {
+    /// `SPENDING_LIMIT` rules.
     SpendingLimit(SpendingLimit),
+    /// `WHITELIST`: native and token transfers to any other recipient are denied.
     Whitelist {
+        /// The recipients allowed.
         allowed_addresses: Vec<EvmAddress>,
     },
+    /// `ALLOWED_TOKENS`: transfers and approvals of any other token are denied.
     AllowedTokens {
+        /// The token contracts allowed.
         tokens: Vec<EvmAddress>,
     },
+    /// `CONTRACT_WHITELIST`: calls to any other contract are denied.
     ContractWhitelist {
+        /// The contracts that may be called.
         contracts: Vec<EvmAddress>,
     },
     /// `allow_unlimited`: approvals of at least 2^255 to a listed spender are allowed (denied otherwise).
     ApprovedSpenders {
+        /// The spenders approvals may name.
         spenders: Vec<EvmAddress>,
+        /// Whether an approval of at least 2^255 to a listed spender is allowed.
         allow_unlimited: bool,
     },
+    /// `RATE_LIMIT` rules.
     RateLimit(RateLimit),
+    /// `TIME_RESTRICTION` rules.
     TimeRestriction(TimeRestriction),
 }
 
@@ -171,6 +205,7 @@ struct SpendersJson {
 }
 
 impl PolicyRules {
+    /// The type these rules are of.
     pub fn policy_type(&self) -> PolicyType {
         match self {
             PolicyRules::SpendingLimit(_) => PolicyType::SpendingLimit,
@@ -320,11 +355,17 @@ impl PolicyRules {
 /// A policy: global when `agent_id` is `None`, otherwise for one agent (overriding a global one of its type).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
+    /// The policy's id.
     pub id: PolicyId,
+    /// The agent it applies to; `None` for a global policy.
     pub agent_id: Option<AgentId>,
+    /// What it allows or how it tiers, by type.
     pub rules: PolicyRules,
+    /// A disabled policy is kept but never in force.
     pub enabled: bool,
+    /// When it was created.
     pub created_at: UnixSeconds,
+    /// When it was last changed.
     pub updated_at: UnixSeconds,
 }
 

@@ -8,33 +8,74 @@ use crate::error::{Error, Issue};
 /// An ERC-20 token named by a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRef {
+    /// The token's contract address.
     pub address: EvmAddress,
+    /// Decimals as the agent wrote them (0..=36); must equal the chain's `decimals()` to be sent.
     pub decimals: u8,
+    /// Symbol as the agent wrote it (1 to 16 characters); must equal the chain's `symbol()` when it has one.
     pub symbol: String,
 }
 
 /// What the agent asks the daemon to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxKind {
-    Transfer { to: EvmAddress, amount: Amount },
-    TokenTransfer { to: EvmAddress, amount: Amount, token: TokenRef },
-    ContractCall { to: EvmAddress, calldata: Vec<u8>, value: Amount },
-    Approve { spender: EvmAddress, amount: Amount, token: TokenRef },
-    Batch { instructions: Vec<TxKind> },
+    /// `TRANSFER`: sends the network's native coin.
+    Transfer {
+        /// The recipient.
+        to: EvmAddress,
+        /// How much, in the native coin's smallest unit (wei for ETH).
+        amount: Amount,
+    },
+    /// `TOKEN_TRANSFER`: an ERC-20 `transfer`.
+    TokenTransfer {
+        /// The recipient.
+        to: EvmAddress,
+        /// How much, in the token's smallest unit.
+        amount: Amount,
+        /// The token.
+        token: TokenRef,
+    },
+    /// `CONTRACT_CALL`: calls a contract; calldata with an ERC-20 selector is judged as that ERC-20 operation.
+    ContractCall {
+        /// The contract called.
+        to: EvmAddress,
+        /// The call's input (selector and ABI-encoded arguments).
+        calldata: Vec<u8>,
+        /// Native coin sent with the call, in its smallest unit (zero when the request names none).
+        value: Amount,
+    },
+    /// `APPROVE`: an ERC-20 `approve`.
+    Approve {
+        /// Who may spend the agent's tokens.
+        spender: EvmAddress,
+        /// The allowance, in the token's smallest unit; at least 2^255 counts as unlimited.
+        amount: Amount,
+        /// The token.
+        token: TokenRef,
+    },
+    /// `BATCH`: several instructions judged together as one request.
+    Batch {
+        /// [`BATCH_MIN`]..=[`BATCH_MAX`] instructions, none of them a batch.
+        instructions: Vec<TxKind>,
+    },
 }
 
 /// Fewest and most instructions of a BATCH.
 pub const BATCH_MIN: usize = 2;
+/// Most instructions of a BATCH.
 pub const BATCH_MAX: usize = 20;
 
 /// The asset an amount is counted in: the chain's native coin or one ERC-20 contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Asset {
+    /// The network's native coin (ETH, POL, ...).
     Native,
+    /// An ERC-20 token, by contract address.
     Token(EvmAddress),
 }
 
 impl TxKind {
+    /// The wire `type`: `TRANSFER`, `TOKEN_TRANSFER`, `CONTRACT_CALL`, `APPROVE` or `BATCH`.
     pub fn type_name(&self) -> &'static str {
         match self {
             TxKind::Transfer { .. } => "TRANSFER",

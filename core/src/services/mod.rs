@@ -12,7 +12,6 @@ mod metrics;
 pub mod owner;
 mod policies;
 mod sessions;
-#[allow(missing_docs)] // reshaped by issue 11 (chain-neutral assets); documented when that lands
 pub mod simulate;
 pub mod transactions;
 

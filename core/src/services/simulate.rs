@@ -21,15 +21,19 @@ use crate::ports::{AdmissionSnapshot, ChainAdapter, PriceKey, PriceOracle, Simul
 /// A fee above this share of the moved native value earns a HIGH_FEE_RATIO warning.
 const HIGH_FEE_RATIO: f64 = 0.1;
 
+/// How serious a simulation warning is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WarningSeverity {
+    /// Worth knowing, nothing wrong (e.g. the request would wait for a delay or an approval).
     Info,
+    /// Worth a look before sending (e.g. a missing price, a high fee, a downgraded tier).
     Warning,
     /// The send would not go through.
     Error,
 }
 
 impl WarningSeverity {
+    /// The wire name: `info`, `warning` or `error`.
     pub fn as_str(self) -> &'static str {
         match self {
             WarningSeverity::Info => "info",
@@ -39,19 +43,27 @@ impl WarningSeverity {
     }
 }
 
+/// One finding of the dry-run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimulationWarning {
+    /// Stable machine-readable code, e.g. `INSUFFICIENT_BALANCE`, `DELAY_REQUIRED`, `HIGH_FEE_RATIO`.
     pub code: &'static str,
+    /// Human-readable explanation.
     pub message: String,
+    /// How serious it is; any `Error` makes the simulation unsuccessful.
     pub severity: WarningSeverity,
 }
 
+/// The network fee a send would pay now.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeeEstimate {
     /// Expected fee at the current base fee: estimated gas × (base fee + priority fee), in wei.
     pub estimated_fee: Amount,
+    /// The gas limit the transaction would carry.
     pub gas_limit: u64,
+    /// EIP-1559 fee cap per gas, in wei: `gas_limit` × this is the most the fee can be.
     pub max_fee_per_gas: u128,
+    /// `estimated_fee` in USD; `None` when the native coin has no price.
     pub fee_usd: Option<f64>,
     /// The native coin the fee is paid in.
     pub asset: crate::ports::NativeAsset,
@@ -60,9 +72,13 @@ pub struct FeeEstimate {
 /// One asset's balance before and after the request (the fee is included for the native coin).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BalanceChange {
+    /// The asset.
     pub asset: Asset,
+    /// Its symbol: the native coin's, or the token's as the chain reports it (its address when it has none).
     pub symbol: String,
+    /// Its decimals, to display the amounts (the chain's; 0 when the token's metadata is unknown).
     pub decimals: u8,
+    /// The wallet's balance at the latest block, in the asset's smallest unit.
     pub current: Amount,
     /// What leaves the wallet (shown negated on the wire).
     pub outflow: Amount,
@@ -76,26 +92,41 @@ pub struct Simulation {
     /// True only when send would be accepted by policy, the chain simulation succeeded and no error-severity
     /// warning exists.
     pub success: bool,
+    /// The policy decision send would make now (the same decision function, over a read-only snapshot).
     pub decision: Decision,
+    /// The estimated network fee.
     pub fee: FeeEstimate,
+    /// One entry per asset the request moves; the native coin is always listed.
     pub balance_changes: Vec<BalanceChange>,
+    /// What the caller should know before sending.
     pub warnings: Vec<SimulationWarning>,
+    /// The chain's execution of the built transaction at `block_number`.
     pub simulation: SimulationOutcome,
+    /// The agent's chain family (e.g. `ethereum`).
     pub chain: &'static str,
+    /// The network it was simulated on.
     pub network: String,
     /// The request as parsed (its type is `meta.transactionType`).
     pub kind: crate::domain::TxKind,
+    /// The latest block when it ran: the state it was simulated against.
     pub block_number: u64,
+    /// How long the dry-run took, in milliseconds by the core's clock.
     pub duration_ms: u64,
 }
 
 /// Everything the dry-run may read — and nothing it could write with.
 pub struct ReadOnly<'a> {
+    /// The agent's admission snapshot (policies, reservations, recent requests), read beforehand.
     pub snapshot: &'a AdmissionSnapshot,
+    /// USD prices for the policy thresholds and the fee.
     pub prices: &'a dyn PriceOracle,
+    /// Chain reads and transaction building; this port cannot broadcast.
     pub chain: &'a dyn ChainAdapter,
+    /// The time the policy decision is made at.
     pub now: UnixSeconds,
+    /// What holds when no policy of a type is in force.
     pub defaults: &'a PolicyDefaults,
+    /// Minimum tier imposed by an active anomaly detection.
     pub tier_floor: Option<Tier>,
 }
 
