@@ -335,6 +335,7 @@ fn metrics_export(config: &Config, metrics: Arc<PrometheusMetrics>) -> waiaas_se
         enabled: config.metrics.enabled,
         auth,
         render: Arc::new(move || metrics.render()),
+        content_type: waiaas_metrics::CONTENT_TYPE,
         oracle_symbols: config.oracle.usd.keys().cloned().collect(),
     }
 }

@@ -29,9 +29,6 @@ use waiaas_core::ports::MetricsRegistry;
 use crate::auth::{authenticate_master, state};
 use crate::error::ApiError;
 
-/// The content type of the exposition.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
 /// Who may read `GET /metrics`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum MetricsAuth {
@@ -60,6 +57,8 @@ pub struct MetricsExport {
     pub enabled: bool,
     pub auth: MetricsAuth,
     pub render: Render,
+    /// The content type of what `render` returns (the metrics adapter's format).
+    pub content_type: &'static str,
     /// The configured oracle symbols whose quote age is refreshed at each scrape.
     pub oracle_symbols: Vec<String>,
 }
@@ -67,7 +66,13 @@ pub struct MetricsExport {
 impl MetricsExport {
     /// `GET /metrics` answers 404.
     pub fn disabled() -> Self {
-        MetricsExport { enabled: false, auth: MetricsAuth::None, render: Arc::new(String::new), oracle_symbols: vec![] }
+        MetricsExport {
+            enabled: false,
+            auth: MetricsAuth::None,
+            render: Arc::new(String::new),
+            content_type: "text/plain",
+            oracle_symbols: vec![],
+        }
     }
 }
 
@@ -98,7 +103,7 @@ pub async fn scrape(req: &Request) -> Result<Response> {
         }
     }
     state.core.refresh_oracle_ages(&export.oracle_symbols);
-    Ok(Response::builder().content_type(CONTENT_TYPE).body((export.render)()))
+    Ok(Response::builder().content_type(export.content_type).body((export.render)()))
 }
 
 /// Counts and times every request by route template; see the module docs.
