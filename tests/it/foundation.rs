@@ -110,6 +110,64 @@ fn peer_address_comes_from_the_socket_not_from_headers() {
     assert_eq!(rows[0].ip_address.as_deref(), Some("127.0.0.1"));
 }
 
+/// Reads one HTTP/1.1 response (status line, headers, `Content-Length` body) from a kept-alive connection.
+fn read_response(reader: &mut std::io::BufReader<std::net::TcpStream>) -> std::io::Result<u16> {
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the daemon closed the connection"));
+    }
+    let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status line");
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().expect("content length");
+        }
+    }
+    reader.read_exact(&mut vec![0; length])?;
+    Ok(status)
+}
+
+/// A request the daemon can refuse before reading its body (here the kill switch refuses it in authentication)
+/// must leave the connection usable: a client that sends the body a moment after the headers, as many do, then
+/// reuses the kept-alive connection, gets its next answer instead of a closed socket (a POST it could not safely
+/// retry).
+#[test]
+fn a_refused_request_leaves_the_connection_usable() {
+    use std::io::Write;
+    let daemon = Daemon::start();
+    let admin = daemon.admin();
+    let agent = admin.create_agent(&CreateAgent::ethereum("a", "anvil")).unwrap();
+    let token = admin.create_session(&CreateSession::for_agent(&agent.id)).unwrap().token;
+    admin.activate_kill_switch(None).unwrap();
+    let address = daemon.url.trim_start_matches("http://").to_owned();
+    let stream = std::net::TcpStream::connect(&address).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let body = r#"{"type":"TRANSFER","to":"0x1111111111111111111111111111111111111111","amount":"1"}"#;
+    let head = format!(
+        "POST /v1/transactions/send HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    for round in 0..3 {
+        writer.write_all(head.as_bytes()).unwrap();
+        writer.flush().unwrap();
+        // The body comes a moment later (a slow or chunking client); the daemon must still read it.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        writer.write_all(body.as_bytes()).unwrap();
+        let status = read_response(&mut reader).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(status, 503, "round {round}: SYSTEM_LOCKED");
+    }
+}
+
 #[test]
 fn kill_switch_locks_the_agent_api_and_keeps_admin_reachable() {
     let daemon = Daemon::start();

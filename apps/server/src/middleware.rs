@@ -42,6 +42,24 @@ impl<E: Endpoint> Middleware<E> for ErrorEnvelope {
     }
 }
 
+/// Reads the whole request body (at most [`crate::body::MAX_BODY_BYTES`]) before any handler or extractor runs, and
+/// puts it back in memory. A response sent while the body is still unread (an authentication error answered
+/// before the body is parsed, say) makes the HTTP server close the connection, and a client that reuses that
+/// pooled connection for its next request sees it broken — a POST it cannot safely retry.
+async fn buffer_body(req: &mut Request) -> std::result::Result<(), waiaas_core::Error> {
+    use crate::body::MAX_BODY_BYTES;
+    match req.take_body().into_bytes_limit(MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            req.set_body(bytes);
+            Ok(())
+        }
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+            Err(waiaas_core::Error::invalid_field("body", format!("larger than {MAX_BODY_BYTES} bytes")))
+        }
+        Err(other) => Err(waiaas_core::Error::invalid_field("body", other.to_string())),
+    }
+}
+
 fn panic_response(_payload: Box<dyn std::any::Any + Send>) -> Response {
     let mut resp = Response::default();
     resp.extensions_mut().insert(Panicked);
@@ -60,7 +78,11 @@ impl<E: Endpoint> Endpoint for ErrorEnvelopeEndpoint<E> {
         let request_id = Uuid::new_v4();
         req.extensions_mut().insert(RequestId(request_id));
         let line = RequestLine { method: req.method().to_string(), path: req.uri().path().to_owned() };
-        let mut resp = match self.inner.call(req).await {
+        let outcome = match buffer_body(&mut req).await {
+            Ok(()) => self.inner.call(req).await,
+            Err(error) => Err(poem::Error::from(crate::error::ApiError(error))),
+        };
+        let mut resp = match outcome {
             Ok(resp) => {
                 let resp = resp.into_response();
                 if resp.extensions().get::<Panicked>().is_some() {
