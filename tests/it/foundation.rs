@@ -160,8 +160,11 @@ fn a_refused_request_leaves_the_connection_usable() {
     for round in 0..3 {
         writer.write_all(head.as_bytes()).unwrap();
         writer.flush().unwrap();
-        // The body comes a moment later (a slow or chunking client); the daemon must still read it.
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // The body comes a moment later (a slow or chunking client): give the daemon the chance to answer before
+        // it (it may), then send it; the daemon must still read it and keep the connection.
+        reader.get_ref().set_read_timeout(Some(std::time::Duration::from_millis(100))).unwrap();
+        let _ = std::io::BufRead::fill_buf(&mut reader);
+        reader.get_ref().set_read_timeout(None).unwrap();
         writer.write_all(body.as_bytes()).unwrap();
         let status = read_response(&mut reader).unwrap_or_else(|e| panic!("round {round}: {e}"));
         assert_eq!(status, 503, "round {round}: SYSTEM_LOCKED");
