@@ -5,6 +5,7 @@
 //! IO and knows no runtime, database or HTTP library: time and randomness come in through [`ports::Clock`] and
 //! [`ports::Entropy`], persistence through the repository ports.
 
+pub mod acl;
 pub mod amount;
 pub mod audit;
 pub mod backup;
@@ -12,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod limiter;
 pub mod metrics;
 pub mod policy_engine;
 pub mod ports;

@@ -279,7 +279,7 @@ pub async fn bind(
         .with_context(|| format!("cannot listen on {hostname}:{}", config.daemon.port))?;
     let bound = listener.local_addr().context("cannot read the bound address")?;
     if bound.ip().is_unspecified() {
-        tracing::info!(%bound, "bound to all interfaces; master endpoints still answer loopback only");
+        tracing::info!(%bound, "bound to all interfaces; master endpoints answer loopback clients only ([acl])");
     }
     let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).context("cannot use the listener")?;
 
@@ -293,6 +293,7 @@ pub async fn bind(
         started_at: Instant::now(),
         allowed_hosts: config.daemon.allowed_hosts.clone(),
         metrics: metrics_export(config, metrics),
+        acl: waiaas_server::acl::AclHandle::new(config.acl.clone()),
     };
     Ok(BoundDaemon { base_url: format!("http://{}", reachable(bound)), db, state, acceptor, worker, stop_worker })
 }
