@@ -4,6 +4,7 @@
 
 mod support;
 
+mod acl;
 mod architecture;
 mod audit;
 mod backup;

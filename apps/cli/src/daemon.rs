@@ -338,6 +338,11 @@ fn metrics_export(config: &Config, metrics: Arc<PrometheusMetrics>) -> waiaas_se
 }
 
 impl BoundDaemon {
+    /// The core it serves (for embedding hosts and tests that inspect it).
+    pub fn core(&self) -> Arc<Waiaas> {
+        Arc::clone(&self.state.core)
+    }
+
     /// Serves until `shutdown` completes, then drains requests, stops the worker after its round and closes the
     /// database.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {

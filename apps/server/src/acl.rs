@@ -24,6 +24,7 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use poem_openapi::OpenApi;
 use waiaas_core::ErrorCode;
 use waiaas_core::acl::{AclRules, EndpointClass};
+use waiaas_core::services::Waiaas;
 
 use crate::api::Apis;
 use crate::error::ApiError;
@@ -163,15 +164,23 @@ impl RouteClasses {
 }
 
 /// The `ipAcl` middleware; see the module docs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct IpAcl {
     rules: AclHandle,
     classes: Arc<RouteClasses>,
+    core: Arc<Waiaas>,
+}
+
+impl std::fmt::Debug for IpAcl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpAcl").field("rules", &self.rules).finish_non_exhaustive()
+    }
 }
 
 impl IpAcl {
-    pub fn new(rules: AclHandle) -> Self {
-        IpAcl { rules, classes: Arc::new(RouteClasses::from_route_table()) }
+    /// Refusals are counted and audited through `core`.
+    pub fn new(rules: AclHandle, core: Arc<Waiaas>) -> Self {
+        IpAcl { rules, classes: Arc::new(RouteClasses::from_route_table()), core }
     }
 }
 
@@ -204,9 +213,7 @@ impl<E: Endpoint> Endpoint for IpAclEndpoint<E> {
             let client = rules.client(peer, &lines);
             let class = self.acl.classes.classify(req.method(), req.uri().path());
             if !rules.admits(class, &client) {
-                if let Ok(state) = crate::auth::state(&req) {
-                    state.core.record_access_denied(class, client.ip).await;
-                }
+                self.acl.core.record_access_denied(class, client.ip).await;
                 tracing::debug!(client = %client.ip, class = class.as_str(), "refused by the IP access control");
                 return Err(ApiError::new(
                     ErrorCode::AccessDeniedIp,

@@ -56,7 +56,7 @@ pub fn app(state: ServerState) -> impl Endpoint<Output = Response> {
     let document = openapi_document();
     let docs = service.swagger_ui();
     let http_metrics = metrics::HttpMetrics::new(Arc::clone(&state.core.ports().metrics));
-    let ip_acl = acl::IpAcl::new(state.acl.clone());
+    let ip_acl = acl::IpAcl::new(state.acl.clone(), Arc::clone(&state.core));
     Route::new()
         .at(
             "/openapi.json",
