@@ -351,3 +351,37 @@ fn failures_from_rotating_sources_leave_memory_flat_and_the_log_bounded() {
     let last = audit_rows(&admin, "MASTER_AUTH_FAILED").pop().expect("a row");
     assert_eq!(last.details["suppressedRows"], 20_000 - u64::from(master_auth::AUDIT_ROWS_PER_WINDOW));
 }
+
+/// Session binding (`constraints.allowedCidrs`, Vault's `token_bound_cidrs`): the token works from inside its
+/// CIDRs only; a bad CIDR is refused when the session is created, naming it.
+#[test]
+fn a_session_bound_to_cidrs_is_refused_elsewhere() {
+    let daemon = start(&[]);
+    let port = port(&daemon.url);
+    let admin = daemon.admin();
+    let agent = admin.create_agent(&CreateAgent::ethereum("bound", "anvil")).expect("agent");
+    let bound = |cidrs: Value| {
+        admin.create_session(&CreateSession {
+            constraints: Some(serde_json::json!({ "allowedCidrs": cidrs })),
+            ..CreateSession::for_agent(&agent.id)
+        })
+    };
+    let (status, code, details) = api_error(bound(serde_json::json!(["127.0.0.2/32", "10.0.0.0/33"])));
+    assert_eq!((status, code.as_str()), (400, "VALIDATION_FAILED"));
+    assert!(details.unwrap_or_default().to_string().contains("constraints.allowedCidrs[1]"));
+
+    let token = bound(serde_json::json!(["127.0.0.2/32", "fd00::/8"])).expect("bound session").token;
+    let bearer = format!("Bearer {token}");
+    let headers = [("Authorization", bearer.as_str())];
+    let (status, body) = http_from("127.0.0.2", port, "GET", "/v1/wallet/address", &headers);
+    assert_eq!(status, 200, "{body}");
+    assert_denied(http_from("127.0.0.3", port, "GET", "/v1/wallet/address", &headers));
+    let (status, code, _) = api_error(Client::new(&daemon.url).with_session_token(&token).wallet_address());
+    assert_eq!((status, code.as_str()), (403, "ACCESS_DENIED_IP"));
+    // An unbound session of the same agent works from anywhere the [acl] allows.
+    let free = admin.create_session(&CreateSession::for_agent(&agent.id)).expect("session").token;
+    Client::new(&daemon.url).with_session_token(&free).wallet_address().expect("unbound session");
+
+    let ips: Vec<Option<String>> = audit_rows(&admin, "ACCESS_DENIED_IP").into_iter().map(|r| r.ip_address).collect();
+    assert_eq!(ips, [Some("127.0.0.3".to_owned()), Some("127.0.0.1".to_owned())]);
+}
