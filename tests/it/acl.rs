@@ -360,17 +360,17 @@ fn a_session_bound_to_cidrs_is_refused_elsewhere() {
     let port = port(&daemon.url);
     let admin = daemon.admin();
     let agent = admin.create_agent(&CreateAgent::ethereum("bound", "anvil")).expect("agent");
-    let bound = |cidrs: Value| {
-        admin.create_session(&CreateSession {
-            constraints: Some(serde_json::json!({ "allowedCidrs": cidrs })),
-            ..CreateSession::for_agent(&agent.id)
-        })
+    let bound = |cidrs: Value| CreateSession {
+        constraints: Some(serde_json::json!({ "allowedCidrs": cidrs })),
+        ..CreateSession::for_agent(&agent.id)
     };
-    let (status, code, details) = api_error(bound(serde_json::json!(["127.0.0.2/32", "10.0.0.0/33"])));
+    let (status, code, details) =
+        api_error(admin.create_session(&bound(serde_json::json!(["127.0.0.2/32", "10.0.0.0/33"]))));
     assert_eq!((status, code.as_str()), (400, "VALIDATION_FAILED"));
     assert!(details.unwrap_or_default().to_string().contains("constraints.allowedCidrs[1]"));
 
-    let token = bound(serde_json::json!(["127.0.0.2/32", "fd00::/8"])).expect("bound session").token;
+    let token =
+        admin.create_session(&bound(serde_json::json!(["127.0.0.2/32", "fd00::/8"]))).expect("bound session").token;
     let bearer = format!("Bearer {token}");
     let headers = [("Authorization", bearer.as_str())];
     let (status, body) = http_from("127.0.0.2", port, "GET", "/v1/wallet/address", &headers);
