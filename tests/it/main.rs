@@ -9,6 +9,7 @@ mod architecture;
 mod audit;
 mod backup;
 mod coverage;
+mod docker;
 mod foundation;
 mod mcp;
 mod metrics;
