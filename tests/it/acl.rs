@@ -385,3 +385,37 @@ fn a_session_bound_to_cidrs_is_refused_elsewhere() {
     let ips: Vec<Option<String>> = audit_rows(&admin, "ACCESS_DENIED_IP").into_iter().map(|r| r.ip_address).collect();
     assert_eq!(ips, [Some("127.0.0.3".to_owned()), Some("127.0.0.1".to_owned())]);
 }
+
+/// SIGHUP reloads `[acl]` from config.toml without a restart; a file that does not load keeps the rules in force
+/// and the log says why.
+#[test]
+fn sighup_reloads_the_acl_and_a_bad_file_keeps_the_rules_in_force() {
+    let daemon = start(&[]);
+    let port = port(&daemon.url);
+    let bearer = format!("Bearer {}", session_token(&daemon));
+    let from = |source: &str| http_from(source, port, "GET", "/v1/wallet/address", &[("Authorization", &bearer)]);
+    assert_eq!(from("127.0.0.3").0, 200);
+
+    let config = daemon.data_dir().join("config.toml");
+    let original = std::fs::read_to_string(&config).expect("config.toml");
+    let hup = |log_line: &str, occurrences: usize| {
+        let pid = daemon.pid().expect("running").to_string();
+        assert!(Command::new("kill").args(["-HUP", &pid]).status().expect("kill").success());
+        eventually(10, log_line, || (daemon.stderr().matches(log_line).count() >= occurrences).then_some(()));
+    };
+
+    std::fs::write(&config, format!("{original}\n[acl]\nsession_allowed_cidrs = [\"127.0.0.2/32\"]\n")).unwrap();
+    hup("SIGHUP: [acl] reloaded", 1);
+    assert_eq!(from("127.0.0.2").0, 200);
+    assert_denied(from("127.0.0.3"));
+
+    std::fs::write(&config, format!("{original}\n[acl]\nsession_allowed_cidrs = [\"127.0.0.2/33\"]\n")).unwrap();
+    hup("the [acl] rules in force are kept", 1);
+    assert!(daemon.stderr().contains("[acl] session_allowed_cidrs"), "the log names the key:\n{}", daemon.stderr());
+    assert_eq!(from("127.0.0.2").0, 200);
+    assert_denied(from("127.0.0.3"));
+
+    std::fs::write(&config, &original).unwrap();
+    hup("SIGHUP: [acl] reloaded", 2);
+    assert_eq!(from("127.0.0.3").0, 200);
+}

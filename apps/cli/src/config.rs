@@ -697,6 +697,7 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
 # [acl]
 # IP access control, checked before authentication (CIDRs; a bare address is one host; IPv4-mapped IPv6 addresses
 # match IPv4 CIDRs). Master-password (admin) endpoints answer loopback clients only, whatever is set here.
+# SIGHUP (`kill -HUP <pid>`) applies a changed [acl] without a restart; a file that does not load is ignored.
 # Agent endpoints (session token):
 # session_allowed_cidrs = ["0.0.0.0/0", "::/0"]
 # Owner endpoints (nonce, approve, reject):

@@ -337,7 +337,27 @@ fn metrics_export(config: &Config, metrics: Arc<PrometheusMetrics>) -> waiaas_se
     }
 }
 
+/// SIGHUP: loads the configuration again (file and environment) and swaps in its `[acl]` as one value, so a
+/// request sees the old rules or the new ones, never a mix. A configuration that does not load keeps the rules in
+/// force and logs why. The other sections apply at the next start.
+fn reload_acl(dir: &DataDir, acl: &waiaas_server::acl::AclHandle) {
+    match load_config(dir) {
+        Ok(config) => {
+            acl.replace(config.acl);
+            tracing::info!("SIGHUP: [acl] reloaded");
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "SIGHUP: the configuration does not load; the [acl] rules in force are kept")
+        }
+    }
+}
+
 impl BoundDaemon {
+    /// The `[acl]` rules it serves with (replaceable while it runs).
+    pub fn acl(&self) -> waiaas_server::acl::AclHandle {
+        self.state.acl.clone()
+    }
+
     /// The core it serves (for embedding hosts and tests that inspect it).
     pub fn core(&self) -> Arc<Waiaas> {
         Arc::clone(&self.state.core)
@@ -364,7 +384,14 @@ async fn serve(dir: &DataDir, lock: &mut PidLock, config: Config, password: Zero
     // Signal handlers first: a SIGTERM arriving right after the "listening" line must shut down gracefully.
     let mut sigterm = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     let daemon = bind(dir, &config, password, Overrides::default()).await?;
+    let (acl, reload_dir) = (daemon.acl(), dir.clone());
+    tokio::spawn(async move {
+        while sighup.recv().await.is_some() {
+            reload_acl(&reload_dir, &acl);
+        }
+    });
     lock.record_url(&daemon.base_url).map_err(core_error).context("cannot record the URL in the pid file")?;
     announce(&daemon.base_url)?;
     daemon
