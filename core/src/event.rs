@@ -53,6 +53,7 @@ event_types! {
     KillSwitchActivated => "KILL_SWITCH_ACTIVATED", Critical;
     KillSwitchRecovered => "KILL_SWITCH_RECOVERED", Warning;
     MasterAuthFailed => "MASTER_AUTH_FAILED", Warning;
+    AccessDeniedIp => "ACCESS_DENIED_IP", Warning;
     AnomalyDetected => "ANOMALY_DETECTED", Warning;
     BackupCreated => "BACKUP_CREATED", Info;
     BackupFailed => "BACKUP_FAILED", Warning;

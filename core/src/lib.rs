@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod acl;
 pub mod amount;
 pub mod audit;
 pub mod backup;
@@ -14,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod limiter;
 pub mod metrics;
 pub mod policy_engine;
 pub mod ports;

@@ -116,6 +116,8 @@ pub const HTTP_REQUESTS_TOTAL: &str = "waiaas_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "waiaas_http_request_duration_seconds";
 /// Gauge: always 1, labelled with the daemon's version.
 pub const BUILD_INFO: &str = "waiaas_build_info";
+/// Counter: requests refused by the IP ACL, by endpoint class.
+pub const ACL_DENIED_TOTAL: &str = "waiaas_acl_denied_total";
 
 /// Request → final status: seconds to hours (DELAY queues and owner approvals).
 const TX_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0];
@@ -206,6 +208,13 @@ pub const CATALOG: &[MetricDef] = &[
         help: "HTTP request duration in seconds, by route template.",
         buckets: LATENCY_BUCKETS,
         labels: &[emitter("route")],
+    },
+    MetricDef {
+        name: ACL_DENIED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Requests refused by the IP access control (403 ACCESS_DENIED_IP), by endpoint class.",
+        buckets: &[],
+        labels: &[known("class", crate::acl::EndpointClass::DENIABLE)],
     },
     MetricDef {
         name: BUILD_INFO,

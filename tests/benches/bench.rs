@@ -7,6 +7,7 @@
 #[path = "../it/support/mod.rs"]
 mod support;
 
+mod acl_cost;
 mod metrics_overhead;
 
 use std::time::{Duration, Instant};
@@ -46,6 +47,7 @@ fn main() {
     let profile = if cfg!(debug_assertions) { "debug (numbers are not representative)" } else { "release" };
     println!("WAIaaS benchmarks — build profile: {profile}");
     real_binary_start_and_memory();
+    acl_cost::report();
     let anvil = Anvil::start();
     let started = Instant::now();
     let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str())]);

@@ -35,6 +35,7 @@ fn coverage(event_type: EventType) -> Coverage {
         AnomalyDetected => NotYetEmitted("OPS-06 anomaly detection"),
         WebhookCreated | WebhookDeleted => NotYetEmitted("OPS-04 webhooks"),
         AuditHeadSealed => NotYetEmitted("only when a head is sealed over existing rows; covered by the audit tests"),
+        AccessDeniedIp => NotYetEmitted("only for a source address the [acl] refuses; covered by the acl tests"),
     }
 }
 

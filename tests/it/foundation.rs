@@ -102,7 +102,7 @@ fn peer_address_comes_from_the_socket_not_from_headers() {
     let daemon = Daemon::start();
     let (status, _, _) = daemon
         .client()
-        .request_raw("GET", "/v1/agents", &[("x-master-password", "wrong"), ("x-forwarded-for", "203.0.113.9")], None)
+        .request_raw("GET", "/v1/agents", &[("x-master-password", "wrong"), ("x-forwarded-for", "127.0.0.9")], None)
         .unwrap();
     assert_eq!(status, 401);
     let rows = audit(&daemon, "MASTER_AUTH_FAILED");

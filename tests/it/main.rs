@@ -4,10 +4,12 @@
 
 mod support;
 
+mod acl;
 mod architecture;
 mod audit;
 mod backup;
 mod coverage;
+mod docker;
 mod foundation;
 mod mcp;
 mod metrics;

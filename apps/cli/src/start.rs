@@ -71,7 +71,15 @@ async fn serve(dir: &DataDir, lock: &mut PidLock, config: Config, password: Zero
     // Signal handlers first: a SIGTERM arriving right after the "listening" line must shut down gracefully.
     let mut sigterm = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     let daemon = bind(dir, &config, password, Overrides::default()).await?;
+    // SIGHUP reloads `[acl]` (atomically; a configuration that does not load keeps the rules in force).
+    let (acl, reload_dir) = (daemon.acl(), dir.clone());
+    tokio::spawn(async move {
+        while sighup.recv().await.is_some() {
+            waiaas_daemon::reload_acl(&reload_dir, &acl);
+        }
+    });
     lock.record_url(&daemon.base_url).map_err(core_error).context("cannot record the URL in the pid file")?;
     announce(&daemon.base_url)?;
     daemon

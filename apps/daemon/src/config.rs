@@ -14,13 +14,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use waiaas_core::acl::{AclRules, parse_cidrs};
 use waiaas_core::domain::EvmAddress;
 use waiaas_core::services::CoreConfig;
 use waiaas_fs::KdfParams;
 
 /// The sections, in file order.
 pub const SECTIONS: &[&str] =
-    &["daemon", "rpc", "security", "policy", "keystore", "oracle", "pipeline", "metrics", "backup"];
+    &["daemon", "rpc", "security", "policy", "keystore", "oracle", "pipeline", "metrics", "backup", "acl"];
 
 /// Environment variables with the `WAIAAS_` prefix that are not config keys.
 pub const NON_CONFIG_ENV: &[&str] = &["WAIAAS_DATA_DIR", "WAIAAS_MASTER_PASSWORD", "WAIAAS_MASTER_PASSWORD_FILE"];
@@ -45,6 +46,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub metrics: MetricsConfig,
     pub backup: BackupConfig,
+    /// `[acl]`: IP access control per endpoint class (OPS-07).
+    pub acl: AclRules,
 }
 
 /// `[metrics]`: the `GET /metrics` endpoint (OPS-05).
@@ -455,6 +458,20 @@ impl Config {
                 let token = raw.string().map_err(named)?;
                 self.metrics.bearer_token = (!token.is_empty()).then_some(token);
             }
+            ("acl", key) if ACL_KEYS.contains(&key) => {
+                let nets = parse_cidrs(&format!("[acl] {key}"), &raw.string_list().map_err(named)?)?;
+                let acl = &mut self.acl;
+                let slot = match key {
+                    "session_allowed_cidrs" => &mut acl.session.allowed,
+                    "session_denied_cidrs" => &mut acl.session.denied,
+                    "owner_allowed_cidrs" => &mut acl.owner.allowed,
+                    "owner_denied_cidrs" => &mut acl.owner.denied,
+                    "metrics_allowed_cidrs" => &mut acl.metrics.allowed,
+                    "metrics_denied_cidrs" => &mut acl.metrics.denied,
+                    _ => &mut acl.trusted_proxies,
+                };
+                *slot = nets;
+            }
             (section, key) => {
                 return Err(format!("unknown key {key:?} in [{section}]{}", belongs_hint(key)));
             }
@@ -566,6 +583,24 @@ pub const KEYS: &[(&str, &str)] = &[
     ("metrics", "enabled"),
     ("metrics", "auth"),
     ("metrics", "bearer_token"),
+    ("acl", "session_allowed_cidrs"),
+    ("acl", "session_denied_cidrs"),
+    ("acl", "owner_allowed_cidrs"),
+    ("acl", "owner_denied_cidrs"),
+    ("acl", "metrics_allowed_cidrs"),
+    ("acl", "metrics_denied_cidrs"),
+    ("acl", "trusted_proxies"),
+];
+
+/// The `[acl]` keys; each takes a list of CIDRs (a bare address is one host).
+const ACL_KEYS: &[&str] = &[
+    "session_allowed_cidrs",
+    "session_denied_cidrs",
+    "owner_allowed_cidrs",
+    "owner_denied_cidrs",
+    "metrics_allowed_cidrs",
+    "metrics_denied_cidrs",
+    "trusted_proxies",
 ];
 
 /// The section a key belongs to, for hints.
@@ -659,6 +694,24 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
 # The scrape token of auth = "bearer" (at least 16 characters); prefer WAIAAS_METRICS_BEARER_TOKEN.
 # bearer_token = ""
 
+# [acl]
+# IP access control, checked before authentication (CIDRs; a bare address is one host; IPv4-mapped IPv6 addresses
+# match IPv4 CIDRs). Master-password (admin) endpoints answer loopback clients only, whatever is set here.
+# SIGHUP (`kill -HUP <pid>`) applies a changed [acl] without a restart; a file that does not load is ignored.
+# Agent endpoints (session token):
+# session_allowed_cidrs = ["0.0.0.0/0", "::/0"]
+# Owner endpoints (nonce, approve, reject):
+# owner_allowed_cidrs = ["0.0.0.0/0", "::/0"]
+# GET /metrics:
+# metrics_allowed_cidrs = ["127.0.0.0/8", "::1/128"]
+# Refused even when allowed above (checked first):
+# session_denied_cidrs = []
+# owner_denied_cidrs = []
+# metrics_denied_cidrs = []
+# Reverse proxies whose X-Forwarded-For is believed (the rightmost address that is not a trusted proxy is the
+# client). A proxy on loopback still does not make a remote client local.
+# trusted_proxies = []
+
 [rpc]
 # One line per EVM network: evm_<network> = "<JSON-RPC URL>". The chain id is read from the node.
 # Agents are created on a network by its name, e.g. {"network": "anvil"}.
@@ -746,6 +799,8 @@ mod tests {
                 "true"
             } else if *key == "auth" {
                 "master"
+            } else if *section == "acl" {
+                "10.0.0.0/8,fd00::/8"
             } else {
                 "7"
             };
@@ -934,6 +989,28 @@ mod tests {
         check(Some("[security]\nsession_max_ttl_seconds = 100\n"), &[], Err("session_max_ttl_seconds"));
         check(Some("[security]\nmaster_auth_max_failures = 0\n"), &[], Err("master_auth_max_failures"));
         check(Some("[keystore]\nargon2_p_cost = 0\n"), &[], Err("[keystore] argon2_*"));
+    }
+
+    #[test]
+    fn acl_section() {
+        check(None, &[], Ok(|c| assert_eq!(c.acl, AclRules::default())));
+        check(
+            Some("[acl]\nsession_allowed_cidrs = [\"10.0.0.0/8\", \"fd00::/8\"]\ntrusted_proxies = [\"192.0.2.1\"]\n"),
+            &[("WAIAAS_ACL_METRICS_DENIED_CIDRS", "127.0.0.2")],
+            Ok(|c| {
+                assert_eq!(c.acl.session.allowed, ["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()]);
+                assert_eq!(c.acl.trusted_proxies, ["192.0.2.1/32".parse().unwrap()]);
+                assert_eq!(c.acl.metrics.denied, ["127.0.0.2/32".parse().unwrap()]);
+                assert_eq!(c.acl.owner, AclRules::default().owner);
+            }),
+        );
+        check(
+            Some("[acl]\nowner_allowed_cidrs = [\"10.0.0.0/33\"]\n"),
+            &[],
+            Err("[acl] owner_allowed_cidrs: \"10.0.0.0/33\" is not a CIDR"),
+        );
+        check(None, &[("WAIAAS_ACL_TRUSTED_PROXIES", "proxy.local")], Err("[acl] trusted_proxies: "));
+        check(Some("[acl]\nadmin_allowed_cidrs = []\n"), &[], Err("unknown key \"admin_allowed_cidrs\" in [acl]"));
     }
 
     #[test]

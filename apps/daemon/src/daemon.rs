@@ -278,7 +278,7 @@ pub async fn bind(
         .with_context(|| format!("cannot listen on {hostname}:{}", config.daemon.port))?;
     let bound = listener.local_addr().context("cannot read the bound address")?;
     if bound.ip().is_unspecified() {
-        tracing::info!(%bound, "bound to all interfaces; master endpoints still answer loopback only");
+        tracing::info!(%bound, "bound to all interfaces; master endpoints answer loopback clients only ([acl])");
     }
     let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).context("cannot use the listener")?;
 
@@ -296,6 +296,7 @@ pub async fn bind(
         started_at: Instant::now(),
         allowed_hosts: config.daemon.allowed_hosts.clone(),
         metrics: metrics_export(config, metrics),
+        acl: waiaas_server::acl::AclHandle::new(config.acl.clone()),
     };
     Ok(BoundDaemon { base_url: format!("http://{}", reachable(bound)), db, state, acceptor, tasks })
 }
@@ -340,7 +341,32 @@ fn metrics_export(config: &Config, metrics: Arc<PrometheusMetrics>) -> waiaas_se
     }
 }
 
+/// SIGHUP: loads the configuration again (file and environment) and swaps in its `[acl]` as one value, so a
+/// request sees the old rules or the new ones, never a mix. A configuration that does not load keeps the rules in
+/// force and logs why. The other sections apply at the next start.
+pub fn reload_acl(dir: &DataDir, acl: &waiaas_server::acl::AclHandle) {
+    match load_config(dir) {
+        Ok(config) => {
+            acl.replace(config.acl);
+            tracing::info!("SIGHUP: [acl] reloaded");
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "SIGHUP: the configuration does not load; the [acl] rules in force are kept")
+        }
+    }
+}
+
 impl BoundDaemon {
+    /// The `[acl]` rules it serves with (replaceable while it runs).
+    pub fn acl(&self) -> waiaas_server::acl::AclHandle {
+        self.state.acl.clone()
+    }
+
+    /// The core it serves (for embedding hosts and tests that inspect it).
+    pub fn core(&self) -> Arc<Waiaas> {
+        Arc::clone(&self.state.core)
+    }
+
     /// Serves until `shutdown` completes or a background task dies (see the module's supervision note), then
     /// drains requests, stops the background tasks after their round and closes the database. A dead task makes
     /// this an error naming it.

@@ -19,7 +19,7 @@ pub mod config;
 pub mod daemon;
 
 pub use config::Config;
-pub use daemon::{BoundDaemon, Overrides, bind, init_logging, load_config};
+pub use daemon::{BoundDaemon, Overrides, bind, init_logging, load_config, reload_acl};
 
 /// A core or adapter error for the operator. Internal errors carry their cause (a path and an OS error, a
 /// database error) only for the log; the daemon's operator runs it on their own machine, so this shows that cause

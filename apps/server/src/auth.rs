@@ -15,7 +15,9 @@
 //!   credentials: the signed message names the transaction and the decision, so the handler has the core verify
 //!   the signature against the path's transaction id (`Waiaas::verify_owner_signature`, which consumes the nonce).
 //!
-//! The client address handed to the core is the socket peer, never a header.
+//! The client address handed to the core is the one the IP access control resolved ([`crate::acl::ClientAddr`]:
+//! the socket peer, or the rightmost untrusted `X-Forwarded-For` hop behind a trusted proxy), never a header the
+//! peer chose.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -68,12 +70,16 @@ pub struct OwnerAuth {
     pub message: String,
     /// `X-Owner-Signature` as sent (`0x` + 65 bytes hex).
     pub signature: String,
-    /// The socket peer.
+    /// The client address (see [`peer_ip`]).
     pub ip: Option<IpAddr>,
 }
 
-/// The socket peer's address (IPv4-mapped IPv6 addresses canonicalised to IPv4).
+/// The client address: the one the IP access control resolved, else the socket peer's (IPv4-mapped IPv6
+/// addresses canonicalised to IPv4).
 pub fn peer_ip(req: &Request) -> Option<IpAddr> {
+    if let Some(crate::acl::ClientAddr(ip)) = req.extensions().get::<crate::acl::ClientAddr>() {
+        return Some(*ip);
+    }
     req.remote_addr().as_socket_addr().map(|addr| addr.ip().to_canonical())
 }
 

@@ -1,6 +1,7 @@
 //! WAIaaS REST server: the poem + poem-openapi front end of the core.
 //!
-//! [`app`] builds the whole route tree with its middleware (request ids and the one error shape, the Host guard);
+//! [`app`] builds the whole route tree with its middleware (request ids and the one error shape, the IP access
+//! control, the Host guard);
 //! the CLI binds the listener and serves it. [`openapi_document`] renders the OpenAPI document, committed at
 //! `openapi/waiaas.json`.
 //!
@@ -8,6 +9,7 @@
 //! state transitions, the kill switch) is the core's; the server parses wire shapes, calls the core, and renders
 //! its answers and errors.
 
+pub mod acl;
 pub mod api;
 pub mod auth;
 pub mod body;
@@ -41,16 +43,20 @@ pub struct ServerState {
     pub allowed_hosts: Vec<String>,
     /// `GET /metrics` (OPS-05).
     pub metrics: metrics::MetricsExport,
+    /// The `[acl]` rules (OPS-07), replaceable at runtime.
+    pub acl: acl::AclHandle,
 }
 
-/// The full route tree: the API, `GET /openapi.json`, `GET /docs` (Swagger UI), wrapped in the Host guard and
-/// the error envelope.
+/// The full route tree: the API, `GET /openapi.json`, `GET /docs` (Swagger UI), wrapped in the Host guard, the IP
+/// access control (ahead of the Host guard and every handler's authentication), the HTTP metrics and the error
+/// envelope.
 pub fn app(state: ServerState) -> impl Endpoint<Output = Response> {
     let guard = middleware::HostGuard::new(&state.allowed_hosts);
     let service = openapi::service();
     let document = openapi_document();
     let docs = service.swagger_ui();
     let http_metrics = metrics::HttpMetrics::new(Arc::clone(&state.core.ports().metrics));
+    let ip_acl = acl::IpAcl::new(state.acl.clone(), Arc::clone(&state.core));
     Route::new()
         .at(
             "/openapi.json",
@@ -61,6 +67,7 @@ pub fn app(state: ServerState) -> impl Endpoint<Output = Response> {
         .nest("/", service)
         .data(Arc::new(state))
         .with(guard)
+        .with(ip_acl)
         .with(http_metrics)
         .with(middleware::ErrorEnvelope)
 }

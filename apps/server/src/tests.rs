@@ -121,6 +121,7 @@ async fn client(mocks: Mocks) -> TestClient<impl Endpoint> {
         started_at: Instant::now(),
         allowed_hosts: vec!["wallet.internal".into()],
         metrics: crate::metrics::MetricsExport::disabled(),
+        acl: crate::acl::AclHandle::default(),
     };
     TestClient::new(app(state)).default_header("host", "localhost:3100")
 }

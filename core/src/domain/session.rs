@@ -24,6 +24,9 @@ pub struct SessionConstraints {
     pub allowed_recipients: Option<Vec<EvmAddress>>,
     /// Networks the session may use.
     pub allowed_networks: Option<Vec<String>>,
+    /// Client addresses the token may be used from (Vault's `token_bound_cidrs`); elsewhere it is refused with
+    /// `ACCESS_DENIED_IP`.
+    pub allowed_cidrs: Option<Vec<ipnet::IpNet>>,
 }
 
 /// The wire/storage form: camelCase keys, unknown keys refused.
@@ -39,6 +42,8 @@ struct ConstraintsJson {
     allowed_recipients: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     allowed_networks: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    allowed_cidrs: Option<Vec<String>>,
 }
 
 /// The key of the native coin in `maxAmountPerTx`.
@@ -97,6 +102,21 @@ impl SessionConstraints {
         {
             issue(format!("constraints.allowedNetworks[{i}]"), "must not be empty".into());
         }
+        if raw.allowed_cidrs.as_ref().is_some_and(Vec::is_empty) {
+            issue("constraints.allowedCidrs".into(), "name at least one CIDR (or leave the field out)".into());
+        }
+        let allowed_cidrs = raw.allowed_cidrs.map(|list| {
+            list.iter()
+                .enumerate()
+                .filter_map(|(i, text)| {
+                    let path = format!("constraints.allowedCidrs[{i}]");
+                    crate::acl::parse_cidrs(&path, std::slice::from_ref(text))
+                        .map_err(|m| issue(path.clone(), m.trim_start_matches(&format!("{path}: ")).to_owned()))
+                        .ok()
+                })
+                .flatten()
+                .collect()
+        });
         if !issues.is_empty() {
             return Err(Error::validation(issues));
         }
@@ -105,6 +125,7 @@ impl SessionConstraints {
             max_amount_per_tx,
             allowed_recipients,
             allowed_networks: raw.allowed_networks,
+            allowed_cidrs,
         })
     }
 
@@ -125,6 +146,7 @@ impl SessionConstraints {
             }),
             allowed_recipients: self.allowed_recipients.as_ref().map(|l| l.iter().map(ToString::to_string).collect()),
             allowed_networks: self.allowed_networks.clone(),
+            allowed_cidrs: self.allowed_cidrs.as_ref().map(|l| l.iter().map(ToString::to_string).collect()),
         };
         serde_json::to_value(raw).unwrap_or_default()
     }
@@ -193,5 +215,8 @@ mod tests {
         check(json!({"allowedRecipients":["0x12"]}), Some("constraints.allowedRecipients[0]"));
         check(json!({"allowedNetworks":[""]}), Some("constraints.allowedNetworks[0]"));
         check(json!({"allowedTypes":"TRANSFER"}), Some("constraints"));
+        check(json!({"allowedCidrs":["10.0.0.0/8", "fd00::/8", "192.0.2.7", "::ffff:192.0.2.8"]}), None);
+        check(json!({"allowedCidrs":["10.0.0.0/8", "10.0.0.0/33"]}), Some("constraints.allowedCidrs[1]"));
+        check(json!({"allowedCidrs":[]}), Some("constraints.allowedCidrs"));
     }
 }

@@ -1,8 +1,10 @@
 //! Master-password authentication. The password is stored only as an Argon2id PHC hash and verified with
 //! Argon2 once, at unlock. Per-request checks compare an HMAC of the candidate under a random in-memory key in
-//! constant time, so a request never costs an Argon2 run. Failures are counted per client address.
+//! constant time, so a request never costs an Argon2 run. Failures are counted per client address in a bounded
+//! table (entries expire with their window; at most [`TRACKED_SOURCES_CAP`] addresses), and their
+//! `MASTER_AUTH_FAILED` rows are capped at [`AUDIT_ROWS_PER_WINDOW`] per window, so failures from any number of
+//! addresses leave memory and the audit log bounded.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -15,7 +17,13 @@ use zeroize::Zeroizing;
 use super::CoreConfig;
 use crate::UnixSeconds;
 use crate::error::{Error, ErrorCode, Result};
+use crate::limiter::{AuditBudget, SourceWindows};
 use crate::ports::{Entropy, SettingsRepo};
+
+/// Most client addresses whose failures are remembered at once.
+pub const TRACKED_SOURCES_CAP: usize = 10_000;
+/// Most `MASTER_AUTH_FAILED` rows written per rate-limit window, whatever the number of addresses.
+pub const AUDIT_ROWS_PER_WINDOW: u32 = 100;
 
 /// Settings key of the stored Argon2id hash.
 pub const MASTER_HASH_KEY: &str = "master_password_hash";
@@ -25,7 +33,8 @@ type HmacSha256 = Hmac<Sha256>;
 pub(super) struct MasterAuth {
     key: Zeroizing<[u8; 32]>,
     digest: [u8; 32],
-    failures: Mutex<HashMap<Option<IpAddr>, (UnixSeconds, u32)>>,
+    failures: Mutex<SourceWindows<Option<IpAddr>>>,
+    audit_budget: Mutex<AuditBudget>,
     max_failures: u32,
     window_seconds: i64,
 }
@@ -71,12 +80,14 @@ impl MasterAuth {
         let mut key = Zeroizing::new([0u8; 32]);
         entropy.fill(key.as_mut());
         let digest = keyed_digest(&key, password);
+        let window_seconds = i64::try_from(config.master_auth_window_seconds).unwrap_or(i64::MAX);
         Ok(MasterAuth {
             key,
             digest,
-            failures: Mutex::new(HashMap::new()),
+            failures: Mutex::new(SourceWindows::new(window_seconds, TRACKED_SOURCES_CAP)),
+            audit_budget: Mutex::new(AuditBudget::new(window_seconds, AUDIT_ROWS_PER_WINDOW)),
             max_failures: config.master_auth_max_failures,
-            window_seconds: i64::try_from(config.master_auth_window_seconds).unwrap_or(i64::MAX),
+            window_seconds,
         })
     }
 
@@ -90,25 +101,28 @@ impl MasterAuth {
     /// `RATE_LIMITED` while `ip` has used up its failures in the current window.
     pub(super) fn check_not_limited(&self, ip: Option<IpAddr>, now: UnixSeconds) -> Result<()> {
         let failures = self.failures.lock().map_err(|_| Error::internal_msg("failure table poisoned"))?;
-        match failures.get(&ip) {
-            Some((start, count)) if now.seconds_since(*start) < self.window_seconds && *count >= self.max_failures => {
+        match failures.get(&ip, now) {
+            Some((start, count)) if count >= self.max_failures => {
                 Err(Error::new(ErrorCode::RateLimited, "too many failed master-password attempts; wait and retry")
                     .with_details(serde_json::json!({
-                        "retryAfterSeconds": self.window_seconds - now.seconds_since(*start)
+                        "retryAfterSeconds": self.window_seconds - now.seconds_since(start)
                     })))
             }
             _ => Ok(()),
         }
     }
 
-    pub(super) fn record_failure(&self, ip: Option<IpAddr>, now: UnixSeconds) {
+    /// Counts a failure; `Some(n)` when its audit row may be written (`n` rows were held back before it).
+    pub(super) fn record_failure(&self, ip: Option<IpAddr>, now: UnixSeconds) -> Option<u64> {
         if let Ok(mut failures) = self.failures.lock() {
-            let entry = failures.entry(ip).or_insert((now, 0));
-            if now.seconds_since(entry.0) >= self.window_seconds {
-                *entry = (now, 0);
-            }
-            entry.1 += 1;
+            failures.hit(ip, now);
         }
+        self.audit_budget.lock().ok()?.admit(now)
+    }
+
+    /// Client addresses whose failures are remembered (at most [`TRACKED_SOURCES_CAP`]).
+    pub(super) fn tracked_sources(&self) -> usize {
+        self.failures.lock().map(|f| f.len()).unwrap_or(0)
     }
 }
 
@@ -131,15 +145,26 @@ impl super::Waiaas {
         if self.master.matches(candidate) {
             return Ok(crate::event::RequestContext::master(ip));
         }
-        self.master.record_failure(ip, now);
+        let refused = Error::new(ErrorCode::InvalidMasterPassword, "invalid master password");
+        let Some(suppressed) = self.master.record_failure(ip, now) else {
+            return Err(refused);
+        };
         let ctx = crate::event::RequestContext { actor: crate::event::Actor::Anonymous, ip };
-        let event = crate::event::Event::new(crate::event::EventType::MasterAuthFailed, &ctx, now)
-            .details(serde_json::json!({ "reason": "wrong_password" }));
+        let mut details = serde_json::json!({ "reason": "wrong_password" });
+        if suppressed > 0 {
+            details["suppressedRows"] = suppressed.into();
+        }
+        let event = crate::event::Event::new(crate::event::EventType::MasterAuthFailed, &ctx, now).details(details);
         if let Err(error) = self.ports.audit.append(&event).await {
             self.record_audit_write_failure();
             return Err(error);
         }
         self.publish(&event);
-        Err(Error::new(ErrorCode::InvalidMasterPassword, "invalid master password"))
+        Err(refused)
+    }
+
+    /// How many client addresses the master-password failure tracker holds (bounded; for tests and diagnostics).
+    pub fn master_auth_tracked_sources(&self) -> usize {
+        self.master.tracked_sources()
     }
 }

@@ -2,6 +2,7 @@
 //! every state change goes through a repository together with its [`crate::event::Event`] and is published to
 //! the event sink after commit.
 
+pub mod access;
 mod agents;
 mod audit_query;
 pub mod backup;
@@ -104,6 +105,8 @@ pub struct Waiaas {
     token_key: sessions::TokenKey,
     kill_switch: RwLock<KillSwitch>,
     nonces: owner::NonceBook,
+    /// OPS-07: limits of the `ACCESS_DENIED_IP` rows.
+    denials: access::AccessDenials,
     /// Each network's native coin, from the chain adapter.
     native_cache: RwLock<std::collections::HashMap<String, crate::ports::NativeAsset>>,
     /// ERC-20 metadata read from the chain, per (network, token).
@@ -128,6 +131,7 @@ impl Waiaas {
             token_key,
             kill_switch,
             nonces: owner::NonceBook::new(entropy.as_ref()),
+            denials: access::AccessDenials::new(),
             token_cache: RwLock::default(),
             native_cache: RwLock::default(),
             backups: std::sync::OnceLock::new(),

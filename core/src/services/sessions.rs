@@ -225,6 +225,17 @@ impl Waiaas {
         if self.now() >= session.expires_at {
             return Err(Error::new(ErrorCode::TokenExpired, "this session expired"));
         }
+        if let Some(cidrs) = session.constraints.as_ref().and_then(|c| c.allowed_cidrs.as_ref())
+            && !ip.is_some_and(|ip| crate::acl::contains(cidrs, ip))
+        {
+            if let Some(ip) = ip {
+                self.record_access_denied(crate::acl::EndpointClass::Session, ip).await;
+            }
+            return Err(Error::new(
+                ErrorCode::AccessDeniedIp,
+                "this session token may not be used from this address (constraints.allowedCidrs)",
+            ));
+        }
         let agent = self.agent(session.agent_id).await?;
         ensure_agent_usable(agent.status)?;
         Ok(SessionPrincipal {

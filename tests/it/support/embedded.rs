@@ -20,6 +20,8 @@ use super::MASTER_PASSWORD;
 pub struct EmbeddedDaemon {
     pub url: String,
     pub clock: Arc<FixedClock>,
+    /// The daemon's core, for assertions on its in-memory state.
+    pub core: Arc<waiaas_core::services::Waiaas>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     dir: TempDir,
@@ -58,7 +60,7 @@ impl EmbeddedDaemon {
                         return;
                     }
                 };
-                let _ = url_tx.send(Ok(bound.base_url.clone()));
+                let _ = url_tx.send(Ok((bound.base_url.clone(), bound.core())));
                 bound
                     .run(async move {
                         let _ = shutdown_rx.await;
@@ -67,11 +69,11 @@ impl EmbeddedDaemon {
                     .expect("embedded daemon run");
             });
         });
-        let url = url_rx
+        let (url, core) = url_rx
             .recv_timeout(std::time::Duration::from_secs(60))
             .expect("embedded daemon did not start")
             .unwrap_or_else(|e| panic!("embedded daemon failed: {e}"));
-        EmbeddedDaemon { url, clock, shutdown: Some(shutdown), thread: Some(thread), dir }
+        EmbeddedDaemon { url, clock, core, shutdown: Some(shutdown), thread: Some(thread), dir }
     }
 
     pub fn admin(&self) -> Client {

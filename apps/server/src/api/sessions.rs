@@ -108,6 +108,9 @@ pub struct SessionConstraintsDto {
     pub allowed_recipients: Option<Vec<String>>,
     /// Allowed networks.
     pub allowed_networks: Option<Vec<String>>,
+    /// Client addresses (CIDRs, or single addresses) the token may be used from; elsewhere it is refused with
+    /// 403 `ACCESS_DENIED_IP`.
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 impl SessionConstraintsDto {
@@ -126,6 +129,7 @@ impl SessionConstraintsDto {
         );
         put("allowedRecipients", self.allowed_recipients.map(|v| v.into_iter().map(Value::String).collect()));
         put("allowedNetworks", self.allowed_networks.map(|v| v.into_iter().map(Value::String).collect()));
+        put("allowedCidrs", self.allowed_cidrs.map(|v| v.into_iter().map(Value::String).collect()));
         Value::Object(map)
     }
 }
