@@ -486,6 +486,35 @@ mod tests {
 
     /// A database left at schema 1 (as the previous release wrote it) upgrades in place: its rows survive and
     /// read back as pipeline records with the new columns at their defaults.
+    /// A database file at `path` built by only the given `migrations` (an older release's schema), holding
+    /// `agent`; `scratch` keeps the copied migration files.
+    async fn older_database(
+        scratch: &Path,
+        path: &Path,
+        migrations: &[&str],
+        agent: &waiaas_core::domain::Agent,
+    ) -> SqlitePool {
+        let only = scratch.join("migrations");
+        std::fs::create_dir(&only).unwrap();
+        for file in migrations {
+            std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(file), only.join(file))
+                .unwrap();
+        }
+        let options = SqliteConnectOptions::new().filename(path).create_if_missing(true).foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+        sqlx::migrate::Migrator::new(only.as_path()).await.unwrap().run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO agents (id, name, chain, network, address, status, created_at, updated_at) \
+             VALUES (?, 'old', 'ethereum', 'anvil', ?, 'ACTIVE', 1, 1)",
+        )
+        .bind(agent.id.to_string())
+        .bind(agent.address.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool
+    }
+
     #[tokio::test]
     async fn a_version_1_database_upgrades_with_its_rows() {
         use waiaas_core::domain::{Asset, TxKind, TxStatus};
@@ -495,24 +524,9 @@ mod tests {
         let t = TestDb::new().await;
         let (agent, old_id) = (t.agent(), TxId::generate(&t.clock, &t.entropy));
         let dir = tempfile::TempDir::new().unwrap();
-        let only_v1 = dir.path().join("migrations");
-        std::fs::create_dir(&only_v1).unwrap();
-        let v1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/0001_init.sql");
-        std::fs::copy(&v1, only_v1.join("0001_init.sql")).unwrap();
         let path = dir.path().join("old.db");
         {
-            let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true);
-            let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
-            sqlx::migrate::Migrator::new(only_v1.as_path()).await.unwrap().run(&pool).await.unwrap();
-            sqlx::query(
-                "INSERT INTO agents (id, name, chain, network, address, status, created_at, updated_at) \
-                 VALUES (?, 'old', 'ethereum', 'anvil', ?, 'ACTIVE', 1, 1)",
-            )
-            .bind(agent.id.to_string())
-            .bind(agent.address.to_string())
-            .execute(&pool)
-            .await
-            .unwrap();
+            let pool = older_database(dir.path(), &path, &["0001_init.sql"], &agent).await;
             let request = TxKind::Transfer { to: agent.address, amount: Amount::from_u128(9) }.to_json();
             sqlx::query(
                 "INSERT INTO transactions (id, agent_id, type, status, tier, network, request, reserved_amount, \
@@ -578,26 +592,10 @@ mod tests {
         let agent = t.agent();
         let (signed, executing) = (t.tx(agent.id, TxStatus::Submitted, 3), t.tx(agent.id, TxStatus::Executing, 4));
         let dir = tempfile::TempDir::new().unwrap();
-        let up_to_3 = dir.path().join("migrations");
-        std::fs::create_dir(&up_to_3).unwrap();
-        for file in ["0001_init.sql", "0002_pipeline.sql", "0003_reserved_totals.sql"] {
-            std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(file), up_to_3.join(file))
-                .unwrap();
-        }
         let path = dir.path().join("schema-3.db");
         {
-            let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true);
-            let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
-            sqlx::migrate::Migrator::new(up_to_3.as_path()).await.unwrap().run(&pool).await.unwrap();
-            sqlx::query(
-                "INSERT INTO agents (id, name, chain, network, address, status, created_at, updated_at) \
-                 VALUES (?, 'old', 'ethereum', 'anvil', ?, 'ACTIVE', 1, 1)",
-            )
-            .bind(agent.id.to_string())
-            .bind(agent.address.to_string())
-            .execute(&pool)
-            .await
-            .unwrap();
+            let migrations = ["0001_init.sql", "0002_pipeline.sql", "0003_reserved_totals.sql"];
+            let pool = older_database(dir.path(), &path, &migrations, &agent).await;
             for record in [&signed, &executing] {
                 sqlx::query(
                     "INSERT INTO transactions (id, agent_id, type, status, tier, network, request, reserved, \
