@@ -183,5 +183,3 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32> {
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod worker_tests;

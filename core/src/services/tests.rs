@@ -13,8 +13,23 @@ use crate::ports::{
 };
 use crate::{AgentId, ErrorCode, SessionId, UnixSeconds};
 
-const T0: i64 = 1_700_000_000;
-const ADDRESS: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+pub(super) const T0: i64 = 1_700_000_000;
+pub(super) const ADDRESS: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+/// An ACTIVE agent on `anvil` at [`ADDRESS`], created at [`T0`].
+pub(super) fn active_agent(id: AgentId) -> Agent {
+    Agent {
+        id,
+        name: "a".into(),
+        chain: Chain::Ethereum,
+        network: "anvil".into(),
+        address: ADDRESS.parse::<EvmAddress>().unwrap(),
+        status: AgentStatus::Active,
+        owner_address: None,
+        created_at: UnixSeconds(T0),
+        updated_at: UnixSeconds(T0),
+    }
+}
 
 struct Harness {
     core: Waiaas,
@@ -25,7 +40,7 @@ struct Harness {
     metrics: Arc<RecordingMetrics>,
 }
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub(super) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     futures_executor::block_on(future)
 }
 
@@ -39,17 +54,7 @@ fn harness_with(password: &str, settings: Arc<Mutex<HashMap<String, String>>>, a
     let clock = Arc::new(FixedClock::at(T0));
     let entropy = Arc::new(CountingEntropy::default());
     let agent_id = AgentId::generate(clock.as_ref(), entropy.as_ref());
-    let agent = Agent {
-        id: agent_id,
-        name: "a".into(),
-        chain: Chain::Ethereum,
-        network: "anvil".into(),
-        address: ADDRESS.parse::<EvmAddress>().unwrap(),
-        status: AgentStatus::Active,
-        owner_address: None,
-        created_at: UnixSeconds(T0),
-        updated_at: UnixSeconds(T0),
-    };
+    let agent = active_agent(agent_id);
 
     let mut settings_repo = MockSettingsRepo::new();
     let reads = settings.clone();
@@ -251,6 +256,7 @@ fn unlock_exports_every_known_series_of_the_catalog() {
 mod backup_tests;
 
 mod pipeline;
+mod signing;
 
 #[test]
 fn a_failed_audit_append_is_counted() {

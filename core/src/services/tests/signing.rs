@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::transactions::MAX_ATTEMPTS;
-use super::*;
-use crate::domain::{Agent, AgentStatus, Chain, EvmAddress, KillSwitch, TxKind, TxStatus};
+use super::super::transactions::MAX_ATTEMPTS;
+use super::super::*;
+use super::{ADDRESS, T0, active_agent as agent, block_on};
+use crate::domain::{KillSwitch, TxKind, TxStatus};
 use crate::event::{Event, EventType};
 use crate::policy_engine::Tier;
 use crate::ports::testing::{CountingEntropy, FixedClock, RecordingMetrics, RecordingSink};
@@ -21,13 +22,7 @@ use crate::ports::{
 };
 use crate::{AgentId, Amount, Error, ErrorCode, TxId, UnixSeconds};
 
-const T0: i64 = 1_700_000_000;
-const ADDRESS: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 const HASH: &str = "0x00000000000000000000000000000000000000000000000000000000000000aa";
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    futures_executor::block_on(future)
-}
 
 /// One transaction row, moved the way the SQLite repository moves it (compare-and-set on the status).
 struct OneRow {
@@ -133,20 +128,6 @@ impl Worker {
 
     fn published(&self) -> Vec<Event> {
         self.sink.0.lock().unwrap().clone()
-    }
-}
-
-fn agent(id: AgentId) -> Agent {
-    Agent {
-        id,
-        name: "a".into(),
-        chain: Chain::Ethereum,
-        network: "anvil".into(),
-        address: ADDRESS.parse::<EvmAddress>().unwrap(),
-        status: AgentStatus::Active,
-        owner_address: None,
-        created_at: UnixSeconds(T0),
-        updated_at: UnixSeconds(T0),
     }
 }
 
