@@ -54,8 +54,9 @@ pub trait AgentRepo: Send + Sync {
     /// `AGENT_NOT_FOUND` when there is no such agent. Leaving ACTIVE (suspend, terminate) cancels every transaction
     /// of the agent not yet signed (PENDING, QUEUED, EXECUTING) and releases what they reserved; terminating also
     /// revokes the agent's sessions. Moving to ACTIVE is refused with `SYSTEM_LOCKED` while the stored kill switch
-    /// is tripped. `events` builds the audit events from those effects (the status event, then one `TX_CANCELLED`
-    /// per cancelled transaction), written in the same transaction and returned as written.
+    /// is tripped. `events` builds the audit events from those effects (the status event, then one `SESSION_REVOKED`
+    /// per revoked session and one `TX_CANCELLED` per cancelled transaction), written in the same transaction and
+    /// returned as written.
     async fn set_status(
         &self,
         id: AgentId,
@@ -414,6 +415,42 @@ pub struct TxRecord {
     pub created_at: UnixSeconds,
     /// When the row last changed.
     pub updated_at: UnixSeconds,
+}
+
+impl TxRecord {
+    /// A new PENDING request of `kind`, created at `now`: no tier, nothing reserved, scheduled, signed or failed
+    /// yet. Admission and test fixtures fill in the rest with struct update syntax.
+    pub fn pending(
+        id: TxId,
+        agent_id: AgentId,
+        session_id: Option<SessionId>,
+        network: String,
+        kind: TxKind,
+        now: UnixSeconds,
+    ) -> TxRecord {
+        TxRecord {
+            id,
+            agent_id,
+            session_id,
+            network,
+            kind,
+            status: TxStatus::Pending,
+            tier: None,
+            reserved: Vec::new(),
+            usd_value: None,
+            execute_after: None,
+            approval_deadline: None,
+            approved_at: None,
+            reason_code: None,
+            tx_hash: None,
+            raw_tx: None,
+            nonce: None,
+            error: None,
+            attempts: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 /// One recent request of the agent, for RATE_LIMIT and daily USD limits.

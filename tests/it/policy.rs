@@ -4,22 +4,25 @@
 
 use alloy_primitives::U256;
 use serde_json::{Value, json};
-use waiaas_client::Client;
 use waiaas_client::types::{CreateAgent, CreatePolicy, CreateSession, Transaction};
 
-use crate::support::{Anvil, EmbeddedDaemon, api_error, approve_calldata, eventually, transfer_calldata};
+use crate::support::{
+    Anvil, EmbeddedDaemon, FundedAgent, ONE_ETH, api_error, approve_calldata, eventually, transfer_calldata,
+};
 
 const LISTED: &str = "0x1111111111111111111111111111111111111111";
 const UNLISTED: &str = "0x3333333333333333333333333333333333333333";
-const ONE_ETH: u128 = 1_000_000_000_000_000_000;
-
+/// A funded agent and a test token it holds.
 struct Setup {
-    anvil: Anvil,
-    daemon: EmbeddedDaemon,
-    agent_id: String,
-    address: String,
-    agent: Client,
+    wallet: FundedAgent,
     token: String,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = FundedAgent;
+    fn deref(&self) -> &FundedAgent {
+        &self.wallet
+    }
 }
 
 /// A funded agent holding 100 TUSD of a freshly deployed test token, priced at $1 by network + address.
@@ -27,31 +30,17 @@ fn setup() -> Setup {
     let anvil = Anvil::start();
     let token = anvil.deploy_token(1_000_000_000_000);
     let price_key = format!("WAIAAS_ORACLE_TOKEN_ANVIL_{}", token.to_uppercase());
-    let daemon = EmbeddedDaemon::start(&[
-        ("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str()),
-        ("WAIAAS_ORACLE_USD_ETH", "3000"),
-        (price_key.as_str(), "1"),
-    ]);
-    let admin = daemon.admin();
-    let agent = admin.create_agent(&CreateAgent::ethereum("policy", "anvil")).unwrap();
-    anvil.fund(&agent.address, 10 * ONE_ETH);
-    anvil.give_tokens(&token, &agent.address, 100_000_000);
-    let session = admin.create_session(&CreateSession::for_agent(&agent.id)).unwrap().token;
-    let client = daemon.client().with_session_token(&session);
-    Setup { anvil, daemon, agent_id: agent.id, address: agent.address, agent: client, token }
+    let wallet = FundedAgent::start(anvil, &[("WAIAAS_ORACLE_USD_ETH", "3000"), (price_key.as_str(), "1")], "policy");
+    wallet.anvil.give_tokens(&token, &wallet.address, 100_000_000);
+    Setup { wallet, token }
 }
 
 fn policy(s: &Setup, policy_type: &str, rules: Value) -> String {
-    let create =
-        CreatePolicy { agent_id: Some(s.agent_id.clone()), policy_type: policy_type.into(), rules, enabled: None };
-    s.daemon.admin().create_policy(&create).unwrap().id
+    s.wallet.policy(policy_type, rules)
 }
 
 fn settled(s: &Setup, id: &str) -> Transaction {
-    eventually(30, "a final status", || {
-        let t = s.agent.get_transaction(id).unwrap();
-        matches!(t.status.as_str(), "CONFIRMED" | "FAILED" | "CANCELLED" | "EXPIRED").then_some(t)
-    })
+    s.wallet.settled(id)
 }
 
 /// Sends `body`, expects `403 POLICY_DENIED` with `reason`, and that simulate predicted the same denial.

@@ -4,56 +4,30 @@
 
 use alloy_primitives::U256;
 use serde_json::{Value, json};
-use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, ListParams};
-use waiaas_client::{Client, ClientError};
+use waiaas_client::ClientError;
+use waiaas_client::types::{AuditLogFilter, CreateSession, ListParams};
 
-use crate::support::{Anvil, EmbeddedDaemon, eventually, fail_calldata, transfer_calldata};
+use crate::support::{Anvil, FundedAgent, ONE_ETH, fail_calldata, transfer_calldata};
 
 const RECIPIENT: &str = "0x1111111111111111111111111111111111111111";
 const OTHER: &str = "0x2222222222222222222222222222222222222222";
-const ONE_ETH: u128 = 1_000_000_000_000_000_000;
-
-struct Setup {
-    anvil: Anvil,
-    daemon: EmbeddedDaemon,
-    agent_id: String,
-    address: String,
-    agent: Client,
-}
+/// The dry-run fixture: a funded agent, ETH priced at $3000.
+type Setup = FundedAgent;
 
 fn setup() -> Setup {
-    let anvil = Anvil::start();
-    let daemon =
-        EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str()), ("WAIAAS_ORACLE_USD_ETH", "3000")]);
-    let admin = daemon.admin();
-    let agent = admin.create_agent(&CreateAgent::ethereum("sim", "anvil")).unwrap();
-    anvil.fund(&agent.address, 10 * ONE_ETH);
-    let token = admin.create_session(&CreateSession::for_agent(&agent.id)).unwrap().token;
-    let client = daemon.client().with_session_token(&token);
-    Setup { anvil, daemon, agent_id: agent.id, address: agent.address, agent: client }
+    FundedAgent::start(Anvil::start(), &[("WAIAAS_ORACLE_USD_ETH", "3000")], "sim")
 }
 
 fn policy(s: &Setup, policy_type: &str, rules: Value) {
-    s.daemon
-        .admin()
-        .create_policy(&CreatePolicy {
-            agent_id: Some(s.agent_id.clone()),
-            policy_type: policy_type.into(),
-            rules,
-            enabled: None,
-        })
-        .unwrap();
+    s.policy(policy_type, rules);
+}
+
+fn final_status(s: &Setup, id: &str) -> waiaas_client::types::Transaction {
+    s.settled(id)
 }
 
 fn transfer(to: &str, amount: u128) -> Value {
     json!({"type": "TRANSFER", "to": to, "amount": amount.to_string()})
-}
-
-fn final_status(s: &Setup, id: &str) -> waiaas_client::types::Transaction {
-    eventually(30, "a final status", || {
-        let t = s.agent.get_transaction(id).unwrap();
-        matches!(t.status.as_str(), "CONFIRMED" | "FAILED" | "CANCELLED" | "EXPIRED").then_some(t)
-    })
 }
 
 /// T-01: tier, a positive fee consistent with the real send, and the balance change.

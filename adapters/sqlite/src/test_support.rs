@@ -103,26 +103,10 @@ impl TestDb {
         let now = self.clock.now();
         let kind = TxKind::Transfer { to: address(7), amount: Amount::from_u128(amount) };
         TxRecord {
-            id: TxId::generate(&self.clock, &self.entropy),
-            agent_id,
-            session_id: None,
-            network: "anvil".into(),
             reserved: kind.outflows(),
-            kind,
             status,
             tier: Some(Tier::Instant),
-            usd_value: None,
-            execute_after: None,
-            approval_deadline: None,
-            approved_at: None,
-            reason_code: None,
-            tx_hash: None,
-            raw_tx: None,
-            nonce: None,
-            error: None,
-            attempts: 0,
-            created_at: now,
-            updated_at: now,
+            ..TxRecord::pending(TxId::generate(&self.clock, &self.entropy), agent_id, None, "anvil".into(), kind, now)
         }
     }
 

@@ -524,26 +524,16 @@ async fn token_for<E: Endpoint>(cli: &TestClient<E>, agent_id: AgentId) -> Strin
 
 fn tx_record(agent_id: AgentId, kind: TxKind, status: TxStatus, tier: Option<Tier>) -> TxRecord {
     TxRecord {
-        id: TxId::from_uuid(uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0042)),
-        agent_id,
-        session_id: None,
-        network: "anvil".into(),
-        kind,
         status,
         tier,
-        reserved: Vec::new(),
-        usd_value: None,
-        execute_after: None,
-        approval_deadline: None,
-        approved_at: None,
-        reason_code: None,
-        tx_hash: None,
-        raw_tx: None,
-        nonce: None,
-        error: None,
-        attempts: 0,
-        created_at: UnixSeconds(NOW),
-        updated_at: UnixSeconds(NOW),
+        ..TxRecord::pending(
+            TxId::from_uuid(uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0042)),
+            agent_id,
+            None,
+            "anvil".into(),
+            kind,
+            UnixSeconds(NOW),
+        )
     }
 }
 

@@ -171,26 +171,16 @@ fn admission(
     let base = |event_type| Event::new(event_type, ctx, now).agent(request.agent.id).tx(id);
     let mut events = vec![base(EventType::TxRequested).details(request_details(request))];
     let mut record = TxRecord {
-        id,
-        agent_id: request.agent.id,
-        session_id: Some(principal.session_id),
-        network: request.network.clone(),
-        kind: request.kind.clone(),
-        status: TxStatus::Pending,
         tier: decision.allowed.then_some(decision.tier),
-        reserved: Vec::new(),
         usd_value: decision.request_usd,
-        execute_after: None,
-        approval_deadline: None,
-        approved_at: None,
-        reason_code: None,
-        tx_hash: None,
-        raw_tx: None,
-        nonce: None,
-        error: None,
-        attempts: 0,
-        created_at: now,
-        updated_at: now,
+        ..TxRecord::pending(
+            id,
+            request.agent.id,
+            Some(principal.session_id),
+            request.network.clone(),
+            request.kind.clone(),
+            now,
+        )
     };
     if !decision.allowed {
         record.status = TxStatus::Cancelled;

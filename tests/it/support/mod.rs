@@ -4,11 +4,13 @@ mod anvil;
 mod chain;
 mod daemon;
 mod embedded;
+mod funded;
 
 pub use anvil::Anvil;
 pub use chain::{approve_calldata, fail_calldata, hex_u256, store_calldata, transfer_calldata};
 pub use daemon::{Daemon, DaemonOptions, binary, run_cli};
 pub use embedded::EmbeddedDaemon;
+pub use funded::{FundedAgent, ONE_ETH};
 
 /// The master password every test daemon is started with.
 pub const MASTER_PASSWORD: &str = "correct horse battery staple";

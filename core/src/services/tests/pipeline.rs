@@ -161,26 +161,9 @@ fn attach(prepared: &PreparedTx, signature: [u8; 65]) -> SignedTx {
 pub(super) fn row() -> TxRecord {
     let kind = TxKind::Transfer { to: address(RECIPIENT), amount: Amount::from_u128(1_000) };
     TxRecord {
-        id: tx_id(),
-        agent_id: agent_id(),
-        session_id: Some(session_id()),
-        network: NETWORK.into(),
         reserved: kind.outflows(),
-        kind,
-        status: TxStatus::Pending,
         tier: Some(Tier::Instant),
-        usd_value: None,
-        execute_after: None,
-        approval_deadline: None,
-        approved_at: None,
-        reason_code: None,
-        tx_hash: None,
-        raw_tx: None,
-        nonce: None,
-        error: None,
-        attempts: 0,
-        created_at: UnixSeconds(T0),
-        updated_at: UnixSeconds(T0),
+        ..TxRecord::pending(tx_id(), agent_id(), Some(session_id()), NETWORK.into(), kind, UnixSeconds(T0))
     }
 }
 

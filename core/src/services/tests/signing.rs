@@ -145,26 +145,19 @@ fn worker(
     let agent_id = AgentId::generate(clock.as_ref(), entropy.as_ref());
     let signed = status == TxStatus::Submitted;
     let row = TxRecord {
-        id: TxId::generate(clock.as_ref(), entropy.as_ref()),
-        agent_id,
-        session_id: None,
-        network: "anvil".into(),
-        kind: TxKind::Transfer { to: ADDRESS.parse().unwrap(), amount: Amount::from_u128(5) },
         status,
         tier: Some(Tier::Instant),
-        reserved: Vec::new(),
-        usd_value: None,
-        execute_after: None,
-        approval_deadline: None,
-        approved_at: None,
-        reason_code: None,
         tx_hash: signed.then(|| HASH.to_owned()),
         raw_tx: signed.then(|| vec![2, 0xf8]),
         nonce,
-        error: None,
-        attempts: 0,
-        created_at: UnixSeconds(T0),
-        updated_at: UnixSeconds(T0),
+        ..TxRecord::pending(
+            TxId::generate(clock.as_ref(), entropy.as_ref()),
+            agent_id,
+            None,
+            "anvil".into(),
+            TxKind::Transfer { to: ADDRESS.parse().unwrap(), amount: Amount::from_u128(5) },
+            UnixSeconds(T0),
+        )
     };
     let repo = Arc::new(OneRow { row: Mutex::new(row), refuse_submit });
 
