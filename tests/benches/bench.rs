@@ -8,6 +8,7 @@
 mod support;
 
 mod acl_cost;
+mod confirmation;
 mod metrics_overhead;
 
 use std::time::{Duration, Instant};
@@ -87,6 +88,7 @@ fn main() {
     row("  of which RPC: build + simulate (concurrent)", rpc, "one anvil RPC ≈ 0.4 ms");
     let one_call = time(500, || runtime.block_on(chain.native_balance("anvil", from)).expect("balance"));
     row("  one RPC round trip (eth_getBalance)", one_call, "≈ 0.4 ms");
+    confirmation::report(&anvil);
 
     // Admission throughput: policy-evaluated sends accepted into the pipeline by concurrent clients (each thread
     // sends one request after the other). A SPENDING_LIMIT queues them all (DELAY, one day), so the worker does

@@ -115,6 +115,31 @@ fn instant_native_transfer_confirms_and_moves_exactly_the_amount() {
     assert_eq!(events, ["TX_CONFIRMED", "TX_SUBMITTED", "TX_REQUESTED"], "newest first");
 }
 
+/// The worker follows a broadcast to its receipt on a short backoff instead of the next interval: with an interval
+/// of a minute, each of three sequential transfers still settles well inside the 20 s the test waits (before,
+/// each waited for the next tick). The chain effect is checked too: three transfers, three nonces.
+#[test]
+fn a_broadcast_is_followed_to_its_receipt_without_waiting_for_the_worker_interval() {
+    let anvil = Anvil::start();
+    let daemon = Daemon::start_with(DaemonOptions {
+        networks: vec![("anvil".into(), anvil.url.clone())],
+        extra_env: vec![("WAIAAS_PIPELINE_WORKER_INTERVAL_MS".into(), "60000".into())],
+        ..Default::default()
+    });
+    let w = wallet(&daemon.admin(), &daemon.client(), &anvil);
+    let before = anvil.native_balance(RECIPIENT);
+    for n in 1..=3u64 {
+        let id = send(&w, &transfer(RECIPIENT, 1_000));
+        let done = eventually(20, "CONFIRMED without waiting a worker interval", || {
+            let t = tx(&w, &id);
+            (t.status != "PENDING" && t.status != "EXECUTING" && t.status != "SUBMITTED").then_some(t)
+        });
+        assert_eq!(done.status, "CONFIRMED", "{done:?}");
+        assert_eq!(anvil.nonce(&w.address), n);
+    }
+    assert_eq!(anvil.native_balance(RECIPIENT) - before, U256::from(3_000u64));
+}
+
 #[test]
 fn erc20_transfer_and_approve_reach_the_chain() {
     let anvil = Anvil::start();

@@ -103,9 +103,15 @@ impl EventSink for DaemonEventSink {
 /// How often the worker re-reads the state gauges (sessions expire without an event) and folds histogram samples.
 const METRICS_HOUSEKEEPING: Duration = Duration::from_secs(15);
 
+/// The first pause before a follow-up round; it doubles up to the worker interval while rows stay in flight.
+const FIRST_FOLLOW_UP: Duration = Duration::from_millis(1);
+
 /// Stages 4–6 of the pipeline: one round whenever woken or every `interval`, until `stop` turns true. Rounds
-/// never overlap, so one agent's transactions are signed one at a time (nonces stay in order). Every
-/// [`METRICS_HOUSEKEEPING`] it also refreshes the state gauges.
+/// never overlap, so one agent's transactions are signed one at a time (nonces stay in order). A round that
+/// broadcast a transaction or found one waiting for its receipt is followed by another after
+/// [`FIRST_FOLLOW_UP`], doubling while rows stay in flight, so a confirmation is seen as soon as the chain has it
+/// rather than a whole interval later; an idle worker only wakes on the interval. Every [`METRICS_HOUSEKEEPING`]
+/// it also refreshes the state gauges.
 async fn run_worker(
     core: Arc<Waiaas>,
     wake: Arc<Notify>,
@@ -116,13 +122,28 @@ async fn run_worker(
     let mut housekept = Instant::now();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut follow_up: Option<Duration> = None;
     loop {
+        let pause = async {
+            match follow_up {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = ticker.tick() => {}
             () = wake.notified() => {}
+            () = pause => {}
             _ = stop.changed() => return,
         }
-        match core.process_work().await {
+        let round = core.process_work().await;
+        follow_up = match &round {
+            Ok(report) if report.follow_up => {
+                Some(follow_up.map_or(FIRST_FOLLOW_UP, |pause| (pause * 2).min(interval)))
+            }
+            _ => None,
+        };
+        match round {
             Ok(report) => {
                 for (tx, error) in report.errors {
                     tracing::warn!(%tx, code = %error.code, message = %error.message, cause = ?error.internal, "transaction step failed");

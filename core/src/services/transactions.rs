@@ -33,6 +33,9 @@ pub struct WorkReport {
     pub rows: usize,
     /// Rows whose step failed in this round, with the error (the row is retried or failed by its own rules).
     pub errors: Vec<(TxId, Error)>,
+    /// A row was broadcast or is waiting for its receipt: its outcome may be on chain within milliseconds, so the
+    /// host should run another round soon (with a short backoff) instead of waiting a whole interval.
+    pub follow_up: bool,
 }
 
 /// A request that passed every gate and is ready for policy evaluation.
@@ -499,8 +502,14 @@ impl Waiaas {
                 TxStatus::Queued if row.approved_at.is_none() && row.approval_deadline.is_some_and(|d| d <= now) => {
                     self.expire(&row).await
                 }
-                TxStatus::Pending | TxStatus::Queued | TxStatus::Executing => self.execute(row).await,
-                TxStatus::Submitted => self.confirm(row).await,
+                TxStatus::Pending | TxStatus::Queued | TxStatus::Executing => {
+                    report.follow_up = true;
+                    self.execute(row).await
+                }
+                TxStatus::Submitted => {
+                    report.follow_up = true;
+                    self.confirm(row).await
+                }
                 _ => Ok(()),
             };
             report.rows += 1;

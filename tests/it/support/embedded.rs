@@ -28,7 +28,8 @@ pub struct EmbeddedDaemon {
 }
 
 impl EmbeddedDaemon {
-    /// Starts on a fresh data dir; `settings` are extra `WAIAAS_<SECTION>_<KEY>` values (e.g. RPC URLs).
+    /// Starts on a fresh data dir; `settings` are extra `WAIAAS_<SECTION>_<KEY>` values (e.g. RPC URLs), replacing
+    /// the test defaults they name (the worker interval of 20 ms, the cheap keystore KDF).
     pub fn start(settings: &[(&str, &str)]) -> EmbeddedDaemon {
         let dir = tempfile::tempdir().expect("temp data dir");
         let data_dir = DataDir::create(dir.path()).expect("data dir");
@@ -40,6 +41,7 @@ impl EmbeddedDaemon {
             ("WAIAAS_PIPELINE_WORKER_INTERVAL_MS", "20"),
         ]
         .iter()
+        .filter(|(key, _)| settings.iter().all(|(set, _)| set != key))
         .chain(settings)
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
