@@ -4,6 +4,8 @@
 use serde_json::{Value, json};
 use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, ListParams, SessionFilter};
 
+use waiaas_daemon::config::DEFAULT_CONFIG_TOML;
+
 use crate::support::{Anvil, Daemon, DaemonOptions, MASTER_PASSWORD, api_error, run_cli};
 
 fn audit(daemon: &Daemon, event_type: &str) -> Vec<waiaas_client::types::AuditLog> {
@@ -395,6 +397,24 @@ fn status_and_stop_commands() {
     daemon.stop();
     let out = run_cli(daemon.data_dir(), &["status"], &[]);
     assert_eq!(out.status.code(), Some(3), "not running → exit code 3");
+}
+
+/// `start` on an existing, empty directory (one an operator or a volume mount made for it) is a first start: it
+/// writes the default `config.toml` like `init`, so the README's tour works there too. A clean stop removes
+/// `daemon.pid`; a restart on the same dir keeps the config as it is.
+#[test]
+fn start_on_an_empty_dir_writes_the_default_config_and_stop_removes_the_pid_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut daemon = Daemon::start_on(dir, DaemonOptions::default());
+    let config = daemon.data_dir().join("config.toml");
+    assert_eq!(std::fs::read_to_string(&config).expect("config.toml written"), DEFAULT_CONFIG_TOML);
+    assert!(daemon.data_dir().join("daemon.pid").exists(), "the running daemon's pid file");
+    daemon.stop();
+    assert!(!daemon.data_dir().join("daemon.pid").exists(), "a clean stop leaves no pid file");
+
+    std::fs::write(&config, "[daemon]\nlog_level = \"warn\"\n").expect("edit config");
+    daemon.restart();
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "[daemon]\nlog_level = \"warn\"\n", "left as it was");
 }
 
 #[test]

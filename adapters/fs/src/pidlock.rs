@@ -3,8 +3,10 @@
 //!
 //! The lock is `File::try_lock` (`flock(LOCK_EX | LOCK_NB)` on Unix), held as long as the [`PidLock`] lives and
 //! released by the OS when the process dies, so a pid file left by a killed daemon is simply taken over: the
-//! *lock*, not the file's existence, says whether a daemon runs. The file is never deleted (deleting a locked
-//! file lets a second daemon lock a fresh inode at the same path); on a clean drop it is emptied instead.
+//! *lock*, not the file's existence, says whether a daemon runs. A clean stop removes the file while still holding
+//! the lock; a process that opened the old file meanwhile and then locks it holds a lock on an unlinked inode, so
+//! [`PidLock::acquire`] checks after locking that the path still names the locked file and starts over if not
+//! (otherwise a second daemon could lock a fresh file at the same path while a first holds the unlinked one).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -34,7 +36,7 @@ impl RunningDaemon {
     }
 }
 
-/// Proof that this process is the data dir's daemon. Dropping it empties the pid file and releases the lock.
+/// Proof that this process is the data dir's daemon. Dropping it removes the pid file and releases the lock.
 #[derive(Debug)]
 pub struct PidLock {
     file: File,
@@ -53,21 +55,31 @@ impl PidLock {
 
     /// [`PidLock::acquire`] on an explicit pid-file path.
     pub fn acquire_at(path: &Path) -> Result<Self> {
-        // Never truncate before holding the lock: that would wipe a running daemon's pid.
-        let mut file = open_pid_file(path, true).map_err(io_ctx("open", path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(already_running(read_file(&mut file).and_then(|d| d.pid), path));
+        // A few rounds at most: each retry means a daemon stopped (and removed the file) in the last instant.
+        for _ in 0..ACQUIRE_ROUNDS {
+            // Never truncate before holding the lock: that would wipe a running daemon's pid.
+            let mut file = open_pid_file(path, true).map_err(io_ctx("open", path))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    return Err(already_running(read_file(&mut file).and_then(|d| d.pid), path));
+                }
+                Err(TryLockError::Error(e)) => return Err(io_err("lock", path, e)),
             }
-            Err(TryLockError::Error(e)) => return Err(io_err("lock", path, e)),
+            if !names_file(path, &file).map_err(io_ctx("stat", path))? {
+                continue; // locked an unlinked file: the path now names another one (or none)
+            }
+            let pid = std::process::id();
+            file.set_len(0).map_err(io_ctx("truncate", path))?;
+            file.seek(SeekFrom::Start(0)).map_err(io_ctx("seek", path))?;
+            file.write_all(format!("{pid}\n").as_bytes()).map_err(io_ctx("write", path))?;
+            file.sync_all().map_err(io_ctx("fsync", path))?;
+            return Ok(PidLock { file, path: path.to_path_buf(), pid });
         }
-        let pid = std::process::id();
-        file.set_len(0).map_err(io_ctx("truncate", path))?;
-        file.seek(SeekFrom::Start(0)).map_err(io_ctx("seek", path))?;
-        file.write_all(format!("{pid}\n").as_bytes()).map_err(io_ctx("write", path))?;
-        file.sync_all().map_err(io_ctx("fsync", path))?;
-        Ok(PidLock { file, path: path.to_path_buf(), pid })
+        Err(Error::new(
+            ErrorCode::DaemonAlreadyRunning,
+            format!("{} kept changing while the daemon lock was taken; try again", path.display()),
+        ))
     }
 
     /// The daemon running on `datadir` (pid and URL as far as written), or `None` when no process holds the lock.
@@ -114,10 +126,34 @@ impl PidLock {
 
 impl Drop for PidLock {
     fn drop(&mut self) {
-        // Still locked here: emptying the file cannot race another daemon. Errors cannot be reported from drop
-        // and are harmless (a stale pid in an unlocked file means "not running").
-        let _ = self.file.set_len(0);
+        // Removed while still locked: a process that opened the file meanwhile sees, once it holds the lock, that
+        // the path no longer names it (see `acquire_at`). Errors cannot be reported from drop and are harmless (a
+        // stale pid in an unlocked file means "not running").
+        let _ = std::fs::remove_file(&self.path);
         let _ = self.file.unlock();
+    }
+}
+
+/// How often [`PidLock::acquire_at`] starts over after locking a file that was removed meanwhile.
+const ACQUIRE_ROUNDS: usize = 8;
+
+/// Whether `path` still names the open `file` (same device and inode); false when the path is gone.
+fn names_file(path: &Path, file: &File) -> std::io::Result<bool> {
+    let at_path = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let open = file.metadata()?;
+        Ok(open.dev() == at_path.dev() && open.ino() == at_path.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, at_path);
+        Ok(true)
     }
 }
 
@@ -187,6 +223,7 @@ mod tests {
         assert_eq!(PidLock::read_running(&dd), running(Some("http://127.0.0.1:3100")));
 
         drop(first);
+        assert!(!dd.pid_file().exists(), "a clean stop leaves no pid file");
         assert_eq!(PidLock::read_running(&dd), None);
         let again = PidLock::acquire(&dd).unwrap();
         assert_eq!(PidLock::read_running(&dd), running(None));
@@ -203,6 +240,23 @@ mod tests {
         let lock = PidLock::acquire(&dd).unwrap();
         assert_eq!(std::fs::read_to_string(dd.pid_file()).unwrap(), format!("{}\n", std::process::id()));
         drop(lock);
+    }
+
+    #[test]
+    fn a_lock_on_a_file_removed_meanwhile_proves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dd = DataDir::create(tmp.path()).unwrap();
+        let first = PidLock::acquire(&dd).unwrap();
+        // A starter opened the file while `first` held it; `first` stops and removes it.
+        let opened_before_the_stop = open_pid_file(&dd.pid_file(), false).unwrap();
+        drop(first);
+        opened_before_the_stop.try_lock().unwrap();
+        assert!(!names_file(&dd.pid_file(), &opened_before_the_stop).unwrap());
+        // So the starter goes again and locks the file the path names; a second one is then refused.
+        let second = PidLock::acquire(&dd).unwrap();
+        assert!(names_file(&dd.pid_file(), &second.file).unwrap());
+        assert_eq!(PidLock::acquire(&dd).unwrap_err().code, ErrorCode::DaemonAlreadyRunning);
+        drop(second);
     }
 
     #[cfg(unix)]

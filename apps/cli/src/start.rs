@@ -56,15 +56,18 @@ pub fn start(root: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the data dir, running `init` first when it does not exist yet (so `waiaas start` alone works on a
-/// fresh machine). An existing data dir is only completed (missing subdirectories) and tightened to 0700.
+/// Opens the data dir, running `init` first on a first start — the directory missing, or there but holding neither
+/// a `config.toml` nor a database (an empty directory made for it) — so `waiaas start` alone works on a fresh
+/// machine. A data dir that holds data is only completed (missing subdirectories) and tightened to 0700: a
+/// deployment that runs on defaults and environment variables alone gets no config file written behind its back.
 fn prepare_data_dir(root: &Path) -> anyhow::Result<DataDir> {
-    if !root.exists() {
+    let dir = DataDir::create(root).map_err(core_error).context("cannot prepare the data dir")?;
+    if !dir.config_file().exists() && !dir.db_file().exists() {
         let outcome = init::init(root)?;
         // stdout is reserved for the "listening" line.
         eprintln!("{}", outcome.describe().lines().take(2).collect::<Vec<_>>().join("\n"));
     }
-    DataDir::create(root).map_err(core_error).context("cannot prepare the data dir")
+    Ok(dir)
 }
 
 async fn serve(dir: &DataDir, lock: &mut PidLock, config: Config, password: Zeroizing<String>) -> anyhow::Result<()> {
