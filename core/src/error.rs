@@ -28,6 +28,12 @@ pub enum ErrorCode {
     ValidationFailed,
     /// Nothing is at this path or id.
     NotFound,
+    /// The path exists but not with this method (the `Allow` header lists the methods it takes).
+    MethodNotAllowed,
+    /// The request body is larger than the server accepts.
+    PayloadTooLarge,
+    /// The request body's `Content-Type` is not one the route accepts.
+    UnsupportedMediaType,
     /// No such agent.
     AgentNotFound,
     /// No such session.
@@ -98,6 +104,9 @@ impl ErrorCode {
         ErrorCode::HostNotAllowed,
         ErrorCode::ValidationFailed,
         ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
         ErrorCode::AgentNotFound,
         ErrorCode::SessionNotFound,
         ErrorCode::PolicyNotFound,
@@ -137,7 +146,7 @@ impl ErrorCode {
             Unauthorized => (401, false, Some("this endpoint needs credentials")),
             Forbidden => (403, false, None),
             WrongAuth => (
-                403,
+                401,
                 false,
                 Some(
                     "this endpoint takes a different kind of credential (master password, session token or owner signature)",
@@ -150,6 +159,9 @@ impl ErrorCode {
             ),
             ValidationFailed => (400, false, Some("see details.issues for each offending field")),
             NotFound => (404, false, None),
+            MethodNotAllowed => (405, false, Some("the Allow header lists the methods this path takes")),
+            PayloadTooLarge => (413, false, Some("request bodies are limited to 1 MiB")),
+            UnsupportedMediaType => (415, false, Some("send the body as application/json")),
             AgentNotFound => (404, false, None),
             SessionNotFound => (404, false, None),
             PolicyNotFound => (404, false, None),
@@ -198,6 +210,9 @@ impl ErrorCode {
             HostNotAllowed => "HOST_NOT_ALLOWED",
             ValidationFailed => "VALIDATION_FAILED",
             NotFound => "NOT_FOUND",
+            MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             AgentNotFound => "AGENT_NOT_FOUND",
             SessionNotFound => "SESSION_NOT_FOUND",
             PolicyNotFound => "POLICY_NOT_FOUND",

@@ -121,9 +121,9 @@ fn s06_session_tokens_cannot_read_the_audit_log() {
     let token = daemon.admin().create_session(&CreateSession::for_agent(&agent.id)).unwrap().token;
     let as_agent = daemon.client().with_session_token(&token);
     let (status, code, _) = api_error(as_agent.audit_logs(&filter()));
-    assert_eq!((status, code.as_str()), (403, "WRONG_AUTH"));
+    assert_eq!((status, code.as_str()), (401, "WRONG_AUTH"));
     let (status, code, _) = api_error(as_agent.audit_stats(None, None, None, None));
-    assert_eq!((status, code.as_str()), (403, "WRONG_AUTH"));
+    assert_eq!((status, code.as_str()), (401, "WRONG_AUTH"));
     let (status, code, _) = api_error(daemon.client().audit_logs(&filter()));
     assert_eq!((status, code.as_str()), (401, "UNAUTHORIZED"));
     let (status, code, _) = api_error(daemon.client().audit_stats(None, None, None, None));

@@ -66,11 +66,11 @@ fn each_endpoint_class_refuses_the_other_credential() {
 
     let with_token = daemon.client().with_session_token(&issued.token);
     let (status, code, _) = api_error(with_token.list_agents(&ListParams::default()));
-    assert_eq!((status, code.as_str()), (403, "WRONG_AUTH"));
+    assert_eq!((status, code.as_str()), (401, "WRONG_AUTH"));
     let (status, code, _) = api_error(daemon.client().list_agents(&ListParams::default()));
     assert_eq!((status, code.as_str()), (401, "UNAUTHORIZED"));
     let (status, code, _) = api_error(daemon.admin().wallet_address());
-    assert_eq!((status, code.as_str()), (403, "WRONG_AUTH"));
+    assert_eq!((status, code.as_str()), (401, "WRONG_AUTH"));
     let (status, code, _) =
         api_error(daemon.client().with_session_token("wai_sess_forged.token.value").wallet_address());
     assert_eq!((status, code.as_str()), (401, "INVALID_TOKEN"));

@@ -411,7 +411,7 @@ fn metrics_access_modes_none_master_bearer_and_disabled() {
         .expect("audit");
     assert_eq!(failures.data.len(), 1, "a wrong password on /metrics is audited");
     let (status, _, body) = get_metrics(&master.client(), &[("authorization", &format!("Bearer {session_token}"))]);
-    assert_eq!((status, code(&body).as_str()), (403, "WRONG_AUTH"), "{body}");
+    assert_eq!((status, code(&body).as_str()), (401, "WRONG_AUTH"), "{body}");
     let (status, _, body) = get_metrics(&master.client(), &[("x-master-password", MASTER_PASSWORD)]);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("waiaas_audit_write_failures_total 0"), "{body}");

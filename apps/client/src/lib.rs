@@ -14,7 +14,7 @@
 //! Public endpoints (`/health`, the kill-switch state, the owner nonce) are called without credentials; the
 //! owner's approve/reject calls carry only the owner's signature headers given to them; every other call carries
 //! the credentials this client was given (master password and/or session token) and the daemon judges them: a
-//! missing one is its 401, one of the wrong kind its 403 `WRONG_AUTH`. Keep operator and agent clients apart.
+//! missing one is its 401, one of the wrong kind its 401 `WRONG_AUTH`. Keep operator and agent clients apart.
 //!
 //! Transactions are sent as a typed [`TxRequest`] ([`Client::send_transaction`]) or as raw JSON
 //! ([`Client::send_transaction_raw`]); both reach the same strict parser in the daemon.
@@ -190,7 +190,7 @@ impl Client {
         let mut headers: Vec<(&str, &str)> = vec![("Accept", "application/json")];
         headers.extend_from_slice(extra_headers);
         // The daemon judges credentials: public and owner endpoints get none of the client's own; the others get
-        // whatever this client holds, so a credential of the wrong kind is answered 403 WRONG_AUTH and a missing
+        // whatever this client holds, so a credential of the wrong kind is answered 401 WRONG_AUTH and a missing
         // one 401, by the daemon.
         if matches!(auth, Auth::Master | Auth::Session) {
             if let Some(password) = &self.master_password {

@@ -74,6 +74,17 @@ struct RouteClass {
     class: EndpointClass,
 }
 
+impl RouteClass {
+    /// Whether the route's template matches the request path's segments.
+    fn matches(&self, parts: &[&str]) -> bool {
+        self.segments.len() == parts.len()
+            && self.segments.iter().zip(parts).all(|(segment, part)| match segment {
+                Segment::Literal(literal) => literal == part,
+                Segment::Param => !part.is_empty(),
+            })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Segment {
     Literal(String),
@@ -129,6 +140,24 @@ impl RouteClasses {
         RouteClasses { routes }
     }
 
+    /// The methods `path` (raw) takes, in the route table's order without repeats; empty for an unknown path.
+    /// `/metrics`, `/openapi.json` and `/docs` are GET-only.
+    pub fn allowed_methods(&self, path: &str) -> Vec<Method> {
+        let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        let path = decoded.as_ref();
+        if matches!(path, "/metrics" | "/openapi.json" | "/docs" | "/docs/") {
+            return vec![Method::GET];
+        }
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut methods: Vec<Method> = Vec::new();
+        for route in self.routes.iter().filter(|route| route.matches(&parts)) {
+            if !methods.contains(&route.method) {
+                methods.push(route.method.clone());
+            }
+        }
+        methods
+    }
+
     /// The class of a request for `method` and (raw) `path`.
     pub fn classify(&self, method: &Method, path: &str) -> EndpointClass {
         let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
@@ -137,13 +166,7 @@ impl RouteClasses {
             return EndpointClass::Metrics;
         }
         let parts: Vec<&str> = path.split('/').collect();
-        let matching = self.routes.iter().filter(|route| {
-            route.segments.len() == parts.len()
-                && route.segments.iter().zip(&parts).all(|(segment, part)| match segment {
-                    Segment::Literal(literal) => literal == part,
-                    Segment::Param => !part.is_empty(),
-                })
-        });
+        let matching = self.routes.iter().filter(|route| route.matches(&parts));
         let literals = |route: &RouteClass| route.segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count();
         let mut same_method: Option<&RouteClass> = None;
         let mut strictest: Option<EndpointClass> = None;

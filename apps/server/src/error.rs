@@ -129,7 +129,11 @@ pub fn classify(err: poem::Error, request: &RequestLine) -> Error {
         return Error::invalid_field("body", e.to_string());
     }
     if let Some(e) = err.downcast_ref::<ContentTypeError>() {
-        return Error::invalid_field("body", e.to_string());
+        let declared = match e {
+            ContentTypeError::ExpectContentType => None,
+            ContentTypeError::NotSupported { content_type } => Some(content_type.as_str()),
+        };
+        return crate::body::unsupported_media_type(declared);
     }
     if let Some(e) = err.downcast_ref::<PoemParsePathError>() {
         return Error::invalid_field("path", e.to_string());
@@ -137,10 +141,14 @@ pub fn classify(err: poem::Error, request: &RequestLine) -> Error {
     if let Some(e) = err.downcast_ref::<ReadBodyError>() {
         return match e {
             ReadBodyError::BodyHasBeenTaken => Error::internal_msg("request body read twice"),
+            ReadBodyError::PayloadTooLarge => crate::body::too_large(),
             other => Error::invalid_field("body", other.to_string()),
         };
     }
-    if err.is::<NotFoundError>() || err.is::<MethodNotAllowedError>() {
+    if err.is::<MethodNotAllowedError>() {
+        return method_not_allowed(request, &[]);
+    }
+    if err.is::<NotFoundError>() {
         return not_found(request);
     }
     by_status(err, request)
@@ -150,15 +158,26 @@ fn not_found(request: &RequestLine) -> Error {
     Error::new(ErrorCode::NotFound, format!("no route for {} {}", request.method, request.path))
 }
 
+/// 405 for a path that exists with other methods; `allowed` (when known) goes into the details and, through
+/// [`render`], the `Allow` header.
+pub fn method_not_allowed(request: &RequestLine, allowed: &[String]) -> Error {
+    let takes = if allowed.is_empty() { String::new() } else { format!("; it takes {}", allowed.join(", ")) };
+    Error::new(ErrorCode::MethodNotAllowed, format!("{} does not take {}{takes}", request.path, request.method))
+        .with_details(serde_json::json!({ "allowed": allowed }))
+}
+
 /// Anything else poem produced: classified by its status alone.
 fn by_status(err: poem::Error, request: &RequestLine) -> Error {
     let status = err.status();
     let text = err.to_string();
     match status.as_u16() {
-        400 | 411 | 413 | 414 | 415 | 422 | 431 => Error::invalid_field("body", text),
+        400 | 411 | 414 | 422 | 431 => Error::invalid_field("body", text),
+        413 => crate::body::too_large(),
+        415 => crate::body::unsupported_media_type(None),
         401 => Error::new(ErrorCode::Unauthorized, "this endpoint needs credentials"),
         403 => Error::new(ErrorCode::Forbidden, "forbidden"),
-        404 | 405 => not_found(request),
+        404 => not_found(request),
+        405 => method_not_allowed(request, &[]),
         429 => Error::new(ErrorCode::RateLimited, "too many requests"),
         _ => Error::internal_msg(format!("unclassified error ({status}): {text}")),
     }
@@ -191,6 +210,13 @@ pub fn render(err: &Error, request_id: Uuid) -> Response {
     if let Some(seconds) = retry_after {
         resp.headers_mut().insert(poem::http::header::RETRY_AFTER, seconds.into());
     }
+    if err.code == ErrorCode::MethodNotAllowed {
+        let allowed = body.details.as_ref().and_then(|d| d.get("allowed")).and_then(Value::as_array);
+        let list = allowed.into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(", ");
+        if let Ok(value) = poem::http::HeaderValue::from_str(&list) {
+            resp.headers_mut().insert(poem::http::header::ALLOW, value);
+        }
+    }
     resp
 }
 
@@ -215,7 +241,7 @@ mod tests {
     #[test]
     fn poem_errors_are_classified() {
         check(NotFoundError.into(), ErrorCode::NotFound, None);
-        check(MethodNotAllowedError.into(), ErrorCode::NotFound, None);
+        check(MethodNotAllowedError.into(), ErrorCode::MethodNotAllowed, None);
         check(
             ParseParamError { name: "limit", reason: "bad".into() }.into(),
             ErrorCode::ValidationFailed,
@@ -223,8 +249,9 @@ mod tests {
         );
         check(ParsePathError { name: "id", reason: "bad".into() }.into(), ErrorCode::ValidationFailed, Some("id"));
         check(ParseRequestPayloadError { reason: "bad".into() }.into(), ErrorCode::ValidationFailed, Some("body"));
-        check(ContentTypeError::ExpectContentType.into(), ErrorCode::ValidationFailed, Some("body"));
-        check(ReadBodyError::PayloadTooLarge.into(), ErrorCode::ValidationFailed, Some("body"));
+        check(ContentTypeError::ExpectContentType.into(), ErrorCode::UnsupportedMediaType, None);
+        check(ReadBodyError::PayloadTooLarge.into(), ErrorCode::PayloadTooLarge, None);
+        check(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE), ErrorCode::PayloadTooLarge, None);
         check(ApiError::new(ErrorCode::WrongAuth, "x").into(), ErrorCode::WrongAuth, None);
         check(poem::Error::from_status(StatusCode::UNAUTHORIZED), ErrorCode::Unauthorized, None);
         check(poem::Error::from_status(StatusCode::BAD_GATEWAY), ErrorCode::InternalError, None);

@@ -57,6 +57,7 @@ pub fn app(state: ServerState) -> impl Endpoint<Output = Response> {
     let docs = service.swagger_ui();
     let http_metrics = metrics::HttpMetrics::new(Arc::clone(&state.core.ports().metrics));
     let ip_acl = acl::IpAcl::new(state.acl.clone(), Arc::clone(&state.core));
+    let envelope = middleware::ErrorEnvelope::new(Arc::new(acl::RouteClasses::from_route_table()));
     Route::new()
         .at(
             "/openapi.json",
@@ -69,5 +70,5 @@ pub fn app(state: ServerState) -> impl Endpoint<Output = Response> {
         .with(guard)
         .with(ip_acl)
         .with(http_metrics)
-        .with(middleware::ErrorEnvelope)
+        .with(envelope)
 }

@@ -2,7 +2,10 @@
 //!
 //! - [`ErrorEnvelope`] (outermost): gives every request a fresh UUID v4 request id (the `X-Request-Id` response
 //!   header, and `requestId` in error bodies), turns every error that reaches it into the one error shape via
-//!   [`crate::error`], and answers a panicking handler with `INTERNAL_ERROR`.
+//!   [`crate::error`], and answers a panicking handler with `INTERNAL_ERROR`. From the route table it adds what
+//!   HTTP asks of some errors: 405 with `Allow` for a known path with another method, and on every 401 a
+//!   `WWW-Authenticate` challenge naming the scheme the route takes (`Bearer` for session and metrics routes,
+//!   `X-Master-Password` for admin routes, `X-Owner-Signature` for the owner's).
 //! - [`HostGuard`]: the DNS-rebinding defence. A request whose `Host` (and absolute-form authority, if any) does
 //!   not name the loopback interface or a configured host is refused with 403 `HOST_NOT_ALLOWED`.
 
@@ -15,7 +18,8 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
 use uuid::Uuid;
 use waiaas_core::{Error, ErrorCode};
 
-use crate::error::{ApiError, RequestLine, classify, render};
+use crate::acl::RouteClasses;
+use crate::error::{ApiError, RequestLine, classify, method_not_allowed, render};
 
 /// Response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -29,8 +33,27 @@ pub struct RequestId(pub Uuid);
 struct Panicked;
 
 /// Request ids, error rendering and panic handling; see the module docs.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ErrorEnvelope;
+#[derive(Clone, Debug, Default)]
+pub struct ErrorEnvelope {
+    routes: std::sync::Arc<RouteClasses>,
+}
+
+impl ErrorEnvelope {
+    /// An envelope over the routes of `routes` (for `Allow` and `WWW-Authenticate`).
+    pub fn new(routes: std::sync::Arc<RouteClasses>) -> Self {
+        ErrorEnvelope { routes }
+    }
+}
+
+/// The `WWW-Authenticate` challenge for a 401 on a route of `class`.
+fn challenge(class: waiaas_core::acl::EndpointClass) -> &'static str {
+    use waiaas_core::acl::EndpointClass;
+    match class {
+        EndpointClass::Session | EndpointClass::Metrics => r#"Bearer realm="waiaas""#,
+        EndpointClass::Owner => r#"X-Owner-Signature realm="waiaas""#,
+        EndpointClass::Admin | EndpointClass::Public => r#"X-Master-Password realm="waiaas""#,
+    }
+}
 
 impl<E: Endpoint> Middleware<E> for ErrorEnvelope {
     type Output =
@@ -38,7 +61,10 @@ impl<E: Endpoint> Middleware<E> for ErrorEnvelope {
 
     fn transform(&self, ep: E) -> Self::Output {
         let on_panic: fn(Box<dyn std::any::Any + Send>) -> Response = panic_response;
-        ErrorEnvelopeEndpoint { inner: CatchPanic::new().with_handler(on_panic).transform(ep) }
+        ErrorEnvelopeEndpoint {
+            inner: CatchPanic::new().with_handler(on_panic).transform(ep),
+            routes: std::sync::Arc::clone(&self.routes),
+        }
     }
 }
 
@@ -53,9 +79,7 @@ async fn buffer_body(req: &mut Request) -> std::result::Result<(), waiaas_core::
             req.set_body(bytes);
             Ok(())
         }
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-            Err(waiaas_core::Error::invalid_field("body", format!("larger than {MAX_BODY_BYTES} bytes")))
-        }
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(crate::body::too_large()),
         Err(other) => Err(waiaas_core::Error::invalid_field("body", other.to_string())),
     }
 }
@@ -68,6 +92,22 @@ fn panic_response(_payload: Box<dyn std::any::Any + Send>) -> Response {
 
 pub struct ErrorEnvelopeEndpoint<E> {
     inner: E,
+    routes: std::sync::Arc<RouteClasses>,
+}
+
+impl<E> ErrorEnvelopeEndpoint<E> {
+    /// The classified error, made a 405 when the path exists with other methods.
+    fn refine(&self, error: Error, line: &RequestLine) -> Error {
+        if !matches!(error.code, ErrorCode::NotFound | ErrorCode::MethodNotAllowed) {
+            return error;
+        }
+        let allowed = self.routes.allowed_methods(&line.path);
+        if allowed.is_empty() || allowed.iter().any(|m| m.as_str() == line.method) {
+            return if error.code == ErrorCode::MethodNotAllowed { method_not_allowed(line, &[]) } else { error };
+        }
+        let names: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+        method_not_allowed(line, &names)
+    }
 }
 
 impl<E: Endpoint> Endpoint for ErrorEnvelopeEndpoint<E> {
@@ -92,8 +132,13 @@ impl<E: Endpoint> Endpoint for ErrorEnvelopeEndpoint<E> {
                     resp
                 }
             }
-            Err(err) => render(&classify(err, &line), request_id),
+            Err(err) => render(&self.refine(classify(err, &line), &line), request_id),
         };
+        if resp.status() == poem::http::StatusCode::UNAUTHORIZED {
+            let method = poem::http::Method::from_bytes(line.method.as_bytes()).unwrap_or_default();
+            let class = self.routes.classify(&method, &line.path);
+            resp.headers_mut().insert(poem::http::header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge(class)));
+        }
         if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
@@ -271,7 +316,7 @@ mod tests {
         let app = poem::Route::new()
             .at("/boom", make_sync(boom))
             .at("/teapot", make_sync(|_| Err::<(), _>(poem::Error::from_status(poem::http::StatusCode::IM_A_TEAPOT))))
-            .with(ErrorEnvelope);
+            .with(ErrorEnvelope::default());
         let cli = TestClient::new(app);
         for (path, status, code) in
             [("/boom", 500, "INTERNAL_ERROR"), ("/teapot", 500, "INTERNAL_ERROR"), ("/none", 404, "NOT_FOUND")]

@@ -189,12 +189,83 @@ async fn host_guard_refuses_foreign_and_missing_hosts() {
     assert_error(&send(bare.get("/health")).await, 403, "HOST_NOT_ALLOWED");
 }
 
+/// Sends a request and returns the status, one response header and the JSON body.
+async fn send_for_header<E: Endpoint>(req: TestRequestBuilder<'_, E>, header: &str) -> (StatusCode, String, Value) {
+    let resp = req.send().await.0;
+    let status = resp.status();
+    let value = resp.headers().get(header).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let bytes = resp.into_body().into_vec().await.expect("body");
+    (status, value, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
 #[tokio::test]
-async fn unknown_routes_and_methods_are_not_found() {
+async fn unknown_routes_are_not_found_and_other_methods_not_allowed() {
     let cli = client(Mocks::default()).await;
     assert_error(&send(cli.get("/v1/nope")).await, 404, "NOT_FOUND");
-    assert_error(&send(cli.post("/health")).await, 404, "NOT_FOUND");
-    assert_error(&send(cli.post("/openapi.json")).await, 404, "NOT_FOUND");
+    assert_error(&send(cli.post("/v1/agents/x/y/z")).await, 404, "NOT_FOUND");
+    let agent = "/v1/agents/0190a000-0000-7000-8000-000000000000";
+    for (req, allow) in [
+        (cli.post("/health"), "GET"),
+        (cli.post("/openapi.json"), "GET"),
+        (cli.put("/metrics"), "GET"),
+        (master(cli.delete("/v1/agents")), "GET, POST"),
+        (master(cli.post(agent)), "GET, DELETE"),
+    ] {
+        let (status, header, body) = send_for_header(req, "allow").await;
+        assert_eq!((status.as_u16(), body["code"].as_str()), (405, Some("METHOD_NOT_ALLOWED")), "{body}");
+        let mut listed: Vec<&str> = header.split(", ").collect();
+        listed.sort_unstable();
+        let mut expected: Vec<&str> = allow.split(", ").collect();
+        expected.sort_unstable();
+        assert_eq!(listed, expected, "Allow for {body}");
+        assert_eq!(body["details"]["allowed"].as_array().map(Vec::len), Some(expected.len()));
+    }
+}
+
+/// Every 401 carries a `WWW-Authenticate` challenge naming the scheme the route takes; a credential of the wrong
+/// kind is a missing credential of the right kind (401 `WRONG_AUTH`), not a 403.
+#[tokio::test]
+async fn unauthorized_answers_name_the_scheme_the_route_takes() {
+    let cli = client(Mocks::default()).await;
+    let master_challenge = r#"X-Master-Password realm="waiaas""#;
+    let bearer_challenge = r#"Bearer realm="waiaas""#;
+    for (req, status, code, challenge) in [
+        (cli.get("/v1/agents"), 401, "UNAUTHORIZED", master_challenge),
+        (cli.get("/v1/agents").header("authorization", "Bearer wai_sess_x"), 401, "WRONG_AUTH", master_challenge),
+        (cli.get("/v1/wallet/address"), 401, "UNAUTHORIZED", bearer_challenge),
+        (cli.get("/v1/wallet/address").header("x-master-password", PASSWORD), 401, "WRONG_AUTH", bearer_challenge),
+        (cli.get("/v1/wallet/balance").header("authorization", "Bearer nope"), 401, "INVALID_TOKEN", bearer_challenge),
+        (
+            cli.post("/v1/transactions/0190a000-0000-7000-8000-000000000000/approve"),
+            401,
+            "UNAUTHORIZED",
+            r#"X-Owner-Signature realm="waiaas""#,
+        ),
+        (cli.get("/health"), 200, "", ""),
+    ] {
+        let (got, header, body) = send_for_header(req, "www-authenticate").await;
+        assert_eq!(got.as_u16(), status, "{body}");
+        if status == 401 {
+            assert_eq!(body["code"], code);
+        }
+        assert_eq!(header, challenge, "{body}");
+    }
+}
+
+/// A body over 1 MiB is 413 and a body not declared JSON is 415, each with its code; nothing reaches a handler.
+#[tokio::test]
+async fn oversized_and_mistyped_bodies_get_413_and_415() {
+    let cli = client(Mocks::default()).await;
+    let big = format!(r#"{{"name":"{}"}}"#, "a".repeat(crate::body::MAX_BODY_BYTES));
+    let got = send(master(cli.post("/v1/agents")).content_type("application/json").body(big)).await;
+    assert_error(&got, 413, "PAYLOAD_TOO_LARGE");
+    for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
+        let mut req = master(cli.post("/v1/agents")).body(r#"{"name":"a","chain":"ethereum","network":"anvil"}"#);
+        if let Some(content_type) = content_type {
+            req = req.content_type(content_type);
+        }
+        assert_error(&send(req).await, 415, "UNSUPPORTED_MEDIA_TYPE");
+    }
 }
 
 #[tokio::test]
@@ -208,7 +279,7 @@ async fn master_endpoints_refuse_missing_wrong_and_other_credentials() {
         .returning(|_| Ok(()));
     let cli = client(mocks).await;
     assert_error(&send(cli.get("/v1/agents")).await, 401, "UNAUTHORIZED");
-    assert_error(&send(cli.get("/v1/agents").header("authorization", "Bearer wai_sess_x")).await, 403, "WRONG_AUTH");
+    assert_error(&send(cli.get("/v1/agents").header("authorization", "Bearer wai_sess_x")).await, 401, "WRONG_AUTH");
     assert_error(
         &send(cli.get("/v1/agents").header("x-master-password", "wrong")).await,
         401,
@@ -222,7 +293,7 @@ async fn master_endpoints_refuse_missing_wrong_and_other_credentials() {
 async fn session_endpoints_refuse_missing_wrong_and_other_credentials() {
     let cli = client(Mocks::default()).await;
     assert_error(&send(cli.get("/v1/wallet/address")).await, 401, "UNAUTHORIZED");
-    assert_error(&send(cli.get("/v1/wallet/address").header("x-master-password", PASSWORD)).await, 403, "WRONG_AUTH");
+    assert_error(&send(cli.get("/v1/wallet/address").header("x-master-password", PASSWORD)).await, 401, "WRONG_AUTH");
     assert_error(&send(cli.get("/v1/wallet/address").header("authorization", "Basic abc")).await, 401, "UNAUTHORIZED");
     assert_error(
         &send(cli.get("/v1/wallet/balance").header("authorization", "Bearer nope")).await,
@@ -247,9 +318,6 @@ async fn bodies_and_parameters_fail_as_validation_errors() {
 
     let got = send(master(cli.post("/v1/agents")).content_type("application/json").body("{oops")).await;
     assert_error(&got, 400, "VALIDATION_FAILED");
-    assert_eq!(issue_paths(&got.2), ["body"]);
-
-    let got = send(master(cli.post("/v1/agents")).content_type("text/plain").body(r#"{"name":"a"}"#)).await;
     assert_eq!(issue_paths(&got.2), ["body"]);
 
     for query in ["limit=abc", "limit=1.5", "limit=-1", "limit=", "limit=%2B5"] {
@@ -417,7 +485,7 @@ async fn sessions_issue_list_and_renew_only_themselves() {
     );
     assert_error(
         &send(cli.put(format!("/v1/sessions/{id}/renew")).header("x-master-password", PASSWORD)).await,
-        403,
+        401,
         "WRONG_AUTH",
     );
     let (status, _, renewed) =
@@ -578,7 +646,7 @@ async fn send_refuses_unknown_fields_before_admission() {
             .body(transfer_body().to_string()),
     )
     .await;
-    assert_eq!(issue_paths(&got.2), ["body"]);
+    assert_error(&got, 415, "UNSUPPORTED_MEDIA_TYPE");
     let got = send(
         cli.post("/v1/transactions/send")
             .header("authorization", bearer.as_str())
@@ -592,7 +660,7 @@ async fn send_refuses_unknown_fields_before_admission() {
 
     // Authentication comes first.
     assert_error(&send(cli.post("/v1/transactions/send").body_json(&body)).await, 401, "UNAUTHORIZED");
-    assert_error(&send(master(cli.post("/v1/transactions/send")).body_json(&transfer_body())).await, 403, "WRONG_AUTH");
+    assert_error(&send(master(cli.post("/v1/transactions/send")).body_json(&transfer_body())).await, 401, "WRONG_AUTH");
 }
 
 /// Send → 201 `{id, status}`; the stored row reads back as a TransactionDto, alone and in the list.
@@ -718,10 +786,10 @@ async fn owner_endpoints_refuse_missing_and_other_credentials() {
         assert_error(&send(cli.post(path.as_str())).await, 401, "UNAUTHORIZED");
         assert_error(
             &send(cli.post(path.as_str()).header("authorization", "Bearer wai_sess_x")).await,
-            403,
+            401,
             "WRONG_AUTH",
         );
-        assert_error(&send(master(cli.post(path.as_str()))).await, 403, "WRONG_AUTH");
+        assert_error(&send(master(cli.post(path.as_str()))).await, 401, "WRONG_AUTH");
         let got =
             send(cli.post(path.as_str()).header("x-owner-address", OTHER).header("x-owner-signature", "0x00")).await;
         assert_error(&got, 401, "UNAUTHORIZED");
