@@ -106,11 +106,22 @@ const METRICS_HOUSEKEEPING: Duration = Duration::from_secs(15);
 /// The first pause before a follow-up round; it doubles up to the worker interval while rows stay in flight.
 const FIRST_FOLLOW_UP: Duration = Duration::from_millis(1);
 
+/// The pause before the next follow-up round: none when nothing is in flight; [`FIRST_FOLLOW_UP`] after a round
+/// that new work started; else twice the last pause, at most `interval` (the ticker's own period).
+fn next_follow_up(last: Option<Duration>, in_flight: bool, new_work: bool, interval: Duration) -> Option<Duration> {
+    match last {
+        _ if !in_flight => None,
+        Some(pause) if !new_work => Some((pause * 2).min(interval)),
+        _ => Some(FIRST_FOLLOW_UP),
+    }
+}
+
 /// Stages 4–6 of the pipeline: one round whenever woken or every `interval`, until `stop` turns true. Rounds
 /// never overlap, so one agent's transactions are signed one at a time (nonces stay in order). A round that
 /// broadcast a transaction or found one waiting for its receipt is followed by another after
-/// [`FIRST_FOLLOW_UP`], doubling while rows stay in flight, so a confirmation is seen as soon as the chain has it
-/// rather than a whole interval later; an idle worker only wakes on the interval. Every [`METRICS_HOUSEKEEPING`]
+/// [`FIRST_FOLLOW_UP`], doubling while rows stay in flight (new work starts the doubling over), so a confirmation
+/// is seen as soon as the chain has it rather than a whole interval later; an idle worker only wakes on the
+/// interval. Every [`METRICS_HOUSEKEEPING`]
 /// it also refreshes the state gauges.
 async fn run_worker(
     core: Arc<Waiaas>,
@@ -130,19 +141,16 @@ async fn run_worker(
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            _ = ticker.tick() => {}
-            () = wake.notified() => {}
-            () = pause => {}
+        // New work restarts the backoff; a tick or a follow-up continues it.
+        let new_work = tokio::select! {
+            _ = ticker.tick() => false,
+            () = wake.notified() => true,
+            () = pause => false,
             _ = stop.changed() => return,
-        }
-        let round = core.process_work().await;
-        follow_up = match &round {
-            Ok(report) if report.follow_up => {
-                Some(follow_up.map_or(FIRST_FOLLOW_UP, |pause| (pause * 2).min(interval)))
-            }
-            _ => None,
         };
+        let round = core.process_work().await;
+        let in_flight = round.as_ref().is_ok_and(|report| report.follow_up);
+        follow_up = next_follow_up(follow_up, in_flight, new_work, interval);
         match round {
             Ok(report) => {
                 for (tx, error) in report.errors {
@@ -488,6 +496,25 @@ mod tests {
         stop.send(()).expect("run waits for the shutdown");
         let outcome = tokio::time::timeout(Duration::from_secs(30), running).await.expect("stopped").expect("no panic");
         outcome.expect("a clean shutdown is no error");
+    }
+
+    /// Follow-up rounds back off while the same work stays in flight, start over with new work, and stop when
+    /// nothing is in flight: a stream of sequential sends never inherits the last one's long pause.
+    #[test]
+    fn follow_up_pauses_double_per_flight_and_start_over_with_new_work() {
+        let interval = Duration::from_millis(500);
+        let ms = |n: u64| Some(Duration::from_millis(n));
+        let mut pause = next_follow_up(None, true, true, interval);
+        let mut pauses = vec![pause];
+        for _ in 0..10 {
+            pause = next_follow_up(pause, true, false, interval);
+            pauses.push(pause);
+        }
+        assert_eq!(pauses, [ms(1), ms(2), ms(4), ms(8), ms(16), ms(32), ms(64), ms(128), ms(256), ms(500), ms(500)]);
+        assert_eq!(next_follow_up(ms(256), true, true, interval), ms(1), "new work starts over");
+        assert_eq!(next_follow_up(ms(256), false, false, interval), None, "nothing in flight");
+        assert_eq!(next_follow_up(None, false, true, interval), None);
+        assert_eq!(next_follow_up(None, true, false, interval), ms(1), "a tick that finds work in flight");
     }
 
     #[test]
