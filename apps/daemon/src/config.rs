@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use waiaas_core::acl::{AclRules, parse_cidrs};
-use waiaas_core::domain::EvmAddress;
+use waiaas_core::domain::{Address, ChainFamily};
 use waiaas_core::services::CoreConfig;
 use waiaas_fs::KdfParams;
 
@@ -92,7 +92,7 @@ pub struct OracleConfig {
     /// Upper-case symbol → USD price of one whole native coin.
     pub usd: BTreeMap<String, f64>,
     /// (network, token address) → USD price of one whole token (in the decimals the chain reports).
-    pub tokens: Vec<((String, EvmAddress), f64)>,
+    pub tokens: Vec<((String, Address), f64)>,
 }
 
 /// `[backup]`: where archives go and the daemon's backup schedule (OPS-03).
@@ -159,6 +159,12 @@ pub struct RpcConfig {
 }
 
 impl RpcConfig {
+    /// The family of a configured network, by the prefix of its key (`evm_<name>`; a second family is a second
+    /// prefix, e.g. `solana_<name>`); `None` when no network of that name is configured.
+    pub fn family(&self, network: &str) -> Option<ChainFamily> {
+        self.evm.contains_key(network).then_some(ChainFamily::Evm)
+    }
+
     /// `(network, url)` pairs for the chain adapter.
     pub fn evm_networks(&self) -> Vec<(String, String)> {
         self.evm.iter().map(|(name, url)| (name.clone(), url.expose().to_owned())).collect()
@@ -416,7 +422,7 @@ impl Config {
                 let parsed = rest
                     .rsplit_once('_')
                     .filter(|(network, _)| valid_network_name(network))
-                    .and_then(|(network, address)| Some((network.to_owned(), address.parse::<EvmAddress>().ok()?)));
+                    .and_then(|(network, address)| Some((network.to_owned(), Address::parse_any(address).ok()?)));
                 let Some(key) = parsed else {
                     return Err(named("expected token_<network>_<0x token address>".to_owned()));
                 };
@@ -495,6 +501,16 @@ impl Config {
                 &format!("[rpc] native_{network}"),
                 format!("no network {network:?} (evm_{network}) is configured"),
             );
+        }
+        for ((network, token), _) in &self.oracle.tokens {
+            if let Some(family) = self.rpc.family(network)
+                && token.family() != family
+            {
+                return fail(
+                    &format!("[oracle] token_{network}_{token}"),
+                    format!("{token} is a {} address; network {network:?} is {family}", token.family()),
+                );
+            }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.daemon.log_level) {
             return fail("[daemon] log_level", format!("{:?} is not a log filter: {e}", self.daemon.log_level));

@@ -125,6 +125,16 @@ impl TxKind {
     /// Parses a request body (already JSON) for a network of `family`: its addresses are read in that family's
     /// form. Unknown fields and unknown types are refused, never ignored.
     pub fn parse(body: &serde_json::Value, family: ChainFamily) -> Result<(TxKind, Option<String>), Error> {
+        TxKind::parse_as(body, Form::Family(family))
+    }
+
+    /// Reads back a body stored by [`TxKind::to_json`] (already checked at admission), each address by its own
+    /// form.
+    pub fn from_stored(body: &serde_json::Value) -> Result<(TxKind, Option<String>), Error> {
+        TxKind::parse_as(body, Form::Own)
+    }
+
+    fn parse_as(body: &serde_json::Value, family: Form) -> Result<(TxKind, Option<String>), Error> {
         let mut issues = Vec::new();
         let object = match body.as_object() {
             Some(o) => o,
@@ -146,11 +156,34 @@ impl TxKind {
     }
 }
 
+/// How the addresses of a body are read: in the family of the request's network, or each by its own form.
+#[derive(Clone, Copy)]
+enum Form {
+    Family(ChainFamily),
+    Own,
+}
+
+impl Form {
+    fn parse(self, text: &str) -> Result<Address, String> {
+        match self {
+            Form::Family(family) => Address::parse(family, text),
+            Form::Own => Address::parse_any(text),
+        }
+    }
+
+    fn required(self) -> String {
+        match self {
+            Form::Family(family) => format!("required: {}", family.address_form()),
+            Form::Own => "required: an address".into(),
+        }
+    }
+}
+
 fn parse_kind(
     value: &serde_json::Value,
     prefix: &str,
     top: bool,
-    family: ChainFamily,
+    family: Form,
     issues: &mut Vec<Issue>,
 ) -> Option<TxKind> {
     let path = |field: &str| if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") };
@@ -192,11 +225,9 @@ fn parse_kind(
     let before = issues.len();
     let address = |field: &str, issues: &mut Vec<Issue>| -> Option<Address> {
         match object.get(field).and_then(|v| v.as_str()) {
-            Some(text) => {
-                Address::parse(family, text).map_err(|m| issues.push(Issue { path: path(field), message: m })).ok()
-            }
+            Some(text) => family.parse(text).map_err(|m| issues.push(Issue { path: path(field), message: m })).ok(),
             None => {
-                issues.push(Issue { path: path(field), message: format!("required: {}", family.address_form()) });
+                issues.push(Issue { path: path(field), message: family.required() });
                 None
             }
         }
@@ -288,7 +319,7 @@ fn parse_kind(
 fn parse_token(
     value: Option<&serde_json::Value>,
     path: &str,
-    family: ChainFamily,
+    family: Form,
     issues: &mut Vec<Issue>,
 ) -> Option<TokenRef> {
     let Some(object) = value.and_then(|v| v.as_object()) else {
@@ -300,12 +331,12 @@ fn parse_token(
             issues.push(Issue { path: format!("{path}.{key}"), message: "unknown field".into() });
         }
     }
-    let address = object.get("address").and_then(|v| v.as_str()).and_then(|s| Address::parse(family, s).ok());
+    let address = object.get("address").and_then(|v| v.as_str()).and_then(|s| family.parse(s).ok());
     let decimals =
         object.get("decimals").and_then(|v| v.as_u64()).and_then(|d| u8::try_from(d).ok()).filter(|d| *d <= 36);
     let symbol = object.get("symbol").and_then(|v| v.as_str()).filter(|s| !s.is_empty() && s.len() <= 16);
     if address.is_none() {
-        issues.push(Issue { path: format!("{path}.address"), message: format!("required: {}", family.address_form()) });
+        issues.push(Issue { path: format!("{path}.address"), message: family.required() });
     }
     if decimals.is_none() {
         issues.push(Issue { path: format!("{path}.decimals"), message: "required: an integer 0..=36".into() });

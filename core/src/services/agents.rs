@@ -172,16 +172,16 @@ impl Waiaas {
     }
 
     /// The caller's balance of the token at `token` (an address in the form of its network's family) on its
-    /// network.
+    /// network, with the token's address as parsed.
     pub async fn wallet_token_balance(
         &self,
         principal: &super::SessionPrincipal,
         token: &str,
-    ) -> Result<(Agent, Amount)> {
+    ) -> Result<(Agent, Address, Amount)> {
         let agent = principal.agent.clone();
         let token = Address::parse(agent.chain.family(), token).map_err(|m| Error::invalid_field("token", m))?;
         let balance = self.ports.chain.token_balance(&agent.network, token, agent.address).await?;
-        Ok((agent, balance))
+        Ok((agent, token, balance))
     }
 
     /// The native balance of the caller's wallet on its network, with the network's native coin.

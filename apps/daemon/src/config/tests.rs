@@ -103,7 +103,7 @@ fn policy_defaults_and_token_prices() {
         &vars,
         Ok(|c| {
             assert!(!c.security.policy_defaults.deny_tokens && c.security.policy_defaults.deny_contracts);
-            let token: EvmAddress = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".parse().unwrap();
+            let token: waiaas_core::domain::Address = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".parse().unwrap();
             assert_eq!(c.oracle.tokens, vec![(("base_sepolia".to_owned(), token), 1.5)]);
         }),
     );
