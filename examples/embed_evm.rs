@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use waiaas_core::domain::{EvmAddress, TxStatus};
+use waiaas_core::domain::{Address, TxStatus};
 use waiaas_core::event::{Event, EventType, RequestContext};
 use waiaas_core::ports::{ChainAdapter, Clock, EventSink, NoMetrics};
 use waiaas_core::prices::StaticPriceTable;
@@ -150,7 +150,7 @@ async fn host(anvil: &Anvil) {
     }
     assert_eq!(status, TxStatus::Confirmed);
 
-    let recipient: EvmAddress = RECIPIENT.parse().expect("address");
+    let recipient: Address = RECIPIENT.parse().expect("address");
     let balance = chain.native_balance("anvil", recipient).await.expect("balance");
     assert_eq!(balance, Amount::from_u128(AMOUNT), "the recipient holds exactly the amount sent");
     let seen = events.0.lock().expect("events").clone();

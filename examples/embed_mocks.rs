@@ -11,12 +11,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use waiaas_core::ErrorCode;
-use waiaas_core::domain::{AgentStatus, EvmAddress, KillSwitch};
+use waiaas_core::domain::{Address, AgentStatus, KillSwitch};
 use waiaas_core::event::{EventType, RequestContext};
 use waiaas_core::ports::testing::{CountingEntropy, FixedClock, RecordingSink};
 use waiaas_core::ports::{
     MockAgentRepo, MockAuditRepo, MockChainAdapter, MockKeyStore, MockKillSwitchRepo, MockPolicyRepo, MockPriceOracle,
-    MockSessionRepo, MockSettingsRepo, MockTxBroadcaster, MockTxRepo, NoMetrics,
+    MockSessionRepo, MockSettingsRepo, MockTxBroadcaster, MockTxRepo, Network, NoMetrics,
 };
 use waiaas_core::services::{CoreConfig, Ports, Waiaas};
 
@@ -39,7 +39,7 @@ async fn host() {
     let mut sessions = MockSessionRepo::new();
     sessions.expect_count_active().returning(|_| Ok(0));
     let mut chain = MockChainAdapter::new();
-    chain.expect_networks().returning(|| vec!["mainnet".to_owned()]);
+    chain.expect_networks().returning(|| vec![Network::evm("mainnet")]);
 
     // The one agent: exactly one key, exactly one row, written with its audit event.
     let mut keystore = MockKeyStore::new();
@@ -93,7 +93,7 @@ async fn host() {
     let refused = core.create_agent(&operator, "elsewhere", "ethereum", "polygon").await.expect_err("not served");
     assert_eq!(refused.code, ErrorCode::NetworkNotConfigured);
     let agent = core.create_agent(&operator, "in-memory", "ethereum", "mainnet").await.expect("agent");
-    let expected: EvmAddress = KEY_ADDRESS.parse().expect("address");
+    let expected: Address = KEY_ADDRESS.parse().expect("address");
     assert_eq!(agent.address, expected, "the address is the keystore's");
     let published: Vec<EventType> = events.0.lock().expect("events").iter().map(|e| e.event_type).collect();
     assert_eq!(published, [EventType::AgentCreated]);

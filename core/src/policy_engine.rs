@@ -10,7 +10,7 @@ pub use crate::domain::decision::{Decision, DenyReason, PolicyWarning};
 use crate::domain::effect::is_unlimited_approval;
 use crate::domain::policy::{SpendingLimit, Thresholds};
 use crate::domain::session::SessionConstraints;
-use crate::domain::{Asset, Effect, EvmAddress, Policy, PolicyRules, PolicyType, TxKind};
+use crate::domain::{Address, Asset, Effect, Policy, PolicyRules, PolicyType, TxKind};
 use crate::ports::{NativeAsset, PriceKey, PriceOracle, TokenMetadata};
 use crate::{Amount, UnixSeconds};
 
@@ -68,7 +68,7 @@ pub struct Evaluation<'a> {
     /// USD prices for the USD thresholds and the daily limit.
     pub prices: &'a dyn PriceOracle,
     /// Metadata of the request's tokens as read from the chain (never as the agent wrote it).
-    pub tokens: &'a [(EvmAddress, TokenMetadata)],
+    pub tokens: &'a [(Address, TokenMetadata)],
     /// The network's native coin, as the chain adapter reports it; `None` when the node could not be asked (then
     /// the native coin has no price: never zero).
     pub native: Option<&'a NativeAsset>,
@@ -213,20 +213,20 @@ pub enum Concern<'a> {
     /// The subject must be on the policy's list.
     Listed {
         /// The address judged: recipient, token or contract.
-        subject: EvmAddress,
+        subject: Address,
         /// The policy's list.
-        list: &'a [EvmAddress],
+        list: &'a [Address],
         /// The denial's reason when `subject` is not on it.
         reason: DenyReason,
     },
     /// An approval: the spender must be listed, and an unlimited amount needs the policy's `allow_unlimited`.
     Spender {
         /// The approval's spender.
-        spender: EvmAddress,
+        spender: Address,
         /// The approved amount, in the token's smallest unit.
         amount: Amount,
         /// The policy's spenders.
-        list: &'a [EvmAddress],
+        list: &'a [Address],
         /// Whether the policy allows an unlimited (at least 2^255) approval.
         allow_unlimited: bool,
     },

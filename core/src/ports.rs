@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 
 use crate::domain::decision::Decision;
-use crate::domain::{Agent, AgentStatus, Asset, EvmAddress, KillSwitch, Policy, Session, Tier, TxKind, TxStatus};
+use crate::domain::{
+    Address, Agent, AgentStatus, Asset, ChainFamily, EvmAddress, KillSwitch, Policy, Session, Tier, TxKind, TxStatus,
+};
 use crate::event::{Event, EventType, Severity};
 use crate::{AgentId, Amount, PolicyId, Result, SessionId, TxId, UnixSeconds};
 
@@ -228,9 +230,9 @@ pub struct AuditStats {
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     /// Generates a secp256k1 key for `agent`, stores it encrypted, and returns its address.
-    async fn create_key(&self, agent: AgentId) -> Result<EvmAddress>;
+    async fn create_key(&self, agent: AgentId) -> Result<Address>;
     /// The address of the stored key (decrypts nothing).
-    async fn address(&self, agent: AgentId) -> Result<EvmAddress>;
+    async fn address(&self, agent: AgentId) -> Result<Address>;
     /// Signs a 32-byte digest with the agent's key: 65 bytes `r || s || v` (v = 0 or 1).
     async fn sign_digest(&self, agent: AgentId, digest: [u8; 32]) -> Result<[u8; 65]>;
 }
@@ -307,6 +309,23 @@ pub struct SignedTx {
     pub hash: String,
 }
 
+/// A configured network: its name (`[rpc] evm_<name>`) and the family of its chain, which says how the addresses
+/// of requests on it are written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Network {
+    /// The network's name.
+    pub name: String,
+    /// Its chain family.
+    pub family: ChainFamily,
+}
+
+impl Network {
+    /// An EVM network called `name`.
+    pub fn evm(name: impl Into<String>) -> Network {
+        Network { name: name.into(), family: ChainFamily::Evm }
+    }
+}
+
 /// What the chain says about a submitted transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxOnChain {
@@ -331,28 +350,28 @@ pub enum TxOnChain {
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait ChainAdapter: Send + Sync {
-    /// The names of the configured networks.
-    fn networks(&self) -> Vec<String>;
+    /// The configured networks, each with the family of its chain.
+    fn networks(&self) -> Vec<Network>;
     /// The native-coin balance of `address` at the latest block, in base units.
-    async fn native_balance(&self, network: &str, address: EvmAddress) -> Result<Amount>;
+    async fn native_balance(&self, network: &str, address: Address) -> Result<Amount>;
     /// The network's native coin: symbol and decimals, which the adapter knows per network (never assumed by the
     /// core).
     async fn native_asset(&self, network: &str) -> Result<NativeAsset>;
     /// The ERC-20 `token`'s `balanceOf(owner)` at the latest block, in the token's base units.
-    async fn token_balance(&self, network: &str, token: EvmAddress, owner: EvmAddress) -> Result<Amount>;
+    async fn token_balance(&self, network: &str, token: Address, owner: Address) -> Result<Amount>;
     /// An ERC-20's `decimals()` and `symbol()` as the chain answers them; `None` when `token` does not answer as an
     /// ERC-20 (no code, or `decimals()` reverts or returns something else). Transport failures are errors.
-    async fn token_metadata(&self, network: &str, token: EvmAddress) -> Result<Option<TokenMetadata>>;
+    async fn token_metadata(&self, network: &str, token: Address) -> Result<Option<TokenMetadata>>;
     /// Builds the unsigned transaction for `kind` from `from` (nonce, gas, EIP-1559 fees) and simulates it from
     /// `from` at the latest block. A revert is reported in `simulation`, not as an error.
-    async fn prepare(&self, network: &str, from: EvmAddress, kind: &TxKind) -> Result<PreparedTx>;
+    async fn prepare(&self, network: &str, from: Address, kind: &TxKind) -> Result<PreparedTx>;
     /// Combines a prepared transaction with its signature.
     fn attach_signature(&self, prepared: &PreparedTx, signature: [u8; 65]) -> Result<SignedTx>;
     /// Where the transaction with this `0x`-prefixed hash is: pending (known or not) or included, with its receipt.
     async fn status(&self, network: &str, hash: &str) -> Result<TxOnChain>;
     /// The account's nonce at the latest block: how many of its transactions are included (pending ones not
     /// counted). A signed transaction whose nonce is below it and that has no receipt can never be included.
-    async fn account_nonce(&self, network: &str, address: EvmAddress) -> Result<u64>;
+    async fn account_nonce(&self, network: &str, address: Address) -> Result<u64>;
 }
 
 /// How a node took a broadcast.
@@ -589,7 +608,7 @@ pub enum PriceKey<'a> {
         /// The configured network it lives on.
         network: &'a str,
         /// Its contract address.
-        address: EvmAddress,
+        address: Address,
     },
 }
 

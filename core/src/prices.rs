@@ -6,14 +6,14 @@
 use std::collections::HashMap;
 
 use crate::UnixSeconds;
-use crate::domain::EvmAddress;
+use crate::domain::Address;
 use crate::ports::{PriceKey, PriceOracle, PriceQuote};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 /// A price oracle over fixed USD prices from the configuration (`[oracle]`), all observed at load time.
 pub struct StaticPriceTable {
     natives: HashMap<String, f64>,
-    tokens: HashMap<(String, EvmAddress), f64>,
+    tokens: HashMap<(String, Address), f64>,
     /// When the table was loaded: the age of every quote.
     loaded_at: UnixSeconds,
 }
@@ -26,7 +26,7 @@ impl StaticPriceTable {
     }
 
     /// Adds token prices by (network, contract address).
-    pub fn with_tokens(mut self, tokens: impl IntoIterator<Item = ((String, EvmAddress), f64)>) -> Self {
+    pub fn with_tokens(mut self, tokens: impl IntoIterator<Item = ((String, Address), f64)>) -> Self {
         self.tokens.extend(tokens);
         self
     }
@@ -48,7 +48,7 @@ mod tests {
 
     #[test]
     fn natives_by_symbol_tokens_by_network_and_address() {
-        let token: EvmAddress = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".parse().unwrap();
+        let token: Address = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".parse().unwrap();
         let table = StaticPriceTable::new([("eth".to_owned(), 3000.0)], UnixSeconds(5))
             .with_tokens([(("anvil".to_owned(), token), 1.0)]);
         let quote = |usd| Some(PriceQuote { usd, observed_at: UnixSeconds(5) });

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::{Anvil, Daemon, DaemonOptions, EmbeddedDaemon, run_cli};
 use waiaas_client::types::{CreateAgent, CreatePolicy, CreateSession};
-use waiaas_core::domain::{EvmAddress, TxKind};
+use waiaas_core::domain::{Address, TxKind};
 use waiaas_core::ports::ChainAdapter;
 
 const RECIPIENT: &str = "0x1111111111111111111111111111111111111111";
@@ -81,7 +81,7 @@ fn main() {
     // The RPC share: the same concurrent calls the daemon makes to build and simulate, issued directly.
     let chain = waiaas_evm::EvmChain::new([("anvil".to_owned(), anvil.url.clone())]);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let from: EvmAddress = agent.address.parse().expect("address");
+    let from: Address = agent.address.parse().expect("address");
     let kind =
         TxKind::Transfer { to: RECIPIENT.parse().expect("address"), amount: waiaas_core::Amount::from_u128(1000) };
     let rpc = time(500, || runtime.block_on(chain.prepare("anvil", from, &kind)).expect("prepare"));

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use alloy_primitives::U256;
 use async_trait::async_trait;
-use waiaas_core::domain::{EvmAddress, TxKind};
+use waiaas_core::domain::{Address, TxKind};
 use waiaas_core::ports::{
-    Broadcast, ChainAdapter, NativeAsset, PreparedTx, SignedTx, TokenMetadata, TxBroadcaster, TxOnChain,
+    Broadcast, ChainAdapter, NativeAsset, Network, PreparedTx, SignedTx, TokenMetadata, TxBroadcaster, TxOnChain,
 };
 use waiaas_core::{Amount, Error, ErrorCode, Result};
 
@@ -84,11 +84,12 @@ impl EvmChain {
 
 #[async_trait]
 impl ChainAdapter for EvmChain {
-    fn networks(&self) -> Vec<String> {
-        self.networks.keys().cloned().collect()
+    fn networks(&self) -> Vec<Network> {
+        self.networks.keys().map(Network::evm).collect()
     }
 
-    async fn native_balance(&self, network: &str, address: EvmAddress) -> Result<Amount> {
+    async fn native_balance(&self, network: &str, address: Address) -> Result<Amount> {
+        let address = tx::evm(&address)?;
         let balance: U256 =
             self.client(network)?.call("eth_getBalance", serde_json::json!([address.0, "latest"])).await?;
         Ok(Amount(balance))
@@ -102,15 +103,16 @@ impl ChainAdapter for EvmChain {
         Ok(NativeAsset { symbol, decimals: EVM_NATIVE_DECIMALS })
     }
 
-    async fn token_balance(&self, network: &str, token: EvmAddress, owner: EvmAddress) -> Result<Amount> {
-        tx::token_balance(self.client(network)?, token, owner).await
+    async fn token_balance(&self, network: &str, token: Address, owner: Address) -> Result<Amount> {
+        tx::token_balance(self.client(network)?, tx::evm(&token)?, tx::evm(&owner)?).await
     }
 
-    async fn token_metadata(&self, network: &str, token: EvmAddress) -> Result<Option<TokenMetadata>> {
-        tx::token_metadata(self.client(network)?, token).await
+    async fn token_metadata(&self, network: &str, token: Address) -> Result<Option<TokenMetadata>> {
+        tx::token_metadata(self.client(network)?, tx::evm(&token)?).await
     }
 
-    async fn prepare(&self, network: &str, from: EvmAddress, kind: &TxKind) -> Result<PreparedTx> {
+    async fn prepare(&self, network: &str, from: Address, kind: &TxKind) -> Result<PreparedTx> {
+        let from = tx::evm(&from)?;
         let chain_id = self.chain_id(network).await?;
         tx::prepare(self.client(network)?, network, chain_id, from, kind).await
     }
@@ -123,8 +125,8 @@ impl ChainAdapter for EvmChain {
         tx::status(self.client(network)?, hash).await
     }
 
-    async fn account_nonce(&self, network: &str, address: EvmAddress) -> Result<u64> {
-        tx::account_nonce(self.client(network)?, address).await
+    async fn account_nonce(&self, network: &str, address: Address) -> Result<u64> {
+        tx::account_nonce(self.client(network)?, tx::evm(&address)?).await
     }
 }
 

@@ -11,7 +11,7 @@ use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, Signature, TxKind as CallKind, U64, U256};
 use alloy_sol_types::{SolCall, sol};
 use serde::Deserialize;
-use waiaas_core::domain::{EvmAddress, TxKind};
+use waiaas_core::domain::{Address as AnyAddress, EvmAddress, TxKind};
 use waiaas_core::error::Issue;
 use waiaas_core::ports::{Broadcast, PreparedTx, SignedTx, SimulationOutcome, TokenMetadata, TxOnChain};
 use waiaas_core::{Amount, Error, ErrorCode, Result};
@@ -31,17 +31,31 @@ const GAS_HEADROOM_PERCENT: u64 = 20;
 /// Gas limit used to price a transaction whose estimate failed (it will not be sent).
 const FALLBACK_GAS_LIMIT: u64 = 21_000;
 
+/// The EVM address of `address`; another family's address is refused (`VALIDATION_FAILED`, naming the family):
+/// the core parses a request in its network's family, so one reaching this adapter is a composition error.
+pub fn evm(address: &AnyAddress) -> Result<EvmAddress> {
+    match address {
+        AnyAddress::Evm(address) => Ok(*address),
+        AnyAddress::Solana(_) => Err(Error::new(
+            ErrorCode::ValidationFailed,
+            format!("{address} is a {} address; an EVM network takes 0x-prefixed hex addresses", address.family()),
+        )),
+    }
+}
+
 /// The call an EVM transaction makes for a request: destination, value, calldata.
 pub fn call_of(kind: &TxKind) -> Result<(Address, U256, Bytes)> {
     Ok(match kind {
-        TxKind::Transfer { to, amount } => (to.0, amount.0, Bytes::new()),
+        TxKind::Transfer { to, amount } => (evm(to)?.0, amount.0, Bytes::new()),
         TxKind::TokenTransfer { to, amount, token } => {
-            (token.address.0, U256::ZERO, transferCall { to: to.0, value: amount.0 }.abi_encode().into())
+            let call = transferCall { to: evm(to)?.0, value: amount.0 };
+            (evm(&token.address)?.0, U256::ZERO, call.abi_encode().into())
         }
         TxKind::Approve { spender, amount, token } => {
-            (token.address.0, U256::ZERO, approveCall { spender: spender.0, value: amount.0 }.abi_encode().into())
+            let call = approveCall { spender: evm(spender)?.0, value: amount.0 };
+            (evm(&token.address)?.0, U256::ZERO, call.abi_encode().into())
         }
-        TxKind::ContractCall { to, calldata, value } => (to.0, value.0, Bytes::from(calldata.clone())),
+        TxKind::ContractCall { to, calldata, value } => (evm(to)?.0, value.0, Bytes::from(calldata.clone())),
         TxKind::Batch { .. } => {
             return Err(Error::validation(vec![Issue {
                 path: "type".into(),
@@ -299,7 +313,16 @@ mod tests {
     }
 
     fn transfer() -> TxKind {
-        TxKind::Transfer { to: EvmAddress(Address::repeat_byte(0x22)), amount: Amount(U256::from(1u8)) }
+        TxKind::Transfer { to: EvmAddress(Address::repeat_byte(0x22)).into(), amount: Amount(U256::from(1u8)) }
+    }
+
+    #[test]
+    fn another_familys_address_is_refused_with_its_family_named() {
+        let solana = AnyAddress::Solana(waiaas_core::domain::SolanaAddress([7; 32]));
+        let refused = call_of(&TxKind::Transfer { to: solana, amount: Amount(U256::from(1u8)) }).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::ValidationFailed);
+        assert!(refused.message.contains("is a Solana address"), "{}", refused.message);
+        assert!(call_of(&transfer()).is_ok());
     }
 
     #[test]

@@ -36,7 +36,7 @@ use async_trait::async_trait;
 use rand::RngCore;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
-use waiaas_core::domain::EvmAddress;
+use waiaas_core::domain::{Address, EvmAddress};
 use waiaas_core::ports::KeyStore;
 use waiaas_core::{AgentId, Error, ErrorCode, Result};
 use zeroize::Zeroizing;
@@ -315,14 +315,14 @@ impl FsKeyStore {
 #[async_trait]
 impl KeyStore for FsKeyStore {
     /// Runs key generation and Argon2 on a dedicated thread.
-    async fn create_key(&self, agent: AgentId) -> Result<EvmAddress> {
+    async fn create_key(&self, agent: AgentId) -> Result<Address> {
         let store = self.clone();
-        run_blocking("waiaas-keystore", move || store.create_key_blocking(agent)).await
+        run_blocking("waiaas-keystore", move || store.create_key_blocking(agent)).await.map(Address::Evm)
     }
 
     /// Reads one small file inline (no key derivation).
-    async fn address(&self, agent: AgentId) -> Result<EvmAddress> {
-        self.address_blocking(agent)
+    async fn address(&self, agent: AgentId) -> Result<Address> {
+        self.address_blocking(agent).map(Address::Evm)
     }
 
     /// Decrypts the key on a dedicated thread, signs the digest, and wipes the key.
@@ -453,8 +453,9 @@ mod tests {
     async fn round_trip() {
         let (_tmp, _dd, store) = setup();
         let agent = new_agent();
-        let address = store.create_key(agent).await.unwrap();
-        assert_eq!(store.address(agent).await.unwrap(), address);
+        let any = store.create_key(agent).await.unwrap();
+        let address = any.evm().expect("an EVM key");
+        assert_eq!(store.address(agent).await.unwrap(), any);
         assert_eq!(store.with_signer(agent, |s| s.address()).unwrap(), address.0);
         assert_eq!(store.with_signer_async(agent, |s| s.address()).await.unwrap(), address.0);
 
@@ -472,7 +473,7 @@ mod tests {
 
         // Another agent gets another key.
         let other = store.create_key(new_agent()).await.unwrap();
-        assert_ne!(other, address);
+        assert_ne!(other, any);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use waiaas_core::domain::{Agent, AgentStatus, Chain, EvmAddress};
+use waiaas_core::domain::{Address, Agent, AgentStatus, Chain, EvmAddress};
 use waiaas_core::event::Event;
 use waiaas_core::ports::{AgentRepo, EventsFromStatusEffects, StatusEffects};
 use waiaas_core::{AgentId, Error, ErrorCode, Result, SessionId, UnixSeconds};
@@ -28,12 +28,13 @@ fn agent_from_row(row: &SqliteRow) -> Result<Agent> {
     let chain = text("chain")?;
     let status = text("status")?;
     let owner: Option<String> = row.try_get("owner_address").map_err(db_err)?;
+    let chain = Chain::parse(&chain).ok_or_else(|| decode_err(TABLE, "chain", format!("unknown chain {chain:?}")))?;
     Ok(Agent {
         id: parse_column(TABLE, "id", &text("id")?, str::parse::<AgentId>)?,
         name: text("name")?,
-        chain: Chain::parse(&chain).ok_or_else(|| decode_err(TABLE, "chain", format!("unknown chain {chain:?}")))?,
+        chain,
         network: text("network")?,
-        address: parse_column(TABLE, "address", &text("address")?, str::parse::<EvmAddress>)?,
+        address: parse_column(TABLE, "address", &text("address")?, |a| Address::parse(chain.family(), a))?,
         status: AgentStatus::parse(&status)
             .ok_or_else(|| decode_err(TABLE, "status", format!("unknown status {status:?}")))?,
         owner_address: owner
@@ -179,13 +180,13 @@ mod tests {
     use waiaas_core::ports::SessionRepo;
 
     use super::*;
-    use crate::test_support::{TestDb, address, audit_types, count_audit_rows};
+    use crate::test_support::{TestDb, audit_types, count_audit_rows, owner_address};
 
     #[tokio::test]
     async fn insert_get_round_trip_with_one_audit_row() {
         let t = TestDb::new().await;
         let mut agent = t.agent();
-        agent.owner_address = Some(address(9));
+        agent.owner_address = Some(owner_address(9));
         let event = t.event(EventType::AgentCreated).agent(agent.id);
         t.db.agents().insert(&agent, &event).await.unwrap();
         assert_eq!(t.db.agents().get(agent.id).await.unwrap(), Some(agent.clone()));
@@ -236,7 +237,7 @@ mod tests {
         let (effects, _) =
             t.set_status(agent.id, AgentStatus::Active, AgentStatus::Suspended, now).await.unwrap().unwrap();
         assert_eq!(effects, StatusEffects::default(), "nothing to cancel or revoke");
-        let owner = address(3);
+        let owner = owner_address(3);
         t.db.agents()
             .set_owner(agent.id, Some(owner), UnixSeconds(now.0 + 1), &t.event(EventType::OwnerSet).agent(agent.id))
             .await

@@ -8,7 +8,7 @@ use waiaas_core::event::{EventType, RequestContext};
 use waiaas_core::ports::{AgentRepo, AuditRepo, Decide, KillSwitchRepo, PolicyRepo, SessionRepo, TxRepo, TxUpdate};
 use waiaas_core::{ErrorCode, UnixSeconds};
 
-use crate::test_support::{TestDb, address, count_audit_rows};
+use crate::test_support::{TestDb, count_audit_rows, owner_address};
 
 /// Makes every audit insert fail, as a full disk or a constraint would halfway through a transaction.
 async fn break_audit(t: &TestDb) {
@@ -67,7 +67,10 @@ async fn a_change_whose_audit_row_fails_is_rolled_back() {
     let results = [
         ("agent insert", t.db.agents().insert(&t.agent(), &e(EventType::AgentCreated)).await.err()),
         ("terminate", t.set_status(agent.id, AgentStatus::Active, AgentStatus::Terminated, now).await.err()),
-        ("set owner", t.db.agents().set_owner(agent.id, Some(address(1)), now, &e(EventType::OwnerSet)).await.err()),
+        (
+            "set owner",
+            t.db.agents().set_owner(agent.id, Some(owner_address(1)), now, &e(EventType::OwnerSet)).await.err(),
+        ),
         ("session insert", t.db.sessions().insert(&t.session(agent.id), &e(EventType::SessionCreated)).await.err()),
         ("revoke", t.db.sessions().revoke(session.id, now, &e(EventType::SessionRevoked)).await.err()),
         ("renew", t.db.sessions().renew(session.id, "other", now, &e(EventType::SessionRenewed)).await.err()),
@@ -124,7 +127,7 @@ async fn every_successful_change_writes_exactly_one_audit_row() {
     t.insert_session(&session).await;
     check("session insert").await;
     let now = UnixSeconds(10);
-    t.db.agents().set_owner(agent.id, Some(address(2)), now, &t.event(EventType::OwnerSet)).await.unwrap();
+    t.db.agents().set_owner(agent.id, Some(owner_address(2)), now, &t.event(EventType::OwnerSet)).await.unwrap();
     check("set owner").await;
     t.db.sessions().renew(session.id, "h2", now, &t.event(EventType::SessionRenewed)).await.unwrap();
     check("renew").await;

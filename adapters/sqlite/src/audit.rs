@@ -490,7 +490,7 @@ mod tests {
     async fn append_round_trips_every_field() {
         let t = TestDb::new().await;
         let session = SessionId::generate(&t.clock, &t.entropy);
-        let owner = crate::test_support::address(7);
+        let owner = crate::test_support::owner_address(7);
         let events = [
             Event::new(
                 EventType::TxApproved,

@@ -3,7 +3,7 @@
 
 use tempfile::TempDir;
 use waiaas_core::domain::{
-    Agent, AgentStatus, Chain, EvmAddress, Policy, PolicyRules, PolicyType, Session, TxKind, TxStatus,
+    Address, Agent, AgentStatus, Chain, EvmAddress, Policy, PolicyRules, PolicyType, Session, TxKind, TxStatus,
 };
 use waiaas_core::event::{Event, EventType, RequestContext};
 use waiaas_core::policy_engine::Tier;
@@ -25,7 +25,12 @@ pub(crate) struct TestDb {
 }
 
 /// A distinct, valid address per `n`.
-pub(crate) fn address(n: u64) -> EvmAddress {
+pub(crate) fn address(n: u64) -> Address {
+    Address::Evm(owner_address(n))
+}
+
+/// A distinct owner address per `n` (owners are EVM addresses: they sign EIP-191).
+pub(crate) fn owner_address(n: u64) -> EvmAddress {
     format!("0x{n:040x}").parse().expect("valid address")
 }
 

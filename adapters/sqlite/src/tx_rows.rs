@@ -4,7 +4,7 @@
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
-use waiaas_core::domain::{Asset, EvmAddress, Policy, Tier, TxKind, TxStatus};
+use waiaas_core::domain::{Address, Asset, Policy, Tier, TxKind, TxStatus};
 use waiaas_core::policy_engine::history_since;
 use waiaas_core::ports::{RecentTx, TxRecord};
 use waiaas_core::{AgentId, Amount, Error, ErrorCode, Result, SessionId, TxId, UnixSeconds};
@@ -37,7 +37,7 @@ pub(crate) fn asset_to_str(asset: &Asset) -> String {
 pub(crate) fn asset_from_str(stored: &str) -> std::result::Result<Asset, &'static str> {
     match stored {
         NATIVE => Ok(Asset::Native),
-        address => Ok(Asset::Token(address.parse::<EvmAddress>().map_err(|_| "an asset is not an address")?)),
+        address => Ok(Asset::Token(address.parse::<Address>().map_err(|_| "an asset is not an address")?)),
     }
 }
 
@@ -103,7 +103,7 @@ pub(crate) fn record_from_row(row: &SqliteRow) -> Result<TxRecord> {
 
     let request =
         serde_json::from_str::<serde_json::Value>(&text("request")?).map_err(|_| bad("request", "not JSON"))?;
-    let (kind, _) = TxKind::parse(&request).map_err(|_| bad("request", "not a valid request"))?;
+    let (kind, _) = TxKind::from_stored(&request).map_err(|_| bad("request", "not a valid request"))?;
     let tier = opt_text("tier")?.map(|t| Tier::parse(&t).ok_or_else(|| bad("tier", "unknown tier"))).transpose()?;
     Ok(TxRecord {
         id: text("id")?.parse::<TxId>().map_err(|_| bad("id", "not an id"))?,

@@ -6,7 +6,9 @@
 //! the stopped data dir itself. `restore` refuses while a daemon runs: it decrypts and verifies the archive into a
 //! staging dir, opens the staged DB (migrating an older schema forward), runs `PRAGMA integrity_check`, checks
 //! the archive's password unlocks the restored data, and only then swaps it in, keeping the previous data as
-//! `restore-backup-<time>/` (`waiaas_daemon::backup::restore`). This module parses and prints: progress (bytes,
+//! `restore-backup-<time>/` (`waiaas_daemon::backup::restore`, which also refuses a running daemon or existing
+//! data without `--force`, holds the lock and rolls back an interrupted restore). This module parses, prompts and
+//! prints: progress (bytes,
 //! rate, ETA) goes to stderr when it is a terminal, the result (a path, a listing) to stdout.
 
 use std::io::IsTerminal;
@@ -14,13 +16,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use waiaas_core::backup::{Header, Kdf, Manifest};
-use waiaas_daemon::backup::{backup_dir, backup_error, offline_backup};
+use waiaas_daemon::backup::{RestoreSteps, backup_dir, backup_error, offline_backup};
 use waiaas_fs::backup as fsb;
 use waiaas_fs::{DataDir, PidLock, ProgressSink};
+use zeroize::Zeroizing;
 
 use crate::password::{self, Terminal};
 use crate::{core_error, emit};
@@ -178,42 +181,47 @@ fn create(root: &Path, output: Option<PathBuf>, kdf: KdfChoice) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-/// `waiaas restore --from FILE [--force]`
+/// `waiaas restore --from FILE [--force]`: the daemon crate's restore (`waiaas_daemon::backup::restore`) with the
+/// terminal's prompt, progress and notices.
 pub fn restore(root: &Path, from: &Path, force: bool) -> anyhow::Result<ExitCode> {
-    let dir = DataDir::create(root).map_err(core_error).context("cannot prepare the data dir")?;
-    if let Some(running) = PidLock::read_running(&dir) {
-        bail!("a daemon runs on {} (pid {:?}); stop it first (`waiaas stop`)", root.display(), running.pid);
+    let mut steps = RestoreTerminal { progress: None };
+    let previous = waiaas_daemon::backup::restore(root, from, force, &mut steps);
+    if let Some(progress) = &steps.progress {
+        progress.finish();
     }
-    // Hold the lock for the whole restore: a daemon started meanwhile must not open half-swapped data.
-    let lock = PidLock::acquire(&dir).map_err(core_error).context("cannot take the daemon lock")?;
-    if fsb::recover_interrupted_restore(&dir).map_err(core_error)? {
-        eprintln!("an interrupted restore was rolled back first");
-    }
-    fsb::inspect(from).map_err(backup_error)?;
-    if dir.db_file().exists() && !force {
-        bail!(
-            "{} already holds data; pass --force to replace it (the current data is kept as restore-backup-<time>/)",
-            root.display()
-        );
-    }
-    let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
-    let progress = Progress::new("decrypting");
-    let safety = waiaas_daemon::backup::restore(
-        &dir,
-        from,
-        &password,
-        &mut |done, total| Progress::show(&progress.bar, done, total),
-        |manifest| {
-            progress.bar.finish_and_clear();
-            eprintln!("archive verified: {}", describe_manifest(manifest));
-        },
-    );
-    progress.finish();
-    let safety = safety?;
-    drop(lock);
-    eprintln!("previous data kept in {}", safety.display());
+    eprintln!("previous data kept in {}", previous?.display());
     emit(&format!("restored {} into {}", from.display(), root.display()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The terminal side of a restore: notices on stderr, the password prompt, the decrypting progress bar.
+struct RestoreTerminal {
+    progress: Option<Progress>,
+}
+
+impl RestoreSteps for RestoreTerminal {
+    fn rolled_back(&mut self) {
+        eprintln!("an interrupted restore was rolled back first");
+    }
+
+    fn password(&mut self) -> anyhow::Result<Zeroizing<String>> {
+        let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
+        self.progress = Some(Progress::new("decrypting"));
+        Ok(password)
+    }
+
+    fn progress(&mut self, done: u64, total: u64) {
+        if let Some(progress) = &self.progress {
+            Progress::show(&progress.bar, done, total);
+        }
+    }
+
+    fn verified(&mut self, manifest: &Manifest) {
+        if let Some(progress) = &self.progress {
+            progress.bar.finish_and_clear();
+        }
+        eprintln!("archive verified: {}", describe_manifest(manifest));
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1,7 +1,10 @@
 //! OPS-03 in the daemon: the backup store it attaches to the core (the fs adapter's archives over a snapshot of
 //! its own SQLite handle), the `[backup] interval` scheduler, and the two operations on a stopped data dir: an
-//! offline backup and restore. What a backup records and what a restore checks are the core's
-//! (`waiaas_core::services::backup`); placing files is the fs adapter's (`waiaas_fs::backup`).
+//! offline backup and restore. Restore is orchestrated here whole (no running daemon, the data dir's lock held
+//! throughout, an interrupted restore rolled back first, `--force` before replacing data), so the command only
+//! asks for the password and shows progress through [`RestoreSteps`]. What a backup records and what a restore
+//! checks of an archive are the core's (`waiaas_core::services::backup`); placing files is the fs adapter's
+//! (`waiaas_fs::backup`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use waiaas_core::services::Waiaas;
 use waiaas_core::services::backup::{check_restorable, create_recorded};
 use waiaas_core::{Error, ErrorCode};
 use waiaas_fs::backup as fsb;
-use waiaas_fs::{DataDir, DatabaseSnapshot, FsBackupStore, ProgressSink, SystemClock};
+use waiaas_fs::{DataDir, DatabaseSnapshot, FsBackupStore, PidLock, ProgressSink, SystemClock};
 use waiaas_sqlite::{Database, HeadInstalled};
 use zeroize::Zeroizing;
 
@@ -127,23 +130,86 @@ async fn backup_with(
     outcome.map_err(backup_error)
 }
 
+/// Why an offline restore did not start. Nothing in the data dir was changed (beyond rolling back an interrupted
+/// restore, which [`RestoreSteps::rolled_back`] reports first).
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreRefused {
+    /// A daemon holds the data dir's lock: restoring under it would swap its files away while it runs.
+    #[error("a daemon runs on {} (pid {pid:?}); stop it first (`waiaas stop`)", root.display())]
+    DaemonRunning {
+        /// The data dir.
+        root: PathBuf,
+        /// The running daemon's pid, when its pid file says.
+        pid: Option<u32>,
+    },
+    /// The data dir already holds a database and the caller did not ask to replace it.
+    #[error(
+        "{} already holds data; pass --force to replace it (the current data is kept as restore-backup-<time>/)",
+        root.display()
+    )]
+    HoldsData {
+        /// The data dir.
+        root: PathBuf,
+    },
+}
+
+/// What an offline restore asks of, and tells, its front end, in this order: [`rolled_back`](Self::rolled_back)
+/// (when an interrupted restore was undone first), [`password`](Self::password) (only once the restore will go
+/// ahead), [`progress`](Self::progress) while decrypting, [`verified`](Self::verified) before the swap.
+pub trait RestoreSteps {
+    /// An interrupted restore (a journal left by a crash) was rolled back before this one started.
+    fn rolled_back(&mut self);
+    /// The master password the archive was sealed with.
+    fn password(&mut self) -> anyhow::Result<Zeroizing<String>>;
+    /// Bytes of the archive decrypted so far, of `total`.
+    fn progress(&mut self, done: u64, total: u64);
+    /// The archive decrypted and verified into the staging dir; the checks of the staged data and the swap follow.
+    fn verified(&mut self, manifest: &Manifest);
+}
+
+/// `waiaas restore`: restores the archive `from` into the data dir at `root` (created if missing), which no daemon
+/// may be running on. Refuses ([`RestoreRefused`]) while a daemon holds the data dir's lock, and when the dir
+/// already holds a database unless `force`. Holds the lock for the whole restore (a daemon started meanwhile must
+/// not open half-swapped data), rolls back an interrupted restore first, reads the archive's header before asking
+/// for the password, then stages, checks and swaps ([`restore_locked`]). Returns where the previous data was
+/// kept (`restore-backup-<time>/`). Blocking: call it outside an async runtime.
+pub fn restore(root: &Path, from: &Path, force: bool, steps: &mut dyn RestoreSteps) -> anyhow::Result<PathBuf> {
+    let dir = DataDir::create(root).map_err(core_error).context("cannot prepare the data dir")?;
+    if let Some(running) = PidLock::read_running(&dir) {
+        return Err(RestoreRefused::DaemonRunning { root: root.to_owned(), pid: running.pid }.into());
+    }
+    let lock = PidLock::acquire(&dir).map_err(core_error).context("cannot take the daemon lock")?;
+    if fsb::recover_interrupted_restore(&dir).map_err(core_error)? {
+        steps.rolled_back();
+    }
+    fsb::inspect(from).map_err(backup_error)?;
+    if dir.db_file().exists() && !force {
+        return Err(RestoreRefused::HoldsData { root: root.to_owned() }.into());
+    }
+    let password = steps.password()?;
+    let previous = restore_locked(&dir, from, &password, steps)?;
+    drop(lock);
+    Ok(previous)
+}
+
 /// Restores the archive `from` into the data dir, whose lock the caller holds (no daemon runs): decrypts and
 /// verifies it into a staging dir (refusing a schema newer than this build, `check_restorable`), opens the staged
 /// database (migrating an older schema forward), runs `PRAGMA integrity_check`, checks that `password` unlocks
-/// the restored data, and only then swaps it in. `verified` is told the manifest before the swap. Returns where
-/// the previous data was kept (`restore-backup-<time>/`). Blocking: call it outside an async runtime.
-pub fn restore(
+/// the restored data, and only then swaps it in. Returns where the previous data was kept.
+fn restore_locked(
     dir: &DataDir,
     from: &Path,
     password: &Zeroizing<String>,
-    progress: waiaas_core::backup::Progress<'_>,
-    verified: impl FnOnce(&Manifest),
+    steps: &mut dyn RestoreSteps,
 ) -> anyhow::Result<PathBuf> {
     let stamp = fsb::utc_stamp(SystemClock.now().0);
     let latest = Database::latest_schema_version();
-    let staged = fsb::stage_restore(dir, from, password, &stamp, &mut |m| check_restorable(m, latest), progress)
+    let staged =
+        fsb::stage_restore(dir, from, password, &stamp, &mut |m| check_restorable(m, latest), &mut |done, total| {
+            steps.progress(done, total)
+        })
         .map_err(backup_error)?;
-    verified(&staged.manifest);
+    steps.verified(&staged.manifest);
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
@@ -173,3 +239,6 @@ pub fn backup_error(e: Error) -> anyhow::Error {
         _ => core_error(e),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,10 +7,11 @@
 //!   REST server's port; [`BoundDaemon::run`] serves until a shutdown future and supervises the background tasks
 //!   (transaction worker, backup scheduler): a task that dies stops the daemon;
 //! - [`backup`]: the backup scheduler, the seam that lets the fs adapter's backup store snapshot the SQLite
-//!   database, and restore (stage, check, swap);
+//!   database, and restore (refusals, the data dir's lock, rollback of an interrupted restore, stage, check,
+//!   swap);
 //! - [`audit_head`]: the audit head key and the master password check that unlock and the offline commands share.
 //!
-//! It knows no terminal: prompts, progress bars, signals, the PID lock and the "listening" line belong to the
+//! It knows no terminal: prompts, progress bars, signals, `start`'s PID lock and the "listening" line belong to the
 //! `waiaas` command (`waiaas-cli`), which depends on this crate and never the other way round.
 
 pub mod audit_head;

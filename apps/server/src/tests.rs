@@ -12,7 +12,8 @@ use poem::http::StatusCode;
 use poem::test::{TestClient, TestRequestBuilder};
 use serde_json::{Value, json};
 use waiaas_core::domain::{
-    Agent, AgentStatus, Chain, EvmAddress, KillSwitch, KillSwitchState, Policy, PolicyRules, Session, TxKind, TxStatus,
+    Address, Agent, AgentStatus, Chain, ChainFamily, EvmAddress, KillSwitch, KillSwitchState, Policy, PolicyRules,
+    Session, TxKind, TxStatus,
 };
 use waiaas_core::event::{EventType, Severity};
 use waiaas_core::policy_engine::Tier;
@@ -60,7 +61,7 @@ fn agent(id: AgentId) -> Agent {
         name: "bot".into(),
         chain: Chain::Ethereum,
         network: "anvil".into(),
-        address: "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".parse::<EvmAddress>().expect("address"),
+        address: "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".parse::<Address>().expect("address"),
         status: AgentStatus::Active,
         owner_address: None,
         created_at: UnixSeconds(NOW),
@@ -566,7 +567,7 @@ fn agent_with_transactions(mocks: &mut Mocks, known: Agent) -> TxRows {
     let id = known.id;
     mocks.agents.expect_get().returning(move |asked| Ok((asked == id).then(|| known.clone())));
     in_memory_sessions(mocks);
-    mocks.chain.expect_networks().returning(|| vec!["anvil".to_owned()]);
+    mocks.chain.expect_networks().returning(|| vec![waiaas_core::ports::Network::evm("anvil")]);
     mocks
         .chain
         .expect_native_asset()
@@ -820,7 +821,7 @@ async fn owner_approves_with_a_signed_nonce_once() {
     let agent_id = AgentId::from_uuid(uuid::Uuid::from_u128(14));
     let mut mocks = Mocks::default();
     let rows = agent_with_transactions(&mut mocks, Agent { owner_address: Some(owner), ..agent(agent_id) });
-    let kind = TxKind::parse(&transfer_body()).expect("body").0;
+    let kind = TxKind::parse(&transfer_body(), ChainFamily::Evm).expect("body").0;
     let mut waiting = tx_record(agent_id, kind, TxStatus::Queued, Some(Tier::Approval));
     waiting.approval_deadline = Some(UnixSeconds(NOW + 3600));
     let tx_id = waiting.id;
@@ -892,8 +893,8 @@ async fn wallet_balance_answers_native_or_token() {
     let agent_id = AgentId::from_uuid(uuid::Uuid::from_u128(15));
     let mut mocks = Mocks::default();
     agent_with_transactions(&mut mocks, agent(agent_id));
-    let holder: EvmAddress = RECIPIENT.parse().expect("address");
-    let token: EvmAddress = OTHER.parse().expect("token");
+    let holder: Address = RECIPIENT.parse().expect("address");
+    let token: Address = OTHER.parse().expect("token");
     mocks
         .chain
         .expect_token_balance()

@@ -1,48 +1,8 @@
 //! Agents: one AI agent's wallet, with one key held by the daemon.
 
-use std::fmt;
-use std::str::FromStr;
-
-use alloy_primitives::Address;
-
 use super::TransitionError;
+use super::address::{Address, ChainFamily, EvmAddress};
 use crate::{AgentId, UnixSeconds};
-
-/// A 20-byte EVM address; displayed with its EIP-55 checksum.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct EvmAddress(pub Address);
-
-impl fmt::Display for EvmAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.to_checksum(None))
-    }
-}
-
-impl fmt::Debug for EvmAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl FromStr for EvmAddress {
-    type Err = String;
-
-    /// Accepts `0x` + 40 hex digits; a mixed-case input must carry a valid EIP-55 checksum.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let hex = s.strip_prefix("0x").ok_or("address must start with 0x")?;
-        if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("address must be 0x followed by 40 hex digits".into());
-        }
-        let mixed = hex.bytes().any(|b| b.is_ascii_lowercase()) && hex.bytes().any(|b| b.is_ascii_uppercase());
-        if mixed {
-            Address::parse_checksummed(s, None)
-                .map(EvmAddress)
-                .map_err(|_| "address checksum (EIP-55) does not match".into())
-        } else {
-            Address::from_str(s).map(EvmAddress).map_err(|e| e.to_string())
-        }
-    }
-}
 
 /// Chains the daemon can hold keys for. A second chain is a new variant plus an adapter.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -56,6 +16,13 @@ impl Chain {
     pub fn as_str(self) -> &'static str {
         match self {
             Chain::Ethereum => "ethereum",
+        }
+    }
+
+    /// The family of the chain: how its addresses, keys and transactions look.
+    pub fn family(self) -> ChainFamily {
+        match self {
+            Chain::Ethereum => ChainFamily::Evm,
         }
     }
 
@@ -139,11 +106,11 @@ pub struct Agent {
     pub chain: Chain,
     /// The configured network it acts on.
     pub network: String,
-    /// The address of its key.
-    pub address: EvmAddress,
+    /// The address of its key, of its chain's family.
+    pub address: Address,
     /// Its status.
     pub status: AgentStatus,
-    /// The owner who approves its APPROVAL-tier transactions, if set.
+    /// The owner who approves its APPROVAL-tier transactions, if set (an EVM address: owners sign EIP-191).
     pub owner_address: Option<EvmAddress>,
     /// When it was created.
     pub created_at: UnixSeconds,
@@ -176,15 +143,5 @@ mod tests {
         check(Active, AgentStatus::terminate, Some(Terminated));
         check(Suspended, AgentStatus::terminate, Some(Terminated));
         check(Terminated, AgentStatus::terminate, None);
-    }
-
-    #[test]
-    fn address_parsing_checks_eip55() {
-        let ok: EvmAddress = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".parse().unwrap();
-        assert_eq!(ok.to_string(), "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed");
-        assert!("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".parse::<EvmAddress>().is_ok());
-        assert!("0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".parse::<EvmAddress>().is_err());
-        assert!("5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".parse::<EvmAddress>().is_err());
-        assert!("0x1234".parse::<EvmAddress>().is_err());
     }
 }

@@ -6,7 +6,7 @@
 use alloy_primitives::U256;
 use alloy_sol_types::{SolCall, sol};
 
-use super::agent::EvmAddress;
+use super::address::{Address, EvmAddress};
 use super::request::{Asset, TxKind};
 use crate::Amount;
 
@@ -23,32 +23,32 @@ pub enum Effect {
     /// Native coin sent to `to`: a TRANSFER, or the `value` of any call.
     NativeTransfer {
         /// The recipient.
-        to: EvmAddress,
+        to: Address,
         /// In wei.
         amount: Amount,
     },
     /// ERC-20 tokens moved to `to`: a TOKEN_TRANSFER, or `transfer` / `transferFrom` calldata.
     TokenTransfer {
-        /// The token contract.
-        token: EvmAddress,
+        /// The token contract (or mint).
+        token: Address,
         /// The recipient.
-        to: EvmAddress,
+        to: Address,
         /// In the token's smallest unit.
         amount: Amount,
     },
     /// An ERC-20 allowance granted to `spender`: an APPROVE, or `approve` / `increaseAllowance` calldata.
     TokenApproval {
-        /// The token contract.
-        token: EvmAddress,
+        /// The token contract (or mint).
+        token: Address,
         /// Who may spend.
-        spender: EvmAddress,
+        spender: Address,
         /// In the token's smallest unit.
         amount: Amount,
     },
     /// Code of `contract` runs: a CONTRACT_CALL with calldata.
     ContractCall {
-        /// The called contract.
-        contract: EvmAddress,
+        /// The called contract (or program).
+        contract: Address,
     },
 }
 
@@ -103,7 +103,7 @@ impl Effect {
     }
 
     /// The address that benefits: recipient, spender or called contract.
-    pub fn counterparty(&self) -> EvmAddress {
+    pub fn counterparty(&self) -> Address {
         match self {
             Effect::NativeTransfer { to, .. } | Effect::TokenTransfer { to, .. } => *to,
             Effect::TokenApproval { spender, .. } => *spender,
@@ -124,7 +124,7 @@ impl Effect {
     }
 
     /// The token contract this effect touches, if any.
-    pub fn token(&self) -> Option<EvmAddress> {
+    pub fn token(&self) -> Option<Address> {
         match self {
             Effect::TokenTransfer { token, .. } | Effect::TokenApproval { token, .. } => Some(*token),
             Effect::NativeTransfer { .. } | Effect::ContractCall { .. } => None,
@@ -140,20 +140,21 @@ pub struct MalformedCalldata(pub &'static str);
 /// `Err`: the selector is one of them but the arguments do not decode strictly (refused, never guessed).
 pub fn erc20_effect(contract: EvmAddress, calldata: &[u8]) -> Result<Option<Effect>, MalformedCalldata> {
     let Some(selector) = calldata.get(..4) else { return Ok(None) };
-    let token = contract;
+    let token = Address::Evm(contract);
+    let evm = |address| Address::Evm(EvmAddress(address));
     let effect = if selector == transferCall::SELECTOR {
         let call = transferCall::abi_decode_validate(calldata).map_err(|_| MalformedCalldata("transfer"))?;
-        Effect::TokenTransfer { token, to: EvmAddress(call.to), amount: Amount(call.value) }
+        Effect::TokenTransfer { token, to: evm(call.to), amount: Amount(call.value) }
     } else if selector == transferFromCall::SELECTOR {
         let call = transferFromCall::abi_decode_validate(calldata).map_err(|_| MalformedCalldata("transferFrom"))?;
-        Effect::TokenTransfer { token, to: EvmAddress(call.to), amount: Amount(call.value) }
+        Effect::TokenTransfer { token, to: evm(call.to), amount: Amount(call.value) }
     } else if selector == approveCall::SELECTOR {
         let call = approveCall::abi_decode_validate(calldata).map_err(|_| MalformedCalldata("approve"))?;
-        Effect::TokenApproval { token, spender: EvmAddress(call.spender), amount: Amount(call.value) }
+        Effect::TokenApproval { token, spender: evm(call.spender), amount: Amount(call.value) }
     } else if selector == increaseAllowanceCall::SELECTOR {
         let call =
             increaseAllowanceCall::abi_decode_validate(calldata).map_err(|_| MalformedCalldata("increaseAllowance"))?;
-        Effect::TokenApproval { token, spender: EvmAddress(call.spender), amount: Amount(call.addedValue) }
+        Effect::TokenApproval { token, spender: evm(call.spender), amount: Amount(call.addedValue) }
     } else {
         return Ok(None);
     };
@@ -161,6 +162,16 @@ pub fn erc20_effect(contract: EvmAddress, calldata: &[u8]) -> Result<Option<Effe
         return Err(MalformedCalldata("trailing bytes after the ERC-20 arguments"));
     }
     Ok(Some(effect))
+}
+
+/// Decodes the input of a call to `to` by the family of `to`: ERC-20 calldata on EVM. A Solana program call has
+/// no decoder yet (System `transfer`, SPL Token `transfer_checked` / `approve` will be its arm). `Ok(None)`: the
+/// call is judged as a call only.
+pub fn call_effect(to: Address, calldata: &[u8]) -> Result<Option<Effect>, MalformedCalldata> {
+    match to {
+        Address::Evm(contract) => erc20_effect(contract, calldata),
+        Address::Solana(_) => Ok(None),
+    }
 }
 
 /// Length of the ABI-encoded arguments of the decoded call (all static: 32 bytes each).
@@ -209,8 +220,8 @@ impl TxKind {
     }
 
     /// The token contracts this request touches (named or decoded from calldata), without repeats.
-    pub fn tokens(&self) -> Vec<EvmAddress> {
-        let mut tokens: Vec<EvmAddress> = Vec::new();
+    pub fn tokens(&self) -> Vec<Address> {
+        let mut tokens: Vec<Address> = Vec::new();
         for token in self.effects().iter().filter_map(Effect::token) {
             if !tokens.contains(&token) {
                 tokens.push(token);
@@ -240,7 +251,7 @@ fn push_effects(kind: &TxKind, out: &mut Vec<Effect>) {
             }
             // Parsing refused malformed ERC-20 calldata, so an error cannot reach here; were it to, the call
             // effect above still makes CONTRACT_WHITELIST judge it.
-            if let Ok(Some(effect)) = erc20_effect(*to, calldata) {
+            if let Ok(Some(effect)) = call_effect(*to, calldata) {
                 out.push(effect);
             }
         }
@@ -255,8 +266,12 @@ mod tests {
     const TOKEN: &str = "0xdbf03b407c01e7cd3cbea99509d93f8dddc8c6fb";
     const BOB: &str = "0xfb6916095ca1df60bb79ce92ce3ea74c37c5d359";
 
-    fn addr(s: &str) -> EvmAddress {
+    fn evm(s: &str) -> EvmAddress {
         s.parse().unwrap()
+    }
+
+    fn addr(s: &str) -> Address {
+        Address::Evm(evm(s))
     }
 
     fn call(calldata: Vec<u8>, value: u128) -> TxKind {
@@ -269,23 +284,24 @@ mod tests {
         let token = addr(TOKEN);
         let seven = Amount::from_u128(7);
         assert_eq!(call(vec![], 5).effects(), vec![Effect::NativeTransfer { to: token, amount: Amount::from_u128(5) }]);
-        let transfer = transferCall { to: bob.0, value: seven.0 }.abi_encode();
+        let b = evm(BOB).0;
+        let transfer = transferCall { to: b, value: seven.0 }.abi_encode();
         assert_eq!(
             call(transfer, 0).effects(),
             vec![Effect::ContractCall { contract: token }, Effect::TokenTransfer { token, to: bob, amount: seven }]
         );
-        let from = transferFromCall { from: token.0, to: bob.0, value: seven.0 }.abi_encode();
+        let from = transferFromCall { from: evm(TOKEN).0, to: b, value: seven.0 }.abi_encode();
         assert_eq!(call(from, 0).effects()[1], Effect::TokenTransfer { token, to: bob, amount: seven });
-        let approve = approveCall { spender: bob.0, value: seven.0 }.abi_encode();
+        let approve = approveCall { spender: b, value: seven.0 }.abi_encode();
         assert_eq!(call(approve, 3).effects().len(), 3, "call, value to the contract, approval");
-        let more = increaseAllowanceCall { spender: bob.0, addedValue: seven.0 }.abi_encode();
+        let more = increaseAllowanceCall { spender: b, addedValue: seven.0 }.abi_encode();
         assert_eq!(call(more, 0).effects()[1], Effect::TokenApproval { token, spender: bob, amount: seven });
         assert_eq!(call(vec![0xde, 0xad, 0xbe, 0xef], 0).effects(), vec![Effect::ContractCall { contract: token }]);
     }
 
     #[test]
     fn malformed_erc20_calldata_is_refused() {
-        let bob = addr(BOB);
+        let bob = evm(BOB);
         let mut short = transferCall { to: bob.0, value: U256::from(1u8) }.abi_encode();
         short.truncate(40);
         assert!(erc20_effect(bob, &short).is_err());

@@ -1,5 +1,6 @@
 //! Domain entities and their state machines.
 
+pub mod address;
 pub mod agent;
 pub mod decision;
 pub mod effect;
@@ -10,7 +11,8 @@ pub mod session;
 pub mod tier;
 pub mod tx;
 
-pub use agent::{Agent, AgentStatus, Chain, EvmAddress};
+pub use address::{Address, ChainFamily, EvmAddress, SolanaAddress};
+pub use agent::{Agent, AgentStatus, Chain};
 pub use effect::{Effect, EffectKind};
 pub use kill_switch::{KillSwitch, KillSwitchState};
 pub use policy::{Policy, PolicyRules, PolicyType};

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::agent::EvmAddress;
+use super::address::Address;
 use crate::error::{Error, Issue};
 use crate::{AgentId, Amount, PolicyId, UnixSeconds};
 
@@ -92,7 +92,7 @@ pub struct SpendingLimit {
     /// Rolling 24 h USD limit: a request that would take the agent's spending past it needs APPROVAL.
     pub daily_limit_usd: Option<f64>,
     /// Per-token thresholds (`token_limits: {"<token address>": {instant_max, notify_max, delay_max}}`).
-    pub token_limits: Vec<(EvmAddress, Thresholds)>,
+    pub token_limits: Vec<(Address, Thresholds)>,
 }
 
 /// The JSON form of SPENDING_LIMIT rules (snake_case keys, unknown keys refused).
@@ -156,22 +156,22 @@ pub enum PolicyRules {
     /// `WHITELIST`: native and token transfers to any other recipient are denied.
     Whitelist {
         /// The recipients allowed.
-        allowed_addresses: Vec<EvmAddress>,
+        allowed_addresses: Vec<Address>,
     },
     /// `ALLOWED_TOKENS`: transfers and approvals of any other token are denied.
     AllowedTokens {
         /// The token contracts allowed.
-        tokens: Vec<EvmAddress>,
+        tokens: Vec<Address>,
     },
     /// `CONTRACT_WHITELIST`: calls to any other contract are denied.
     ContractWhitelist {
         /// The contracts that may be called.
-        contracts: Vec<EvmAddress>,
+        contracts: Vec<Address>,
     },
     /// `allow_unlimited`: approvals of at least 2^255 to a listed spender are allowed (denied otherwise).
     ApprovedSpenders {
         /// The spenders approvals may name.
-        spenders: Vec<EvmAddress>,
+        spenders: Vec<Address>,
         /// Whether an approval of at least 2^255 to a listed spender is allowed.
         allow_unlimited: bool,
     },
@@ -223,11 +223,11 @@ impl PolicyRules {
         fn de<T: serde::de::DeserializeOwned>(rules: &serde_json::Value) -> Result<T, Error> {
             T::deserialize(rules).map_err(|e| Error::invalid_field("rules", e.to_string()))
         }
-        fn addresses(field: &str, raw: Vec<String>) -> Result<Vec<EvmAddress>, Error> {
+        fn addresses(field: &str, raw: Vec<String>) -> Result<Vec<Address>, Error> {
             let mut issues = Vec::new();
             let mut out = Vec::with_capacity(raw.len());
             for (i, text) in raw.iter().enumerate() {
-                match text.parse::<EvmAddress>() {
+                match Address::parse_any(text) {
                     Ok(a) => out.push(a),
                     Err(message) => issues.push(Issue { path: format!("rules.{field}[{i}]"), message }),
                 }
@@ -252,7 +252,7 @@ impl PolicyRules {
                 let mut token_limits = Vec::with_capacity(raw.token_limits.len());
                 for (key, thresholds) in raw.token_limits {
                     let path = format!("rules.token_limits.{key}");
-                    let token = key.parse::<EvmAddress>().map_err(|m| Error::invalid_field(&path, m))?;
+                    let token = Address::parse_any(&key).map_err(|m| Error::invalid_field(&path, m))?;
                     if !thresholds.ordered() {
                         return Err(Error::invalid_field(&path, "must satisfy instant_max <= notify_max <= delay_max"));
                     }
@@ -319,7 +319,7 @@ impl PolicyRules {
 
     /// The canonical JSON form (snake_case keys), as stored and returned.
     pub fn to_json(&self) -> serde_json::Value {
-        fn list(key: &str, items: &[EvmAddress]) -> serde_json::Value {
+        fn list(key: &str, items: &[Address]) -> serde_json::Value {
             let values: Vec<String> = items.iter().map(ToString::to_string).collect();
             serde_json::json!({ key: values })
         }

@@ -1,15 +1,15 @@
 //! Transaction requests (the body of send and simulate), typed and validated. Both endpoints parse through
 //! [`TxKind::parse`], so they accept exactly the same inputs.
 
-use super::agent::EvmAddress;
+use super::address::{Address, ChainFamily};
 use crate::Amount;
 use crate::error::{Error, Issue};
 
 /// An ERC-20 token named by a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRef {
-    /// The token's contract address.
-    pub address: EvmAddress,
+    /// The token's contract address (its mint on Solana).
+    pub address: Address,
     /// Decimals as the agent wrote them (0..=36); must equal the chain's `decimals()` to be sent.
     pub decimals: u8,
     /// Symbol as the agent wrote it (1 to 16 characters); must equal the chain's `symbol()` when it has one.
@@ -22,14 +22,14 @@ pub enum TxKind {
     /// `TRANSFER`: sends the network's native coin.
     Transfer {
         /// The recipient.
-        to: EvmAddress,
+        to: Address,
         /// How much, in the native coin's smallest unit (wei for ETH).
         amount: Amount,
     },
     /// `TOKEN_TRANSFER`: an ERC-20 `transfer`.
     TokenTransfer {
         /// The recipient.
-        to: EvmAddress,
+        to: Address,
         /// How much, in the token's smallest unit.
         amount: Amount,
         /// The token.
@@ -38,7 +38,7 @@ pub enum TxKind {
     /// `CONTRACT_CALL`: calls a contract; calldata with an ERC-20 selector is judged as that ERC-20 operation.
     ContractCall {
         /// The contract called.
-        to: EvmAddress,
+        to: Address,
         /// The call's input (selector and ABI-encoded arguments).
         calldata: Vec<u8>,
         /// Native coin sent with the call, in its smallest unit (zero when the request names none).
@@ -47,7 +47,7 @@ pub enum TxKind {
     /// `APPROVE`: an ERC-20 `approve`.
     Approve {
         /// Who may spend the agent's tokens.
-        spender: EvmAddress,
+        spender: Address,
         /// The allowance, in the token's smallest unit; at least 2^255 counts as unlimited.
         amount: Amount,
         /// The token.
@@ -70,8 +70,8 @@ pub const BATCH_MAX: usize = 20;
 pub enum Asset {
     /// The network's native coin (ETH, POL, ...).
     Native,
-    /// An ERC-20 token, by contract address.
-    Token(EvmAddress),
+    /// A token, by contract address (ERC-20) or mint.
+    Token(Address),
 }
 
 impl TxKind {
@@ -87,7 +87,7 @@ impl TxKind {
     }
 
     /// The beneficiary shown to the operator: recipient, spender or contract.
-    pub fn counterparty(&self) -> Option<EvmAddress> {
+    pub fn counterparty(&self) -> Option<Address> {
         match self {
             TxKind::Transfer { to, .. } | TxKind::TokenTransfer { to, .. } | TxKind::ContractCall { to, .. } => {
                 Some(*to)
@@ -122,8 +122,19 @@ impl TxKind {
         }
     }
 
-    /// Parses a request body (already JSON). Unknown fields and unknown types are refused, never ignored.
-    pub fn parse(body: &serde_json::Value) -> Result<(TxKind, Option<String>), Error> {
+    /// Parses a request body (already JSON) for a network of `family`: its addresses are read in that family's
+    /// form. Unknown fields and unknown types are refused, never ignored.
+    pub fn parse(body: &serde_json::Value, family: ChainFamily) -> Result<(TxKind, Option<String>), Error> {
+        TxKind::parse_as(body, Form::Family(family))
+    }
+
+    /// Reads back a body stored by [`TxKind::to_json`] (already checked at admission), each address by its own
+    /// form.
+    pub fn from_stored(body: &serde_json::Value) -> Result<(TxKind, Option<String>), Error> {
+        TxKind::parse_as(body, Form::Own)
+    }
+
+    fn parse_as(body: &serde_json::Value, family: Form) -> Result<(TxKind, Option<String>), Error> {
         let mut issues = Vec::new();
         let object = match body.as_object() {
             Some(o) => o,
@@ -137,7 +148,7 @@ impl TxKind {
                 None
             }
         };
-        let kind = parse_kind(body, "", true, &mut issues);
+        let kind = parse_kind(body, "", true, family, &mut issues);
         match kind {
             Some(kind) if issues.is_empty() => Ok((kind, network)),
             _ => Err(Error::validation(issues)),
@@ -145,7 +156,36 @@ impl TxKind {
     }
 }
 
-fn parse_kind(value: &serde_json::Value, prefix: &str, top: bool, issues: &mut Vec<Issue>) -> Option<TxKind> {
+/// How the addresses of a body are read: in the family of the request's network, or each by its own form.
+#[derive(Clone, Copy)]
+enum Form {
+    Family(ChainFamily),
+    Own,
+}
+
+impl Form {
+    fn parse(self, text: &str) -> Result<Address, String> {
+        match self {
+            Form::Family(family) => Address::parse(family, text),
+            Form::Own => Address::parse_any(text),
+        }
+    }
+
+    fn required(self) -> String {
+        match self {
+            Form::Family(family) => format!("required: {}", family.address_form()),
+            Form::Own => "required: an address".into(),
+        }
+    }
+}
+
+fn parse_kind(
+    value: &serde_json::Value,
+    prefix: &str,
+    top: bool,
+    family: Form,
+    issues: &mut Vec<Issue>,
+) -> Option<TxKind> {
     let path = |field: &str| if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") };
     let Some(object) = value.as_object() else {
         issues.push(Issue {
@@ -183,11 +223,11 @@ fn parse_kind(value: &serde_json::Value, prefix: &str, top: bool, issues: &mut V
         }
     }
     let before = issues.len();
-    let address = |field: &str, issues: &mut Vec<Issue>| -> Option<EvmAddress> {
+    let address = |field: &str, issues: &mut Vec<Issue>| -> Option<Address> {
         match object.get(field).and_then(|v| v.as_str()) {
-            Some(text) => text.parse().map_err(|m| issues.push(Issue { path: path(field), message: m })).ok(),
+            Some(text) => family.parse(text).map_err(|m| issues.push(Issue { path: path(field), message: m })).ok(),
             None => {
-                issues.push(Issue { path: path(field), message: "required: a 0x-prefixed address".into() });
+                issues.push(Issue { path: path(field), message: family.required() });
                 None
             }
         }
@@ -210,8 +250,9 @@ fn parse_kind(value: &serde_json::Value, prefix: &str, top: bool, issues: &mut V
             }
         }
     };
-    let token =
-        |issues: &mut Vec<Issue>| -> Option<TokenRef> { parse_token(object.get("token"), &path("token"), issues) };
+    let token = |issues: &mut Vec<Issue>| -> Option<TokenRef> {
+        parse_token(object.get("token"), &path("token"), family, issues)
+    };
     let kind = match type_name {
         "TRANSFER" => {
             let (to, amount) = (address("to", issues), amount("amount", true, issues));
@@ -238,7 +279,7 @@ fn parse_kind(value: &serde_json::Value, prefix: &str, top: bool, issues: &mut V
                 }
             };
             let (to, calldata, value) = (to?, calldata?, value?);
-            if let Err(super::effect::MalformedCalldata(what)) = super::effect::erc20_effect(to, &calldata) {
+            if let Err(super::effect::MalformedCalldata(what)) = super::effect::call_effect(to, &calldata) {
                 issues.push(Issue {
                     path: path("calldata"),
                     message: format!(
@@ -267,7 +308,7 @@ fn parse_kind(value: &serde_json::Value, prefix: &str, top: bool, issues: &mut V
             let instructions: Vec<Option<TxKind>> = list
                 .iter()
                 .enumerate()
-                .map(|(i, item)| parse_kind(item, &path(&format!("instructions[{i}]")), false, issues))
+                .map(|(i, item)| parse_kind(item, &path(&format!("instructions[{i}]")), false, family, issues))
                 .collect();
             Some(TxKind::Batch { instructions: instructions.into_iter().collect::<Option<Vec<_>>>()? })
         }
@@ -275,7 +316,12 @@ fn parse_kind(value: &serde_json::Value, prefix: &str, top: bool, issues: &mut V
     if issues.len() > before { None } else { kind }
 }
 
-fn parse_token(value: Option<&serde_json::Value>, path: &str, issues: &mut Vec<Issue>) -> Option<TokenRef> {
+fn parse_token(
+    value: Option<&serde_json::Value>,
+    path: &str,
+    family: Form,
+    issues: &mut Vec<Issue>,
+) -> Option<TokenRef> {
     let Some(object) = value.and_then(|v| v.as_object()) else {
         issues.push(Issue { path: path.to_owned(), message: "required: {address, decimals, symbol}".into() });
         return None;
@@ -285,12 +331,12 @@ fn parse_token(value: Option<&serde_json::Value>, path: &str, issues: &mut Vec<I
             issues.push(Issue { path: format!("{path}.{key}"), message: "unknown field".into() });
         }
     }
-    let address = object.get("address").and_then(|v| v.as_str()).and_then(|s| s.parse::<EvmAddress>().ok());
+    let address = object.get("address").and_then(|v| v.as_str()).and_then(|s| family.parse(s).ok());
     let decimals =
         object.get("decimals").and_then(|v| v.as_u64()).and_then(|d| u8::try_from(d).ok()).filter(|d| *d <= 36);
     let symbol = object.get("symbol").and_then(|v| v.as_str()).filter(|s| !s.is_empty() && s.len() <= 16);
     if address.is_none() {
-        issues.push(Issue { path: format!("{path}.address"), message: "required: a 0x-prefixed address".into() });
+        issues.push(Issue { path: format!("{path}.address"), message: family.required() });
     }
     if decimals.is_none() {
         issues.push(Issue { path: format!("{path}.decimals"), message: "required: an integer 0..=36".into() });
@@ -310,7 +356,7 @@ mod tests {
 
     #[track_caller]
     fn check(body: serde_json::Value, expected: Result<&str, &str>) {
-        match (TxKind::parse(&body), expected) {
+        match (TxKind::parse(&body, ChainFamily::Evm), expected) {
             (Ok((kind, _)), Ok(type_name)) => assert_eq!(kind.type_name(), type_name),
             (Err(e), Err(path)) => {
                 let issues = e.details.unwrap();
@@ -357,8 +403,8 @@ mod tests {
             {"type":"TRANSFER","to":A,"amount":"1"},
             {"type":"CONTRACT_CALL","to":A,"calldata":"0x","value":"2"},
             {"type":"TOKEN_TRANSFER","to":A,"amount":"7","token":{"address":A,"decimals":6,"symbol":"T"}}]});
-        let (kind, _) = TxKind::parse(&body).unwrap();
-        assert_eq!(TxKind::parse(&kind.to_json()).unwrap().0, kind, "to_json round-trips");
+        let (kind, _) = TxKind::parse(&body, ChainFamily::Evm).unwrap();
+        assert_eq!(TxKind::parse(&kind.to_json(), ChainFamily::Evm).unwrap().0, kind, "to_json round-trips");
         let flows = kind.outflows();
         assert_eq!(flows[0], (Asset::Native, Amount::from_u128(3)));
         assert_eq!(flows[1].1, Amount::from_u128(7));

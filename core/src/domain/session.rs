@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::agent::EvmAddress;
+use super::address::Address;
 use super::effect::EffectKind;
 use super::request::Asset;
 use crate::error::{Error, Issue};
@@ -21,7 +21,7 @@ pub struct SessionConstraints {
     /// capped by this constraint.
     pub max_amount_per_tx: Option<Vec<(Asset, Amount)>>,
     /// Recipients, spenders and called contracts allowed.
-    pub allowed_recipients: Option<Vec<EvmAddress>>,
+    pub allowed_recipients: Option<Vec<Address>>,
     /// Networks the session may use.
     pub allowed_networks: Option<Vec<String>>,
     /// Client addresses the token may be used from (Vault's `token_bound_cidrs`); elsewhere it is refused with
@@ -79,7 +79,7 @@ impl SessionConstraints {
                     let asset = if key == NATIVE_KEY {
                         Some(Asset::Native)
                     } else {
-                        key.parse::<EvmAddress>()
+                        Address::parse_any(key)
                             .map(Asset::Token)
                             .map_err(|_| issue(path.clone(), "key must be \"native\" or a token address".into()))
                             .ok()
@@ -93,7 +93,7 @@ impl SessionConstraints {
             list.iter()
                 .enumerate()
                 .filter_map(|(i, text)| {
-                    text.parse::<EvmAddress>().map_err(|m| issue(format!("constraints.allowedRecipients[{i}]"), m)).ok()
+                    Address::parse_any(text).map_err(|m| issue(format!("constraints.allowedRecipients[{i}]"), m)).ok()
                 })
                 .collect()
         });

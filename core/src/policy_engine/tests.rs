@@ -54,7 +54,11 @@ fn limit(n: u128, instant: &str, notify: &str, delay: &str) -> Policy {
     )
 }
 
-fn addr(s: &str) -> EvmAddress {
+fn addr(s: &str) -> Address {
+    s.parse().unwrap()
+}
+
+fn evm(s: &str) -> crate::domain::EvmAddress {
     s.parse().unwrap()
 }
 
@@ -79,11 +83,11 @@ fn call(to: &str, calldata: Vec<u8>, value: u128) -> TxKind {
 }
 
 fn transfer_calldata(to: &str, amount: u128) -> Vec<u8> {
-    transferCall { to: addr(to).0, value: alloy_primitives::U256::from(amount) }.abi_encode()
+    transferCall { to: evm(to).0, value: alloy_primitives::U256::from(amount) }.abi_encode()
 }
 
 fn approve_calldata(spender: &str, amount: u128) -> Vec<u8> {
-    approveCall { spender: addr(spender).0, value: alloy_primitives::U256::from(amount) }.abi_encode()
+    approveCall { spender: evm(spender).0, value: alloy_primitives::U256::from(amount) }.abi_encode()
 }
 
 fn eth() -> NativeAsset {
@@ -156,7 +160,7 @@ fn decide(policies: &[Policy], request: &TxKind, state: &State) -> Decision {
     };
     let reserved = [(Asset::Native, Amount::from_u128(state.reserved_native))];
     let prices = Prices(state.prices.clone());
-    let tokens: Vec<(EvmAddress, TokenMetadata)> = state
+    let tokens: Vec<(Address, TokenMetadata)> = state
         .token_decimals
         .map(|decimals| (addr(TOKEN), TokenMetadata { decimals, symbol: Some("USDC".into()) }))
         .into_iter()
@@ -445,7 +449,7 @@ fn unlimited_approvals_need_explicit_permission() {
     check(&[unlimited], approve(BOB, max), State::default(), "INSTANT");
     // With no APPROVED_SPENDERS at all (default deny off), nothing allows it explicitly.
     check(&[], approve(BOB, max), State::default(), "DENY UNLIMITED_APPROVAL");
-    let as_call = call(TOKEN, approveCall { spender: addr(BOB).0, value: max.0 }.abi_encode(), 0);
+    let as_call = call(TOKEN, approveCall { spender: evm(BOB).0, value: max.0 }.abi_encode(), 0);
     check(&[], as_call, State::default(), "DENY UNLIMITED_APPROVAL");
 }
 
@@ -580,4 +584,35 @@ fn history_is_read_only_as_far_back_as_policies_need() {
         json!({"instant_max":"1","notify_max":"2","delay_max":"3","daily_limit_usd": 10.0}),
     );
     assert_eq!(history_since(&[hourly, daily], now), Some(UnixSeconds(NOW - 86_400)));
+}
+
+/// A list entry of another chain family never matches: a Solana address listed allows no EVM recipient, contract,
+/// token or spender, and an EVM address listed allows no Solana one, even over the same bytes.
+#[test]
+fn a_list_entry_of_another_family_never_matches() {
+    const SOL: &str = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA";
+    let both = |n, policy_type, key: &str, list: &[&str]| policy(n, false, policy_type, json!({ key: list }));
+    let solana_lists = [
+        both(1, PolicyType::Whitelist, "allowed_addresses", &[SOL]),
+        both(2, PolicyType::ContractWhitelist, "contracts", &[SOL]),
+    ];
+    check(&solana_lists, transfer(ALICE, 1), owner(), "DENY ADDRESS_NOT_WHITELISTED");
+    check(&solana_lists, call(CONTRACT, vec![1, 2, 3, 4], 0), owner(), "DENY CONTRACT_NOT_WHITELISTED");
+    check(&solana_lists, transfer(SOL, 1), owner(), "INSTANT");
+    let tokens = [both(3, PolicyType::AllowedTokens, "tokens", &[SOL])];
+    let usdc = State { token_decimals: Some(6), ..owner() };
+    check(&tokens, token_transfer(ALICE, 1), usdc, "DENY TOKEN_NOT_ALLOWED");
+
+    let evm_lists = [
+        both(4, PolicyType::Whitelist, "allowed_addresses", &[ALICE]),
+        both(5, PolicyType::ContractWhitelist, "contracts", &[CONTRACT]),
+    ];
+    check(&evm_lists, transfer(SOL, 1), owner(), "DENY ADDRESS_NOT_WHITELISTED");
+    check(&evm_lists, call(SOL, vec![1, 2, 3, 4], 0), owner(), "DENY CONTRACT_NOT_WHITELISTED");
+    check(&evm_lists, transfer(ALICE, 1), owner(), "INSTANT");
+    // The same 20 bytes, read as a Solana key (zero-padded), are another address.
+    let mut bytes = [0u8; 32];
+    bytes[12..].copy_from_slice(evm(ALICE).0.as_slice());
+    let alice_as_solana = crate::domain::SolanaAddress(bytes).to_string();
+    check(&evm_lists, transfer(&alice_as_solana, 1), owner(), "DENY ADDRESS_NOT_WHITELISTED");
 }

@@ -3,7 +3,7 @@
 
 use super::sessions::next_page;
 use super::{Waiaas, cursor, page_limit};
-use crate::domain::{Agent, AgentStatus, Chain, EvmAddress};
+use crate::domain::{Address, Agent, AgentStatus, Chain, EvmAddress};
 use crate::error::{Error, ErrorCode, Issue, Result};
 use crate::event::{Event, EventType, RequestContext};
 use crate::ports::{Page, StatusEffects};
@@ -28,10 +28,23 @@ impl Waiaas {
         if !issues.is_empty() {
             return Err(Error::validation(issues));
         }
+        let chain = chain_parsed.unwrap_or(Chain::Ethereum);
         let networks = self.ports.chain.networks();
-        if !networks.iter().any(|n| n == network) {
+        let Some(configured) = networks.iter().find(|n| n.name == network) else {
+            let names: Vec<&str> = networks.iter().map(|n| n.name.as_str()).collect();
             return Err(Error::new(ErrorCode::NetworkNotConfigured, format!("network {network:?} is not configured"))
-                .with_details(serde_json::json!({ "configured": networks })));
+                .with_details(serde_json::json!({ "configured": names })));
+        };
+        if configured.family != chain.family() {
+            return Err(Error::invalid_field(
+                "network",
+                format!(
+                    "{network} is a {} network; a {} agent needs a {} one",
+                    configured.family,
+                    chain.as_str(),
+                    chain.family()
+                ),
+            ));
         }
         let now = self.now();
         let id = AgentId::generate(self.ports.clock.as_ref(), self.ports.entropy.as_ref());
@@ -39,7 +52,7 @@ impl Waiaas {
         let agent = Agent {
             id,
             name: name.to_owned(),
-            chain: chain_parsed.unwrap_or(Chain::Ethereum),
+            chain,
             network: network.to_owned(),
             address,
             status: AgentStatus::Active,
@@ -48,7 +61,7 @@ impl Waiaas {
             updated_at: now,
         };
         let event = Event::new(EventType::AgentCreated, ctx, now).agent(id).details(serde_json::json!({
-            "name": agent.name, "chain": chain, "network": network, "address": address.to_string(),
+            "name": agent.name, "chain": chain.as_str(), "network": network, "address": address.to_string(),
         }));
         self.ports.agents.insert(&agent, &event).await?;
         self.publish(&event);
@@ -158,15 +171,17 @@ impl Waiaas {
         self.agent(id).await
     }
 
-    /// The caller's balance of the ERC-20 token at `token` on its network.
+    /// The caller's balance of the token at `token` (an address in the form of its network's family) on its
+    /// network, with the token's address as parsed.
     pub async fn wallet_token_balance(
         &self,
         principal: &super::SessionPrincipal,
-        token: EvmAddress,
-    ) -> Result<(Agent, Amount)> {
+        token: &str,
+    ) -> Result<(Agent, Address, Amount)> {
         let agent = principal.agent.clone();
+        let token = Address::parse(agent.chain.family(), token).map_err(|m| Error::invalid_field("token", m))?;
         let balance = self.ports.chain.token_balance(&agent.network, token, agent.address).await?;
-        Ok((agent, balance))
+        Ok((agent, token, balance))
     }
 
     /// The native balance of the caller's wallet on its network, with the network's native coin.

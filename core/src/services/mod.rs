@@ -110,7 +110,7 @@ pub struct Waiaas {
     /// Each network's native coin, from the chain adapter.
     native_cache: RwLock<std::collections::HashMap<String, crate::ports::NativeAsset>>,
     /// ERC-20 metadata read from the chain, per (network, token).
-    token_cache: RwLock<std::collections::HashMap<(String, crate::domain::EvmAddress), crate::ports::TokenMetadata>>,
+    token_cache: RwLock<std::collections::HashMap<(String, crate::domain::Address), crate::ports::TokenMetadata>>,
     /// Attached by the host after unlock (OPS-03); absent in hosts without backups.
     backups: std::sync::OnceLock<Arc<dyn crate::ports::BackupStore>>,
 }

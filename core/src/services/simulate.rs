@@ -12,7 +12,7 @@ use super::transactions::{Admissible, decide, warning_code};
 use super::{SessionPrincipal, Waiaas};
 use crate::Amount;
 use crate::UnixSeconds;
-use crate::domain::{Asset, EvmAddress};
+use crate::domain::{Address, Asset};
 use crate::error::Result;
 use crate::policy_engine::PolicyDefaults;
 use crate::policy_engine::{Decision, PolicyWarning, Tier, to_units};
@@ -175,7 +175,7 @@ fn policy_warnings(decision: &Decision) -> Vec<SimulationWarning> {
     warnings
 }
 
-async fn balance_of(chain: &dyn ChainAdapter, network: &str, owner: EvmAddress, asset: Asset) -> Result<Amount> {
+async fn balance_of(chain: &dyn ChainAdapter, network: &str, owner: Address, asset: Asset) -> Result<Amount> {
     match asset {
         Asset::Native => chain.native_balance(network, owner).await,
         Asset::Token(token) => chain.token_balance(network, token, owner).await,

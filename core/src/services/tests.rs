@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::domain::{Agent, AgentStatus, Chain, EvmAddress, KillSwitch, Session};
+use crate::domain::{Address, Agent, AgentStatus, Chain, KillSwitch, Session};
 use crate::event::{EventType, RequestContext};
 use crate::ports::testing::{CountingEntropy, FixedClock, RecordingMetrics, RecordingSink};
 use crate::ports::{
@@ -23,7 +23,7 @@ pub(super) fn active_agent(id: AgentId) -> Agent {
         name: "a".into(),
         chain: Chain::Ethereum,
         network: "anvil".into(),
-        address: ADDRESS.parse::<EvmAddress>().unwrap(),
+        address: ADDRESS.parse::<Address>().unwrap(),
         status: AgentStatus::Active,
         owner_address: None,
         created_at: UnixSeconds(T0),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::sessions::next_page;
 use super::{SessionPrincipal, Waiaas, cursor, page_limit};
 use crate::domain::session::SessionConstraints;
-use crate::domain::{Agent, AgentStatus, Chain, EvmAddress, TxKind, TxStatus};
+use crate::domain::{Address, Agent, AgentStatus, ChainFamily, TxKind, TxStatus};
 use crate::error::{Error, ErrorCode, Issue, Result};
 use crate::event::{Actor, Event, EventType, RequestContext};
 use crate::policy_engine::{AgentHistory, Decision, Evaluation, PolicyDefaults, PolicyWarning, Tier, evaluate};
@@ -50,7 +50,7 @@ pub struct Admissible {
     /// The constraints of the session that sent it.
     pub constraints: Option<SessionConstraints>,
     /// Metadata of the tokens the request touches, as the chain reports it (those that answer as ERC-20s).
-    pub tokens: Vec<(EvmAddress, TokenMetadata)>,
+    pub tokens: Vec<(Address, TokenMetadata)>,
     /// The network's native coin (symbol and decimals), from the chain adapter; `None` when the node did not
     /// answer (a send is still admitted — the worker retries — and the native coin counts as unpriced).
     pub native: Option<NativeAsset>,
@@ -227,21 +227,38 @@ impl Waiaas {
     /// Stages 1–2, shared by send and simulate: parse the body (unknown fields refused), re-check the kill
     /// switch and the agent, resolve the network, refuse what the chain cannot do.
     pub async fn admission_gates(&self, principal: &SessionPrincipal, body: &serde_json::Value) -> Result<Admissible> {
-        let (kind, network) = TxKind::parse(body)?;
-        self.ensure_not_locked()?;
         let agent = principal.agent.clone();
+        let family = agent.chain.family();
+        let (kind, network) = TxKind::parse(body, family)?;
+        self.ensure_not_locked()?;
         super::sessions::ensure_agent_usable(agent.status)?;
         let network = network.unwrap_or_else(|| agent.network.clone());
-        if !self.ports.chain.networks().contains(&network) {
-            return Err(Error::new(ErrorCode::NetworkNotConfigured, format!("network {network:?} is not configured")));
+        match self.ports.chain.networks().into_iter().find(|n| n.name == network) {
+            None => {
+                return Err(Error::new(
+                    ErrorCode::NetworkNotConfigured,
+                    format!("network {network:?} is not configured"),
+                ));
+            }
+            Some(configured) if configured.family != family => {
+                return Err(Error::invalid_field(
+                    "network",
+                    format!("{network} is a {} network; this agent's addresses are {family}", configured.family),
+                ));
+            }
+            Some(_) => {}
         }
-        if matches!(kind, TxKind::Batch { .. }) && agent.chain == Chain::Ethereum {
-            return Err(Error::validation(vec![Issue {
-                path: "type".into(),
-                message: "BATCH is not supported on EVM networks: an externally owned account cannot execute several \
-                          calls atomically; send the instructions one by one"
-                    .into(),
-            }]));
+        // What a family's accounts can execute: an EVM account cannot run several calls atomically.
+        match (family, &kind) {
+            (ChainFamily::Evm, TxKind::Batch { .. }) => {
+                return Err(Error::validation(vec![Issue {
+                    path: "type".into(),
+                    message: "BATCH is not supported on EVM networks: an externally owned account cannot execute \
+                              several calls atomically; send the instructions one by one"
+                        .into(),
+                }]));
+            }
+            (ChainFamily::Evm | ChainFamily::Solana, _) => {}
         }
         let tokens = self.check_tokens(&network, &kind).await?;
         let native = match self.native_asset(&network).await {
@@ -255,7 +272,7 @@ impl Waiaas {
     /// Reads the metadata of every token the request touches from the chain (once per network and token) and
     /// refuses a request whose named token is not an ERC-20 or whose `decimals` / `symbol` differ from what the
     /// chain says: nothing the agent writes may change how its request is valued.
-    async fn check_tokens(&self, network: &str, kind: &TxKind) -> Result<Vec<(EvmAddress, TokenMetadata)>> {
+    async fn check_tokens(&self, network: &str, kind: &TxKind) -> Result<Vec<(Address, TokenMetadata)>> {
         let mut known = Vec::new();
         for token in kind.tokens() {
             if let Some(metadata) = self.token_metadata(network, token).await? {
@@ -313,7 +330,7 @@ impl Waiaas {
 
     /// A token's metadata, read from the chain the first time and remembered per (network, token). A contract that
     /// does not answer as an ERC-20 is asked again next time (it may be deployed later at that address).
-    async fn token_metadata(&self, network: &str, token: EvmAddress) -> Result<Option<TokenMetadata>> {
+    async fn token_metadata(&self, network: &str, token: Address) -> Result<Option<TokenMetadata>> {
         let key = (network.to_owned(), token);
         if let Some(found) = self.token_cache.read().ok().and_then(|cache| cache.get(&key).cloned()) {
             return Ok(Some(found));

@@ -414,7 +414,7 @@ impl TransactionsApi {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use waiaas_core::domain::TxKind;
+    use waiaas_core::domain::{ChainFamily, TxKind};
 
     use super::*;
 
@@ -440,7 +440,7 @@ mod tests {
     #[test]
     fn documented_request_matches_the_core_parser() {
         for body in samples() {
-            let (kind, _) = TxKind::parse(&body).unwrap_or_else(|e| panic!("{body}: {e:?}"));
+            let (kind, _) = TxKind::parse(&body, ChainFamily::Evm).unwrap_or_else(|e| panic!("{body}: {e:?}"));
             let canonical = kind.to_json();
             let documented = TransactionRequest::parse_from_json(Some(canonical.clone()))
                 .unwrap_or_else(|e| panic!("{canonical}: {}", e.into_message()));
@@ -448,7 +448,7 @@ mod tests {
             let mut with_network = canonical.clone();
             with_network["network"] = json!("anvil");
             assert!(TransactionRequest::parse_from_json(Some(with_network.clone())).is_ok(), "{with_network}");
-            assert!(TxKind::parse(&with_network).is_ok(), "{with_network}");
+            assert!(TxKind::parse(&with_network, ChainFamily::Evm).is_ok(), "{with_network}");
         }
     }
 
@@ -458,7 +458,7 @@ mod tests {
         let mut registry = Registry::new();
         TransactionRequest::register(&mut registry);
         for body in samples() {
-            let (kind, _) = TxKind::parse(&body).expect("sample parses");
+            let (kind, _) = TxKind::parse(&body, ChainFamily::Evm).expect("sample parses");
             let schema_name = match TransactionType::of(&kind) {
                 TransactionType::Transfer => "TransferRequest",
                 TransactionType::TokenTransfer => "TokenTransferRequest",
@@ -473,7 +473,7 @@ mod tests {
                 if probe.get(*field).is_none() {
                     probe[*field] = json!(null);
                 }
-                let refused = TxKind::parse(&probe).err().and_then(|e| e.details).unwrap_or_default();
+                let refused = TxKind::parse(&probe, ChainFamily::Evm).err().and_then(|e| e.details).unwrap_or_default();
                 assert!(!refused.to_string().contains("unknown field"), "{schema_name}.{field}: {refused}");
             }
             for key in kind.to_json().as_object().expect("object").keys().filter(|k| *k != "type") {
@@ -484,10 +484,10 @@ mod tests {
 
     #[test]
     fn transaction_dto_names_counterparty_and_main_amount() {
-        let kind = TxKind::parse(&samples()[3]).expect("contract call").0;
+        let kind = TxKind::parse(&samples()[3], ChainFamily::Evm).expect("contract call").0;
         assert_eq!(main_amount(&kind).as_deref(), Some("7"));
         assert_eq!(kind.counterparty().map(|a| a.to_string()).as_deref(), Some(A));
-        let batch = TxKind::parse(&samples()[5]).expect("batch").0;
+        let batch = TxKind::parse(&samples()[5], ChainFamily::Evm).expect("batch").0;
         assert_eq!((main_amount(&batch), batch.counterparty()), (None, None));
     }
 }

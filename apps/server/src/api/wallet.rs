@@ -8,12 +8,11 @@ use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Union};
 use uuid::Uuid;
-use waiaas_core::domain::EvmAddress;
 
 use super::ApiTags;
 use crate::ServerState;
 use crate::auth::SessionAuth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase")]
@@ -97,8 +96,7 @@ impl WalletApi {
                 decimals: native.decimals,
             })));
         };
-        let token: EvmAddress = token.parse().map_err(|message: String| ApiError::invalid_field("token", message))?;
-        let (agent, balance) = state.core.wallet_token_balance(&auth.0, token).await?;
+        let (agent, token, balance) = state.core.wallet_token_balance(&auth.0, &token).await?;
         Ok(Json(BalanceDto::Token(TokenBalanceDto {
             agent_id: agent.id.as_uuid(),
             network: agent.network,

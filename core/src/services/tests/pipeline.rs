@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::{T0, block_on};
 use crate::domain::{
-    Agent, AgentStatus, Asset, Chain, EvmAddress, KillSwitch, Policy, PolicyRules, PolicyType, Session,
+    Address, Agent, AgentStatus, Asset, Chain, KillSwitch, Policy, PolicyRules, PolicyType, Session,
     SessionConstraints, TxKind, TxStatus,
 };
 use crate::event::{Actor, Event, EventType, RequestContext};
@@ -63,7 +63,7 @@ pub(super) const CONTRACT: &str = "0x52908400098527886e0f7030069857d2e4169ee7";
 /// The signature the keystore mock returns.
 pub(super) const SIGNATURE: [u8; 65] = [9; 65];
 
-pub(super) fn address(text: &str) -> EvmAddress {
+pub(super) fn address(text: &str) -> Address {
     text.parse().expect("test address")
 }
 
@@ -186,7 +186,7 @@ pub(super) fn policy(policy_type: PolicyType, rules: serde_json::Value) -> Polic
 pub(super) enum Call {
     TokenMetadata {
         network: String,
-        token: EvmAddress,
+        token: Address,
     },
     /// `TxRepo::admit`, with what its decision closure produced.
     Admit {
@@ -214,7 +214,7 @@ pub(super) enum Call {
     },
     Prepare {
         network: String,
-        from: EvmAddress,
+        from: Address,
         kind: TxKind,
     },
     Sign {
@@ -328,7 +328,7 @@ impl Pipeline {
         })
     }
 
-    pub fn prepares(&self) -> Vec<(String, EvmAddress, TxKind)> {
+    pub fn prepares(&self) -> Vec<(String, Address, TxKind)> {
         self.pick(|c| match c {
             Call::Prepare { network, from, kind } => Some((network, from, kind)),
             _ => None,
@@ -456,7 +456,7 @@ fn tx_repo(world: &World, log: &Log, rows: &Rows, clock: &Arc<FixedClock>) -> Mo
 
 fn chain(world: &World, log: &Log, rows: &Rows) -> MockChainAdapter {
     let mut chain = MockChainAdapter::new();
-    chain.expect_networks().returning(|| vec![NETWORK.to_owned()]);
+    chain.expect_networks().returning(|| vec![crate::ports::Network::evm(NETWORK)]);
     let (l, token) = (log.clone(), world.token.clone());
     chain.expect_token_metadata().returning(move |network: &str, address| {
         record(&l, Call::TokenMetadata { network: network.to_owned(), token: address });

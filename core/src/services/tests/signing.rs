@@ -221,7 +221,7 @@ fn prepared(nonce: u64) -> PreparedTx {
 /// A chain whose node builds every transaction with `nonce`.
 fn building_chain(nonce: u64) -> MockChainAdapter {
     let mut chain = MockChainAdapter::new();
-    chain.expect_networks().returning(|| vec!["anvil".into()]);
+    chain.expect_networks().returning(|| vec![crate::ports::Network::evm("anvil")]);
     chain.expect_prepare().returning(move |_, _, _| Ok(prepared(nonce)));
     chain
 }
@@ -291,7 +291,7 @@ fn nonce_taken_case(
 ) -> (Worker, Arc<Mutex<Vec<&'static str>>>) {
     let calls: Arc<Mutex<Vec<&'static str>>> = Arc::default();
     let mut chain = MockChainAdapter::new();
-    chain.expect_networks().returning(|| vec!["anvil".into()]);
+    chain.expect_networks().returning(|| vec![crate::ports::Network::evm("anvil")]);
     let (log, mut statuses) = (calls.clone(), vec![receipt, TxOnChain::Pending { known: false }]);
     chain.expect_status().times(2).returning(move |_, hash| {
         assert_eq!(hash, HASH);
@@ -348,7 +348,7 @@ fn a_nonce_reported_used_is_rebuilt_only_when_the_original_provably_did_not_land
     // The nonce cannot be read: no receipt is asked for, nothing is rebuilt.
     let calls: Arc<Mutex<Vec<&'static str>>> = Arc::default();
     let mut chain = MockChainAdapter::new();
-    chain.expect_networks().returning(|| vec!["anvil".into()]);
+    chain.expect_networks().returning(|| vec![crate::ports::Network::evm("anvil")]);
     let log = calls.clone();
     chain.expect_status().times(1).returning(move |_, _| {
         log.lock().unwrap().push("status");

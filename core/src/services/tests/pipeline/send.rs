@@ -76,7 +76,7 @@ fn a_delay_send_is_queued_with_tx_queued_until_the_delay_passes() {
 #[test]
 fn an_approval_send_of_an_owned_agent_waits_for_the_owner_until_a_deadline() {
     let mut world = World { policies: vec![spending_limit()], ..World::default() };
-    world.agent.owner_address = Some(address(OTHER));
+    world.agent.owner_address = Some(OTHER.parse().expect("owner"));
     let h = pipeline(world);
     h.send(transfer(RECIPIENT, 5_000)).expect("admitted");
 

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::send::{spending_limit, transfer};
-use super::{CONTRACT, Call, OTHER, RECIPIENT, TOKEN, World, address, agent_id, pipeline, policy};
+use super::{CONTRACT, Call, OTHER, RECIPIENT, TOKEN, World, agent_id, pipeline, policy};
 use crate::domain::{Asset, PolicyType, SessionConstraints};
 use crate::policy_engine::{DenyReason, Tier};
 use crate::ports::TokenMetadata;
@@ -63,7 +63,7 @@ fn erc20_transfer(to: &str, amount: u64) -> String {
 fn simulate_predicts_the_verdict_send_reaches_on_the_same_snapshot() {
     let limit = || World { policies: vec![spending_limit()], ..World::default() };
     let mut owned = limit();
-    owned.agent.owner_address = Some(address(OTHER));
+    owned.agent.owner_address = Some(OTHER.parse().expect("owner"));
     let reserved = World { reserved: vec![(Asset::Native, Amount::from_u128(600))], ..limit() };
     let whitelist = policy(PolicyType::Whitelist, json!({"allowed_addresses": [OTHER]}));
     let capped = World {
