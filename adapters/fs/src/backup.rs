@@ -120,12 +120,6 @@ pub fn create_archive(
         files,
     };
     let header = Header::new(opts.kdf, opts.entropy)?;
-    let mut final_path = out_dir.join(archive_file_name(opts.created_at));
-    let mut n = 1;
-    while final_path.exists() {
-        final_path = out_dir.join(format!("waiaas-{}-{n}.{}", utc_stamp(opts.created_at), backup::ARCHIVE_EXTENSION));
-        n += 1;
-    }
     let tmp = tempfile::Builder::new()
         .prefix(".waiaas-backup-")
         .tempfile_in(out_dir)
@@ -146,10 +140,29 @@ pub fn create_archive(
         out.flush().map_err(|e| io_err("write", out_dir, e))?;
     }
     tmp.as_file().sync_all().map_err(|e| io_err("sync", out_dir, e))?;
-    tmp.persist_noclobber(&final_path).map_err(|e| io_err("rename archive to", &final_path, e.error))?;
-    sync_dir(out_dir)?;
-    Ok(final_path)
+    // The name is claimed by the rename itself: archives made in the same second (the schedule and API calls at
+    // once) take `-1`, `-2`, ... whichever finishes first, and none replaces another.
+    let (mut tmp, mut n) = (tmp, 0);
+    loop {
+        let final_path = out_dir.join(match n {
+            0 => archive_file_name(opts.created_at),
+            n => format!("waiaas-{}-{n}.{}", utc_stamp(opts.created_at), backup::ARCHIVE_EXTENSION),
+        });
+        match tmp.persist_noclobber(&final_path) {
+            Ok(_) => {
+                sync_dir(out_dir)?;
+                return Ok(final_path);
+            }
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists && n < MAX_SAME_SECOND => {
+                (tmp, n) = (e.file, n + 1);
+            }
+            Err(e) => return Err(io_err("rename archive to", &final_path, e.error)),
+        }
+    }
 }
+
+/// Archives of one second at most (names `-1` … `-999`).
+const MAX_SAME_SECOND: u32 = 999;
 
 /// The archives in `dir` (`*.waiaas-backup`), newest first (names carry the UTC time). A missing dir is empty.
 pub fn list_archives(dir: &Path) -> Result<Vec<ArchiveInfo>> {
@@ -461,6 +474,39 @@ mod tests {
         assert_eq!(list_archives(dir.path()).unwrap().len(), 2);
         assert!(dir.path().join("notes.txt").exists());
         assert!(list_archives(&dir.path().join("missing")).unwrap().is_empty());
+    }
+
+    /// Archives made at once in the same second each get a name of their own; none replaces another.
+    #[test]
+    fn archives_of_one_second_made_at_once_keep_distinct_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source.db");
+        write(&source, "data");
+        let out = dir.path().join("out");
+        let sources = [("data/waiaas.db".to_owned(), source)];
+        let made: Vec<PathBuf> = std::thread::scope(|scope| {
+            let calls: Vec<_> = (0..6)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let opts = CreateOptions {
+                            password: "pw",
+                            kdf: Kdf::argon2id_fast_for_tests(),
+                            schema_version: 1,
+                            daemon_version: "test".into(),
+                            created_at: 1_764_000_000,
+                            entropy: &crate::OsEntropy,
+                        };
+                        create_archive(&out, &sources, &opts, &mut |_, _| {}).expect("archive")
+                    })
+                })
+                .collect();
+            calls.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        let names: std::collections::BTreeSet<_> = made.iter().cloned().collect();
+        assert_eq!(names.len(), 6, "{made:?}");
+        assert_eq!(list_archives(&out).unwrap().len(), 6);
+        assert!(names.contains(&out.join(archive_file_name(1_764_000_000))));
+        assert!(names.contains(&out.join("waiaas-20251124T160000Z-5.waiaas-backup")));
     }
 
     /// Every point a swap can stop at rolls back to exactly the old files.
