@@ -214,7 +214,7 @@ fn t08_s03_wrong_password_and_tampering_are_refused_and_change_nothing() {
     };
     // T-08: wrong password.
     let out = restore(&archive, "not the password");
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(6), "bad archive (an AEAD cannot tell a wrong password from tampering)");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("BACKUP_CORRUPTED") && err.contains("wrong password"), "{err}");
     assert_eq!(tree(&dir), original, "a wrong password changed the data dir");
@@ -253,10 +253,10 @@ fn t08_s03_wrong_password_and_tampering_are_refused_and_change_nothing() {
         std::fs::write(&file, &tampered).unwrap();
         let verify = run_cli(&dir, &["backup", "verify", file.to_str().unwrap()], &pw());
         let err = String::from_utf8_lossy(&verify.stderr);
-        assert!(!verify.status.success() && err.contains(code), "{name}: verify said {err}");
+        assert!(verify.status.code() == Some(6) && err.contains(code), "{name}: verify said {err}");
         let out = restore(&file, MASTER_PASSWORD);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && err.contains(code), "{name}: restore said {err}");
+        assert!(out.status.code() == Some(6) && err.contains(code), "{name}: restore said {err}");
         assert_eq!(tree(&dir), original, "{name}: the data dir changed");
     }
     // The untampered archive verifies.
@@ -563,9 +563,9 @@ fn restore_refuses_a_newer_schema_and_data_the_password_does_not_unlock() {
     };
     let original = tree(&dir);
     let work = tempfile::tempdir().unwrap();
-    for (name, bytes, password, expected) in [
-        ("newer schema", seal(9999, MASTER_PASSWORD), MASTER_PASSWORD, "INVALID_BACKUP_FORMAT"),
-        ("other password", seal(1, "another password"), "another password", "does not unlock"),
+    for (name, bytes, password, expected, exit) in [
+        ("newer schema", seal(9999, MASTER_PASSWORD), MASTER_PASSWORD, "INVALID_BACKUP_FORMAT", 6),
+        ("other password", seal(1, "another password"), "another password", "does not unlock", 5),
     ] {
         let file = work.path().join("crafted.waiaas-backup");
         std::fs::write(&file, bytes).unwrap();
@@ -575,7 +575,7 @@ fn restore_refuses_a_newer_schema_and_data_the_password_does_not_unlock() {
             &[("WAIAAS_MASTER_PASSWORD", password)],
         );
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && err.contains(expected), "{name}: {err}");
+        assert!(out.status.code() == Some(exit) && err.contains(expected), "{name}: {:?} {err}", out.status);
         assert_eq!(tree(&dir), original, "{name}: the data dir changed");
     }
 }

@@ -342,7 +342,7 @@ fn hex_and_text(bytes: &[u8]) -> String {
 fn one_daemon_per_data_dir() {
     let daemon = Daemon::start();
     let second = daemon.start_another(&[]);
-    assert!(!second.status.success());
+    assert_eq!(second.status.code(), Some(4), "exit code: a daemon runs");
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("already running") || stderr.contains("DAEMON_ALREADY_RUNNING"), "{stderr}");
     daemon.client().health().expect("the first daemon is unaffected");
@@ -356,7 +356,7 @@ fn wrong_password_at_start_changes_nothing() {
     let db = daemon.data_dir().join("data/waiaas.db");
     let before = std::fs::read(&db).unwrap();
     let out = daemon.start_another(&[("WAIAAS_MASTER_PASSWORD", "wrong password")]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(5), "exit code: wrong password");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("INVALID_MASTER_PASSWORD")
             || String::from_utf8_lossy(&out.stderr).contains("master password")
@@ -368,7 +368,7 @@ fn wrong_password_at_start_changes_nothing() {
 fn unknown_config_key_is_a_startup_error_naming_it() {
     let daemon = Daemon::start();
     let out = daemon.start_another(&[("WAIAAS_DAEMON_PROT", "1")]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(7), "exit code: bad config");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("prot"), "{stderr}");
 
@@ -378,7 +378,7 @@ fn unknown_config_key_is_a_startup_error_naming_it() {
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("{text}\n[daemon]\nlisten_everywhere = true\n")).unwrap();
     let out = run_cli(dir.path(), &["start"], &[("WAIAAS_MASTER_PASSWORD", MASTER_PASSWORD)]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(7), "exit code: bad config");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("listen_everywhere"),
         "{}",
@@ -394,9 +394,15 @@ fn status_and_stop_commands() {
     let pid = daemon.pid().expect("running");
     let expected = format!("waiaas is running (pid {pid}) at {}", daemon.url);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&expected), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = run_cli(daemon.data_dir(), &["restore", "--force", "--from", "/nonexistent"], &[]);
+    assert_eq!(out.status.code(), Some(4), "restore under a running daemon: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("waiaas stop"), "the message names the command");
     daemon.stop();
     let out = run_cli(daemon.data_dir(), &["status"], &[]);
     assert_eq!(out.status.code(), Some(3), "not running → exit code 3");
+    let out = run_cli(daemon.data_dir(), &["audit", "list"], &[]);
+    assert_eq!(out.status.code(), Some(3), "a command that needs the daemon: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("waiaas start"), "the message names the command");
 }
 
 /// `start` on an existing, empty directory (one an operator or a volume mount made for it) is a first start: it

@@ -17,6 +17,7 @@ use waiaas_core::audit::ChainBreak;
 use waiaas_daemon::audit_head::{Verdict, reseal as reseal_log, verify_log};
 use waiaas_fs::{DataDir, PidLock};
 
+use crate::exit::DaemonState;
 use crate::password::{self, Terminal};
 use crate::{control, core_error, emit};
 
@@ -124,7 +125,7 @@ fn reseal(root: &Path) -> anyhow::Result<ExitCode> {
         bail!("no database at {}", dir.db_file().display());
     }
     if let Some(running) = PidLock::read_running(&dir) {
-        bail!("a daemon runs on {} (pid {:?}); stop it first (`waiaas stop`)", root.display(), running.pid);
+        return Err(DaemonState::Running { root: root.to_owned(), pid: running.pid }.into());
     }
     let _lock = PidLock::acquire(&dir).map_err(core_error).context("cannot take the daemon lock")?;
     let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
@@ -141,7 +142,7 @@ fn reseal(root: &Path) -> anyhow::Result<ExitCode> {
 
 fn list_rows(root: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
     let Some(url) = control::running_daemon(root).and_then(|d| d.base_url) else {
-        bail!("no daemon is running on {}; start it with `waiaas start`", root.display());
+        return Err(DaemonState::NotRunning { root: root.to_owned() }.into());
     };
     let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
     let client = Client::new(&url).with_master_password(password.as_str());

@@ -164,7 +164,7 @@ fn create(root: &Path, output: Option<PathBuf>, kdf: KdfChoice) -> anyhow::Resul
             None => client.create_backup(kdf),
         };
         waiting.finish();
-        emit(&made.map_err(|e| anyhow!("{e}"))?.path)?;
+        emit(&made.map_err(anyhow::Error::new)?.path)?;
         return Ok(ExitCode::SUCCESS);
     }
     let out_dir = output.unwrap_or_else(|| backup_dir(&dir, &config.backup));

@@ -3,13 +3,15 @@
 //!
 //! It is argument parsing and terminal I/O over the daemon crate (`waiaas-daemon`: configuration, composition,
 //! background tasks, backup and restore). The logic lives in this library so tests can call it; `main.rs` only parses arguments and maps the outcome to
-//! an exit code. Exit codes: 0 success (and "running" for `status`), 1 failure, 3 "not running" from `status`.
+//! an exit code; [`exit`] has the table (0 success, 1 failure, 2 usage, 3 not running, 4 a daemon runs, 5 wrong
+//! password, 6 bad archive, 7 bad config).
 //!
 //! The data dir is `--data-dir` > `WAIAAS_DATA_DIR` > `~/.waiaas` (SPEC §2).
 
 pub mod audit;
 pub mod backup;
 pub mod control;
+pub mod exit;
 pub mod init;
 pub mod password;
 pub mod start;
@@ -21,7 +23,7 @@ use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 
 /// Exit code of `status` when no daemon runs (LSB convention for "program is not running").
-pub const EXIT_NOT_RUNNING: u8 = 3;
+pub const EXIT_NOT_RUNNING: u8 = exit::NOT_RUNNING;
 
 /// WAIaaS: a self-hosted wallet daemon for AI agents.
 #[derive(Debug, Parser)]

@@ -1,5 +1,5 @@
-//! The `waiaas` binary: parses the command line and maps the outcome to an exit code; the logic is in the
-//! `waiaas_cli` library.
+//! The `waiaas` binary: parses the command line and maps the outcome to an exit code (`waiaas_cli::exit`); the
+//! logic is in the `waiaas_cli` library.
 
 use std::process::ExitCode;
 
@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(waiaas_cli::exit::exit_code(&err))
         }
     }
 }

@@ -32,7 +32,7 @@ pub fn start(root: &Path) -> anyhow::Result<ExitCode> {
     init_logging(&config.daemon.log_level);
     tracing::info!(data_dir = %dir.root().display(), "starting");
     let mut lock = PidLock::acquire(&dir).map_err(|e| match e.code {
-        ErrorCode::DaemonAlreadyRunning => anyhow::anyhow!("{}", e.message),
+        ErrorCode::DaemonAlreadyRunning => core_error(e),
         _ => core_error(e).context("cannot take the daemon lock"),
     })?;
     if waiaas_fs::backup::recover_interrupted_restore(&dir).map_err(core_error)? {

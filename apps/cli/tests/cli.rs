@@ -180,7 +180,7 @@ fn daemon_lifecycle_through_the_cli() {
 }
 
 #[test]
-fn startup_errors_exit_1_and_change_nothing() {
+fn startup_errors_exit_with_their_kind_and_change_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("home");
     // First start stores the password hash.
@@ -190,13 +190,13 @@ fn startup_errors_exit_1_and_change_nothing() {
     let db = std::fs::read(data_dir.join("data/waiaas.db")).unwrap();
 
     let wrong = run(&data_dir, &["start"], &[("WAIAAS_MASTER_PASSWORD", "not it"), ("WAIAAS_DAEMON_PORT", "0")]);
-    assert_eq!(wrong.status.code(), Some(1));
+    assert_eq!(wrong.status.code(), Some(5), "wrong password");
     assert!(text(&wrong.stderr).contains("the master password does not match"), "{}", text(&wrong.stderr));
     assert!(wrong.stdout.is_empty());
     assert_eq!(std::fs::read(data_dir.join("data/waiaas.db")).unwrap(), db, "a wrong password changed the database");
 
     let typo = run(&data_dir, &["start"], &[("WAIAAS_MASTER_PASSWORD", PASSWORD), ("WAIAAS_DAEMON_PROT", "0")]);
-    assert_eq!(typo.status.code(), Some(1));
+    assert_eq!(typo.status.code(), Some(7), "bad config");
     assert!(
         text(&typo.stderr).contains(r#"WAIAAS_DAEMON_PROT: unknown key "prot" in [daemon]"#),
         "{}",
@@ -209,7 +209,7 @@ fn startup_errors_exit_1_and_change_nothing() {
 
     std::fs::write(data_dir.join("config.toml"), "[daemon]\nport = \"3100\"\n").unwrap();
     let bad_type = run(&data_dir, &["start"], &[("WAIAAS_MASTER_PASSWORD", PASSWORD)]);
-    assert_eq!(bad_type.status.code(), Some(1));
+    assert_eq!(bad_type.status.code(), Some(7), "bad config");
     assert!(text(&bad_type.stderr).contains("[daemon] port: expected an integer"), "{}", text(&bad_type.stderr));
 }
 

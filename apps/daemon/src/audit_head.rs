@@ -3,6 +3,7 @@
 //! [`verify_log`] (the chain, then the log's end against its sealed head) and [`reseal`].
 
 use anyhow::{Context, anyhow, bail};
+use waiaas_core::ErrorCode;
 use waiaas_core::audit::{ChainBreak, HEAD_SALT_KEY, HeadFinding, HeadKey};
 use waiaas_core::event::{EventType, RequestContext};
 use waiaas_core::ports::{AuditQuery, AuditRepo, Clock, SettingsRepo};
@@ -44,7 +45,10 @@ pub async fn check_password(db: &Database, password: &str) -> anyhow::Result<()>
     match stored {
         None => bail!("this data dir has no master password yet; start the daemon once first"),
         Some(hash) if verify_password(password, &hash).map_err(core_error)? => Ok(()),
-        Some(_) => bail!("INVALID_MASTER_PASSWORD: the master password does not match this data dir"),
+        Some(_) => Err(core_error(waiaas_core::Error::new(
+            ErrorCode::InvalidMasterPassword,
+            "INVALID_MASTER_PASSWORD: the master password does not match this data dir",
+        ))),
     }
 }
 

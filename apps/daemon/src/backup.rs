@@ -234,7 +234,7 @@ fn restore_locked(
 pub fn backup_error(e: Error) -> anyhow::Error {
     match e.code {
         ErrorCode::InvalidBackupFormat | ErrorCode::BackupCorrupted | ErrorCode::NotFound => {
-            anyhow::anyhow!("{}: {}", e.code, e.message)
+            anyhow::Error::new(crate::CoreFailure(Error::new(e.code, format!("{}: {}", e.code, e.message))))
         }
         _ => core_error(e),
     }

@@ -286,7 +286,7 @@ pub async fn bind(
         Err(e) => {
             db.close().await;
             return Err(match e.code {
-                ErrorCode::InvalidMasterPassword => anyhow::anyhow!("{}", e.message),
+                ErrorCode::InvalidMasterPassword => core_error(e),
                 _ => core_error(e).context("cannot unlock the daemon"),
             });
         }

@@ -19,15 +19,28 @@ pub mod backup;
 pub mod config;
 pub mod daemon;
 
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use daemon::{BoundDaemon, Overrides, bind, init_logging, load_config, reload_acl};
 
 /// A core or adapter error for the operator. Internal errors carry their cause (a path and an OS error, a
 /// database error) only for the log; the daemon's operator runs it on their own machine, so this shows that cause
-/// instead of the bare "internal error". Causes never hold secrets.
+/// instead of the bare "internal error". Causes never hold secrets. The error keeps its code ([`CoreFailure`]), so
+/// the command can turn it into an exit code.
 pub fn core_error(err: waiaas_core::Error) -> anyhow::Error {
-    match &err.internal {
-        Some(cause) => anyhow::anyhow!("{cause}"),
-        None => anyhow::anyhow!("{}", err.message),
+    anyhow::Error::new(CoreFailure(err))
+}
+
+/// A core error on its way to the operator: shown as its internal cause when it has one, else its message.
+#[derive(Debug)]
+pub struct CoreFailure(pub waiaas_core::Error);
+
+impl std::fmt::Display for CoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0.internal {
+            Some(cause) => write!(f, "{cause}"),
+            None => f.write_str(&self.0.message),
+        }
     }
 }
+
+impl std::error::Error for CoreFailure {}
