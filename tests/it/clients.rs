@@ -50,3 +50,10 @@ fn openapi_python_client_drives_a_real_daemon() {
     command.arg("tests/clients/python_client_smoke.py").arg(generated("python-client"));
     drive("openapi-python-client smoke test", command);
 }
+
+#[test]
+fn openapi_generator_python_client_drives_a_real_daemon() {
+    let mut command = Command::new(venv_python());
+    command.arg("tests/clients/python_generator_smoke.py").arg(generated("python"));
+    drive("openapi-generator python smoke test", command);
+}
