@@ -57,3 +57,11 @@ fn openapi_generator_python_client_drives_a_real_daemon() {
     command.arg("tests/clients/python_generator_smoke.py").arg(generated("python"));
     drive("openapi-generator python smoke test", command);
 }
+
+#[test]
+fn openapi_generator_typescript_fetch_client_drives_a_real_daemon() {
+    generated("typescript-fetch");
+    let mut command = Command::new("bash");
+    command.arg("tests/clients/ts/run.sh");
+    drive("openapi-generator typescript-fetch smoke test", command);
+}
