@@ -111,12 +111,11 @@ fn collapse_described_refs(value: &mut Value) {
 fn reachable(schemas: &Map<String, Value>, value: &Value, found: &mut BTreeSet<String>) {
     match value {
         Value::Object(object) => {
-            if let Some(name) = ref_name(value) {
-                if found.insert(name.to_owned()) {
-                    if let Some(schema) = schemas.get(name) {
-                        reachable(schemas, schema, found);
-                    }
-                }
+            if let Some(name) = ref_name(value)
+                && found.insert(name.to_owned())
+                && let Some(schema) = schemas.get(name)
+            {
+                reachable(schemas, schema, found);
             }
             for inner in object.values() {
                 reachable(schemas, inner, found);
