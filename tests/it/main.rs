@@ -8,6 +8,7 @@ mod acl;
 mod architecture;
 mod audit;
 mod backup;
+mod clients;
 mod coverage;
 mod docker;
 mod foundation;

@@ -10,6 +10,8 @@ use uuid::Uuid;
 
 use crate::api::{Apis, apis};
 
+mod normalize;
+
 const DESCRIPTION: &str = "Self-hosted wallet daemon for AI agents. Operator endpoints take the master password \
 (`X-Master-Password`); agent endpoints take a session token (`Authorization: Bearer wai_sess_...`). Every error \
 is `{code, message, retryable, details?, requestId, hint?}`; ids are UUID strings, times Unix seconds, amounts \
@@ -24,12 +26,15 @@ pub fn service() -> OpenApiService<Apis, ()> {
         )
 }
 
-/// The OpenAPI document as pretty JSON (ends with a newline). Deterministic: the same build always renders the
-/// same bytes.
+/// The OpenAPI document as pretty JSON (ends with a newline): poem-openapi's rendering, rewritten in one place
+/// ([`normalize`]) where poem-openapi cannot say what the server enforces in a form generators accept.
+/// Deterministic: the same build always renders the same bytes.
 pub fn openapi_document() -> String {
-    let mut document = service().spec();
-    document.push('\n');
-    document
+    let mut document: serde_json::Value = serde_json::from_str(&service().spec()).expect("poem renders JSON");
+    normalize::normalize(&mut document);
+    let mut text = serde_json::to_string_pretty(&document).expect("a JSON value serializes");
+    text.push('\n');
+    text
 }
 
 /// The route pattern poem reports for a documented path: poem-openapi routes the i-th `{name}` of a path as

@@ -1,5 +1,5 @@
-//! Wire types shared by the DTOs: core enumerations as named OpenAPI string enums ([`Wire`]), and strictly parsed
-//! integer query parameters ([`StrictInt`]).
+//! Wire types shared by the DTOs: core enumerations as named OpenAPI string enums ([`Wire`]), strictly parsed
+//! integer query parameters ([`StrictInt`]) and the page size of every list ([`PageLimit`]).
 //!
 //! The enumerations are described from the core's own tables (`as_str`, `ALL`), so the OpenAPI document cannot
 //! drift from what the core accepts and emits.
@@ -13,9 +13,10 @@ use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type};
 use serde_json::Value;
 use waiaas_core::ErrorCode;
-use waiaas_core::domain::{AgentStatus, KillSwitchState, PolicyType, TxStatus};
+use waiaas_core::domain::{AgentStatus, Chain, KillSwitchState, PolicyType, TxStatus};
 use waiaas_core::event::{EventType, Severity};
 use waiaas_core::policy_engine::Tier;
+use waiaas_core::services::{MAX_PAGE_LIMIT, MIN_PAGE_LIMIT};
 
 /// A core enumeration with a fixed set of SCREAMING_SNAKE_CASE (or lowercase) wire spellings.
 pub trait WireEnum: Copy + Send + Sync + 'static {
@@ -119,6 +120,22 @@ impl WireEnum for ErrorCode {
             format!("Machine-readable error code. HTTP status by code: {}.", rows.join("; "))
         });
         Some(text.as_str())
+    }
+}
+
+impl WireEnum for Chain {
+    const NAME: &'static str = "Chain";
+
+    fn all() -> &'static [Self] {
+        &[Chain::Ethereum]
+    }
+
+    fn as_str(self) -> &'static str {
+        Chain::as_str(self)
+    }
+
+    fn description() -> Option<&'static str> {
+        Some("The chain an agent's key is for.")
     }
 }
 
@@ -262,6 +279,50 @@ where
     }
 }
 
+/// The `limit` query parameter of every list: an integer from [`MIN_PAGE_LIMIT`] to [`MAX_PAGE_LIMIT`] (the core's
+/// bounds), parsed strictly and documented with those bounds, so the document and the check are one rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageLimit(pub u32);
+
+impl Type for PageLimit {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = u32;
+    type RawElementValueType = u32;
+
+    fn name() -> Cow<'static, str> {
+        "integer(page_limit)".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            format: Some("int32"),
+            minimum: Some(f64::from(MIN_PAGE_LIMIT)),
+            maximum: Some(f64::from(MAX_PAGE_LIMIT)),
+            default: Some(Value::from(50)),
+            ..MetaSchema::new("integer")
+        }))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromParameter for PageLimit {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        let StrictInt(n) = StrictInt::<u32>::parse_from_parameter(value).map_err(ParseError::propagate)?;
+        if (MIN_PAGE_LIMIT..=MAX_PAGE_LIMIT).contains(&n) {
+            Ok(PageLimit(n))
+        } else {
+            Err(ParseError::custom(format!("must be between {MIN_PAGE_LIMIT} and {MAX_PAGE_LIMIT}")))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +347,15 @@ mod tests {
         check_u32("99999999999", None);
         assert_eq!(StrictInt::<i64>::parse_from_parameter("-17").unwrap().0, -17);
         assert!(StrictInt::<i64>::parse_from_parameter("-").is_err());
+    }
+
+    #[test]
+    fn page_limits_are_the_core_bounds() {
+        let parse = |s: &str| PageLimit::parse_from_parameter(s).ok().map(|l| l.0);
+        assert_eq!((parse("1"), parse("200"), parse("50")), (Some(1), Some(200), Some(50)));
+        assert_eq!((parse("0"), parse("201"), parse("-1"), parse("1.0")), (None, None, None, None));
+        let MetaSchemaRef::Inline(schema) = PageLimit::schema_ref() else { panic!("inline schema") };
+        assert_eq!((schema.minimum, schema.maximum), (Some(1.0), Some(200.0)));
     }
 
     #[test]

@@ -172,12 +172,17 @@ impl Waiaas {
     }
 }
 
-/// Page size rules shared by every list: default 50, 1..=200.
+/// The smallest page size a list accepts.
+pub const MIN_PAGE_LIMIT: u32 = 1;
+/// The largest page size a list accepts.
+pub const MAX_PAGE_LIMIT: u32 = 200;
+
+/// Page size rules shared by every list: default 50, [`MIN_PAGE_LIMIT`]..=[`MAX_PAGE_LIMIT`].
 pub fn page_limit(limit: Option<u32>) -> Result<u32> {
     match limit {
         None => Ok(50),
-        Some(n @ 1..=200) => Ok(n),
-        Some(_) => Err(Error::invalid_field("limit", "must be between 1 and 200")),
+        Some(n @ MIN_PAGE_LIMIT..=MAX_PAGE_LIMIT) => Ok(n),
+        Some(_) => Err(Error::invalid_field("limit", format!("must be between {MIN_PAGE_LIMIT} and {MAX_PAGE_LIMIT}"))),
     }
 }
 

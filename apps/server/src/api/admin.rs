@@ -75,7 +75,8 @@ impl From<KillSwitchView> for KillSwitchDto {
 #[derive(Object, Debug, Clone, PartialEq, Default)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ActivateKillSwitchRequest {
-    /// Recorded in the state and the audit log.
+    /// Recorded in the state and the audit log; null or absent for none.
+    #[oai(nullable)]
     pub reason: Option<String>,
 }
 

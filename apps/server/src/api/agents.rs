@@ -9,14 +9,14 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 use waiaas_core::AgentId;
-use waiaas_core::domain::{Agent, AgentStatus, EvmAddress};
+use waiaas_core::domain::{Agent, AgentStatus, Chain, EvmAddress};
 
 use super::{ApiTags, page};
 use crate::ServerState;
 use crate::auth::MasterAuth;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
-use crate::wire::{StrictInt, Wire};
+use crate::wire::{PageLimit, Wire};
 
 /// One agent's wallet.
 #[derive(Object, Debug, Clone, PartialEq)]
@@ -66,10 +66,10 @@ pub struct AgentPage {
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAgentRequest {
-    /// 1 to 100 characters.
+    /// 1 to 100 characters, not all whitespace (leading and trailing whitespace is trimmed).
+    #[oai(validator(min_length = 1, max_length = 100, pattern = r"\S"))]
     pub name: String,
-    /// `ethereum`.
-    pub chain: String,
+    pub chain: Wire<Chain>,
     /// A configured network name (e.g. `anvil`, `sepolia`).
     pub network: String,
 }
@@ -103,7 +103,7 @@ impl AgentsApi {
         body: JsonBody<CreateAgentRequest>,
     ) -> ApiResult<AgentCreated> {
         let req = body.0;
-        let agent = state.core.create_agent(&auth.0, &req.name, &req.chain, &req.network).await?;
+        let agent = state.core.create_agent(&auth.0, &req.name, req.chain.0.as_str(), &req.network).await?;
         Ok(AgentCreated::Created(Json(agent.into())))
     }
 
@@ -116,7 +116,7 @@ impl AgentsApi {
         /// `nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 200 (default 50).
-        limit: Query<Option<StrictInt<u32>>>,
+        limit: Query<Option<PageLimit>>,
     ) -> ApiResult<Json<AgentPage>> {
         let result = state.core.list_agents(cursor.0.as_deref(), limit.0.map(|l| l.0)).await?;
         let (data, next_cursor, has_more) = page(result, AgentDto::from);

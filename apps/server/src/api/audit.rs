@@ -19,7 +19,7 @@ use super::{ApiTags, page};
 use crate::ServerState;
 use crate::auth::MasterAuth;
 use crate::error::ApiResult;
-use crate::wire::{StrictInt, Wire};
+use crate::wire::{PageLimit, StrictInt, Wire};
 
 /// One audit row.
 #[derive(Object, Debug, Clone, PartialEq)]
@@ -157,7 +157,7 @@ impl AuditApi {
         /// `nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 200 (default 50).
-        limit: Query<Option<StrictInt<u32>>>,
+        limit: Query<Option<PageLimit>>,
     ) -> ApiResult<Json<AuditLogPage>> {
         let filter = AuditLogFilter {
             agent_id: agent_id.0.map(AgentId::from_uuid),

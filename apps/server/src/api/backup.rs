@@ -40,10 +40,12 @@ impl From<BackupKdf> for Kdf {
 #[derive(Object, Debug, Clone, PartialEq, Default)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateBackupRequest {
-    /// Default `argon2id`.
+    /// Default `argon2id` (also when null).
+    #[oai(nullable)]
     pub kdf: Option<BackupKdf>,
     /// An absolute directory on the daemon's host for this archive, instead of `[backup] dir` (created 0700 when
-    /// missing; an existing one keeps its mode).
+    /// missing; an existing one keeps its mode). Null or absent: `[backup] dir`.
+    #[oai(nullable)]
     pub output_dir: Option<String>,
 }
 

@@ -18,7 +18,7 @@ use crate::ServerState;
 use crate::auth::MasterAuth;
 use crate::body::JsonBody;
 use crate::error::ApiResult;
-use crate::wire::{StrictInt, Wire};
+use crate::wire::{PageLimit, Wire};
 
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase")]
@@ -65,22 +65,27 @@ pub struct PolicyPage {
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePolicyRequest {
-    /// The agent the policy applies to; absent for a global policy.
+    /// The agent the policy applies to; null or absent for a global policy.
+    #[oai(nullable)]
     pub agent_id: Option<Uuid>,
     #[oai(rename = "type")]
     pub policy_type: Wire<PolicyType>,
     /// Type-specific rules, e.g. SPENDING_LIMIT `{"instant_max": "...", "notify_max": "...", "delay_max": "...",
     /// "delay_seconds": 300}` (amounts in wei as decimal strings).
     pub rules: BTreeMap<String, Value>,
-    /// Default true.
+    /// Default true (also when null).
+    #[oai(nullable)]
     pub enabled: Option<bool>,
 }
 
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdatePolicyRequest {
-    /// Replaces the rules (the type cannot change).
+    /// Replaces the rules (the type cannot change); null or absent keeps them.
+    #[oai(nullable)]
     pub rules: Option<BTreeMap<String, Value>>,
+    /// Null or absent keeps the state.
+    #[oai(nullable)]
     pub enabled: Option<bool>,
 }
 
@@ -132,7 +137,7 @@ impl PoliciesApi {
         /// `nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 200 (default 50).
-        limit: Query<Option<StrictInt<u32>>>,
+        limit: Query<Option<PageLimit>>,
     ) -> ApiResult<Json<PolicyPage>> {
         let result = state
             .core

@@ -19,7 +19,7 @@ use crate::ServerState;
 use crate::auth::{MasterAuth, SessionAuth};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
-use crate::wire::StrictInt;
+use crate::wire::PageLimit;
 
 /// A session as listed (no token, no hash).
 #[derive(Object, Debug, Clone, PartialEq)]
@@ -89,9 +89,12 @@ pub struct SessionPage {
 pub struct CreateSessionRequest {
     /// An ACTIVE agent.
     pub agent_id: Uuid,
-    /// Lifetime in seconds (default from `[security]`; at least 60, at most the configured maximum).
+    /// Lifetime in seconds (null or absent: `[security] session_ttl_seconds`); at least 60, at most
+    /// `[security] session_max_ttl_seconds` and never more than 10 years.
+    #[oai(nullable, validator(minimum(value = "60"), maximum(value = "315360000")))]
     pub ttl_seconds: Option<u64>,
     /// Limits attached to the session, enforced by the policy engine on every request (send and simulate).
+    #[oai(nullable)]
     pub constraints: Option<SessionConstraintsDto>,
 }
 
@@ -101,15 +104,20 @@ pub struct CreateSessionRequest {
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SessionConstraintsDto {
     /// Allowed kinds of effect: `TRANSFER`, `TOKEN_TRANSFER`, `APPROVE`, `CONTRACT_CALL`.
+    #[oai(nullable)]
     pub allowed_types: Option<Vec<String>>,
     /// Most one request may move or approve, per asset (`native` or a token address), in the smallest unit.
+    #[oai(nullable)]
     pub max_amount_per_tx: Option<BTreeMap<String, String>>,
     /// Allowed recipients, spenders and called contracts.
+    #[oai(nullable)]
     pub allowed_recipients: Option<Vec<String>>,
     /// Allowed networks.
+    #[oai(nullable)]
     pub allowed_networks: Option<Vec<String>>,
     /// Client addresses (CIDRs, or single addresses) the token may be used from; elsewhere it is refused with
     /// 403 `ACCESS_DENIED_IP`.
+    #[oai(nullable)]
     pub allowed_cidrs: Option<Vec<String>>,
 }
 
@@ -175,7 +183,7 @@ impl SessionsApi {
         /// `nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 200 (default 50).
-        limit: Query<Option<StrictInt<u32>>>,
+        limit: Query<Option<PageLimit>>,
     ) -> ApiResult<Json<SessionPage>> {
         let result = state
             .core

@@ -30,7 +30,7 @@ use crate::ServerState;
 use crate::auth::SessionAuth;
 use crate::body::RawJsonBody;
 use crate::error::ApiResult;
-use crate::wire::{StrictInt, Wire};
+use crate::wire::{PageLimit, Wire};
 
 // ----- the request body, for the document ---------------------------------------------------------------------
 
@@ -61,8 +61,8 @@ macro_rules! request_shapes {
         #[oai(rename_all = "camelCase")]
         pub struct $top {
             $( $(#[$field_meta])* pub $field: $ty, )*
-            /// A configured network name (`[rpc] evm_<name>`); default: the agent's network.
-            #[oai(skip_serializing_if_is_none)]
+            /// A configured network name (`[rpc] evm_<name>`); null or absent: the agent's network.
+            #[oai(nullable, skip_serializing_if_is_none)]
             pub network: Option<String>,
         }
 
@@ -133,8 +133,8 @@ pub struct BatchRequest {
     /// 2 to 20 instructions; a batch cannot contain a batch.
     #[oai(validator(min_items = 2, max_items = 20))]
     pub instructions: Vec<BatchInstruction>,
-    /// A configured network name; default: the agent's network.
-    #[oai(skip_serializing_if_is_none)]
+    /// A configured network name; null or absent: the agent's network.
+    #[oai(nullable, skip_serializing_if_is_none)]
     pub network: Option<String>,
 }
 
@@ -379,7 +379,7 @@ impl TransactionsApi {
         /// `nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 200 (default 50).
-        limit: Query<Option<StrictInt<u32>>>,
+        limit: Query<Option<PageLimit>>,
     ) -> ApiResult<Json<TransactionPage>> {
         let result = state.core.list_transactions(&auth.0, cursor.0.as_deref(), limit.0.map(|l| l.0)).await?;
         let (data, next_cursor, has_more) = page(result, TransactionDto::from);

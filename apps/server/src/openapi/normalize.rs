@@ -1,0 +1,223 @@
+//! The one place where the document poem-openapi renders is rewritten, each step for a reason poem-openapi cannot
+//! express in the DTOs themselves:
+//!
+//! - **Enum fields with a description.** poem-openapi renders a field whose type is a named schema and that has
+//!   its own description as `allOf: [{$ref}, {description, nullable?}]`. Generators refuse `allOf` over an enum
+//!   (openapi-python-client: "Cannot take allOf a non-object", and then drops every schema using it). A required
+//!   field becomes `{$ref, description}` (the description is informative next to a `$ref`); a nullable one becomes
+//!   `{oneOf: [{$ref}], nullable: true, description}`, which every mainstream generator reads as "this type or
+//!   null".
+//! - **Discriminated unions.** poem-openapi renders each variant as `allOf: [{type}, {$ref Variant}]`. The server
+//!   refuses unknown fields, which `additionalProperties: false` cannot say across an `allOf` (each part would
+//!   forbid the other's fields), so each variant is flattened into one object schema that holds `type` and the
+//!   variant's fields; the variant schemas no longer referenced are dropped.
+//! - **Unknown fields.** Every request body is parsed with unknown fields refused (`deny_unknown_fields` on the
+//!   DTOs, the core's strict parser for send and simulate), which poem-openapi does not state: every object schema
+//!   reachable from a request body that has fixed properties gets `additionalProperties: false`. New routes are
+//!   covered without a list to maintain.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+
+const SCHEMA_PREFIX: &str = "#/components/schemas/";
+
+/// Applies every rewrite to the rendered document.
+pub fn normalize(document: &mut Value) {
+    flatten_union_variants(document);
+    collapse_described_refs(document);
+    deny_unknown_request_fields(document);
+    drop_unreferenced_schemas(document);
+}
+
+fn schemas(document: &mut Value) -> &mut Map<String, Value> {
+    document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+        .expect("the document has components.schemas")
+}
+
+fn ref_name(schema: &Value) -> Option<&str> {
+    schema.get("$ref")?.as_str()?.strip_prefix(SCHEMA_PREFIX)
+}
+
+/// `allOf: [{type: object, properties: {type}}, {$ref: Variant}]` → one object with both parts' fields.
+fn flatten_union_variants(document: &mut Value) {
+    let schemas = schemas(document);
+    let names: Vec<String> = schemas.keys().cloned().collect();
+    for name in names {
+        let Some([tag, variant]) = schemas[&name].get("allOf").and_then(Value::as_array).map(Vec::as_slice) else {
+            continue;
+        };
+        let Some(variant_name) = ref_name(variant) else { continue };
+        let (Some(tag_properties), Some(variant_schema)) =
+            (tag.get("properties").and_then(Value::as_object), schemas.get(variant_name))
+        else {
+            continue;
+        };
+        let mut properties = tag_properties.clone();
+        properties.extend(variant_schema["properties"].as_object().cloned().unwrap_or_default());
+        let mut required: Vec<Value> = tag.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
+        required.extend(variant_schema.get("required").and_then(Value::as_array).cloned().unwrap_or_default());
+        let mut flat = json!({
+            "type": "object",
+            "title": name,
+            "required": required,
+            "properties": properties,
+        });
+        if let Some(description) = variant_schema.get("description").or_else(|| schemas[&name].get("description")) {
+            flat["description"] = description.clone();
+        }
+        schemas.insert(name, flat);
+    }
+}
+
+/// `{allOf: [{$ref}, {description, nullable?}], ...}` → `{$ref, description}` or
+/// `{oneOf: [{$ref}], nullable: true, description}`.
+fn collapse_described_refs(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            let collapsible = match object.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+                Some([reference, extra]) => {
+                    ref_name(reference).is_some()
+                        && extra.as_object().is_some_and(|e| e.keys().all(|k| k == "description" || k == "nullable"))
+                }
+                _ => false,
+            };
+            if collapsible {
+                let reference = object["allOf"][0].clone();
+                let nullable = object.get("nullable").and_then(Value::as_bool).unwrap_or(false);
+                let description = object.get("description").cloned();
+                object.clear();
+                if nullable {
+                    object.insert("oneOf".into(), json!([reference]));
+                    object.insert("nullable".into(), Value::Bool(true));
+                } else {
+                    object.extend(reference.as_object().cloned().unwrap_or_default());
+                }
+                if let Some(description) = description {
+                    object.insert("description".into(), description);
+                }
+            }
+            object.values_mut().for_each(collapse_described_refs);
+        }
+        Value::Array(items) => items.iter_mut().for_each(collapse_described_refs),
+        _ => {}
+    }
+}
+
+/// Every schema name reachable from `value` through `$ref`s, properties, items, unions (and the schemas behind
+/// those names), into `found`.
+fn reachable(schemas: &Map<String, Value>, value: &Value, found: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(object) => {
+            if let Some(name) = ref_name(value)
+                && found.insert(name.to_owned())
+                && let Some(schema) = schemas.get(name)
+            {
+                reachable(schemas, schema, found);
+            }
+            for inner in object.values() {
+                reachable(schemas, inner, found);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| reachable(schemas, item, found)),
+        _ => {}
+    }
+}
+
+fn deny_unknown_request_fields(document: &mut Value) {
+    let bodies: Vec<Value> = document["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|paths| paths.values())
+        .filter_map(Value::as_object)
+        .flat_map(|operations| operations.values())
+        .filter_map(|operation| operation.get("requestBody").cloned())
+        .collect();
+    let mut names = BTreeSet::new();
+    {
+        let schemas = schemas(document);
+        for body in &bodies {
+            reachable(schemas, body, &mut names);
+        }
+    }
+    let schemas = schemas(document);
+    for name in names {
+        if let Some(schema) = schemas.get_mut(&name).and_then(Value::as_object_mut) {
+            close_object(schema);
+        }
+    }
+}
+
+/// `additionalProperties: false` on an object schema with fixed properties (and on the inline objects of its
+/// properties), unless it already says what extra properties may be.
+fn close_object(schema: &mut Map<String, Value>) {
+    if schema.contains_key("properties") && !schema.contains_key("additionalProperties") {
+        schema.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        for property in properties.values_mut().filter_map(Value::as_object_mut) {
+            if property.get("type").and_then(Value::as_str) == Some("object") {
+                close_object(property);
+            }
+        }
+    }
+}
+
+fn drop_unreferenced_schemas(document: &mut Value) {
+    let mut used = BTreeSet::new();
+    {
+        let schemas = document["components"]["schemas"].as_object().cloned().unwrap_or_default();
+        let mut without_schemas = document.clone();
+        if let Some(components) = without_schemas.get_mut("components").and_then(Value::as_object_mut) {
+            components.remove("schemas");
+        }
+        reachable(&schemas, &without_schemas, &mut used);
+    }
+    schemas(document).retain(|name, _| used.contains(name));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn described_enum_refs_collapse_into_forms_generators_accept() {
+        let mut value = json!({
+            "a": {"allOf": [{"$ref": "#/components/schemas/Tier"}, {"description": "d"}], "description": "d"},
+            "b": {"allOf": [{"$ref": "#/components/schemas/Tier"}, {"description": "d", "nullable": true}],
+                  "description": "d", "nullable": true},
+            "c": {"allOf": [{"$ref": "#/components/schemas/X"}, {"type": "object"}]},
+        });
+        collapse_described_refs(&mut value);
+        assert_eq!(value["a"], json!({"$ref": "#/components/schemas/Tier", "description": "d"}));
+        assert_eq!(
+            value["b"],
+            json!({"oneOf": [{"$ref": "#/components/schemas/Tier"}], "nullable": true, "description": "d"})
+        );
+        assert!(value["c"]["allOf"].is_array(), "other allOf forms are left alone");
+    }
+
+    #[test]
+    fn union_variants_are_flattened_and_closed() {
+        let mut document = json!({
+            "paths": {"/x": {"post": {"requestBody": {"content": {"application/json": {"schema":
+                {"$ref": "#/components/schemas/U"}}}}}}},
+            "components": {"schemas": {
+                "U": {"oneOf": [{"$ref": "#/components/schemas/U_V"}],
+                      "discriminator": {"propertyName": "type", "mapping": {"V": "#/components/schemas/U_V"}}},
+                "U_V": {"allOf": [
+                    {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "enum": ["V"]}}},
+                    {"$ref": "#/components/schemas/V"}]},
+                "V": {"type": "object", "required": ["to"], "properties": {"to": {"type": "string"}}},
+                "Unused": {"type": "object", "properties": {}},
+            }},
+        });
+        normalize(&mut document);
+        let schemas = &document["components"]["schemas"];
+        assert_eq!(schemas["U_V"]["required"], json!(["type", "to"]));
+        assert_eq!(schemas["U_V"]["additionalProperties"], json!(false));
+        assert!(schemas.get("V").is_none() && schemas.get("Unused").is_none(), "{schemas}");
+    }
+}
