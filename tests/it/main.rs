@@ -17,3 +17,4 @@ mod monitoring;
 mod pipeline;
 mod policy;
 mod simulate;
+mod webhooks;

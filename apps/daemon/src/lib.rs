@@ -17,6 +17,7 @@ pub mod audit_head;
 pub mod backup;
 pub mod config;
 pub mod daemon;
+pub mod webhooks;
 
 pub use config::Config;
 pub use daemon::{BoundDaemon, Overrides, bind, init_logging, load_config, reload_acl};
