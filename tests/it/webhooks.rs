@@ -283,3 +283,102 @@ fn a_hanging_receiver_does_not_delay_another() {
     assert!(!admin.update_webhook(&slow.id, &update).unwrap().active);
     let _ = ONE_ETH;
 }
+
+/// Checks a delivery with the Python `standardwebhooks` library (pip, installed by scripts/test): each case is
+/// `(name, body, headers)` and the answer is `ok` or the library's error, per case.
+fn standard_webhooks_verdicts(secret: &str, cases: &[(&str, Vec<u8>, serde_json::Value)]) -> Vec<(String, String)> {
+    let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/python");
+    assert!(tools.join("standardwebhooks").is_dir(), "standardwebhooks is not installed: run scripts/test");
+    let script = r#"
+import json, sys
+from standardwebhooks.webhooks import Webhook
+job = json.load(sys.stdin)
+for name, body, headers in job["cases"]:
+    try:
+        Webhook(job["secret"]).verify(bytes(body), headers)
+        print(name, "ok")
+    except Exception as e:
+        print(name, type(e).__name__)
+"#;
+    let cases: Vec<serde_json::Value> = cases.iter().map(|(n, b, h)| json!([n, b, h])).collect();
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .env("PYTHONPATH", tools)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write;
+    let input = json!({"secret": secret, "cases": cases}).to_string();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (name, verdict) = l.split_once(' ').unwrap();
+            (name.to_owned(), verdict.to_owned())
+        })
+        .collect()
+}
+
+/// T-11: a receiver verifies deliveries with the Python Standard Webhooks library: a real delivery verifies (also
+/// during a rotation, with the new secret and with the old one); a tampered body, timestamp or signature fails,
+/// and so does a delivery signed an hour ago.
+#[test]
+fn t11_receivers_verify_with_the_standard_webhooks_library() {
+    let daemon = EmbeddedDaemon::start(&[]);
+    let admin = daemon.admin();
+    let receiver = Receiver::status(200);
+    let hook = subscribe(&admin, receiver.url("/std"), &["WEBHOOK_TEST"]);
+    admin.test_webhook(&hook.id).unwrap();
+    let fresh = receiver.wait_for(1, 30).remove(0);
+    let headers = |d: &Received| {
+        json!({
+            "webhook-id": d.header("webhook-id").unwrap(),
+            "webhook-timestamp": d.header("webhook-timestamp").unwrap(),
+            "webhook-signature": d.header("webhook-signature").unwrap(),
+        })
+    };
+    let mut tampered_body = fresh.body.clone();
+    tampered_body.push(b' ');
+    let mut later = headers(&fresh);
+    later["webhook-timestamp"] =
+        json!((fresh.header("webhook-timestamp").unwrap().parse::<i64>().unwrap() + 1).to_string());
+    let mut forged = headers(&fresh);
+    forged["webhook-signature"] = json!("v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+
+    // A delivery signed an hour ago (the daemon's clock set back): genuine, but too old.
+    daemon.advance(-3_600);
+    admin.test_webhook(&hook.id).unwrap();
+    let old = receiver.wait_for(2, 30).remove(1);
+    daemon.advance(3_600);
+
+    let rotated = admin.rotate_webhook_secret(&hook.id).unwrap();
+    admin.test_webhook(&hook.id).unwrap();
+    let during = receiver.wait_for(3, 30).remove(2);
+    assert_eq!(during.header("webhook-signature").unwrap().split(' ').count(), 2, "both secrets sign");
+
+    let verdicts = standard_webhooks_verdicts(
+        &hook.secret,
+        &[
+            ("genuine", fresh.body.clone(), headers(&fresh)),
+            ("body", tampered_body, headers(&fresh)),
+            ("timestamp", fresh.body.clone(), later),
+            ("signature", fresh.body.clone(), forged),
+            ("old", old.body.clone(), headers(&old)),
+            ("rotating_old_secret", during.body.clone(), headers(&during)),
+        ],
+    );
+    let expect = |name: &str| verdicts.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap();
+    assert_eq!(expect("genuine"), "ok", "{verdicts:?}");
+    assert_eq!(expect("rotating_old_secret"), "ok", "{verdicts:?}");
+    for name in ["body", "timestamp", "signature", "old"] {
+        assert_ne!(expect(name), "ok", "{name} must fail: {verdicts:?}");
+    }
+    let verdicts =
+        standard_webhooks_verdicts(&rotated.secret, &[("rotating_new_secret", during.body.clone(), headers(&during))]);
+    assert_eq!(verdicts[0].1, "ok", "{verdicts:?}");
+}
