@@ -7,7 +7,7 @@
 //! timeout; other receivers, the pipeline and every transaction go on. At stop, deliveries in flight are
 //! abandoned: their outbox rows stay, and the next start sends them again with the same `webhook-id`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +33,9 @@ pub fn settings(config: &WebhooksConfig) -> WebhookSettings {
 
 /// Runs until `stop` turns true.
 pub async fn run_deliveries(core: Arc<Waiaas>, wake: Arc<Notify>, concurrency: u32, mut stop: watch::Receiver<bool>) {
-    let mut running: JoinSet<WebhookId> = JoinSet::new();
+    let mut running: JoinSet<()> = JoinSet::new();
+    // Which webhook each running delivery is for (a panicking one frees its webhook too).
+    let mut tasks: HashMap<tokio::task::Id, WebhookId> = HashMap::new();
     let mut busy: HashSet<WebhookId> = HashSet::new();
     loop {
         let free = concurrency.saturating_sub(running.len() as u32);
@@ -43,13 +45,13 @@ pub async fn run_deliveries(core: Arc<Waiaas>, wake: Arc<Notify>, concurrency: u
                     for delivery in due {
                         busy.insert(delivery.webhook_id);
                         let core = Arc::clone(&core);
-                        running.spawn(async move {
-                            let webhook = delivery.webhook_id;
+                        let webhook = delivery.webhook_id;
+                        let task = running.spawn(async move {
                             if let Err(e) = core.deliver_webhook(delivery).await {
                                 tracing::warn!(code = %e.code, cause = ?e.internal, %webhook, "webhook delivery not recorded");
                             }
-                            webhook
                         });
+                        tasks.insert(task.id(), webhook);
                     }
                 }
                 Err(e) => tracing::warn!(code = %e.code, cause = ?e.internal, "cannot read due webhook deliveries"),
@@ -68,12 +70,20 @@ pub async fn run_deliveries(core: Arc<Waiaas>, wake: Arc<Notify>, concurrency: u
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(sleep) => {}
-            Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok(webhook) = done {
-                    busy.remove(&webhook);
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                let mut finished = vec![done];
+                while let Some(more) = running.try_join_next_with_id() {
+                    finished.push(more);
                 }
-                while let Some(done) = running.try_join_next() {
-                    if let Ok(webhook) = done {
+                for done in finished {
+                    let id = match done {
+                        Ok((id, ())) => id,
+                        Err(e) => {
+                            tracing::error!(error = %e, "a webhook delivery task failed; its delivery stays queued");
+                            e.id()
+                        }
+                    };
+                    if let Some(webhook) = tasks.remove(&id) {
                         busy.remove(&webhook);
                     }
                 }
