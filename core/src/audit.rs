@@ -143,6 +143,14 @@ impl HeadKey {
         Ok(HeadKey(key))
     }
 
+    /// A 32-byte key for another purpose, derived from this one with HMAC-SHA256 over `label` (no second
+    /// Argon2 run; distinct labels give independent keys, and none reveals this key).
+    pub fn subkey(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let mut mac = HmacSha256::new_from_slice(self.0.as_ref()).expect("HMAC takes any key length");
+        mac.update(label);
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
     fn mac(&self, head: &ChainHead) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(self.0.as_ref()).expect("HMAC takes any key length");
         mac.update(HEAD_MAC_CONTEXT);

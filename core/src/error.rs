@@ -44,6 +44,11 @@ pub enum ErrorCode {
     TxNotFound,
     /// No such webhook.
     WebhookNotFound,
+    /// No such delivery of this webhook (redelivery of an event never sent to it).
+    DeliveryNotFound,
+    /// The webhook URL's target is not allowed (link-local, cloud metadata, unspecified, multicast; private
+    /// ranges when blocked).
+    WebhookUrlForbidden,
     /// The agent is suspended.
     AgentSuspended,
     /// The agent is terminated.
@@ -112,6 +117,8 @@ impl ErrorCode {
         ErrorCode::PolicyNotFound,
         ErrorCode::TxNotFound,
         ErrorCode::WebhookNotFound,
+        ErrorCode::DeliveryNotFound,
+        ErrorCode::WebhookUrlForbidden,
         ErrorCode::AgentSuspended,
         ErrorCode::AgentTerminated,
         ErrorCode::InvalidStateTransition,
@@ -167,6 +174,12 @@ impl ErrorCode {
             PolicyNotFound => (404, false, None),
             TxNotFound => (404, false, None),
             WebhookNotFound => (404, false, None),
+            DeliveryNotFound => (404, false, Some("pass a deliveryId from the webhook's logs")),
+            WebhookUrlForbidden => (
+                400,
+                false,
+                Some("webhook targets may not be link-local, cloud-metadata, unspecified or multicast addresses"),
+            ),
             AgentSuspended => (409, false, Some("resume the agent with POST /v1/agents/{id}/resume")),
             AgentTerminated => (409, false, None),
             InvalidStateTransition => (409, false, None),
@@ -218,6 +231,8 @@ impl ErrorCode {
             PolicyNotFound => "POLICY_NOT_FOUND",
             TxNotFound => "TX_NOT_FOUND",
             WebhookNotFound => "WEBHOOK_NOT_FOUND",
+            DeliveryNotFound => "DELIVERY_NOT_FOUND",
+            WebhookUrlForbidden => "WEBHOOK_URL_FORBIDDEN",
             AgentSuspended => "AGENT_SUSPENDED",
             AgentTerminated => "AGENT_TERMINATED",
             InvalidStateTransition => "INVALID_STATE_TRANSITION",

@@ -59,6 +59,10 @@ event_types! {
     BackupFailed => "BACKUP_FAILED", Warning;
     WebhookCreated => "WEBHOOK_CREATED", Info;
     WebhookDeleted => "WEBHOOK_DELETED", Info;
+    WebhookUpdated => "WEBHOOK_UPDATED", Info;
+    WebhookDisabled => "WEBHOOK_DISABLED", Warning;
+    WebhookSecretRotated => "WEBHOOK_SECRET_ROTATED", Info;
+    WebhookTest => "WEBHOOK_TEST", Info;
     PolicyCreated => "POLICY_CREATED", Info;
     PolicyUpdated => "POLICY_UPDATED", Info;
     PolicyDeleted => "POLICY_DELETED", Info;

@@ -66,6 +66,10 @@ typed_id!(
     /// Identifies a transaction request.
     TxId
 );
+typed_id!(
+    /// Identifies a webhook subscription (OPS-04).
+    WebhookId
+);
 
 fn uuid_v7(clock: &dyn Clock, entropy: &dyn Entropy) -> Uuid {
     let mut random = [0u8; 10];

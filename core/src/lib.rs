@@ -23,8 +23,9 @@ pub mod prices;
 pub mod services;
 pub mod system;
 pub mod time;
+pub mod webhooks;
 
 pub use amount::Amount;
 pub use error::{Error, ErrorCode, Result};
-pub use ids::{AgentId, PolicyId, SessionId, TxId};
+pub use ids::{AgentId, PolicyId, SessionId, TxId, WebhookId};
 pub use time::UnixSeconds;

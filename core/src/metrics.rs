@@ -119,6 +119,15 @@ pub const BUILD_INFO: &str = "waiaas_build_info";
 /// Counter: requests refused by the IP ACL, by endpoint class.
 pub const ACL_DENIED_TOTAL: &str = "waiaas_acl_denied_total";
 
+/// Counter: webhook delivery attempts, by result.
+pub const WEBHOOK_DELIVERIES_TOTAL: &str = "waiaas_webhook_deliveries_total";
+/// Histogram: seconds from sending a webhook POST to its answer or failure.
+pub const WEBHOOK_DELIVERY_DURATION_SECONDS: &str = "waiaas_webhook_delivery_duration_seconds";
+/// Gauge: webhook deliveries queued (due, waiting for a retry, or in flight).
+pub const WEBHOOK_QUEUE_DEPTH: &str = "waiaas_webhook_queue_depth";
+/// `result` label values of webhook delivery attempts ([`crate::webhooks::retry::Verdict::result_label`]).
+pub const WEBHOOK_RESULTS: &[&str] = &["success", "retry", "failed", "disabled"];
+
 /// Request → final status: seconds to hours (DELAY queues and owner approvals).
 const TX_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0];
 /// Sub-millisecond local calls to slow remote nodes.
@@ -216,6 +225,25 @@ pub const CATALOG: &[MetricDef] = &[
         buckets: &[],
         labels: &[known("class", crate::acl::EndpointClass::DENIABLE)],
     },
+    MetricDef {
+        name: WEBHOOK_DELIVERIES_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Webhook delivery attempts, by result (success, retry: failed and rescheduled, failed: given up, disabled: 410 Gone).",
+        buckets: &[],
+        labels: &[known("result", WEBHOOK_RESULTS)],
+    },
+    MetricDef {
+        name: WEBHOOK_DELIVERY_DURATION_SECONDS,
+        kind: MetricKind::Histogram,
+        help: "Seconds from sending a webhook POST to its answer or failure.",
+        buckets: LATENCY_BUCKETS,
+        labels: &[],
+    },
+    def(
+        WEBHOOK_QUEUE_DEPTH,
+        MetricKind::Gauge,
+        "Webhook deliveries queued: due, waiting for a retry, or in flight (0 on a host without webhooks).",
+    ),
     MetricDef {
         name: BUILD_INFO,
         kind: MetricKind::Gauge,

@@ -11,7 +11,8 @@ use crate::domain::{
     Address, Agent, AgentStatus, Asset, ChainFamily, EvmAddress, KillSwitch, Policy, Session, Tier, TxKind, TxStatus,
 };
 use crate::event::{Event, EventType, Severity};
-use crate::{AgentId, Amount, PolicyId, Result, SessionId, TxId, UnixSeconds};
+use crate::webhooks::Webhook;
+use crate::{AgentId, Amount, PolicyId, Result, SessionId, TxId, UnixSeconds, WebhookId};
 
 #[cfg(any(test, feature = "mocks"))]
 use mockall::automock;
@@ -674,6 +675,8 @@ pub enum WebhookResponse {
         code: u16,
         /// Milliseconds from sending to the answer.
         elapsed_ms: u64,
+        /// The `Retry-After` header in seconds (delta-seconds, or an HTTP date made relative), when present.
+        retry_after_seconds: Option<u64>,
     },
     /// No HTTP answer (DNS, connection, TLS, timeout).
     TransportError {
@@ -682,14 +685,179 @@ pub enum WebhookResponse {
         /// Milliseconds from sending to the failure.
         elapsed_ms: u64,
     },
+    /// Not sent: the host resolves to an address that may not be a webhook target
+    /// ([`crate::webhooks::target::check_address`]).
+    Refused {
+        /// Which address and why.
+        message: String,
+    },
 }
 
-/// Delivers webhook POSTs (OPS-04).
+/// Delivers webhook POSTs (OPS-04). Implementations resolve the host once, check every address with
+/// [`crate::webhooks::target::check_address`] and connect only to a checked one (no DNS rebinding window).
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait WebhookSender: Send + Sync {
     /// Sends one POST without following redirects.
     async fn send(&self, request: &WebhookRequest) -> WebhookResponse;
+    /// The addresses `host` resolves to (an IP literal resolves to itself); an error says why there are none.
+    async fn resolve(&self, host: &str, port: u16) -> std::result::Result<Vec<IpAddr>, String>;
+}
+
+/// A webhook's stored secret: its hash and its sealed copy ([`crate::webhooks::secret`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSecret {
+    /// Hex SHA-256 of the secret.
+    pub hash: String,
+    /// The secret sealed under the webhook key.
+    pub sealed: Vec<u8>,
+}
+
+/// The sealed secrets a delivery is signed with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedSecrets {
+    /// The current secret, sealed.
+    pub current: Vec<u8>,
+    /// The previous secret during a rotation's grace period, sealed, with the end of that period.
+    pub previous: Option<(Vec<u8>, UnixSeconds)>,
+}
+
+/// Where a delivery stands after an attempt (the `status` of its log row and its filter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// The receiver took it.
+    Success,
+    /// This attempt failed; another is scheduled.
+    Pending,
+    /// Given up (a final answer, the retries used up, or the webhook disabled).
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Success => "success",
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses the stored and wire name.
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        [DeliveryStatus::Success, DeliveryStatus::Pending, DeliveryStatus::Failed].into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// One delivery attempt, as logged (`webhook_logs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookAttempt {
+    /// The log row's id (0 before it is stored).
+    pub id: i64,
+    /// The webhook.
+    pub webhook_id: WebhookId,
+    /// The audit row of the event delivered.
+    pub audit_id: i64,
+    /// The event's type.
+    pub event_type: EventType,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The delivery's state after this attempt.
+    pub status: DeliveryStatus,
+    /// The HTTP status, when the receiver answered.
+    pub status_code: Option<u16>,
+    /// Milliseconds until the answer or the failure.
+    pub response_time_ms: u64,
+    /// Why it failed, when it did (never a secret).
+    pub error: Option<String>,
+    /// When the attempt was made.
+    pub created_at: UnixSeconds,
+}
+
+/// What becomes of the outbox row after an attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutboxNext {
+    /// Done (delivered or given up): the row goes.
+    Finished,
+    /// Try again at this Unix time in milliseconds.
+    RetryAt(u64),
+    /// The webhook is disabled: it goes inactive and every pending delivery of it is dropped.
+    Disable,
+}
+
+/// A delivery that is due: the event, where it goes and how it is signed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DueDelivery {
+    /// The webhook.
+    pub webhook_id: WebhookId,
+    /// Its URL.
+    pub url: String,
+    /// The audit row of the event ([`crate::webhooks::delivery_id`]).
+    pub audit_id: i64,
+    /// The event as recorded.
+    pub event: Event,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The secrets to sign with.
+    pub secrets: SealedSecrets,
+}
+
+/// Filters of a webhook's delivery log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookLogQuery {
+    /// The webhook.
+    pub webhook_id: WebhookId,
+    /// Only attempts that left their delivery in this state.
+    pub status: Option<DeliveryStatus>,
+    /// Keyset position: rows with a smaller id.
+    pub before: Option<i64>,
+    /// The most rows returned.
+    pub limit: u32,
+}
+
+/// Webhooks, their delivery log and their outbox. The outbox is filled by the audit append itself (one row per
+/// active webhook subscribed to each appended event, in the event's transaction), so this port only reads and
+/// settles it.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait WebhookRepo: Send + Sync {
+    /// Stores a new webhook with its secret, and its event.
+    async fn insert(&self, webhook: &Webhook, secret: &StoredSecret, event: &Event) -> Result<()>;
+    /// The webhook with this id; `None` when there is none.
+    async fn get(&self, id: WebhookId) -> Result<Option<Webhook>>;
+    /// Webhooks newest first; `before` is the last id of the previous page.
+    async fn list(&self, before: Option<WebhookId>, limit: u32) -> Result<Vec<Webhook>>;
+    /// Replaces the stored webhook (url, events, active, description, updated_at); deactivating it drops its
+    /// pending deliveries. `WEBHOOK_NOT_FOUND` when there is none.
+    async fn update(&self, webhook: &Webhook, event: &Event) -> Result<()>;
+    /// Deletes the webhook and its pending deliveries; its log stays. `WEBHOOK_NOT_FOUND` when there is none.
+    async fn delete(&self, id: WebhookId, event: &Event) -> Result<()>;
+    /// Replaces the secret; the old one stays usable for signing until `previous_until`.
+    async fn rotate_secret(
+        &self,
+        id: WebhookId,
+        secret: &StoredSecret,
+        previous_until: UnixSeconds,
+        event: &Event,
+    ) -> Result<()>;
+    /// Writes `event` (a `WEBHOOK_TEST`) whose delivery goes to this webhook only; returns its audit row id.
+    async fn test(&self, id: WebhookId, event: &Event) -> Result<i64>;
+    /// The sealed secrets in force at `now` (the previous one only before its grace period ends).
+    async fn secrets(&self, id: WebhookId, now: UnixSeconds) -> Result<Option<SealedSecrets>>;
+    /// The webhook's logged attempts matching `query`, newest first.
+    async fn logs(&self, query: &WebhookLogQuery) -> Result<Vec<WebhookAttempt>>;
+    /// Queues the event of audit row `audit_id` again for the webhook, due at `now_ms` (a new series of
+    /// attempts). False when the webhook never had a delivery of that event.
+    async fn redeliver(&self, id: WebhookId, audit_id: i64, now_ms: u64) -> Result<bool>;
+    /// Due deliveries at `now_ms`: per webhook not in `busy`, its oldest due one, at most `limit`.
+    async fn due(&self, now_ms: u64, busy: Vec<WebhookId>, limit: u32) -> Result<Vec<DueDelivery>>;
+    /// When the next delivery falls due (Unix milliseconds), if any is queued.
+    async fn next_due(&self) -> Result<Option<u64>>;
+    /// In one write transaction: logs `attempt`, settles its outbox row as `next` says and writes `event` (the
+    /// `WEBHOOK_DISABLED` row of a disabling answer).
+    async fn settle(&self, attempt: &WebhookAttempt, next: &OutboxNext, event: Option<Event>) -> Result<()>;
+    /// Deliveries queued (pending or in flight).
+    async fn queue_depth(&self) -> Result<u64>;
 }
 
 /// One archive in the backup directory.

@@ -1,6 +1,8 @@
-//! Audit coverage: one scenario drives the daemon through its real entry points (HTTP, the pipeline's worker on
-//! a real anvil, the owner endpoints), then every event type is checked against the log. The expectation per
-//! type is an exhaustive `match`, so a new event type does not compile until this test says how it is covered.
+//! Audit and webhook coverage: one scenario drives the daemon through its real entry points (HTTP, the pipeline's
+//! worker on a real anvil, the owner endpoints), then every event type is checked against the log, and every row
+//! written after a `*` webhook was registered must have reached its receiver (OPS-04: delivered from the real
+//! entry point, not a synthetic event). The expectation per type is an exhaustive `match`, so a new event type
+//! does not compile until this test says how it is covered.
 
 use alloy_signer_local::PrivateKeySigner;
 use serde_json::json;
@@ -8,7 +10,7 @@ use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSess
 use waiaas_core::event::EventType;
 
 use crate::pipeline::owner_decision;
-use crate::support::{Anvil, EmbeddedDaemon, MASTER_PASSWORD, eventually, fail_calldata};
+use crate::support::{Anvil, EmbeddedDaemon, MASTER_PASSWORD, Receiver, eventually, fail_calldata};
 
 const RECIPIENT: &str = "0x1111111111111111111111111111111111111111";
 
@@ -33,7 +35,9 @@ fn coverage(event_type: EventType) -> Coverage {
         BackupCreated => Driven,
         BackupFailed => NotYetEmitted("needs a backup directory that cannot be written; covered by the backup tests"),
         AnomalyDetected => NotYetEmitted("OPS-06 anomaly detection"),
-        WebhookCreated | WebhookDeleted => NotYetEmitted("OPS-04 webhooks"),
+        WebhookCreated | WebhookDeleted | WebhookUpdated | WebhookDisabled | WebhookSecretRotated | WebhookTest => {
+            Driven
+        }
         AuditHeadSealed => NotYetEmitted("only when a head is sealed over existing rows; covered by the audit tests"),
         AccessDeniedIp => NotYetEmitted("only for a source address the [acl] refuses; covered by the acl tests"),
     }
@@ -52,6 +56,33 @@ fn every_event_type_is_written_by_its_real_entry_point() {
     let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str())]);
     let admin = daemon.admin();
     let public = daemon.client();
+    let receiver = Receiver::status(200);
+    let everything = admin
+        .create_webhook(&waiaas_client::CreateWebhook {
+            url: receiver.url("/all"),
+            event_types: vec!["*".into()],
+            description: None,
+        })
+        .unwrap();
+    admin
+        .update_webhook(
+            &everything.id,
+            &waiaas_client::UpdateWebhook { description: Some("every event".into()), ..Default::default() },
+        )
+        .unwrap();
+    admin.rotate_webhook_secret(&everything.id).unwrap();
+    admin.test_webhook(&everything.id).unwrap();
+    let gone = Receiver::status(410);
+    let leaving = admin
+        .create_webhook(&waiaas_client::CreateWebhook {
+            url: gone.url("/gone"),
+            event_types: vec!["WEBHOOK_TEST".into()],
+            description: None,
+        })
+        .unwrap();
+    admin.test_webhook(&leaving.id).unwrap();
+    eventually(30, "the 410 webhook disabled", || (!admin.get_webhook(&leaving.id).unwrap().active).then_some(()));
+    admin.delete_webhook(&leaving.id).unwrap();
 
     let agent = admin.create_agent(&CreateAgent::ethereum("covered", "anvil")).unwrap();
     anvil.fund(&agent.address, 1_000_000_000_000_000_000);
@@ -143,6 +174,7 @@ fn every_event_type_is_written_by_its_real_entry_point() {
     admin.terminate_agent(&agent.id).unwrap();
 
     let mut problems = Vec::new();
+    let mut to_deliver = Vec::new();
     for event_type in EventType::ALL {
         let name = event_type.as_str();
         let rows = admin
@@ -157,6 +189,10 @@ fn every_event_type_is_written_by_its_real_entry_point() {
             _ => {}
         }
         for row in &rows {
+            // A test ping goes to the webhook tested only.
+            if *event_type != EventType::WebhookTest || row.details["webhookId"] == everything.id.as_str() {
+                to_deliver.push(format!("evt_{}", row.id));
+            }
             let text = row.details.to_string();
             if text.contains("wai_sess_") || text.contains(MASTER_PASSWORD) {
                 problems.push(format!("{name}: a secret in details: {text}"));
@@ -164,4 +200,22 @@ fn every_event_type_is_written_by_its_real_entry_point() {
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
+    // Every row (the `*` webhook was registered first, so every one is its) reached the receiver.
+    let missing = || {
+        let got: std::collections::HashSet<String> =
+            receiver.received().iter().filter_map(|r| r.header("webhook-id").map(str::to_owned)).collect();
+        to_deliver.iter().filter(|id| !got.contains(*id)).cloned().collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !missing().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::park_timeout(std::time::Duration::from_millis(20));
+    }
+    assert!(!to_deliver.is_empty());
+    assert_eq!(missing(), Vec::<String>::new(), "rows not delivered to the `*` webhook");
+    for delivery in receiver.received() {
+        let body = delivery.json();
+        let text = body.to_string();
+        assert!(!text.contains("wai_sess_") && !text.contains("whsec_"), "a secret delivered: {text}");
+        assert_eq!(body["id"], delivery.header("webhook-id").unwrap());
+    }
 }

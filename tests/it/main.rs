@@ -18,3 +18,4 @@ mod monitoring;
 mod pipeline;
 mod policy;
 mod simulate;
+mod webhooks;

@@ -32,7 +32,7 @@ use crate::{Pools, WriteTx};
 const TABLE: &str = "audit_logs";
 
 /// The columns of an audit row, in the order [`record_from_row`] reads them.
-const COLUMNS: &str = "id, created_at, event_type, agent_id, session_id, tx_id, actor, severity, details, \
+pub(crate) const COLUMNS: &str = "id, created_at, event_type, agent_id, session_id, tx_id, actor, severity, details, \
                        ip_address, prev_hash, hash";
 
 /// Rows per multi-row `INSERT` (11 parameters each, far below SQLite's limit on bound parameters).
@@ -70,7 +70,7 @@ pub(crate) async fn append_audits(tx: &mut WriteTx, events: &[Event]) -> Result<
 
 /// [`append_audits`] after `latest`, the chain's end when the caller knows it (it appended the rows before in this
 /// transaction); `None` reads it. Returns the chain's end afterwards. With the key installed, the head is sealed
-/// at that end before returning.
+/// at that end before returning. The webhook deliveries of the rows are queued here too ([`crate::outbox`]).
 pub(crate) async fn append_audits_after(
     tx: &mut WriteTx,
     latest: Option<ChainHead>,
@@ -84,10 +84,21 @@ pub(crate) async fn append_audits_after(
         return Ok(start);
     }
     let end = insert_rows(tx, start, events).await?;
+    queue_deliveries(tx, &end, events).await?;
     if let Some(key) = tx.head_key() {
         write_head(tx, &key, &end).await?;
     }
     Ok(end)
+}
+
+/// Queues the webhook deliveries of `events`, just inserted as the rows ending at `end`.
+async fn queue_deliveries(tx: &mut WriteTx, end: &ChainHead, events: &[Event]) -> Result<()> {
+    let subs = tx.subscriptions().await?;
+    if !subs.is_empty() || events.iter().any(|e| e.event_type == EventType::WebhookTest) {
+        let first_id = end.last_id - events.len() as i64 + 1;
+        crate::outbox::enqueue(tx, &subs, first_id, events).await?;
+    }
+    Ok(())
 }
 
 /// Where the next row links: the sealed head (its MAC checked) when the key is installed; the last row while the
@@ -230,7 +241,9 @@ pub(crate) async fn seal_log_end(
         None => (last, None),
         Some((ctx, now, reason)) => {
             let event = head_sealed_event(ctx, now, last.last_id, &reason);
-            (insert_rows(tx, last, std::slice::from_ref(&event)).await?, Some(event))
+            let end = insert_rows(tx, last, std::slice::from_ref(&event)).await?;
+            queue_deliveries(tx, &end, std::slice::from_ref(&event)).await?;
+            (end, Some(event))
         }
     };
     write_head(tx, key, &end).await?;
@@ -264,7 +277,7 @@ fn optional<T, E: ToString>(
 }
 
 /// Maps a row selected with [`COLUMNS`] back to a record; a value that does not parse is an internal error.
-fn record_from_row(row: &SqliteRow) -> Result<AuditRecord> {
+pub(crate) fn record_from_row(row: &SqliteRow) -> Result<AuditRecord> {
     let get_err = |e: sqlx::Error| db_err(e);
     let id: i64 = row.try_get("id").map_err(get_err)?;
     let event_type: String = row.try_get("event_type").map_err(get_err)?;

@@ -24,6 +24,7 @@ mod error;
 #[cfg(test)]
 mod head_tests;
 pub mod kill_switch;
+mod outbox;
 pub mod policies;
 mod reserved;
 pub mod sessions;
@@ -33,6 +34,9 @@ mod test_support;
 pub mod transactions;
 mod tx_rows;
 mod unsigned;
+pub mod webhooks;
+#[cfg(test)]
+mod webhooks_tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -55,6 +59,7 @@ pub use policies::SqlitePolicyRepo;
 pub use sessions::SqliteSessionRepo;
 pub use settings::SqliteSettingsRepo;
 pub use transactions::SqliteTxRepo;
+pub use webhooks::SqliteWebhookRepo;
 
 use error::db_err;
 
@@ -76,13 +81,20 @@ pub(crate) struct Pools {
     /// The key that seals the audit chain's head ([`Database::install_audit_head_key`]); every write transaction
     /// carries it to the audit appends.
     pub(crate) head_key: Arc<audit::HeadKeySlot>,
+    /// The active webhook subscriptions the audit append queues deliveries for (cached; see [`outbox`]).
+    pub(crate) subscriptions: Arc<outbox::Subscriptions>,
 }
 
 impl Pools {
     /// Starts a write transaction holding SQLite's write lock from its first statement.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-        Ok(WriteTx { tx, head_key: self.head_key.get() })
+        Ok(WriteTx {
+            tx,
+            head_key: self.head_key.get(),
+            subscriptions: Arc::clone(&self.subscriptions),
+            webhooks_changed: false,
+        })
     }
 }
 
@@ -92,6 +104,9 @@ impl Pools {
 pub(crate) struct WriteTx {
     tx: Transaction<'static, Sqlite>,
     head_key: Option<Arc<HeadKey>>,
+    subscriptions: Arc<outbox::Subscriptions>,
+    /// This transaction changed a webhook: it reads the subscriptions itself and the cache is dropped.
+    webhooks_changed: bool,
 }
 
 impl WriteTx {
@@ -106,6 +121,19 @@ impl WriteTx {
     /// The audit head key, when installed.
     pub(crate) fn head_key(&self) -> Option<Arc<HeadKey>> {
         self.head_key.clone()
+    }
+
+    /// Records that this transaction changes webhooks: the cached subscriptions are dropped now (the next
+    /// transaction, which begins after this one ends, reads them again) and this one reads its own.
+    pub(crate) fn webhooks_changed(&mut self) {
+        self.subscriptions.invalidate();
+        self.webhooks_changed = true;
+    }
+
+    /// The active subscriptions as this transaction sees them.
+    pub(crate) async fn subscriptions(&mut self) -> Result<Arc<Vec<outbox::Subscription>>> {
+        let (cache, fresh) = (Arc::clone(&self.subscriptions), self.webhooks_changed);
+        outbox::subscriptions(&mut self.tx, &cache, fresh).await
     }
 }
 
@@ -192,6 +220,7 @@ pub struct Database {
     kill_switch: Arc<SqliteKillSwitchRepo>,
     audit: Arc<SqliteAuditRepo>,
     transactions: Arc<SqliteTxRepo>,
+    webhooks: Arc<SqliteWebhookRepo>,
 }
 
 impl Database {
@@ -232,7 +261,7 @@ impl Database {
             .connect_with(base.read_only(true))
             .await
             .map_err(db_err)?;
-        let pools = Pools { writer, reader, head_key: Arc::default() };
+        let pools = Pools { writer, reader, head_key: Arc::default(), subscriptions: Arc::default() };
         let schema_version = read_schema_version(&pools.reader).await?;
         tracing::info!(path = %path.display(), schema_version, "database open");
         Ok(Database {
@@ -245,6 +274,7 @@ impl Database {
             kill_switch: Arc::new(SqliteKillSwitchRepo::new(pools.clone())),
             audit: Arc::new(SqliteAuditRepo::new(pools.clone())),
             transactions: Arc::new(SqliteTxRepo::new(pools.clone())),
+            webhooks: Arc::new(SqliteWebhookRepo::new(pools.clone())),
             pools,
         })
     }
@@ -296,6 +326,10 @@ impl Database {
 
     pub fn transactions(&self) -> Arc<SqliteTxRepo> {
         Arc::clone(&self.transactions)
+    }
+
+    pub fn webhooks(&self) -> Arc<SqliteWebhookRepo> {
+        Arc::clone(&self.webhooks)
     }
 
     /// Audit rows with `id > after_id`, oldest first, at most `limit`: the input of
@@ -437,7 +471,7 @@ mod tests {
         assert!(!path.exists());
         let db = Database::open(&path).await.unwrap();
         assert!(path.exists());
-        assert_eq!(db.schema_version(), 5);
+        assert_eq!(db.schema_version(), 6);
         assert_eq!(db.schema_version(), Database::latest_schema_version());
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
@@ -457,7 +491,10 @@ mod tests {
                 "reserved_totals",
                 "sessions",
                 "settings",
-                "transactions"
+                "transactions",
+                "webhook_logs",
+                "webhook_outbox",
+                "webhooks"
             ]
         );
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&db.pools.writer).await.unwrap();
@@ -471,7 +508,7 @@ mod tests {
         db.close().await;
 
         let db = Database::open(&path).await.unwrap();
-        assert_eq!(db.schema_version(), 5);
+        assert_eq!(db.schema_version(), 6);
         let applied: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&db.pools.reader).await.unwrap();
         assert_eq!(applied, MIGRATOR.iter().count() as i64, "reopening applies nothing again");

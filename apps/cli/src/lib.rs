@@ -15,6 +15,7 @@ pub mod exit;
 pub mod init;
 pub mod password;
 pub mod start;
+pub mod webhook;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +69,8 @@ pub enum Command {
     },
     /// Verify the audit log's hash chain, or list audit rows from the running daemon.
     Audit(audit::AuditArgs),
+    /// Manage outbound webhooks on the running daemon: add, list, rm, logs, test.
+    Webhook(webhook::WebhookArgs),
     /// Serve the agent wallet tools over MCP on stdin/stdout (for an MCP client to launch; logs go to stderr).
     ///
     /// Talks to the daemon at WAIAAS_MCP_URL (default http://127.0.0.1:3100) with the agent's session token from
@@ -93,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Mcp => mcp(),
         Command::Audit(args) => audit::audit(&data_dir()?, args),
+        Command::Webhook(args) => webhook::webhook(&data_dir()?, args),
         Command::Backup(args) => backup::backup(&data_dir()?, args),
         Command::Restore { from, force } => backup::restore(&data_dir()?, &from, force),
     }

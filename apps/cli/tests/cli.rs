@@ -109,7 +109,7 @@ fn daemon_lifecycle_through_the_cli() {
 
     // One daemon per data dir.
     let second = run(&data_dir, &["start"], &[("WAIAAS_MASTER_PASSWORD", PASSWORD), ("WAIAAS_DAEMON_PORT", "0")]);
-    assert_eq!(second.status.code(), Some(1), "{}", text(&second.stderr));
+    assert_eq!(second.status.code(), Some(4), "{}", text(&second.stderr));
     assert!(text(&second.stderr).contains("already running"), "{}", text(&second.stderr));
     assert!(second.stdout.is_empty());
 

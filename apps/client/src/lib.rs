@@ -28,6 +28,7 @@
 mod backup;
 mod error;
 pub mod types;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -41,6 +42,9 @@ use ureq::http;
 pub use backup::{Backup, BackupKdf, BackupList};
 pub use error::{ClientError, Result, api_error};
 pub use types::*;
+pub use webhooks::{
+    CreateWebhook, CreatedWebhook, DeliveryQueued, RotatedSecret, UpdateWebhook, Webhook, WebhookLog, WebhookLogFilter,
+};
 
 /// Header carrying the master password (masterAuth).
 pub const MASTER_PASSWORD_HEADER: &str = "X-Master-Password";

@@ -21,7 +21,7 @@ use waiaas_fs::KdfParams;
 
 /// The sections, in file order.
 pub const SECTIONS: &[&str] =
-    &["daemon", "rpc", "security", "policy", "keystore", "oracle", "pipeline", "metrics", "backup", "acl"];
+    &["daemon", "rpc", "security", "policy", "keystore", "oracle", "pipeline", "metrics", "backup", "acl", "webhooks"];
 
 /// Environment variables with the `WAIAAS_` prefix that are not config keys.
 pub const NON_CONFIG_ENV: &[&str] = &["WAIAAS_DATA_DIR", "WAIAAS_MASTER_PASSWORD", "WAIAAS_MASTER_PASSWORD_FILE"];
@@ -48,6 +48,35 @@ pub struct Config {
     pub backup: BackupConfig,
     /// `[acl]`: IP access control per endpoint class (OPS-07).
     pub acl: AclRules,
+    /// `[webhooks]`: outbound deliveries (OPS-04).
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[webhooks]`: outbound webhook deliveries (OPS-04).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhooksConfig {
+    /// Milliseconds before each retry (its length is the number of retries; jitter adds up to 10 %).
+    pub retry_schedule: Vec<u64>,
+    /// Per-attempt timeout, milliseconds.
+    pub timeout_ms: u64,
+    /// Refuse loopback and private targets too (link-local and metadata addresses are always refused).
+    pub block_private_targets: bool,
+    /// Deliveries in flight at most (one per webhook at a time, so each receiver gets its events in order).
+    pub concurrency: u32,
+    /// Seconds the previous secret keeps signing after a rotation.
+    pub rotation_grace_seconds: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            retry_schedule: vec![1_000, 2_000, 4_000],
+            timeout_ms: 10_000,
+            block_private_targets: false,
+            concurrency: 16,
+            rotation_grace_seconds: 86_400,
+        }
+    }
 }
 
 /// `[metrics]`: the `GET /metrics` endpoint (OPS-05).
@@ -273,6 +302,23 @@ impl Raw<'_> {
         }
     }
 
+    /// TOML: an array of integers (or strings). Env: a comma-separated list. Each item as text.
+    fn string_list_or_integers(self) -> Result<Vec<String>, String> {
+        match self {
+            Raw::Toml(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::Integer(n) => Ok(n.to_string()),
+                    toml::Value::String(s) => Ok(s.clone()),
+                    other => {
+                        Err(format!("expected an array of integers, found an array holding a {}", other.type_str()))
+                    }
+                })
+                .collect(),
+            other => other.string_list(),
+        }
+    }
+
     fn string_list(self) -> Result<Vec<String>, String> {
         match self {
             Raw::Toml(toml::Value::Array(items)) => items
@@ -478,6 +524,24 @@ impl Config {
                 };
                 *slot = nets;
             }
+            ("webhooks", "retry_schedule") => {
+                let items = raw.string_list_or_integers().map_err(named)?;
+                let schedule = items
+                    .iter()
+                    .map(|s| s.trim().parse::<u64>().ok().filter(|n| (1..=86_400_000).contains(n)))
+                    .collect::<Option<Vec<_>>>()
+                    .filter(|v| v.len() <= 20)
+                    .ok_or_else(|| named("expected at most 20 delays in milliseconds, each 1..=86400000".to_owned()))?;
+                self.webhooks.retry_schedule = schedule;
+            }
+            ("webhooks", "timeout_ms") => self.webhooks.timeout_ms = raw.integer("100..=120000").map_err(named)?,
+            ("webhooks", "block_private_targets") => {
+                self.webhooks.block_private_targets = raw.boolean().map_err(named)?
+            }
+            ("webhooks", "concurrency") => self.webhooks.concurrency = raw.integer("1..=256").map_err(named)?,
+            ("webhooks", "rotation_grace_seconds") => {
+                self.webhooks.rotation_grace_seconds = raw.integer(">= 0").map_err(named)?
+            }
             (section, key) => {
                 return Err(format!("unknown key {key:?} in [{section}]{}", belongs_hint(key)));
             }
@@ -557,6 +621,12 @@ impl Config {
                 "auth = \"bearer\" needs a token of at least 16 characters (WAIAAS_METRICS_BEARER_TOKEN)".to_owned(),
             );
         }
+        if !(100..=120_000).contains(&self.webhooks.timeout_ms) {
+            return fail("[webhooks] timeout_ms", "must be between 100 and 120000".to_owned());
+        }
+        if !(1..=256).contains(&self.webhooks.concurrency) {
+            return fail("[webhooks] concurrency", "must be between 1 and 256".to_owned());
+        }
         if let Err(e) = self.keystore.validate() {
             return fail("[keystore] argon2_*", e.message);
         }
@@ -606,6 +676,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("acl", "metrics_allowed_cidrs"),
     ("acl", "metrics_denied_cidrs"),
     ("acl", "trusted_proxies"),
+    ("webhooks", "retry_schedule"),
+    ("webhooks", "timeout_ms"),
+    ("webhooks", "block_private_targets"),
+    ("webhooks", "concurrency"),
+    ("webhooks", "rotation_grace_seconds"),
 ];
 
 /// The `[acl]` keys; each takes a list of CIDRs (a bare address is one host).
@@ -727,6 +802,20 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
 # Reverse proxies whose X-Forwarded-For is believed (the rightmost address that is not a trusted proxy is the
 # client). A proxy on loopback still does not make a remote client local.
 # trusted_proxies = []
+
+# [webhooks]
+# Outbound webhooks (POST /v1/webhooks): each event is signed the Standard Webhooks way and delivered at least once.
+# Milliseconds before each retry of a failed delivery (3 retries by default; up to 10 % jitter is added). 408, 429
+# (its Retry-After is honoured), 5xx, timeouts and connection errors are retried; other answers are final.
+# retry_schedule = [1000, 2000, 4000]
+# Timeout of one delivery attempt, milliseconds.
+# timeout_ms = 10000
+# Refuse loopback and private addresses as targets too (link-local and cloud-metadata addresses always are).
+# block_private_targets = false
+# Deliveries in flight at most (each webhook gets one at a time, in event order).
+# concurrency = 16
+# After a secret rotation, the previous secret keeps signing (a second signature) for this many seconds.
+# rotation_grace_seconds = 86400
 
 [rpc]
 # One line per EVM network: evm_<network> = "<JSON-RPC URL>". The chain id is read from the node.

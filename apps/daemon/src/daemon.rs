@@ -83,6 +83,8 @@ pub fn init_logging(log_level: &str) {
 /// event means new work (a request admitted, an approval given).
 pub struct DaemonEventSink {
     wake_worker: Arc<Notify>,
+    /// The webhook delivery task: every committed event may have queued deliveries.
+    wake_webhooks: Arc<Notify>,
 }
 
 impl EventSink for DaemonEventSink {
@@ -97,6 +99,7 @@ impl EventSink for DaemonEventSink {
         if matches!(event.event_type, EventType::TxRequested | EventType::TxApproved) {
             self.wake_worker.notify_one();
         }
+        self.wake_webhooks.notify_one();
     }
 }
 
@@ -175,11 +178,13 @@ async fn run_worker(
 pub struct Overrides {
     /// The core's clock (default: the system clock).
     pub clock: Arc<dyn Clock>,
+    /// How webhook hosts resolve (default: the system resolver; tests use a table they change).
+    pub webhook_resolver: Arc<dyn waiaas_http::HostResolver>,
 }
 
 impl Default for Overrides {
     fn default() -> Self {
-        Overrides { clock: Arc::new(SystemClock) }
+        Overrides { clock: Arc::new(SystemClock), webhook_resolver: Arc::new(waiaas_http::SystemResolver) }
     }
 }
 
@@ -262,10 +267,11 @@ pub async fn bind(
     let chain = EvmChain::with_metrics(config.rpc.evm_networks(), Arc::clone(&collected))
         .with_native_symbols(config.rpc.native.clone());
     let wake_worker = Arc::new(Notify::new());
+    let wake_webhooks = Arc::new(Notify::new());
     let prices = StaticPriceTable::new(config.oracle.usd.clone(), overrides.clock.now())
         .with_tokens(config.oracle.tokens.iter().cloned());
     let ports = Ports {
-        clock: overrides.clock,
+        clock: Arc::clone(&overrides.clock),
         entropy: Arc::new(OsEntropy),
         agents: db.agents(),
         sessions: db.sessions(),
@@ -278,7 +284,10 @@ pub async fn bind(
         broadcaster: Arc::new(chain),
         transactions: db.transactions(),
         prices: Arc::new(prices),
-        events: Arc::new(DaemonEventSink { wake_worker: Arc::clone(&wake_worker) }),
+        events: Arc::new(DaemonEventSink {
+            wake_worker: Arc::clone(&wake_worker),
+            wake_webhooks: Arc::clone(&wake_webhooks),
+        }),
         metrics: collected,
     };
     let core = match Waiaas::unlock(ports, config.security.clone(), &password).await {
@@ -291,10 +300,26 @@ pub async fn bind(
             });
         }
     };
-    if let Err(e) = seal_audit_head(&db, &core, &password).await {
-        db.close().await;
-        return Err(e);
-    }
+    let head_key = match seal_audit_head(&db, &core, &password).await {
+        Ok(key) => key,
+        Err(e) => {
+            db.close().await;
+            return Err(e);
+        }
+    };
+    // OPS-04: secrets are sealed under a sub-key of the audit head key (the master password, no extra Argon2 run).
+    let sender = waiaas_http::HttpWebhookSender::new(
+        Duration::from_millis(config.webhooks.timeout_ms),
+        config.webhooks.block_private_targets,
+        Arc::clone(&overrides.webhook_resolver),
+    );
+    core.attach_webhooks(waiaas_core::services::WebhookHub {
+        repo: db.webhooks(),
+        sender: Arc::new(sender),
+        key: waiaas_core::webhooks::secret::SecretKey::from_head_key(&head_key),
+        settings: crate::webhooks::settings(&config.webhooks),
+    });
+    drop(head_key);
     // OPS-03: archives are sealed with the master password, into `[backup] dir`.
     let backup_store =
         crate::backup::backup_store(dir, &db, crate::backup::backup_dir(dir, &config.backup), password.clone());
@@ -315,6 +340,13 @@ pub async fn bind(
     let interval = Duration::from_millis(config.pipeline.worker_interval_ms);
     let worker = run_worker(Arc::clone(&core), wake_worker, interval, tasks.stop.subscribe(), metrics.clone());
     tasks.spawn("transaction worker", worker);
+    let deliveries = crate::webhooks::run_deliveries(
+        Arc::clone(&core),
+        wake_webhooks,
+        config.webhooks.concurrency,
+        tasks.stop.subscribe(),
+    );
+    tasks.spawn("webhook delivery", deliveries);
     if config.backup.interval > 0 {
         let scheduler = crate::backup::run_scheduler(Arc::clone(&core), config.backup.clone(), tasks.stop.subscribe());
         tasks.spawn("backup scheduler", scheduler);
@@ -331,12 +363,12 @@ pub async fn bind(
 }
 
 /// Installs the audit head key (Argon2id of the master password with the database's head salt) so every append
-/// seals the head. A log without a head yet is sealed now (the AUDIT_HEAD_SEALED row this writes over existing rows
-/// is published like any event); a head that does not match the log stops the start with the finding, before
-/// anything is served or written.
-async fn seal_audit_head(db: &Database, core: &Waiaas, password: &str) -> anyhow::Result<()> {
+/// seals the head, and returns it (the webhook secrets' key derives from it). A log without a head yet is sealed now
+/// (the AUDIT_HEAD_SEALED row this writes over existing rows is published like any event); a head that does not
+/// match the log stops the start with the finding, before anything is served or written.
+async fn seal_audit_head(db: &Database, core: &Waiaas, password: &str) -> anyhow::Result<waiaas_core::audit::HeadKey> {
     let key = crate::audit_head::head_key(db, password, true).await?.context("no audit head salt")?;
-    match db.install_audit_head_key(key, core.now()).await.map_err(core_error)? {
+    match db.install_audit_head_key(key.clone(), core.now()).await.map_err(core_error)? {
         HeadInstalled::Intact { last_id } => tracing::debug!(last_id, "the audit log ends at its sealed head"),
         HeadInstalled::Sealed { last_id, recorded } => {
             if let Some(event) = recorded {
@@ -350,7 +382,7 @@ async fn seal_audit_head(db: &Database, core: &Waiaas, password: &str) -> anyhow
         }
         HeadInstalled::Broken(finding) => return Err(crate::audit_head::head_refusal(&finding)),
     }
-    Ok(())
+    Ok(key)
 }
 
 /// `GET /metrics` from `[metrics]`.

@@ -18,6 +18,7 @@ pub mod audit_head;
 pub mod backup;
 pub mod config;
 pub mod daemon;
+pub mod webhooks;
 
 pub use config::{Config, ConfigError};
 pub use daemon::{BoundDaemon, Overrides, bind, init_logging, load_config, reload_acl};

@@ -15,12 +15,14 @@ mod policies;
 mod sessions;
 pub mod simulate;
 pub mod transactions;
+mod webhooks;
 
 use std::sync::{Arc, RwLock};
 
 pub use audit_query::{AuditLogFilter, StatsBucket};
 pub use kill_switch::KillSwitchView;
 pub use sessions::{IssuedSession, SessionPrincipal};
+pub use webhooks::{USER_AGENT, WebhookHub, WebhookPatch, WebhookSettings};
 
 use crate::domain::KillSwitch;
 use crate::error::{Error, ErrorCode, Result};
@@ -113,6 +115,8 @@ pub struct Waiaas {
     token_cache: RwLock<std::collections::HashMap<(String, crate::domain::Address), crate::ports::TokenMetadata>>,
     /// Attached by the host after unlock (OPS-03); absent in hosts without backups.
     backups: std::sync::OnceLock<Arc<dyn crate::ports::BackupStore>>,
+    /// Attached by the host after unlock (OPS-04); absent in hosts without webhooks.
+    webhooks: std::sync::OnceLock<Arc<webhooks::WebhookHub>>,
 }
 
 impl Waiaas {
@@ -135,6 +139,7 @@ impl Waiaas {
             token_cache: RwLock::default(),
             native_cache: RwLock::default(),
             backups: std::sync::OnceLock::new(),
+            webhooks: std::sync::OnceLock::new(),
         };
         core.init_metrics().await?;
         Ok(core)

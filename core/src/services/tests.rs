@@ -257,6 +257,7 @@ mod backup_tests;
 
 mod pipeline;
 mod signing;
+mod webhooks;
 
 #[test]
 fn a_failed_audit_append_is_counted() {

@@ -172,6 +172,15 @@ impl Daemon {
         assert!(status.success(), "daemon exited with {status}; log:\n{}", self.stderr());
     }
 
+    /// Kills the daemon with SIGKILL (no shutdown of any kind) and starts it again on the same data dir.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL the daemon");
+            let _ = child.wait();
+        }
+        self.spawn().unwrap_or_else(|log| panic!("daemon did not restart after SIGKILL:\n{log}"));
+    }
+
     /// Stops and starts the daemon again on the same data dir.
     pub fn restart(&mut self) {
         self.stop();

@@ -22,6 +22,8 @@ pub struct EmbeddedDaemon {
     pub clock: Arc<FixedClock>,
     /// The daemon's core, for assertions on its in-memory state.
     pub core: Arc<waiaas_core::services::Waiaas>,
+    /// How webhook host names resolve in this daemon (a table the test fills and changes).
+    pub resolver: Arc<waiaas_http::StaticResolver>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     dir: TempDir,
@@ -49,19 +51,23 @@ impl EmbeddedDaemon {
         let config = Config::load(None, vars).expect("test config");
         let clock = Arc::new(FixedClock::at(SystemClock.now().0));
         let daemon_clock: Arc<dyn Clock> = clock.clone();
+        let resolver = Arc::new(waiaas_http::StaticResolver::default());
+        let webhook_resolver: Arc<dyn waiaas_http::HostResolver> = resolver.clone();
         let (url_tx, url_rx) = std::sync::mpsc::channel();
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
             runtime.block_on(async move {
                 let password = Zeroizing::new(MASTER_PASSWORD.to_owned());
-                let bound = match bind(&data_dir, &config, password, Overrides { clock: daemon_clock }).await {
-                    Ok(bound) => bound,
-                    Err(e) => {
-                        let _ = url_tx.send(Err(format!("{e:#}")));
-                        return;
-                    }
-                };
+                let bound =
+                    match bind(&data_dir, &config, password, Overrides { clock: daemon_clock, webhook_resolver }).await
+                    {
+                        Ok(bound) => bound,
+                        Err(e) => {
+                            let _ = url_tx.send(Err(format!("{e:#}")));
+                            return;
+                        }
+                    };
                 let _ = url_tx.send(Ok((bound.base_url.clone(), bound.core())));
                 bound
                     .run(async move {
@@ -75,7 +81,7 @@ impl EmbeddedDaemon {
             .recv_timeout(std::time::Duration::from_secs(60))
             .expect("embedded daemon did not start")
             .unwrap_or_else(|e| panic!("embedded daemon failed: {e}"));
-        EmbeddedDaemon { url, clock, core, shutdown: Some(shutdown), thread: Some(thread), dir }
+        EmbeddedDaemon { url, clock, core, resolver, shutdown: Some(shutdown), thread: Some(thread), dir }
     }
 
     pub fn admin(&self) -> Client {

@@ -5,12 +5,14 @@ mod chain;
 mod daemon;
 mod embedded;
 mod funded;
+mod receiver;
 
 pub use anvil::Anvil;
 pub use chain::{approve_calldata, fail_calldata, hex_u256, store_calldata, transfer_calldata};
 pub use daemon::{Daemon, DaemonOptions, binary, run_cli};
 pub use embedded::EmbeddedDaemon;
 pub use funded::{FundedAgent, ONE_ETH};
+pub use receiver::{Answer, Received, Receiver};
 
 /// The master password every test daemon is started with.
 pub const MASTER_PASSWORD: &str = "correct horse battery staple";

@@ -69,7 +69,7 @@ fn every_key_is_accepted_and_documented_in_the_init_file() {
             "a.example"
         } else if key.ends_with("level") {
             "debug"
-        } else if *key == "enabled" || key.starts_with("default_deny_") {
+        } else if *key == "enabled" || key.starts_with("default_deny_") || key.starts_with("block_") {
             "true"
         } else if *key == "auth" {
             "master"

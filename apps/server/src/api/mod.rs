@@ -15,6 +15,7 @@ pub mod sessions;
 pub mod simulate;
 pub mod transactions;
 pub mod wallet;
+pub mod webhooks;
 
 use poem_openapi::Tags;
 use waiaas_core::ports::Page;
@@ -40,6 +41,8 @@ pub enum ApiTags {
     Admin,
     /// Audit-log queries (master password).
     Audit,
+    /// Outbound webhooks (master password).
+    Webhooks,
 }
 
 /// Every operation of the API, in document order.
@@ -55,6 +58,7 @@ pub type Apis = (
     admin::AdminApi,
     backup::BackupApi,
     audit::AuditApi,
+    webhooks::WebhooksApi,
 );
 
 /// All operation groups.
@@ -71,6 +75,7 @@ pub fn apis() -> Apis {
         admin::AdminApi,
         backup::BackupApi,
         audit::AuditApi,
+        webhooks::WebhooksApi,
     )
 }
 

@@ -1,0 +1,1 @@
+//! Webhook service tests.

@@ -1,0 +1,105 @@
+//! OPS-04 benchmarks (`cargo bench -p waiaas-tests --bench webhooks`): deliveries per second to local receivers
+//! (one webhook: deliveries to one endpoint go one at a time, in order; eight webhooks: in parallel), and the
+//! admission rate with five `*` webhooks subscribed (every admission's events queue five deliveries in its
+//! transaction, delivered meanwhile) against none. Not tests: nothing here asserts a time.
+
+#[allow(dead_code, unused_imports)]
+#[path = "../it/support/mod.rs"]
+mod support;
+
+use std::time::Instant;
+
+use serde_json::json;
+use support::{Anvil, EmbeddedDaemon, Receiver};
+use waiaas_client::types::{CreateAgent, CreatePolicy, CreateSession};
+use waiaas_client::{Client, CreateWebhook};
+
+const RECIPIENT: &str = "0x1111111111111111111111111111111111111111";
+
+fn webhook(admin: &Client, url: String, events: &str) -> String {
+    admin
+        .create_webhook(&CreateWebhook { url, event_types: vec![events.into()], description: None })
+        .expect("webhook")
+        .id
+}
+
+/// Deliveries per second of `n` test pings to each of `hooks` webhooks (queued first, then timed from the first
+/// receipt to the last).
+fn delivery_rate(hooks: usize, n: usize) -> f64 {
+    let daemon = EmbeddedDaemon::start(&[]);
+    let admin = daemon.admin();
+    let receivers: Vec<Receiver> = (0..hooks).map(|_| Receiver::status(200)).collect();
+    let ids: Vec<String> = receivers.iter().map(|r| webhook(&admin, r.url("/bench"), "WEBHOOK_TEST")).collect();
+    for _ in 0..n {
+        for id in &ids {
+            admin.test_webhook(id).expect("ping");
+        }
+    }
+    for r in &receivers {
+        r.wait_for(n, 600);
+    }
+    let all: Vec<Instant> = receivers.iter().flat_map(|r| r.received().into_iter().map(|d| d.at)).collect();
+    let (first, last) = (all.iter().min().copied().unwrap(), all.iter().max().copied().unwrap());
+    all.len() as f64 / last.duration_since(first).as_secs_f64()
+}
+
+fn admission_rate(daemon: &EmbeddedDaemon, anvil: &Anvil, clients: usize, total: usize) -> f64 {
+    let admin = daemon.admin();
+    let agent = admin.create_agent(&CreateAgent::ethereum("throughput", "anvil")).expect("agent");
+    anvil.fund(&agent.address, 1_000_000_000_000_000_000_000);
+    admin
+        .create_policy(&CreatePolicy {
+            agent_id: Some(agent.id.clone()),
+            policy_type: "SPENDING_LIMIT".into(),
+            rules: json!({"instant_max": "0", "notify_max": "0", "delay_max": "1000000000000000000000000", "delay_seconds": 86_400}),
+            enabled: None,
+        })
+        .expect("policy");
+    let token = admin.create_session(&CreateSession::for_agent(&agent.id)).expect("session").token;
+    let wallet = daemon.client().with_session_token(&token);
+    let transfer = json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1000"});
+    let per_client = total / clients;
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..clients {
+            scope.spawn(|| {
+                for _ in 0..per_client {
+                    wallet.send_transaction_raw(&transfer).expect("send");
+                }
+            });
+        }
+    });
+    (clients * per_client) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let profile = if cfg!(debug_assertions) { "debug (numbers are not representative)" } else { "release" };
+    println!("WAIaaS webhook benchmarks — build profile: {profile}");
+    println!("{:<52} {:>8.0} deliveries/s", "deliveries, 1 webhook (in order, one at a time)", delivery_rate(1, 500));
+    println!("{:<52} {:>8.0} deliveries/s", "deliveries, 8 webhooks (in parallel)", delivery_rate(8, 200));
+
+    let anvil = Anvil::start();
+    let none = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str())]);
+    let five = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str())]);
+    let receivers: Vec<Receiver> = (0..5).map(|_| Receiver::status(200)).collect();
+    for r in &receivers {
+        webhook(&five.admin(), r.url("/all"), "*");
+    }
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        without.push(admission_rate(&none, &anvil, 16, 2_000));
+        with.push(admission_rate(&five, &anvil, 16, 2_000));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (with, without) = (median(with), median(without));
+    println!(
+        "{:<52} 5 webhooks {with:>6.0} / none {without:>6.0} sends/s (16 clients, median of 5): {:+.1} %   target within 5 %",
+        "admission throughput",
+        (with - without) / without * 100.0
+    );
+    let delivered: usize = receivers.iter().map(|r| r.received().len()).sum();
+    println!("{:<52} {delivered} deliveries received meanwhile", "");
+}
