@@ -246,13 +246,29 @@ impl WebhookRepo for SqliteWebhookRepo {
 
     async fn due(&self, now_ms: u64, busy: Vec<WebhookId>, limit: u32) -> Result<Vec<DueDelivery>> {
         let now_ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
-        let heads: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT webhook_id, MIN(audit_id) FROM webhook_outbox WHERE next_attempt_at <= ? GROUP BY webhook_id",
-        )
-        .bind(now_ms)
-        .fetch_all(&self.pools.reader)
-        .await
-        .map_err(db_err)?;
+        // Per webhook (a short list), its oldest due row: a walk of the primary key (webhook_id, audit_id) that
+        // stops at the first due row, so the cost does not grow with the queue.
+        let webhooks: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM webhooks").fetch_all(&self.pools.reader).await.map_err(db_err)?;
+        let busy_ids: Vec<String> = busy.iter().map(WebhookId::to_string).collect();
+        let mut heads = Vec::new();
+        for webhook in webhooks.into_iter().filter(|w| !busy_ids.contains(w)) {
+            if heads.len() >= limit as usize {
+                break;
+            }
+            let head: Option<i64> = sqlx::query_scalar(
+                "SELECT audit_id FROM webhook_outbox WHERE webhook_id = ? AND next_attempt_at <= ? \
+                 ORDER BY audit_id LIMIT 1",
+            )
+            .bind(&webhook)
+            .bind(now_ms)
+            .fetch_optional(&self.pools.reader)
+            .await
+            .map_err(db_err)?;
+            if let Some(audit_id) = head {
+                heads.push((webhook, audit_id));
+            }
+        }
         let busy: Vec<String> = busy.iter().map(WebhookId::to_string).collect();
         let mut due = Vec::new();
         for (webhook, audit_id) in heads.into_iter().filter(|(w, _)| !busy.contains(w)) {

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -37,6 +37,7 @@ pub async fn run_deliveries(core: Arc<Waiaas>, wake: Arc<Notify>, concurrency: u
     // Which webhook each running delivery is for (a panicking one frees its webhook too).
     let mut tasks: HashMap<tokio::task::Id, WebhookId> = HashMap::new();
     let mut busy: HashSet<WebhookId> = HashSet::new();
+    let mut gauge_read = Instant::now() - POLL;
     loop {
         let free = concurrency.saturating_sub(running.len() as u32);
         if free > 0 {
@@ -57,8 +58,12 @@ pub async fn run_deliveries(core: Arc<Waiaas>, wake: Arc<Notify>, concurrency: u
                 Err(e) => tracing::warn!(code = %e.code, cause = ?e.internal, "cannot read due webhook deliveries"),
             }
         }
-        if let Err(e) = core.refresh_webhook_queue_gauge().await {
-            tracing::debug!(code = %e.code, "cannot read the webhook queue depth");
+        // The gauge is a COUNT over the outbox: at most once a second, not at every event.
+        if gauge_read.elapsed() >= POLL {
+            gauge_read = Instant::now();
+            if let Err(e) = core.refresh_webhook_queue_gauge().await {
+                tracing::debug!(code = %e.code, "cannot read the webhook queue depth");
+            }
         }
         let sleep = match core.next_webhook_due_ms().await {
             // A due one not taken is busy or waits for a slot: a finishing delivery wakes the task.
