@@ -11,6 +11,8 @@
 //! RPC URLs may carry provider API keys: they are kept in [`RpcUrl`], whose `Debug` redacts everything after the
 //! host, so logging the config never leaks them.
 
+mod anomaly;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -21,7 +23,7 @@ use waiaas_fs::KdfParams;
 
 /// The sections, in file order.
 pub const SECTIONS: &[&str] =
-    &["daemon", "rpc", "security", "policy", "keystore", "oracle", "pipeline", "metrics", "backup", "acl"];
+    &["daemon", "rpc", "security", "policy", "keystore", "oracle", "pipeline", "metrics", "backup", "acl", "anomaly"];
 
 /// Environment variables with the `WAIAAS_` prefix that are not config keys.
 pub const NON_CONFIG_ENV: &[&str] = &["WAIAAS_DATA_DIR", "WAIAAS_MASTER_PASSWORD", "WAIAAS_MASTER_PASSWORD_FILE"];
@@ -48,6 +50,8 @@ pub struct Config {
     pub backup: BackupConfig,
     /// `[acl]`: IP access control per endpoint class (OPS-07).
     pub acl: AclRules,
+    /// `[anomaly]`: anomaly detection (OPS-06), reloaded on SIGHUP.
+    pub anomaly: waiaas_core::anomaly::AnomalySettings,
 }
 
 /// `[metrics]`: the `GET /metrics` endpoint (OPS-05).
@@ -472,6 +476,7 @@ impl Config {
                 };
                 *slot = nets;
             }
+            ("anomaly", key) => anomaly::apply(&mut self.anomaly, key, raw).map_err(named)?,
             (section, key) => {
                 return Err(format!("unknown key {key:?} in [{section}]{}", belongs_hint(key)));
             }
@@ -590,6 +595,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("acl", "metrics_allowed_cidrs"),
     ("acl", "metrics_denied_cidrs"),
     ("acl", "trusted_proxies"),
+    ("anomaly", "enabled"),
+    ("anomaly", "floor_tier"),
+    ("anomaly", "floor_ttl_seconds"),
+    ("anomaly", "min_transactions"),
+    ("anomaly", "min_history_seconds"),
 ];
 
 /// The `[acl]` keys; each takes a list of CIDRs (a bare address is one host).
@@ -610,6 +620,9 @@ fn home_of(key: &str) -> Option<&'static str> {
     }
     if key.starts_with(USD_PREFIX) || key.starts_with(TOKEN_PREFIX) {
         return Some("oracle");
+    }
+    if anomaly::keys().iter().any(|k| k == key) {
+        return Some("anomaly");
     }
     KEYS.iter().find(|(_, k)| *k == key).map(|(section, _)| *section)
 }
@@ -712,6 +725,48 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
 # client). A proxy on loopback still does not make a remote client local.
 # trusted_proxies = []
 
+# [anomaly]
+# Anomaly detection (OPS-06, docs/anomaly.md): five rules judge each agent's transactions once they are final. A
+# finding is audited (ANOMALY_DETECTED) and, unless its rule is in shadow mode, raises the agent's tier to at least
+# floor_tier for floor_ttl_seconds (a repeated finding extends it; `waiaas anomaly clear <agent>` ends it).
+# SIGHUP (`kill -HUP <pid>`) applies a changed [anomaly] without a restart.
+# enabled = true
+# floor_tier = "DELAY"
+# floor_ttl_seconds = 86400
+# Cold start: no verdict on an agent before it has this many final transactions in 7 days and this much history.
+# min_transactions = 20
+# min_history_seconds = 86400
+# Each rule: aNN_enabled, aNN_shadow (detect and report, raise no tier), and its parameters.
+# A-01 spend spike: the last hour's spend above multiplier x the 24 h hourly average, and above a floor
+# (min_usd for priced transfers, min_base_units of the asset, e.g. wei, for unpriced ones).
+# a01_enabled = true
+# a01_shadow = false
+# a01_multiplier = 5.0
+# a01_min_usd = 50.0
+# a01_min_base_units = 1e16
+# A-02 frequency spike: transactions in the last 10 minutes above multiplier x the 10-minute average of the hour
+# before, and above floor.
+# a02_enabled = true
+# a02_shadow = false
+# a02_multiplier = 3.0
+# a02_floor = 5.0
+# A-03 unusual hour: a transaction in a UTC hour of day holding less than max_share of the last 7 days' activity,
+# once the agent has min_history_seconds of history.
+# a03_enabled = true
+# a03_shadow = false
+# a03_max_share = 0.02
+# a03_min_history_seconds = 259200.0
+# A-04 new-recipient concentration: at least min_count payments in the last hour, at least share of them to
+# recipients not paid in the 7 days before.
+# a04_enabled = true
+# a04_shadow = false
+# a04_share = 0.8
+# a04_min_count = 5.0
+# A-05 balance drop: the native balance down by at least drop within an hour (balances read at confirmation).
+# a05_enabled = true
+# a05_shadow = false
+# a05_drop = 0.5
+
 [rpc]
 # One line per EVM network: evm_<network> = "<JSON-RPC URL>". The chain id is read from the node.
 # Agents are created on a network by its name, e.g. {"network": "anvil"}.
@@ -795,10 +850,16 @@ mod tests {
                 "a.example"
             } else if key.ends_with("level") {
                 "debug"
-            } else if *key == "enabled" || key.starts_with("default_deny_") {
+            } else if *key == "enabled"
+                || key.starts_with("default_deny_")
+                || key.ends_with("_enabled")
+                || key.ends_with("_shadow")
+            {
                 "true"
             } else if *key == "auth" {
                 "master"
+            } else if *key == "floor_tier" {
+                "APPROVAL"
             } else if *section == "acl" {
                 "10.0.0.0/8,fd00::/8"
             } else {

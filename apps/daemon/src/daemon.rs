@@ -5,12 +5,12 @@
 //! `Waiaas::unlock` (a wrong password stops here, and nothing else changes) → the audit head key (a log that does
 //! not match its sealed head stops here) → the backup store → bind → the background tasks.
 //!
-//! **Supervision.** The background tasks (the transaction worker; the backup scheduler when `[backup] interval`
-//! is set) run under [`BoundDaemon::run`]. A task that ends or panics while the daemon serves is logged and stops
-//! the daemon: the server drains, the other tasks stop, the database closes and `run` returns an error (so
-//! `waiaas start` exits 1 and the service manager restarts it). A daemon is not restarted task by task: without
-//! its worker it would admit transactions that never execute, and a fresh start re-broadcasts whatever a lost
-//! round had recorded as SUBMITTED. Logs never carry secrets: events are logged by type only.
+//! **Supervision.** The background tasks (the transaction worker; the anomaly task; the backup scheduler when
+//! `[backup] interval` is set) run under [`BoundDaemon::run`]. A task that ends or panics while the daemon serves is
+//! logged and stops the daemon: the server drains, the other tasks stop, the database closes and `run` returns an
+//! error (so `waiaas start` exits 1 and the service manager restarts it). A daemon is not restarted task by task:
+//! without its worker it would admit transactions that never execute, and a fresh start re-broadcasts whatever a
+//! lost round had recorded as SUBMITTED. Logs never carry secrets: events are logged by type only.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -24,6 +24,7 @@ use waiaas_core::ErrorCode;
 use waiaas_core::event::{Event, EventType, Severity};
 use waiaas_core::ports::{Clock, EventSink, MetricsRegistry, NoMetrics};
 use waiaas_core::prices::StaticPriceTable;
+use waiaas_core::services::anomaly::AnomalyMonitor;
 use waiaas_core::services::{Ports, Waiaas};
 use waiaas_evm::EvmChain;
 use waiaas_fs::{DataDir, FsKeyStore, OsEntropy, SystemClock};
@@ -79,10 +80,12 @@ pub fn init_logging(log_level: &str) {
         .try_init();
 }
 
-/// The daemon's event sink: logs each event by type (never its details) and wakes the transaction worker when an
-/// event means new work (a request admitted, an approval given).
+/// The daemon's event sink: logs each event by type (never its details), wakes the transaction worker when an
+/// event means new work (a request admitted, an approval given) and queues final transactions for the anomaly
+/// task.
 pub struct DaemonEventSink {
     wake_worker: Arc<Notify>,
+    anomaly: crate::anomaly::AnomalyFeed,
 }
 
 impl EventSink for DaemonEventSink {
@@ -97,6 +100,7 @@ impl EventSink for DaemonEventSink {
         if matches!(event.event_type, EventType::TxRequested | EventType::TxApproved) {
             self.wake_worker.notify_one();
         }
+        self.anomaly.offer(event);
     }
 }
 
@@ -162,6 +166,7 @@ pub struct BoundDaemon {
     state: ServerState,
     acceptor: poem::listener::TcpAcceptor,
     tasks: Tasks,
+    monitor: Arc<AnomalyMonitor>,
 }
 
 /// The supervised background tasks: each returns only when `stop` turns true.
@@ -233,6 +238,7 @@ pub async fn bind(
     let chain = EvmChain::with_metrics(config.rpc.evm_networks(), Arc::clone(&collected))
         .with_native_symbols(config.rpc.native.clone());
     let wake_worker = Arc::new(Notify::new());
+    let (anomaly_feed, anomaly_events) = crate::anomaly::AnomalyFeed::new();
     let prices = StaticPriceTable::new(config.oracle.usd.clone(), overrides.clock.now())
         .with_tokens(config.oracle.tokens.iter().cloned());
     let ports = Ports {
@@ -249,7 +255,7 @@ pub async fn bind(
         broadcaster: Arc::new(chain),
         transactions: db.transactions(),
         prices: Arc::new(prices),
-        events: Arc::new(DaemonEventSink { wake_worker: Arc::clone(&wake_worker) }),
+        events: Arc::new(DaemonEventSink { wake_worker: Arc::clone(&wake_worker), anomaly: anomaly_feed }),
         metrics: collected,
     };
     let core = match Waiaas::unlock(ports, config.security.clone(), &password).await {
@@ -271,6 +277,11 @@ pub async fn bind(
         crate::backup::backup_store(dir, &db, crate::backup::backup_dir(dir, &config.backup), password.clone());
     core.attach_backup_store(Arc::new(backup_store));
     drop(password);
+    // OPS-06: findings and floors in the database; the rules over every agent's activity.
+    let anomaly_store: Arc<dyn waiaas_core::ports::AnomalyRepo> = db.anomalies();
+    core.attach_anomaly_store(Arc::clone(&anomaly_store));
+    let registry = waiaas_core::anomaly::AnomalyRegistry::standard(config.anomaly.clone());
+    let monitor = Arc::new(AnomalyMonitor::new(registry, core.ports().metrics.as_ref()));
 
     let hostname = config.daemon.hostname.as_str();
     let listener = tokio::net::TcpListener::bind((hostname, config.daemon.port))
@@ -286,6 +297,14 @@ pub async fn bind(
     let interval = Duration::from_millis(config.pipeline.worker_interval_ms);
     let worker = run_worker(Arc::clone(&core), wake_worker, interval, tasks.stop.subscribe(), metrics.clone());
     tasks.spawn("transaction worker", worker);
+    let anomaly = crate::anomaly::run(
+        Arc::clone(&core),
+        Arc::clone(&monitor),
+        anomaly_store,
+        anomaly_events,
+        tasks.stop.subscribe(),
+    );
+    tasks.spawn("anomaly task", anomaly);
     if config.backup.interval > 0 {
         let scheduler = crate::backup::run_scheduler(Arc::clone(&core), config.backup.clone(), tasks.stop.subscribe());
         tasks.spawn("backup scheduler", scheduler);
@@ -298,7 +317,7 @@ pub async fn bind(
         metrics: metrics_export(config, metrics),
         acl: waiaas_server::acl::AclHandle::new(config.acl.clone()),
     };
-    Ok(BoundDaemon { base_url: format!("http://{}", reachable(bound)), db, state, acceptor, tasks })
+    Ok(BoundDaemon { base_url: format!("http://{}", reachable(bound)), db, state, acceptor, tasks, monitor })
 }
 
 /// Installs the audit head key (Argon2id of the master password with the database's head salt) so every append
@@ -360,6 +379,11 @@ impl BoundDaemon {
     /// The `[acl]` rules it serves with (replaceable while it runs).
     pub fn acl(&self) -> waiaas_server::acl::AclHandle {
         self.state.acl.clone()
+    }
+
+    /// The anomaly monitor (its `[anomaly]` settings are replaceable while it runs).
+    pub fn anomaly(&self) -> Arc<AnomalyMonitor> {
+        Arc::clone(&self.monitor)
     }
 
     /// The core it serves (for embedding hosts and tests that inspect it).

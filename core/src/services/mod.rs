@@ -4,6 +4,7 @@
 
 pub mod access;
 mod agents;
+pub mod anomaly;
 mod audit_query;
 pub mod backup;
 pub mod cursor;
@@ -113,6 +114,8 @@ pub struct Waiaas {
     token_cache: RwLock<std::collections::HashMap<(String, crate::domain::EvmAddress), crate::ports::TokenMetadata>>,
     /// Attached by the host after unlock (OPS-03); absent in hosts without backups.
     backups: std::sync::OnceLock<Arc<dyn crate::ports::BackupStore>>,
+    /// Attached by the host after unlock (OPS-06); absent in hosts without anomaly detection.
+    anomalies: std::sync::OnceLock<Arc<dyn crate::ports::AnomalyRepo>>,
 }
 
 impl Waiaas {
@@ -135,6 +138,7 @@ impl Waiaas {
             token_cache: RwLock::default(),
             native_cache: RwLock::default(),
             backups: std::sync::OnceLock::new(),
+            anomalies: std::sync::OnceLock::new(),
         };
         core.init_metrics().await?;
         Ok(core)
