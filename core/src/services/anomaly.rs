@@ -159,13 +159,10 @@ impl AnomalyMonitor {
         };
         if event.event_type == EventType::TxConfirmed {
             let agent = core.agent(record.agent_id).await?;
-            match core.ports.chain.native_balance(&record.network, agent.address).await {
-                Ok(amount) => {
-                    let reading = BalanceReading { at: now, network: record.network.clone(), amount };
-                    found.extend(self.observe_balance(record.agent_id, reading, now));
-                }
-                // A failed read leaves A-05 without this reading; the next confirmation reads again.
-                Err(_) => {}
+            // A failed read leaves A-05 without this reading; the next confirmation reads again.
+            if let Ok(amount) = core.ports.chain.native_balance(&record.network, agent.address).await {
+                let reading = BalanceReading { at: now, network: record.network.clone(), amount };
+                found.extend(self.observe_balance(record.agent_id, reading, now));
             }
         }
         let settings = self.settings();

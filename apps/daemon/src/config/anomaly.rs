@@ -2,7 +2,7 @@
 //! per standard rule `aNN_enabled`, `aNN_shadow` and `aNN_<parameter>` for each parameter the rule names in its
 //! defaults (`a01_multiplier`, ...). Any other key is refused. Reloaded on SIGHUP.
 
-use waiaas_core::anomaly::{AnomalySettings, RuleConfig, standard_rules};
+use waiaas_core::anomaly::{AnomalySettings, standard_rules};
 use waiaas_core::domain::Tier;
 
 use super::Raw;
@@ -45,7 +45,7 @@ fn apply_rule(settings: &mut AnomalySettings, key: &str, raw: Raw<'_>) -> Result
         let Some(name) = key.strip_prefix(&prefix(rule.id())).and_then(|rest| rest.strip_prefix('_')) else {
             continue;
         };
-        let config = settings.rules.entry(rule.id().to_owned()).or_insert_with(RuleConfig::default);
+        let config = settings.rules.entry(rule.id().to_owned()).or_default();
         match name {
             "enabled" => config.enabled = raw.boolean()?,
             "shadow" => config.shadow = raw.boolean()?,

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod agents;
+pub mod anomaly;
 pub mod audit;
 pub mod backup;
 pub mod health;
@@ -40,6 +41,8 @@ pub enum ApiTags {
     Admin,
     /// Audit-log queries (master password).
     Audit,
+    /// Anomaly findings and tier floors (master password).
+    Anomalies,
 }
 
 /// Every operation of the API, in document order.
@@ -55,6 +58,7 @@ pub type Apis = (
     admin::AdminApi,
     backup::BackupApi,
     audit::AuditApi,
+    anomaly::AnomalyApi,
 );
 
 /// All operation groups.
@@ -71,6 +75,7 @@ pub fn apis() -> Apis {
         admin::AdminApi,
         backup::BackupApi,
         audit::AuditApi,
+        anomaly::AnomalyApi,
     )
 }
 
