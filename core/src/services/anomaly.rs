@@ -93,9 +93,30 @@ impl AnomalyMonitor {
         self.agents.lock().map(|a| a.len()).unwrap_or(0)
     }
 
-    /// Replays the final transactions of the 7 days up to `now` into the activity (no finding is made); returns
-    /// how many rows it read. Reads pages of [`REBUILD_PAGE`] rows, so memory stays bounded by the activity.
+    /// Replays the final transactions of the 7 days up to `now` into the activity (no finding is made), and
+    /// the findings of the last hour into when each rule last fired; returns how many transactions it read. Reads
+    /// pages of [`REBUILD_PAGE`] rows, so memory stays bounded by the activity.
     pub async fn rebuild(&self, store: &dyn AnomalyRepo, now: UnixSeconds) -> Result<u64> {
+        let read = self.replay_transactions(store, now).await?;
+        let mut query = FindingQuery {
+            since: Some(now.plus_seconds(-HOUR_SECONDS)),
+            limit: REBUILD_PAGE,
+            ..FindingQuery::default()
+        };
+        loop {
+            let page = store.findings(&query).await?;
+            let Some(last) = page.last() else { return Ok(read) };
+            query.before = Some((last.created_at, last.id));
+            let mut agents = self.agents.lock().map_err(|_| Error::internal_msg("anomaly state poisoned"))?;
+            for found in &page {
+                let fired = agents.entry(found.agent_id).or_default().fired.entry(found.finding.rule.clone());
+                let at = fired.or_insert(found.created_at);
+                *at = (*at).max(found.created_at);
+            }
+        }
+    }
+
+    async fn replay_transactions(&self, store: &dyn AnomalyRepo, now: UnixSeconds) -> Result<u64> {
         let since = now.plus_seconds(-LEARNING_SECONDS);
         let (mut after, mut read) = (None, 0u64);
         loop {
