@@ -182,7 +182,8 @@ async fn findings_page_newest_first_by_agent_and_since() {
     assert!(repo.findings(&query(Some(b), Some(UnixSeconds(NOW + 30)), None, 10)).await.unwrap().is_empty());
 }
 
-/// The rebuild reads CONFIRMED and FAILED rows since a time, oldest first by `(updated_at, id)`, in pages.
+/// The rebuild reads CONFIRMED and FAILED rows since a time, oldest first by `(updated_at, id)`, in pages (a page
+/// may end inside a second).
 #[tokio::test]
 async fn final_rows_since_a_time_come_in_pages_oldest_first() {
     let t = TestDb::new().await;
@@ -210,8 +211,9 @@ async fn final_rows_since_a_time_come_in_pages_oldest_first() {
                     .unwrap()
             );
         }
-        // The final move's event time is the row's `updated_at`; the first one is older than `since`.
-        let at = if i == 0 { NOW - 10 } else { NOW + i as i64 };
+        // The final move's event time is the row's `updated_at`; the first one is older than `since`, and
+        // the last two share a second (a page ends between them).
+        let at = if i == 0 { NOW - 10 } else { NOW + (i as i64 + 1) / 2 };
         let event =
             Event::new(EventType::TxConfirmed, &RequestContext::system(), UnixSeconds(at)).agent(a).tx(record.id);
         assert!(t.db.transactions().transition(record.id, from, to, &TxUpdate::default(), Some(event)).await.unwrap());
