@@ -228,3 +228,22 @@ async fn final_rows_since_a_time_come_in_pages_oldest_first() {
     assert_eq!(rest.iter().map(|r| r.id).collect::<Vec<_>>(), finals[2..]);
     assert!(rest.iter().all(|r| r.status == TxStatus::Confirmed));
 }
+
+/// Each rebuild page seeks into the final-time index and needs no sort, whatever else indexes `status`.
+#[tokio::test]
+async fn a_rebuild_page_seeks_into_the_final_time_index() {
+    let t = TestDb::new().await;
+    let id = t.tx(t.agent().id, TxStatus::Confirmed, 1).id;
+    let after = Some((UnixSeconds(NOW), id));
+    let query = crate::anomalies::final_since_query(UnixSeconds(NOW - 10), after, 10);
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", query.sql()))
+        .bind(NOW)
+        .bind(NOW)
+        .bind(id.to_string())
+        .bind(10i64)
+        .fetch_all(&t.db.pools.reader)
+        .await
+        .unwrap();
+    let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+    assert_eq!(steps, ["SEARCH transactions USING INDEX idx_transactions_final_time (updated_at>?)"]);
+}
