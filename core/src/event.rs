@@ -55,6 +55,7 @@ event_types! {
     MasterAuthFailed => "MASTER_AUTH_FAILED", Warning;
     AccessDeniedIp => "ACCESS_DENIED_IP", Warning;
     AnomalyDetected => "ANOMALY_DETECTED", Warning;
+    AnomalyCleared => "ANOMALY_CLEARED", Info;
     BackupCreated => "BACKUP_CREATED", Info;
     BackupFailed => "BACKUP_FAILED", Warning;
     WebhookCreated => "WEBHOOK_CREATED", Info;

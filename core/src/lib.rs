@@ -9,6 +9,7 @@
 
 pub mod acl;
 pub mod amount;
+pub mod anomaly;
 pub mod audit;
 pub mod backup;
 pub mod domain;

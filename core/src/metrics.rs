@@ -116,6 +116,8 @@ pub const HTTP_REQUESTS_TOTAL: &str = "waiaas_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "waiaas_http_request_duration_seconds";
 /// Gauge: always 1, labelled with the daemon's version.
 pub const BUILD_INFO: &str = "waiaas_build_info";
+/// Counter: anomaly findings (shadow ones included), by rule.
+pub const ANOMALY_DETECTIONS_TOTAL: &str = "waiaas_anomaly_detections_total";
 /// Counter: requests refused by the IP ACL, by endpoint class.
 pub const ACL_DENIED_TOTAL: &str = "waiaas_acl_denied_total";
 
@@ -244,6 +246,13 @@ pub const CATALOG: &[MetricDef] = &[
         MetricKind::Gauge,
         "Webhook deliveries queued: due, waiting for a retry, or in flight (0 on a host without webhooks).",
     ),
+    MetricDef {
+        name: ANOMALY_DETECTIONS_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Anomaly findings (OPS-06), shadow ones included, by rule id (every registered rule from the first scrape).",
+        buckets: &[],
+        labels: &[emitter("rule")],
+    },
     MetricDef {
         name: BUILD_INFO,
         kind: MetricKind::Gauge,

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 
+use crate::anomaly::{FindingRecord, TierFloor};
 use crate::domain::decision::Decision;
 use crate::domain::{
     Address, Agent, AgentStatus, Asset, ChainFamily, EvmAddress, KillSwitch, Policy, Session, Tier, TxKind, TxStatus,
@@ -495,6 +496,8 @@ pub struct AdmissionSnapshot {
     pub reserved: Vec<(Asset, Amount)>,
     /// The agent's requests created since the snapshot's `since`.
     pub recent: Vec<RecentTx>,
+    /// The agent's anomaly tier floor as stored, expired or not (the decision applies it only while in force).
+    pub tier_floor: Option<TierFloor>,
 }
 
 /// What an admission's decision step produced: the row to insert, its events, and the decision itself (which
@@ -584,6 +587,52 @@ pub trait TxRepo: Send + Sync {
     async fn work(&self, now: UnixSeconds) -> Result<Vec<TxRecord>>;
     /// How many rows are in each non-final status (one index read; statuses without rows may be left out).
     async fn count_non_final(&self) -> Result<Vec<(TxStatus, u64)>>;
+}
+
+/// Builds the `ANOMALY_DETECTED` event once the finding's id and the floor in force after it are known.
+pub type EventFromFinding = Box<dyn FnOnce(&FindingRecord, Option<&TierFloor>) -> Event + Send>;
+
+/// Filters of a findings query; every field narrows the result.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FindingQuery {
+    /// Only findings about this agent.
+    pub agent_id: Option<AgentId>,
+    /// Only findings made at or after this time.
+    pub since: Option<UnixSeconds>,
+    /// Keyset position: findings strictly older than `(created_at, id)`.
+    pub before: Option<(UnixSeconds, i64)>,
+    /// The most findings returned.
+    pub limit: u32,
+}
+
+/// OPS-06 storage: findings, tier floors, and the final transactions the anomaly state is rebuilt from.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait AnomalyRepo: Send + Sync {
+    /// In one write transaction: stores the finding (`record.id` is assigned), merges `floor` into the agent's
+    /// stored floor with [`TierFloor::merge`] when given (a shadow finding passes none), and writes the event
+    /// `event` builds from the stored finding and the floor in force after it. Returns both.
+    async fn record(
+        &self,
+        record: &FindingRecord,
+        floor: Option<TierFloor>,
+        event: EventFromFinding,
+    ) -> Result<(FindingRecord, Option<TierFloor>, Event)>;
+    /// The agent's stored floor, expired or not.
+    async fn floor(&self, agent: AgentId) -> Result<Option<TierFloor>>;
+    /// In one write transaction: deletes the agent's floor when it is in force at `now` and writes `event`;
+    /// `None` (nothing written) when there is none in force.
+    async fn clear_floor(&self, agent: AgentId, now: UnixSeconds, event: &Event) -> Result<Option<TierFloor>>;
+    /// Findings matching `query`, newest first by `(created_at, id)`, at most `query.limit`.
+    async fn findings(&self, query: &FindingQuery) -> Result<Vec<FindingRecord>>;
+    /// Rows that reached CONFIRMED or FAILED at or after `since` (their `updated_at`), oldest first by
+    /// `(updated_at, id)`, strictly after `after`, at most `limit`: the input of the startup rebuild.
+    async fn final_since(
+        &self,
+        since: UnixSeconds,
+        after: Option<(UnixSeconds, TxId)>,
+        limit: u32,
+    ) -> Result<Vec<TxRecord>>;
 }
 
 /// A USD price for an asset and when it was observed.

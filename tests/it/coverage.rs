@@ -34,7 +34,9 @@ fn coverage(event_type: EventType) -> Coverage {
         PolicyCreated | PolicyUpdated | PolicyDeleted => Driven,
         BackupCreated => Driven,
         BackupFailed => NotYetEmitted("needs a backup directory that cannot be written; covered by the backup tests"),
-        AnomalyDetected => NotYetEmitted("OPS-06 anomaly detection"),
+        AnomalyDetected | AnomalyCleared => {
+            NotYetEmitted("only after an agent's history warms up and a rule fires; covered by the anomaly tests")
+        }
         WebhookCreated | WebhookDeleted | WebhookUpdated | WebhookDisabled | WebhookSecretRotated | WebhookTest => {
             Driven
         }

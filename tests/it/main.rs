@@ -5,6 +5,7 @@
 mod support;
 
 mod acl;
+mod anomaly;
 mod architecture;
 mod audit;
 mod backup;

@@ -75,7 +75,7 @@ impl Scrape {
         self.samples.get(&(name.to_owned(), labels)).copied().unwrap_or(0.0)
     }
 
-    fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+    pub(crate) fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {
         let mut labels: Vec<(String, String)> =
             labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         labels.sort();

@@ -20,7 +20,7 @@ const RECIPIENT: &str = "0x2222222222222222222222222222222222222222";
 
 /// Verifies a delivery's Standard Webhooks signature with `secret`, independently of the daemon's code.
 #[track_caller]
-fn verify(secret: &str, delivery: &Received) -> bool {
+pub(crate) fn verify(secret: &str, delivery: &Received) -> bool {
     let key = STANDARD.decode(secret.strip_prefix("whsec_").expect("whsec_ prefix")).expect("base64 secret");
     let id = delivery.header("webhook-id").expect("webhook-id");
     let timestamp = delivery.header("webhook-timestamp").expect("webhook-timestamp");

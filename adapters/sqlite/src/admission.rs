@@ -17,6 +17,7 @@ use std::panic::AssertUnwindSafe;
 
 use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
+use waiaas_core::anomaly::TierFloor;
 use waiaas_core::audit::ChainHead;
 use waiaas_core::domain::{Asset, Policy};
 use waiaas_core::ports::{Admission, AdmissionSnapshot, Decide};
@@ -25,7 +26,7 @@ use waiaas_core::{AgentId, Amount, Error, ErrorCode, Result, UnixSeconds};
 use crate::audit::append_audits_after;
 use crate::error::{db_err, not_found};
 use crate::tx_rows::{insert_record, recent_requests};
-use crate::{Pools, WriteTx, policies, reserved};
+use crate::{Pools, WriteTx, anomalies, policies, reserved};
 
 /// Most admissions one transaction carries.
 pub(crate) const MAX_GROUP: usize = 64;
@@ -56,10 +57,12 @@ pub(crate) fn start(pools: Pools) -> mpsc::UnboundedSender<Queued> {
     queue
 }
 
-/// What the group already knows of an agent: its policies in force and its reserved totals as written so far.
+/// What the group already knows of an agent: its policies in force, its reserved totals as written so far and
+/// its anomaly tier floor (no other write runs during the group).
 struct Known {
     policies: Vec<Policy>,
     reserved: Vec<(Asset, Amount)>,
+    tier_floor: Option<TierFloor>,
 }
 
 /// Runs one group in one transaction and answers every caller.
@@ -104,24 +107,28 @@ async fn admit_one(
     decide: Decide,
 ) -> Result<Result<Admission>> {
     let key = agent.to_string();
-    let Known { policies, reserved } = match known.remove(&agent) {
+    let Known { policies, reserved, tier_floor } = match known.remove(&agent) {
         Some(known) => known,
         None => {
             if !agent_exists(conn, &key).await? {
                 return Ok(Err(not_found(ErrorCode::AgentNotFound, "agent", agent)));
             }
-            Known { policies: policies::in_force(conn, agent).await?, reserved: reserved::totals(conn, &key).await? }
+            Known {
+                policies: policies::in_force(conn, agent).await?,
+                reserved: reserved::totals(conn, &key).await?,
+                tier_floor: anomalies::floor(conn, &key).await?,
+            }
         }
     };
     let recent = recent_requests(conn, &key, &policies, now).await?;
-    let snapshot = AdmissionSnapshot { policies, reserved, recent };
+    let snapshot = AdmissionSnapshot { policies, reserved, recent, tier_floor };
     let Ok(admission) = std::panic::catch_unwind(AssertUnwindSafe(|| decide(&snapshot))) else {
         return Ok(Err(Error::internal_msg("the admission decision panicked")));
     };
-    let AdmissionSnapshot { policies, reserved, .. } = snapshot;
+    let AdmissionSnapshot { policies, reserved, tier_floor, .. } = snapshot;
     let Admission { record, events, decision } = admission;
     if record.agent_id != agent {
-        known.insert(agent, Known { policies, reserved });
+        known.insert(agent, Known { policies, reserved, tier_floor });
         return Ok(Err(Error::internal_msg("admission decided a row for another agent")));
     }
     insert_record(conn, &record).await?;
@@ -131,7 +138,7 @@ async fn admit_one(
         reserved::reserve(conn, &key, reserved, &record.reserved).await?
     };
     *chain_end = Some(append_audits_after(conn, chain_end.take(), &events).await?);
-    known.insert(agent, Known { policies, reserved });
+    known.insert(agent, Known { policies, reserved, tier_floor });
     Ok(Ok(Admission { record, events, decision }))
 }
 

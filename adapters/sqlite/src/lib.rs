@@ -17,6 +17,7 @@
 
 mod admission;
 pub mod agents;
+pub mod anomalies;
 #[cfg(test)]
 mod atomicity_tests;
 pub mod audit;
@@ -53,6 +54,7 @@ use waiaas_core::ports::AuditRecord;
 use waiaas_core::{Error, Result, UnixSeconds};
 
 pub use agents::SqliteAgentRepo;
+pub use anomalies::SqliteAnomalyRepo;
 pub use audit::{AuditHeadState, HeadInstalled, SqliteAuditRepo};
 pub use kill_switch::SqliteKillSwitchRepo;
 pub use policies::SqlitePolicyRepo;
@@ -221,6 +223,7 @@ pub struct Database {
     audit: Arc<SqliteAuditRepo>,
     transactions: Arc<SqliteTxRepo>,
     webhooks: Arc<SqliteWebhookRepo>,
+    anomalies: Arc<SqliteAnomalyRepo>,
 }
 
 impl Database {
@@ -275,6 +278,7 @@ impl Database {
             audit: Arc::new(SqliteAuditRepo::new(pools.clone())),
             transactions: Arc::new(SqliteTxRepo::new(pools.clone())),
             webhooks: Arc::new(SqliteWebhookRepo::new(pools.clone())),
+            anomalies: Arc::new(SqliteAnomalyRepo::new(pools.clone())),
             pools,
         })
     }
@@ -330,6 +334,11 @@ impl Database {
 
     pub fn webhooks(&self) -> Arc<SqliteWebhookRepo> {
         Arc::clone(&self.webhooks)
+    }
+
+    /// OPS-06: findings, tier floors and the anomaly rebuild's reads.
+    pub fn anomalies(&self) -> Arc<SqliteAnomalyRepo> {
+        Arc::clone(&self.anomalies)
     }
 
     /// Audit rows with `id > after_id`, oldest first, at most `limit`: the input of
@@ -471,7 +480,7 @@ mod tests {
         assert!(!path.exists());
         let db = Database::open(&path).await.unwrap();
         assert!(path.exists());
-        assert_eq!(db.schema_version(), 6);
+        assert_eq!(db.schema_version(), 7);
         assert_eq!(db.schema_version(), Database::latest_schema_version());
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
@@ -484,6 +493,7 @@ mod tests {
             tables,
             [
                 "agents",
+                "anomaly_findings",
                 "audit_head",
                 "audit_logs",
                 "kill_switch",
@@ -491,6 +501,7 @@ mod tests {
                 "reserved_totals",
                 "sessions",
                 "settings",
+                "tier_floors",
                 "transactions",
                 "webhook_logs",
                 "webhook_outbox",
@@ -508,7 +519,7 @@ mod tests {
         db.close().await;
 
         let db = Database::open(&path).await.unwrap();
-        assert_eq!(db.schema_version(), 6);
+        assert_eq!(db.schema_version(), 7);
         let applied: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&db.pools.reader).await.unwrap();
         assert_eq!(applied, MIGRATOR.iter().count() as i64, "reopening applies nothing again");
@@ -550,6 +561,78 @@ mod tests {
         .await
         .unwrap();
         pool
+    }
+
+    /// The migration files numbered below `version`, in order: the schema of the release before that migration,
+    /// whatever other migrations exist by then.
+    fn migrations_before(version: i64) -> Vec<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.split('_').next().and_then(|n| n.parse::<i64>().ok()).is_some_and(|n| n < version))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// A database from before the anomaly tables (0007) upgrades in place: its final transactions are what the
+    /// anomaly rebuild reads, and its agents take findings and floors.
+    #[tokio::test]
+    async fn a_database_before_the_anomaly_tables_upgrades_and_takes_findings_and_floors() {
+        use waiaas_core::anomaly::{Finding, FindingRecord, TierFloor};
+        use waiaas_core::domain::{Tier, TxStatus};
+        use waiaas_core::event::EventType;
+        use waiaas_core::ports::{AnomalyRepo, TxRepo};
+
+        let t = TestDb::new().await;
+        let agent = t.agent();
+        let confirmed = t.tx(agent.id, TxStatus::Confirmed, 3);
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("before-anomaly.db");
+        {
+            let before = migrations_before(7);
+            assert!(before.len() >= 5 && before.iter().all(|f| !f.starts_with("0007")), "{before:?}");
+            let pool =
+                older_database(dir.path(), &path, &before.iter().map(String::as_str).collect::<Vec<_>>(), &agent).await;
+            sqlx::query(
+                "INSERT INTO transactions (id, agent_id, type, status, tier, network, request, reserved, created_at, \
+                 updated_at) VALUES (?, ?, 'TRANSFER', 'CONFIRMED', 'INSTANT', 'anvil', ?, '[]', 5, 6)",
+            )
+            .bind(confirmed.id.to_string())
+            .bind(agent.id.to_string())
+            .bind(confirmed.kind.to_json().to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let db = Database::open(&path).await.unwrap();
+        assert_eq!(db.schema_version(), Database::latest_schema_version());
+        let rebuilt = db.anomalies().final_since(waiaas_core::UnixSeconds(0), None, 10).await.unwrap();
+        assert_eq!(rebuilt.iter().map(|r| r.id).collect::<Vec<_>>(), [confirmed.id]);
+        let now = waiaas_core::UnixSeconds(100);
+        let floor = TierFloor {
+            agent_id: agent.id,
+            tier: Tier::Delay,
+            expires_at: now.plus_seconds(60),
+            rule: "A-01".into(),
+            updated_at: now,
+        };
+        let finding = FindingRecord {
+            id: 0,
+            agent_id: agent.id,
+            tx_id: Some(confirmed.id),
+            finding: Finding::new("A-01", 2.0, 1.0, 3_600, "USD"),
+            shadow: false,
+            created_at: now,
+        };
+        let event = Box::new(move |_: &FindingRecord, _: Option<&TierFloor>| {
+            waiaas_core::event::Event::new(EventType::AnomalyDetected, &RequestContext::system(), now)
+        });
+        db.anomalies().record(&finding, Some(floor.clone()), event).await.unwrap();
+        assert_eq!(db.transactions().snapshot(agent.id, now).await.unwrap().tier_floor, Some(floor));
+        db.close().await;
     }
 
     #[tokio::test]
@@ -603,6 +686,7 @@ mod tests {
                 "idx_transactions_agent_id",
                 "idx_transactions_agent_status",
                 "idx_transactions_agent_time",
+                "idx_transactions_final_time",
                 "idx_transactions_work"
             ]
         );

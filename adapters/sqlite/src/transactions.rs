@@ -31,7 +31,9 @@ use waiaas_core::{AgentId, Error, Result, TxId, UnixSeconds};
 use crate::audit::append_audit;
 use crate::error::{db_err, decode_err};
 use crate::tx_rows::{COLUMNS, TABLE, from_json, nonce_to_i64, recent_requests, record_from_row};
-use crate::{Pools, WriteTx, admission, fetch_by_id, fetch_page, keyset_page, kill_switch, policies, reserved};
+use crate::{
+    Pools, WriteTx, admission, anomalies, fetch_by_id, fetch_page, keyset_page, kill_switch, policies, reserved,
+};
 
 /// Most rows of each class one [`TxRepo::work`] call returns (new work: PENDING and due QUEUED; EXECUTING;
 /// SUBMITTED); the rest come on the next calls, oldest first.
@@ -121,8 +123,9 @@ async fn read_snapshot(conn: &mut SqliteConnection, agent: AgentId, now: UnixSec
     let policies = policies::in_force(&mut *conn, agent).await?;
     let agent = agent.to_string();
     let reserved = reserved::totals(&mut *conn, &agent).await?;
-    let recent = recent_requests(conn, &agent, &policies, now).await?;
-    Ok(AdmissionSnapshot { policies, reserved, recent })
+    let recent = recent_requests(&mut *conn, &agent, &policies, now).await?;
+    let tier_floor = anomalies::floor(conn, &agent).await?;
+    Ok(AdmissionSnapshot { policies, reserved, recent, tier_floor })
 }
 
 /// [`TxRepo`] over SQLite.

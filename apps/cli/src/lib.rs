@@ -8,6 +8,7 @@
 //!
 //! The data dir is `--data-dir` > `WAIAAS_DATA_DIR` > `~/.waiaas` (SPEC §2).
 
+pub mod anomaly;
 pub mod audit;
 pub mod backup;
 pub mod control;
@@ -71,6 +72,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Manage outbound webhooks on the running daemon: add, list, rm, logs, test.
     Webhook(webhook::WebhookArgs),
+    /// List anomaly findings or clear an agent's tier floor, through the running daemon.
+    Anomaly(anomaly::AnomalyArgs),
     /// Serve the agent wallet tools over MCP on stdin/stdout (for an MCP client to launch; logs go to stderr).
     ///
     /// Talks to the daemon at WAIAAS_MCP_URL (default http://127.0.0.1:3100) with the agent's session token from
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mcp => mcp(),
         Command::Audit(args) => audit::audit(&data_dir()?, args),
         Command::Webhook(args) => webhook::webhook(&data_dir()?, args),
+        Command::Anomaly(args) => anomaly::anomaly(&data_dir()?, args),
         Command::Backup(args) => backup::backup(&data_dir()?, args),
         Command::Restore { from, force } => backup::restore(&data_dir()?, &from, force),
     }

@@ -76,11 +76,13 @@ async fn serve(dir: &DataDir, lock: &mut PidLock, config: Config, password: Zero
     let mut sigint = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     let daemon = bind(dir, &config, password, Overrides::default()).await?;
-    // SIGHUP reloads `[acl]` (atomically; a configuration that does not load keeps the rules in force).
-    let (acl, reload_dir) = (daemon.acl(), dir.clone());
+    // SIGHUP reloads `[acl]` and `[anomaly]` (each atomically; a configuration that does not load keeps what is in
+    // force).
+    let (acl, anomaly, reload_dir) = (daemon.acl(), daemon.anomaly(), dir.clone());
     tokio::spawn(async move {
         while sighup.recv().await.is_some() {
             waiaas_daemon::reload_acl(&reload_dir, &acl);
+            waiaas_daemon::reload_anomaly(&reload_dir, &anomaly);
         }
     });
     lock.record_url(&daemon.base_url).map_err(core_error).context("cannot record the URL in the pid file")?;

@@ -25,6 +25,7 @@
 // trip, so moving it costs nothing measurable.
 #![allow(clippy::result_large_err, reason = "a flat, matchable error beats boxing on a network-bound API")]
 
+mod anomaly;
 mod backup;
 mod error;
 pub mod types;
@@ -39,6 +40,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use ureq::http;
 
+pub use anomaly::{AgentAnomalies, Anomaly, TierFloor};
 pub use backup::{Backup, BackupKdf, BackupList};
 pub use error::{ClientError, Result, api_error};
 pub use types::*;

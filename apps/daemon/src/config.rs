@@ -11,6 +11,8 @@
 //! RPC URLs may carry provider API keys: they are kept in [`RpcUrl`], whose `Debug` redacts everything after the
 //! host, so logging the config never leaks them.
 
+mod anomaly;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -20,8 +22,10 @@ use waiaas_core::services::CoreConfig;
 use waiaas_fs::KdfParams;
 
 /// The sections, in file order.
-pub const SECTIONS: &[&str] =
-    &["daemon", "rpc", "security", "policy", "keystore", "oracle", "pipeline", "metrics", "backup", "acl", "webhooks"];
+pub const SECTIONS: &[&str] = &[
+    "daemon", "rpc", "security", "policy", "keystore", "oracle", "pipeline", "metrics", "backup", "acl", "webhooks",
+    "anomaly",
+];
 
 /// Environment variables with the `WAIAAS_` prefix that are not config keys.
 pub const NON_CONFIG_ENV: &[&str] = &["WAIAAS_DATA_DIR", "WAIAAS_MASTER_PASSWORD", "WAIAAS_MASTER_PASSWORD_FILE"];
@@ -48,6 +52,8 @@ pub struct Config {
     pub backup: BackupConfig,
     /// `[acl]`: IP access control per endpoint class (OPS-07).
     pub acl: AclRules,
+    /// `[anomaly]`: anomaly detection (OPS-06), reloaded on SIGHUP.
+    pub anomaly: waiaas_core::anomaly::AnomalySettings,
     /// `[webhooks]`: outbound deliveries (OPS-04).
     pub webhooks: WebhooksConfig,
 }
@@ -542,6 +548,7 @@ impl Config {
             ("webhooks", "rotation_grace_seconds") => {
                 self.webhooks.rotation_grace_seconds = raw.integer(">= 0").map_err(named)?
             }
+            ("anomaly", key) => anomaly::apply(&mut self.anomaly, key, raw).map_err(named)?,
             (section, key) => {
                 return Err(format!("unknown key {key:?} in [{section}]{}", belongs_hint(key)));
             }
@@ -681,6 +688,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("webhooks", "block_private_targets"),
     ("webhooks", "concurrency"),
     ("webhooks", "rotation_grace_seconds"),
+    ("anomaly", "enabled"),
+    ("anomaly", "floor_tier"),
+    ("anomaly", "floor_ttl_seconds"),
+    ("anomaly", "min_transactions"),
+    ("anomaly", "min_history_seconds"),
 ];
 
 /// The `[acl]` keys; each takes a list of CIDRs (a bare address is one host).
@@ -701,6 +713,9 @@ fn home_of(key: &str) -> Option<&'static str> {
     }
     if key.starts_with(USD_PREFIX) || key.starts_with(TOKEN_PREFIX) {
         return Some("oracle");
+    }
+    if anomaly::keys().iter().any(|k| k == key) {
+        return Some("anomaly");
     }
     KEYS.iter().find(|(_, k)| *k == key).map(|(section, _)| *section)
 }
@@ -816,6 +831,47 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
 # concurrency = 16
 # After a secret rotation, the previous secret keeps signing (a second signature) for this many seconds.
 # rotation_grace_seconds = 86400
+# [anomaly]
+# Anomaly detection (OPS-06, docs/anomaly.md): five rules judge each agent's transactions once they are final. A
+# finding is audited (ANOMALY_DETECTED) and, unless its rule is in shadow mode, raises the agent's tier to at least
+# floor_tier for floor_ttl_seconds (a repeated finding extends it; `waiaas anomaly clear <agent>` ends it).
+# SIGHUP (`kill -HUP <pid>`) applies a changed [anomaly] without a restart.
+# enabled = true
+# floor_tier = "DELAY"
+# floor_ttl_seconds = 86400
+# Cold start: no verdict on an agent before it has this many final transactions in 7 days and this much history.
+# min_transactions = 20
+# min_history_seconds = 86400
+# Each rule: aNN_enabled, aNN_shadow (detect and report, raise no tier), and its parameters.
+# A-01 spend spike: the last hour's spend above multiplier x the 24 h hourly average, and above a floor
+# (min_usd for priced transfers, min_base_units of the asset, e.g. wei, for unpriced ones).
+# a01_enabled = true
+# a01_shadow = false
+# a01_multiplier = 5.0
+# a01_min_usd = 50.0
+# a01_min_base_units = 1e16
+# A-02 frequency spike: transactions in the last 10 minutes above multiplier x the 10-minute average of the hour
+# before, and above floor.
+# a02_enabled = true
+# a02_shadow = false
+# a02_multiplier = 3.0
+# a02_floor = 5.0
+# A-03 unusual hour: a transaction in a UTC hour of day holding less than max_share of the last 7 days' activity,
+# once the agent has min_history_seconds of history.
+# a03_enabled = true
+# a03_shadow = false
+# a03_max_share = 0.02
+# a03_min_history_seconds = 259200.0
+# A-04 new-recipient concentration: at least min_count payments in the last hour, at least share of them to
+# recipients not paid in the 7 days before.
+# a04_enabled = true
+# a04_shadow = false
+# a04_share = 0.8
+# a04_min_count = 5.0
+# A-05 balance drop: the native balance down by at least drop within an hour (balances read at confirmation).
+# a05_enabled = true
+# a05_shadow = false
+# a05_drop = 0.5
 
 [rpc]
 # One line per EVM network: evm_<network> = "<JSON-RPC URL>". The chain id is read from the node.

@@ -5,12 +5,12 @@
 //! `Waiaas::unlock` (a wrong password stops here, and nothing else changes) → the audit head key (a log that does
 //! not match its sealed head stops here) → the backup store → bind → the background tasks.
 //!
-//! **Supervision.** The background tasks (the transaction worker; the backup scheduler when `[backup] interval`
-//! is set) run under [`BoundDaemon::run`]. A task that ends or panics while the daemon serves is logged and stops
-//! the daemon: the server drains, the other tasks stop, the database closes and `run` returns an error (so
-//! `waiaas start` exits 1 and the service manager restarts it). A daemon is not restarted task by task: without
-//! its worker it would admit transactions that never execute, and a fresh start re-broadcasts whatever a lost
-//! round had recorded as SUBMITTED. Logs never carry secrets: events are logged by type only.
+//! **Supervision.** The background tasks (the transaction worker; the anomaly task; the backup scheduler when
+//! `[backup] interval` is set) run under [`BoundDaemon::run`]. A task that ends or panics while the daemon serves is
+//! logged and stops the daemon: the server drains, the other tasks stop, the database closes and `run` returns an
+//! error (so `waiaas start` exits 1 and the service manager restarts it). A daemon is not restarted task by task:
+//! without its worker it would admit transactions that never execute, and a fresh start re-broadcasts whatever a
+//! lost round had recorded as SUBMITTED. Logs never carry secrets: events are logged by type only.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -24,6 +24,7 @@ use waiaas_core::ErrorCode;
 use waiaas_core::event::{Event, EventType, Severity};
 use waiaas_core::ports::{Clock, EventSink, MetricsRegistry, NoMetrics};
 use waiaas_core::prices::StaticPriceTable;
+use waiaas_core::services::anomaly::AnomalyMonitor;
 use waiaas_core::services::{Ports, Waiaas};
 use waiaas_evm::EvmChain;
 use waiaas_fs::{DataDir, FsKeyStore, OsEntropy, SystemClock};
@@ -79,12 +80,14 @@ pub fn init_logging(log_level: &str) {
         .try_init();
 }
 
-/// The daemon's event sink: logs each event by type (never its details) and wakes the transaction worker when an
-/// event means new work (a request admitted, an approval given).
+/// The daemon's event sink: logs each event by type (never its details), wakes the transaction worker when an
+/// event means new work (a request admitted, an approval given) and queues final transactions for the anomaly
+/// task.
 pub struct DaemonEventSink {
     wake_worker: Arc<Notify>,
     /// The webhook delivery task: every committed event may have queued deliveries.
     wake_webhooks: Arc<Notify>,
+    anomaly: crate::anomaly::AnomalyFeed,
 }
 
 impl EventSink for DaemonEventSink {
@@ -100,6 +103,7 @@ impl EventSink for DaemonEventSink {
             self.wake_worker.notify_one();
         }
         self.wake_webhooks.notify_one();
+        self.anomaly.offer(event);
     }
 }
 
@@ -196,6 +200,7 @@ pub struct BoundDaemon {
     state: ServerState,
     acceptor: poem::listener::TcpAcceptor,
     tasks: Tasks,
+    monitor: Arc<AnomalyMonitor>,
 }
 
 /// The supervised background tasks: each returns only when `stop` turns true.
@@ -268,6 +273,7 @@ pub async fn bind(
         .with_native_symbols(config.rpc.native.clone());
     let wake_worker = Arc::new(Notify::new());
     let wake_webhooks = Arc::new(Notify::new());
+    let (anomaly_feed, anomaly_events) = crate::anomaly::AnomalyFeed::new();
     let prices = StaticPriceTable::new(config.oracle.usd.clone(), overrides.clock.now())
         .with_tokens(config.oracle.tokens.iter().cloned());
     let ports = Ports {
@@ -287,6 +293,7 @@ pub async fn bind(
         events: Arc::new(DaemonEventSink {
             wake_worker: Arc::clone(&wake_worker),
             wake_webhooks: Arc::clone(&wake_webhooks),
+            anomaly: anomaly_feed,
         }),
         metrics: collected,
     };
@@ -325,6 +332,11 @@ pub async fn bind(
         crate::backup::backup_store(dir, &db, crate::backup::backup_dir(dir, &config.backup), password.clone());
     core.attach_backup_store(Arc::new(backup_store));
     drop(password);
+    // OPS-06: findings and floors in the database; the rules over every agent's activity.
+    let anomaly_store: Arc<dyn waiaas_core::ports::AnomalyRepo> = db.anomalies();
+    core.attach_anomaly_store(Arc::clone(&anomaly_store));
+    let registry = waiaas_core::anomaly::AnomalyRegistry::standard(config.anomaly.clone());
+    let monitor = Arc::new(AnomalyMonitor::new(registry, core.ports().metrics.as_ref()));
 
     let hostname = config.daemon.hostname.as_str();
     let listener = tokio::net::TcpListener::bind((hostname, config.daemon.port))
@@ -347,6 +359,14 @@ pub async fn bind(
         tasks.stop.subscribe(),
     );
     tasks.spawn("webhook delivery", deliveries);
+    let anomaly = crate::anomaly::run(
+        Arc::clone(&core),
+        Arc::clone(&monitor),
+        anomaly_store,
+        anomaly_events,
+        tasks.stop.subscribe(),
+    );
+    tasks.spawn("anomaly task", anomaly);
     if config.backup.interval > 0 {
         let scheduler = crate::backup::run_scheduler(Arc::clone(&core), config.backup.clone(), tasks.stop.subscribe());
         tasks.spawn("backup scheduler", scheduler);
@@ -359,7 +379,7 @@ pub async fn bind(
         metrics: metrics_export(config, metrics),
         acl: waiaas_server::acl::AclHandle::new(config.acl.clone()),
     };
-    Ok(BoundDaemon { base_url: format!("http://{}", reachable(bound)), db, state, acceptor, tasks })
+    Ok(BoundDaemon { base_url: format!("http://{}", reachable(bound)), db, state, acceptor, tasks, monitor })
 }
 
 /// Installs the audit head key (Argon2id of the master password with the database's head salt) so every append
@@ -421,6 +441,11 @@ impl BoundDaemon {
     /// The `[acl]` rules it serves with (replaceable while it runs).
     pub fn acl(&self) -> waiaas_server::acl::AclHandle {
         self.state.acl.clone()
+    }
+
+    /// The anomaly monitor (its `[anomaly]` settings are replaceable while it runs).
+    pub fn anomaly(&self) -> Arc<AnomalyMonitor> {
+        Arc::clone(&self.monitor)
     }
 
     /// The core it serves (for embedding hosts and tests that inspect it).

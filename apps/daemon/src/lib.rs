@@ -5,7 +5,8 @@
 //!   keys rejected) and passed explicitly;
 //! - [`daemon`]: [`bind`] composes the adapters (SQLite, fs, EVM, metrics) into the core, unlocks it and binds the
 //!   REST server's port; [`BoundDaemon::run`] serves until a shutdown future and supervises the background tasks
-//!   (transaction worker, backup scheduler): a task that dies stops the daemon;
+//!   (transaction worker, anomaly task, backup scheduler): a task that dies stops the daemon;
+//! - [`anomaly`]: the anomaly task (OPS-06), fed the final transactions' events after commit;
 //! - [`backup`]: the backup scheduler, the seam that lets the fs adapter's backup store snapshot the SQLite
 //!   database, and restore (refusals, the data dir's lock, rollback of an interrupted restore, stage, check,
 //!   swap);
@@ -14,12 +15,14 @@
 //! It knows no terminal: prompts, progress bars, signals, `start`'s PID lock and the "listening" line belong to the
 //! `waiaas` command (`waiaas-cli`), which depends on this crate and never the other way round.
 
+pub mod anomaly;
 pub mod audit_head;
 pub mod backup;
 pub mod config;
 pub mod daemon;
 pub mod webhooks;
 
+pub use anomaly::reload_anomaly;
 pub use config::{Config, ConfigError};
 pub use daemon::{BoundDaemon, Overrides, bind, init_logging, load_config, reload_acl};
 

@@ -4,6 +4,7 @@
 
 pub mod access;
 mod agents;
+pub mod anomaly;
 mod audit_query;
 pub mod backup;
 pub mod cursor;
@@ -117,6 +118,8 @@ pub struct Waiaas {
     backups: std::sync::OnceLock<Arc<dyn crate::ports::BackupStore>>,
     /// Attached by the host after unlock (OPS-04); absent in hosts without webhooks.
     webhooks: std::sync::OnceLock<Arc<webhooks::WebhookHub>>,
+    /// Attached by the host after unlock (OPS-06); absent in hosts without anomaly detection.
+    anomalies: std::sync::OnceLock<Arc<dyn crate::ports::AnomalyRepo>>,
 }
 
 impl Waiaas {
@@ -140,6 +143,7 @@ impl Waiaas {
             native_cache: RwLock::default(),
             backups: std::sync::OnceLock::new(),
             webhooks: std::sync::OnceLock::new(),
+            anomalies: std::sync::OnceLock::new(),
         };
         core.init_metrics().await?;
         Ok(core)

@@ -1,5 +1,6 @@
 //! Transaction dry-run (OPS-01). Simulate runs the same gates and the same decision function as send, on a
-//! snapshot it only reads, then builds the transaction and executes it against the chain's current state.
+//! snapshot it only reads (the anomaly tier floor included), then builds the transaction and executes it against
+//! the chain's current state.
 //!
 //! No side effects, by construction: [`simulate`] is handed only read-only capabilities — the snapshot value,
 //! the price oracle and the [`ChainAdapter`] read port (which cannot broadcast). It has no access to the
@@ -126,8 +127,6 @@ pub struct ReadOnly<'a> {
     pub now: UnixSeconds,
     /// What holds when no policy of a type is in force.
     pub defaults: &'a PolicyDefaults,
-    /// Minimum tier imposed by an active anomaly detection.
-    pub tier_floor: Option<Tier>,
 }
 
 fn warn(code: &'static str, severity: WarningSeverity, message: impl Into<String>) -> SimulationWarning {
@@ -184,7 +183,7 @@ async fn balance_of(chain: &dyn ChainAdapter, network: &str, owner: Address, ass
 
 /// The dry-run itself: policy decision on the snapshot, then build + simulate + balances on the chain.
 pub async fn simulate(request: &Admissible, inputs: ReadOnly<'_>) -> Result<Simulation> {
-    let decision = decide(inputs.snapshot, request, inputs.now, inputs.prices, inputs.defaults, inputs.tier_floor);
+    let decision = decide(inputs.snapshot, request, inputs.now, inputs.prices, inputs.defaults);
     let network = request.network.as_str();
     let owner = request.agent.address;
     let mut outflows = request.kind.movements();
@@ -297,7 +296,6 @@ impl Waiaas {
             chain: self.ports.chain.as_ref(),
             now,
             defaults: &self.config.policy_defaults,
-            tier_floor: None,
         };
         let mut result = simulate(&request, inputs).await?;
         result.duration_ms = self.ports.clock.now_millis().saturating_sub(started);

@@ -255,6 +255,7 @@ fn unlock_exports_every_known_series_of_the_catalog() {
 #[path = "backup_tests.rs"]
 mod backup_tests;
 
+mod anomaly;
 mod pipeline;
 mod signing;
 mod webhooks;

@@ -71,16 +71,17 @@ fn history(snapshot: &AdmissionSnapshot, now: UnixSeconds) -> AgentHistory {
     }
 }
 
-/// The one decision function of send and simulate.
+/// The one decision function of send and simulate. The anomaly tier floor comes from the snapshot, so both apply
+/// the same one (an expired floor is ignored by `now`).
 pub fn decide(
     snapshot: &AdmissionSnapshot,
     request: &Admissible,
     now: UnixSeconds,
     prices: &dyn PriceOracle,
     defaults: &PolicyDefaults,
-    tier_floor: Option<Tier>,
 ) -> Decision {
     let history = history(snapshot, now);
+    let tier_floor = crate::anomaly::TierFloor::tier_at(snapshot.tier_floor.as_ref(), now);
     evaluate(&Evaluation {
         policies: &snapshot.policies,
         request: &request.kind,
@@ -359,7 +360,7 @@ impl Waiaas {
                 request.agent.id,
                 now,
                 Box::new(move |snapshot: &AdmissionSnapshot| {
-                    let decision = decide(snapshot, &request_for_decision, now, prices.as_ref(), &defaults, None);
+                    let decision = decide(snapshot, &request_for_decision, now, prices.as_ref(), &defaults);
                     let (record, events) =
                         admission(id, &principal_for_decision, &request_for_decision, &decision, now);
                     Admission { record, events, decision }

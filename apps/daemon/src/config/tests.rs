@@ -69,10 +69,17 @@ fn every_key_is_accepted_and_documented_in_the_init_file() {
             "a.example"
         } else if key.ends_with("level") {
             "debug"
-        } else if *key == "enabled" || key.starts_with("default_deny_") || key.starts_with("block_") {
+        } else if *key == "enabled"
+            || key.starts_with("default_deny_")
+            || key.starts_with("block_")
+            || key.ends_with("_enabled")
+            || key.ends_with("_shadow")
+        {
             "true"
         } else if *key == "auth" {
             "master"
+        } else if *key == "floor_tier" {
+            "APPROVAL"
         } else if *section == "acl" {
             "10.0.0.0/8,fd00::/8"
         } else {

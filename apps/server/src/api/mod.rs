@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod agents;
+pub mod anomaly;
 pub mod audit;
 pub mod backup;
 pub mod health;
@@ -43,6 +44,8 @@ pub enum ApiTags {
     Audit,
     /// Outbound webhooks (master password).
     Webhooks,
+    /// Anomaly findings and tier floors (master password).
+    Anomalies,
 }
 
 /// Every operation of the API, in document order.
@@ -59,6 +62,7 @@ pub type Apis = (
     backup::BackupApi,
     audit::AuditApi,
     webhooks::WebhooksApi,
+    anomaly::AnomalyApi,
 );
 
 /// All operation groups.
@@ -76,6 +80,7 @@ pub fn apis() -> Apis {
         backup::BackupApi,
         audit::AuditApi,
         webhooks::WebhooksApi,
+        anomaly::AnomalyApi,
     )
 }
 

@@ -95,6 +95,8 @@ pub(super) struct World {
     pub account_nonce: u64,
     /// Every balance the chain reports.
     pub balance: Amount,
+    /// The anomaly tier floor of the admission snapshot.
+    pub tier_floor: Option<crate::anomaly::TierFloor>,
 }
 
 impl Default for World {
@@ -124,6 +126,7 @@ impl Default for World {
             receipt: Ok(TxOnChain::Included { success: true, gas_used: 21_000, block_number: 12 }),
             account_nonce: 0,
             balance: Amount::from_u128(10u128.pow(20)),
+            tier_floor: None,
         }
     }
 }
@@ -405,8 +408,12 @@ fn apply(rows: &Rows, id: TxId, from: TxStatus, to: TxStatus, update: &TxUpdate,
 
 fn tx_repo(world: &World, log: &Log, rows: &Rows, clock: &Arc<FixedClock>) -> MockTxRepo {
     use crate::ports::Clock as _;
-    let snapshot =
-        AdmissionSnapshot { policies: world.policies.clone(), reserved: world.reserved.clone(), recent: Vec::new() };
+    let snapshot = AdmissionSnapshot {
+        policies: world.policies.clone(),
+        reserved: world.reserved.clone(),
+        recent: Vec::new(),
+        tier_floor: world.tier_floor.clone(),
+    };
     let mut repo = MockTxRepo::new();
     let (l, r, s) = (log.clone(), rows.clone(), snapshot.clone());
     repo.expect_admit().returning(move |agent, now, decide| {

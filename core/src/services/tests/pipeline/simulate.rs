@@ -96,3 +96,24 @@ fn simulate_predicts_the_verdict_send_reaches_on_the_same_snapshot() {
     let disguised = call(TOKEN, &erc20_transfer(RECIPIENT, 1));
     same_verdict("ERC-20 calldata", token_calls, disguised, Err(DenyReason::AddressNotWhitelisted));
 }
+
+/// An anomaly tier floor in the snapshot raises send and simulate alike, and simulate says why
+/// (`ANOMALY_TIER_RAISED`); once expired (by the core's clock) it is ignored by both.
+#[test]
+fn an_anomaly_floor_raises_send_and_simulate_alike_until_it_expires() {
+    let floor = |expires_at: i64| crate::anomaly::TierFloor {
+        agent_id: agent_id(),
+        tier: Tier::Delay,
+        expires_at: UnixSeconds(expires_at),
+        rule: "A-01".into(),
+        updated_at: UnixSeconds(T0 - 60),
+    };
+    let raised = World { tier_floor: Some(floor(T0 + 1)), ..World::default() };
+    same_verdict("floor in force", raised, transfer(RECIPIENT, 5), Ok(Tier::Delay));
+    let h = pipeline(World { tier_floor: Some(floor(T0 + 1)), ..World::default() });
+    let simulation = h.simulate(transfer(RECIPIENT, 10u128.pow(18))).expect("simulated");
+    let codes: Vec<&str> = simulation.warnings.iter().map(|w| w.code).collect();
+    assert_eq!(codes, ["DELAY_REQUIRED", "ANOMALY_TIER_RAISED"]);
+    let expired = World { tier_floor: Some(floor(T0)), ..World::default() };
+    same_verdict("floor expired", expired, transfer(RECIPIENT, 5), Ok(Tier::Instant));
+}
