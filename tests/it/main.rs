@@ -11,6 +11,7 @@ mod backup;
 mod clients;
 mod coverage;
 mod docker;
+mod error_classes;
 mod foundation;
 mod mcp;
 mod metrics;

@@ -218,3 +218,21 @@ async fn simulate_and_send_a_transfer_on_anvil() {
 
     mcp.close().await;
 }
+
+/// The balance tool, asked for something that is no ERC-20, relays the daemon's final NOT_A_TOKEN: an agent
+/// reading `retryable` does not retry it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_balance_of_what_is_no_token_is_a_final_tool_error() {
+    let anvil = Anvil::start();
+    let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str())]);
+    let (_, token) = agent(&daemon);
+    let reverter = anvil.deploy_reverter();
+    let mcp = Mcp::spawn(&daemon.url, &token).await;
+    for address in [RECIPIENT, reverter.as_str()] {
+        let error = mcp.tool_error("waiaas_get_balance", json!({"token": address})).await;
+        assert_eq!(error["code"], "NOT_A_TOKEN", "{error}");
+        assert_eq!((error["status"].as_u64(), error["retryable"].as_bool()), (Some(400), Some(false)), "{error}");
+        assert!(error["hint"].is_string(), "{error}");
+    }
+    mcp.close().await;
+}
