@@ -61,6 +61,9 @@ pub enum ErrorCode {
     InsufficientBalance,
     /// The chain refused the transaction in simulation (a revert).
     SimulationFailed,
+    /// The address names no ERC-20 token on the network: no contract code there, or `balanceOf` reverts or answers
+    /// something that is not a balance. An input mistake: asking again gives the same answer.
+    NotAToken,
     /// The chain node failed or answered unexpectedly.
     ChainError,
     /// The network is not configured on this daemon.
@@ -125,6 +128,7 @@ impl ErrorCode {
         ErrorCode::PolicyDenied,
         ErrorCode::InsufficientBalance,
         ErrorCode::SimulationFailed,
+        ErrorCode::NotAToken,
         ErrorCode::ChainError,
         ErrorCode::NetworkNotConfigured,
         ErrorCode::RateLimited,
@@ -188,6 +192,11 @@ impl ErrorCode {
             SimulationFailed => {
                 (422, false, Some("the chain rejected the transaction in simulation; see the revert reason"))
             }
+            NotAToken => (
+                400,
+                false,
+                Some("check the token's contract address and the network: nothing there answers as an ERC-20"),
+            ),
             ChainError => (502, true, Some("the chain node failed or is unreachable; retry later")),
             NetworkNotConfigured => (400, false, Some("add `[rpc] evm_<network> = \"<url>\"` to config.toml")),
             RateLimited => (429, true, Some("wait before retrying")),
@@ -239,6 +248,7 @@ impl ErrorCode {
             PolicyDenied => "POLICY_DENIED",
             InsufficientBalance => "INSUFFICIENT_BALANCE",
             SimulationFailed => "SIMULATION_FAILED",
+            NotAToken => "NOT_A_TOKEN",
             ChainError => "CHAIN_ERROR",
             NetworkNotConfigured => "NETWORK_NOT_CONFIGURED",
             RateLimited => "RATE_LIMITED",

@@ -359,7 +359,9 @@ pub trait ChainAdapter: Send + Sync {
     /// The network's native coin: symbol and decimals, which the adapter knows per network (never assumed by the
     /// core).
     async fn native_asset(&self, network: &str) -> Result<NativeAsset>;
-    /// The ERC-20 `token`'s `balanceOf(owner)` at the latest block, in the token's base units.
+    /// The ERC-20 `token`'s `balanceOf(owner)` at the latest block, in the token's base units. `NOT_A_TOKEN` when
+    /// the chain says `token` is no ERC-20 (no code there, `balanceOf` reverts or answers no balance); a transport
+    /// failure or node error is `CHAIN_ERROR`.
     async fn token_balance(&self, network: &str, token: Address, owner: Address) -> Result<Amount>;
     /// An ERC-20's `decimals()` and `symbol()` as the chain answers them; `None` when `token` does not answer as an
     /// ERC-20 (no code, or `decimals()` reverts or returns something else). Transport failures are errors.

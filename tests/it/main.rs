@@ -12,6 +12,7 @@ mod backup;
 mod clients;
 mod coverage;
 mod docker;
+mod error_classes;
 mod foundation;
 mod mcp;
 mod metrics;

@@ -218,3 +218,144 @@ async fn simulate_and_send_a_transfer_on_anvil() {
 
     mcp.close().await;
 }
+
+/// The balance tool, asked for something that is no ERC-20, relays the daemon's final NOT_A_TOKEN: an agent
+/// reading `retryable` does not retry it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_balance_of_what_is_no_token_is_a_final_tool_error() {
+    let anvil = Anvil::start();
+    let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str())]);
+    let (_, token) = agent(&daemon);
+    let reverter = anvil.deploy_reverter();
+    let mcp = Mcp::spawn(&daemon.url, &token).await;
+    for address in [RECIPIENT, reverter.as_str()] {
+        let error = mcp.tool_error("waiaas_get_balance", json!({"token": address})).await;
+        assert_eq!(error["code"], "NOT_A_TOKEN", "{error}");
+        assert_eq!((error["status"].as_u64(), error["retryable"].as_bool()), (Some(400), Some(false)), "{error}");
+        assert!(error["hint"].is_string(), "{error}");
+    }
+    mcp.close().await;
+}
+
+/// The pinned Python venv with `jsonschema` (scripts/check-clients creates it; scripts/test runs that first).
+fn venv_python() -> std::path::PathBuf {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = workspace.join("target/tools/clients-venv/bin/python");
+    assert!(python.exists(), "{} is missing: run scripts/check-clients first", python.display());
+    python
+}
+
+/// Every tool's input schema is valid JSON Schema 2020-12 stating the daemon's constraints (checked by the
+/// `jsonschema` package: each edge value below validates, each invalid one does not), and each tool called with
+/// either gets the daemon's own answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_schemas_state_the_daemons_rules_and_edge_values_get_its_answer() {
+    let anvil = Anvil::start();
+    let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str())]);
+    let (address, token) = agent(&daemon);
+    anvil.rpc("anvil_setBalance", json!([address, "0xde0b6b3a7640000"])); // 1 ETH
+    let erc20 = anvil.deploy_token(1_000).to_lowercase();
+    let mcp = Mcp::spawn(&daemon.url, &token).await;
+    let unknown_id = "00000000-0000-0000-0000-000000000000";
+    let transfer = |to: &str, amount: &str| json!({"type": "TRANSFER", "to": to, "amount": amount});
+
+    // (tool, schema-valid edge values, schema-invalid values)
+    let cases: Vec<(&str, Vec<Value>, Vec<Value>)> = vec![
+        ("waiaas_get_balance", vec![json!({}), json!({"token": erc20})], vec![json!({"token": "0x123"})]),
+        ("waiaas_get_transaction", vec![json!({"id": unknown_id})], vec![json!({"id": "not-a-uuid"})]),
+        (
+            "waiaas_list_transactions",
+            vec![json!({"limit": 1}), json!({"limit": 200})],
+            vec![json!({"limit": 0}), json!({"limit": 201})],
+        ),
+        (
+            "waiaas_simulate_transaction",
+            vec![
+                transfer(RECIPIENT, "0"),
+                json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1", "network": null}),
+            ],
+            vec![transfer("0x12", "1"), json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1", "dryRun": true})],
+        ),
+        (
+            "waiaas_send_transaction",
+            vec![transfer(RECIPIENT, "0")],
+            vec![transfer(RECIPIENT, "-1"), json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1", "memo": "x"})],
+        ),
+    ];
+
+    let tools = mcp.client.list_all_tools().await.expect("list tools");
+    let checked: Vec<Value> = cases
+        .iter()
+        .map(|(name, valid, invalid)| {
+            let tool = tools.iter().find(|t| t.name == *name).unwrap_or_else(|| panic!("no tool {name}"));
+            json!({"name": name, "schema": Value::Object((*tool.input_schema).clone()), "valid": valid, "invalid": invalid})
+        })
+        .collect();
+    let list = tools.iter().find(|t| t.name == "waiaas_list_transactions").expect("list tool");
+    assert_eq!(list.input_schema["properties"]["limit"]["minimum"], 1, "{:?}", list.input_schema);
+    let mut python = std::process::Command::new(venv_python())
+        .arg("tests/clients/check_tool_schemas.py")
+        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the schema check");
+    {
+        use std::io::Write;
+        let mut stdin = python.stdin.take().expect("stdin");
+        stdin.write_all(Value::Array(checked).to_string().as_bytes()).expect("write the schemas");
+    }
+    let output = python.wait_with_output().expect("schema check output");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && stdout.contains("schemas: ok"), "jsonschema check failed:\n{stdout}\n{stderr}");
+
+    // The daemon answers every value, valid or not; the invalid ones with its own VALIDATION_FAILED wording.
+    let balance = mcp.ok("waiaas_get_balance", json!({"token": erc20})).await;
+    assert_eq!(balance["balance"], "0", "{balance}");
+    let error = mcp.tool_error("waiaas_get_balance", json!({"token": "0x123"})).await;
+    assert_eq!((error["code"].as_str(), error["status"].as_u64()), (Some("VALIDATION_FAILED"), Some(400)), "{error}");
+    assert_eq!(error["details"]["issues"][0]["path"], "token", "{error}");
+
+    let error = mcp.tool_error("waiaas_get_transaction", json!({"id": unknown_id})).await;
+    assert_eq!(error["code"], "TX_NOT_FOUND", "{error}");
+    let error = mcp.tool_error("waiaas_get_transaction", json!({"id": "not-a-uuid"})).await;
+    assert_eq!(error["code"], "VALIDATION_FAILED", "{error}");
+    assert_eq!(error["details"]["issues"][0], json!({"path": "id", "message": "must be a UUID"}), "{error}");
+    assert!(!error.to_string().contains("string_uuid"), "no internal type name: {error}");
+
+    for limit in [1, 200] {
+        let page = mcp.ok("waiaas_list_transactions", json!({"limit": limit})).await;
+        assert!(page["data"].is_array(), "{page}");
+    }
+    for limit in [0, 201] {
+        let error = mcp.tool_error("waiaas_list_transactions", json!({"limit": limit})).await;
+        assert_eq!(error["code"], "VALIDATION_FAILED", "{limit}: {error}");
+        assert_eq!(error["details"]["issues"][0]["message"], "must be between 1 and 200", "{error}");
+    }
+
+    let simulated = mcp.ok("waiaas_simulate_transaction", transfer(RECIPIENT, "0")).await;
+    assert_eq!(simulated["success"], true, "{simulated}");
+    let body = json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1", "network": null});
+    assert_eq!(mcp.ok("waiaas_simulate_transaction", body).await["meta"]["network"], "anvil");
+    for (body, field) in [
+        (transfer("0x12", "1"), "to"),
+        (json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1", "dryRun": true}), "dryRun"),
+    ] {
+        let error = mcp.tool_error("waiaas_simulate_transaction", body).await;
+        assert_eq!(error["code"], "VALIDATION_FAILED", "{error}");
+        assert_eq!(error["details"]["issues"][0]["path"], field, "{error}");
+    }
+
+    let sent = mcp.ok("waiaas_send_transaction", transfer(RECIPIENT, "0")).await;
+    assert!(sent["id"].is_string(), "{sent}");
+    for (body, field) in [
+        (transfer(RECIPIENT, "-1"), "amount"),
+        (json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1", "memo": "x"}), "memo"),
+    ] {
+        let error = mcp.tool_error("waiaas_send_transaction", body).await;
+        assert_eq!(error["code"], "VALIDATION_FAILED", "{error}");
+        assert_eq!(error["details"]["issues"][0]["path"], field, "{error}");
+    }
+    mcp.close().await;
+}

@@ -104,7 +104,7 @@ impl ChainAdapter for EvmChain {
     }
 
     async fn token_balance(&self, network: &str, token: Address, owner: Address) -> Result<Amount> {
-        tx::token_balance(self.client(network)?, tx::evm(&token)?, tx::evm(&owner)?).await
+        tx::token_balance(self.client(network)?, network, tx::evm(&token)?, tx::evm(&owner)?).await
     }
 
     async fn token_metadata(&self, network: &str, token: Address) -> Result<Option<TokenMetadata>> {

@@ -108,12 +108,33 @@ pub async fn chain_id(client: &RpcClient) -> Result<u64> {
     Ok(id.saturating_to())
 }
 
-pub async fn token_balance(client: &RpcClient, token: EvmAddress, owner: EvmAddress) -> Result<Amount> {
+/// `balanceOf(owner)` of `token` on `network`. An address the chain says is no ERC-20 is `NOT_A_TOKEN` (final):
+/// no code there (the call answers empty data), `balanceOf` reverts, or it answers something that is not one
+/// `uint256`. Only a transport failure or another node error stays `CHAIN_ERROR` (retryable).
+pub async fn token_balance(client: &RpcClient, network: &str, token: EvmAddress, owner: EvmAddress) -> Result<Amount> {
     let data: Bytes = balanceOfCall { owner: owner.0 }.abi_encode().into();
-    let result: Bytes = client.call("eth_call", serde_json::json!([{"to": token.0, "data": data}, "latest"])).await?;
-    let balance = balanceOfCall::abi_decode_returns(&result)
-        .map_err(|_| Error::new(ErrorCode::ChainError, format!("{token} did not answer balanceOf like an ERC-20")))?;
-    Ok(Amount(balance))
+    let answer = client.try_call::<Bytes>("eth_call", serde_json::json!([{"to": token.0, "data": data}, "latest"]));
+    let not_a_token = |why: String| {
+        Error::new(ErrorCode::NotAToken, format!("{token} is not an ERC-20 token on network {network}: {why}"))
+            .with_details(serde_json::json!({ "token": token.to_string(), "network": network }))
+    };
+    match answer.await? {
+        Ok(result) if result.is_empty() => Err(not_a_token("no contract answers there".into())),
+        Ok(result) => balanceOfCall::abi_decode_returns_validate(&result)
+            .map(Amount)
+            .map_err(|_| not_a_token("its balanceOf answer is not a uint256".into())),
+        Err(failure) if is_revert(&failure) => {
+            Err(not_a_token(format!("balanceOf reverts ({})", revert_reason(&failure))))
+        }
+        Err(failure) => Err(Error::new(ErrorCode::ChainError, format!("eth_call failed: {}", failure.message))
+            .with_details(serde_json::json!({ "rpcCode": failure.code }))),
+    }
+}
+
+/// Whether a node's error answer to `eth_call` is the call reverting (code 3, or geth's and anvil's
+/// "execution reverted" message for a revert without data), rather than the node failing.
+fn is_revert(failure: &RpcFailure) -> bool {
+    failure.code == 3 || failure.message.to_lowercase().contains("revert")
 }
 
 /// `decimals()` and `symbol()` of `token`, asked concurrently; `None` when the contract does not answer
@@ -399,5 +420,25 @@ mod tests {
         assert_eq!(revert_reason(&failure), "revert: always fails");
         let bare = RpcFailure { code: -32000, message: "out of gas".into(), data: None };
         assert_eq!(revert_reason(&bare), "out of gas");
+    }
+
+    #[tokio::test]
+    async fn a_balance_answer_that_is_no_uint256_is_not_a_token() {
+        let token: EvmAddress = "0x1111111111111111111111111111111111111111".parse().unwrap();
+        for answer in ["0x", "0x01"] {
+            let node = fake_node(HashMap::from([("eth_call", json!(answer))]));
+            let error = token_balance(&node, "hostile", token, token).await.expect_err(answer);
+            assert_eq!((error.code, error.info().retryable), (ErrorCode::NotAToken, false), "{answer}: {error}");
+            assert!(error.message.contains("hostile"), "names the network: {error}");
+        }
+    }
+
+    #[test]
+    fn reverts_are_told_from_node_failures() {
+        let failure = |code: i64, message: &str| RpcFailure { code, message: message.into(), data: None };
+        assert!(is_revert(&failure(3, "execution reverted: always fails")));
+        assert!(is_revert(&failure(-32000, "execution reverted")));
+        assert!(!is_revert(&failure(-32000, "header not found")));
+        assert!(!is_revert(&failure(-32005, "rate limit exceeded")));
     }
 }

@@ -17,6 +17,7 @@
 //! send logs to stderr.
 
 mod config;
+pub mod schema;
 pub mod tools;
 
 use std::path::PathBuf;

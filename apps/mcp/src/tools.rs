@@ -20,6 +20,11 @@
 //! fields, so a typo never silently changes the call); an unreachable daemon is `DAEMON_UNREACHABLE`. JSON-RPC
 //! protocol errors are left for unknown tools and failures of this server itself.
 //!
+//! The input schemas are the daemon's own constraints, taken from its OpenAPI document (see [`crate::schema`]):
+//! the transaction tools state the request union (each variant refusing unknown fields), `limit` its 1–200
+//! bounds, `id` its UUID format. A value the schema refuses but that still fits the input type (a `limit` of 0,
+//! a malformed id or address) is relayed, so the agent reads the daemon's `VALIDATION_FAILED` naming the field.
+//!
 //! The SDK is blocking (ureq); every call runs on tokio's blocking pool.
 
 // The SDK's `ClientError` is a flat ~136-byte enum (easy to match); every call here is a network round trip.
@@ -38,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use waiaas_client::{Client, ClientError, ListParams};
 
-use crate::McpConfig;
+use crate::{McpConfig, schema};
 
 /// Code of the tool error for a daemon that cannot be reached (connection refused, timeout).
 pub const DAEMON_UNREACHABLE: &str = "DAEMON_UNREACHABLE";
@@ -48,7 +53,7 @@ pub const INVALID_ARGUMENTS: &str = "INVALID_ARGUMENTS";
 pub const INVALID_RESPONSE: &str = "INVALID_RESPONSE";
 
 /// `waiaas_get_balance` input.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BalanceInput {
     /// An ERC-20 token contract address (`0x` + 40 hex digits); omit it for the native coin (ETH).
@@ -56,24 +61,68 @@ pub struct BalanceInput {
     pub token: Option<String>,
 }
 
+impl JsonSchema for BalanceInput {
+    fn schema_name() -> Cow<'static, str> {
+        "BalanceInput".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let token = schema::parameter("/v1/wallet/balance", "get", "token");
+        from_value(schema::object(None, vec![("token", token, false)]))
+    }
+}
+
 /// `waiaas_get_transaction` input.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransactionIdInput {
     /// The transaction id returned by `waiaas_send_transaction`.
     pub id: String,
 }
 
+impl JsonSchema for TransactionIdInput {
+    fn schema_name() -> Cow<'static, str> {
+        "TransactionIdInput".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let (path, method) = ("/v1/transactions/{id}", "get");
+        let mut id = schema::parameter(path, method, "id");
+        id["description"] = json!("The transaction id returned by waiaas_send_transaction (a UUID).");
+        from_value(schema::object(None, vec![("id", id, schema::parameter_required(path, method, "id"))]))
+    }
+}
+
 /// `waiaas_list_transactions` input.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListInput {
     /// `nextCursor` of the previous page; omit it for the newest transactions.
     #[serde(default)]
     pub cursor: Option<String>,
-    /// Page size (the daemon applies its default and maximum).
+    /// Page size (the daemon's bounds; its default when absent).
     #[serde(default)]
     pub limit: Option<u32>,
+}
+
+impl JsonSchema for ListInput {
+    fn schema_name() -> Cow<'static, str> {
+        "ListInput".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let (path, method) = ("/v1/transactions", "get");
+        let properties = ["cursor", "limit"]
+            .into_iter()
+            .map(|name| (name, schema::parameter(path, method, name), schema::parameter_required(path, method, name)))
+            .collect();
+        from_value(schema::object(None, properties))
+    }
+}
+
+/// A schema built as JSON (always an object here).
+fn from_value(value: Value) -> schemars::Schema {
+    schemars::Schema::try_from(value).expect("a tool input schema is a JSON object")
 }
 
 /// The body of `POST /v1/transactions/send` and `/simulate`, kept as the JSON object the agent wrote. Its schema
@@ -87,52 +136,20 @@ impl JsonSchema for TxBody {
         "TransactionRequest".into()
     }
 
+    /// The request union of `POST /v1/transactions/send` from the daemon's document (each variant refuses unknown
+    /// fields), with `type` and its values also stated at the top for clients that do not read `oneOf`.
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let address = "`0x` + 40 hex digits (mixed case must be a valid EIP-55 checksum)";
-        let amount = "A decimal string in the smallest unit (wei for ETH: \"1000000000000000000\" is 1 ETH)";
-        schemars::json_schema!({
-            "type": "object",
-            "description": "A transaction request, exactly the REST body of POST /v1/transactions/send. Fields by \
-                type: TRANSFER {to, amount}; TOKEN_TRANSFER {to, amount, token}; CONTRACT_CALL {to, calldata, \
-                value?}; APPROVE {spender, amount, token}; BATCH {instructions} (refused on EVM networks). Every \
-                type takes an optional network. Unknown fields are refused by the daemon.",
-            "properties": {
-                "type": {
-                    "type": "string",
-                    "enum": ["TRANSFER", "TOKEN_TRANSFER", "CONTRACT_CALL", "APPROVE", "BATCH"],
-                    "description": "The kind of transaction."
-                },
-                "to": {"type": "string", "description": format!("Recipient or contract: {address}.")},
-                "amount": {"type": "string", "pattern": "^[0-9]+$", "description": format!("{amount}.")},
-                "token": {
-                    "type": "object",
-                    "description": "The ERC-20 token (TOKEN_TRANSFER, APPROVE).",
-                    "properties": {
-                        "address": {"type": "string", "description": format!("The token contract: {address}.")},
-                        "decimals": {"type": "integer", "minimum": 0, "maximum": 36},
-                        "symbol": {"type": "string", "description": "1 to 16 characters, e.g. USDC."}
-                    },
-                    "required": ["address", "decimals", "symbol"]
-                },
-                "calldata": {"type": "string", "description": "CONTRACT_CALL input data: `0x`-prefixed hex."},
-                "value": {
-                    "type": "string",
-                    "pattern": "^[0-9]+$",
-                    "description": "CONTRACT_CALL native value (default 0). A decimal string in wei."
-                },
-                "spender": {"type": "string", "description": format!("APPROVE: who may spend: {address}.")},
-                "network": {
-                    "type": "string",
-                    "description": "A network the daemon is configured with; defaults to the agent's."
-                },
-                "instructions": {
-                    "type": "array",
-                    "description": "BATCH: 2 to 20 requests of the other types, without network.",
-                    "items": {"type": "object"}
-                }
-            },
-            "required": ["type"]
-        })
+        let mut body = schema::request_body("/v1/transactions/send", "post");
+        let types: Vec<Value> = body["oneOf"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|variant| variant["properties"]["type"]["enum"].get(0).cloned())
+            .collect();
+        body["properties"] =
+            json!({"type": {"type": "string", "enum": types, "description": "The kind of transaction."}});
+        body["required"] = json!(["type"]);
+        from_value(body)
     }
 }
 
@@ -399,5 +416,15 @@ mod tests {
         let balance = tools.iter().find(|t| t.name == "waiaas_get_balance").unwrap();
         assert!(balance.input_schema["properties"].get("token").is_some(), "{:?}", balance.input_schema);
         assert_eq!(balance.input_schema.get("additionalProperties"), Some(&json!(false)));
+        let list = tools.iter().find(|t| t.name == "waiaas_list_transactions").unwrap();
+        let limit = &list.input_schema["properties"]["limit"];
+        assert_eq!((limit["minimum"].as_i64(), limit["maximum"].as_i64()), (Some(1), Some(200)), "{limit}");
+        assert!(limit.get("format").is_none(), "no OpenAPI-only format: {limit}");
+        assert_eq!(list.input_schema.get("additionalProperties"), Some(&json!(false)));
+        let get = tools.iter().find(|t| t.name == "waiaas_get_transaction").unwrap();
+        assert_eq!(get.input_schema["properties"]["id"]["format"], "uuid");
+        assert_eq!(get.input_schema.get("required"), Some(&json!(["id"])));
+        let variants = send.input_schema["oneOf"].as_array().expect("the request union");
+        assert!(variants.iter().all(|v| v["additionalProperties"] == json!(false)), "{variants:?}");
     }
 }

@@ -114,10 +114,10 @@ pub fn classify(err: poem::Error, request: &RequestLine) -> Error {
             .data::<OperationId>()
             .and_then(|op| crate::openapi::path_param_name(op.0, e.name))
             .unwrap_or_else(|| e.name.to_owned());
-        return Error::invalid_field(name, e.reason.clone());
+        return Error::invalid_field(name, plain_reason(&e.reason));
     }
     if let Some(e) = err.downcast_ref::<ParseParamError>() {
-        return Error::invalid_field(e.name, e.reason.clone());
+        return Error::invalid_field(e.name, plain_reason(&e.reason));
     }
     if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
         return Error::invalid_field("body", e.reason.clone());
@@ -152,6 +152,35 @@ pub fn classify(err: poem::Error, request: &RequestLine) -> Error {
         return not_found(request);
     }
     by_status(err, request)
+}
+
+/// A parameter parse failure in the daemon's own wording: poem-openapi's `failed to parse "string_uuid": ...` and
+/// `(occurred while parsing "integer(page_limit)")` name its internal type names, which mean nothing to a client.
+fn plain_reason(reason: &str) -> String {
+    let mut reason = reason.trim();
+    while let Some(start) = reason.rfind(" (occurred while parsing \"")
+        && reason.ends_with("\")")
+    {
+        reason = &reason[..start];
+    }
+    if let Some(rest) = reason.strip_prefix("failed to parse \"")
+        && let Some((type_name, message)) = rest.split_once("\": ")
+    {
+        return match type_name {
+            "string_uuid" => "must be a UUID".to_owned(),
+            _ => plain_reason(message),
+        };
+    }
+    if let Some(validator) = reason.strip_prefix("verification failed. ") {
+        return match validator.strip_prefix("pattern(\"").and_then(|p| p.strip_suffix("\")")) {
+            Some(pattern) => format!("must match {pattern}"),
+            None => format!("must satisfy {validator}"),
+        };
+    }
+    if reason.starts_with("Type \"") && reason.ends_with("expects an input value.") {
+        return "is required".to_owned();
+    }
+    reason.to_owned()
 }
 
 fn not_found(request: &RequestLine) -> Error {
@@ -255,6 +284,28 @@ mod tests {
         check(ApiError::new(ErrorCode::WrongAuth, "x").into(), ErrorCode::WrongAuth, None);
         check(poem::Error::from_status(StatusCode::UNAUTHORIZED), ErrorCode::Unauthorized, None);
         check(poem::Error::from_status(StatusCode::BAD_GATEWAY), ErrorCode::InternalError, None);
+    }
+
+    #[test]
+    fn parse_failures_do_not_name_internal_type_names() {
+        let reason = |r: &str| {
+            let e = classify(ParsePathError { name: "id", reason: r.into() }.into(), &line());
+            e.details.expect("issues")["issues"][0]["message"].as_str().expect("message").to_owned()
+        };
+        assert_eq!(reason(r#"failed to parse "string_uuid": invalid character: found `n` at 1"#), "must be a UUID");
+        assert_eq!(
+            reason(
+                r#"failed to parse "integer(strict)": must be an integer (decimal digits only) (occurred while parsing "integer(page_limit)")"#
+            ),
+            "must be an integer (decimal digits only)"
+        );
+        assert_eq!(
+            reason(r#"failed to parse "integer(page_limit)": must be between 1 and 200"#),
+            "must be between 1 and 200"
+        );
+        assert_eq!(reason(r#"Type "string_uuid" expects an input value."#), "is required");
+        assert_eq!(reason(r#"verification failed. pattern("^0x[0-9a-fA-F]{40}$")"#), "must match ^0x[0-9a-fA-F]{40}$");
+        assert_eq!(reason("plain words"), "plain words");
     }
 
     async fn body_of(resp: Response) -> (StatusCode, Value) {

@@ -14,7 +14,7 @@ use super::{SessionPrincipal, Waiaas};
 use crate::Amount;
 use crate::UnixSeconds;
 use crate::domain::{Address, Asset};
-use crate::error::Result;
+use crate::error::{ErrorCode, Result};
 use crate::policy_engine::PolicyDefaults;
 use crate::policy_engine::{Decision, PolicyWarning, Tier, to_units};
 use crate::ports::{AdmissionSnapshot, ChainAdapter, PriceKey, PriceOracle, SimulationOutcome};
@@ -97,7 +97,7 @@ pub struct Simulation {
     pub decision: Decision,
     /// The estimated network fee.
     pub fee: FeeEstimate,
-    /// One entry per asset the request moves; the native coin is always listed.
+    /// One entry per asset the request moves whose balance the chain answers; the native coin is always listed.
     pub balance_changes: Vec<BalanceChange>,
     /// What the caller should know before sending.
     pub warnings: Vec<SimulationWarning>,
@@ -215,7 +215,15 @@ pub async fn simulate(request: &Admissible, inputs: ReadOnly<'_>) -> Result<Simu
     let mut warnings = policy_warnings(&decision);
     let mut balance_changes = Vec::with_capacity(outflows.len());
     for ((asset, outflow), balance) in outflows.iter().zip(balances) {
-        let current = balance?;
+        let current = match balance {
+            // A call whose calldata reads as an ERC-20 transfer to an address that is no token: the chain's
+            // simulation says whether the call itself goes through; only this balance change is unknown.
+            Err(error) if error.code == ErrorCode::NotAToken => {
+                warnings.push(warn("NOT_A_TOKEN", WarningSeverity::Warning, error.message));
+                continue;
+            }
+            other => other?,
+        };
         let (symbol, decimals) = match asset {
             Asset::Native => (native.symbol.clone(), native.decimals),
             Asset::Token(address) => request

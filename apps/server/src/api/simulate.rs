@@ -91,7 +91,8 @@ pub enum WarningSeverityDto {
 pub struct SimulationWarningDto {
     /// INSUFFICIENT_BALANCE, INSUFFICIENT_BALANCE_WITH_FEE, SIMULATION_FAILED, HIGH_FEE_RATIO, DELAY_REQUIRED,
     /// APPROVAL_REQUIRED, DOWNGRADED_NO_OWNER, CUMULATIVE_LIMIT_WARNING, ORACLE_PRICE_UNAVAILABLE,
-    /// ANOMALY_TIER_RAISED.
+    /// ANOMALY_TIER_RAISED, NOT_A_TOKEN (calldata moves a token the chain says is no ERC-20; its balance change is
+    /// left out).
     pub code: String,
     pub message: String,
     pub severity: WarningSeverityDto,

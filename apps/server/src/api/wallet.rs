@@ -82,7 +82,9 @@ impl WalletApi {
         &self,
         auth: SessionAuth,
         state: Data<&Arc<ServerState>>,
-        /// An ERC-20 contract address (`0x` + 40 hex digits): answer that token's balance instead.
+        /// An ERC-20 contract address (`0x` + 40 hex digits; mixed case must be a valid EIP-55 checksum): answer
+        /// that token's balance instead.
+        #[oai(validator(pattern = "^0x[0-9a-fA-F]{40}$"))]
         token: Query<Option<String>>,
     ) -> ApiResult<Json<BalanceDto>> {
         let Some(token) = token.0 else {
