@@ -905,8 +905,10 @@ pub trait WebhookRepo: Send + Sync {
     /// When the next delivery falls due (Unix milliseconds), if any is queued.
     async fn next_due(&self) -> Result<Option<u64>>;
     /// In one write transaction: logs `attempt`, settles its outbox row as `next` says and writes `event` (the
-    /// `WEBHOOK_DISABLED` row of a disabling answer).
-    async fn settle(&self, attempt: &WebhookAttempt, next: &OutboxNext, event: Option<Event>) -> Result<()>;
+    /// `WEBHOOK_DISABLED` row of a disabling answer) when it changed something. A disable is a compare-and-set:
+    /// on a webhook already inactive (a second 410, an operator's change meanwhile) it writes no event and
+    /// returns false.
+    async fn settle(&self, attempt: &WebhookAttempt, next: &OutboxNext, event: Option<Event>) -> Result<bool>;
     /// Deliveries queued (pending or in flight).
     async fn queue_depth(&self) -> Result<u64>;
 }

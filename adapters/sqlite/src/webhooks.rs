@@ -319,8 +319,9 @@ impl WebhookRepo for SqliteWebhookRepo {
         Ok(next.map(|n| u64::try_from(n).unwrap_or(0)))
     }
 
-    async fn settle(&self, attempt: &WebhookAttempt, next: &OutboxNext, event: Option<Event>) -> Result<()> {
+    async fn settle(&self, attempt: &WebhookAttempt, next: &OutboxNext, event: Option<Event>) -> Result<bool> {
         let mut tx = self.pools.begin_write().await?;
+        let mut changed = true;
         let webhook = attempt.webhook_id.to_string();
         sqlx::query(
             "INSERT INTO webhook_logs (webhook_id, delivery_id, event_type, attempt, status, status_code, \
@@ -361,19 +362,22 @@ impl WebhookRepo for SqliteWebhookRepo {
             }
             OutboxNext::Disable => {
                 tx.webhooks_changed();
-                sqlx::query("UPDATE webhooks SET active = 0, updated_at = ? WHERE id = ?")
-                    .bind(attempt.created_at.0)
-                    .bind(&webhook)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                let disabled =
+                    sqlx::query("UPDATE webhooks SET active = 0, updated_at = ? WHERE id = ? AND active = 1")
+                        .bind(attempt.created_at.0)
+                        .bind(&webhook)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                changed = disabled.rows_affected() == 1;
                 drop_pending(&mut tx, attempt.webhook_id).await?;
             }
         }
-        match event {
-            Some(event) => commit_with_audit(tx, &event).await,
-            None => tx.commit().await.map_err(db_err),
+        match event.filter(|_| changed) {
+            Some(event) => commit_with_audit(tx, &event).await?,
+            None => tx.commit().await.map_err(db_err)?,
         }
+        Ok(changed)
     }
 
     async fn queue_depth(&self) -> Result<u64> {

@@ -145,8 +145,19 @@ async fn due_deliveries_go_oldest_first_per_webhook_and_settle_with_a_log_row() 
 
     // 410: disabled, pending deliveries dropped, the WEBHOOK_DISABLED row written.
     let gone = WebhookAttempt { status: DeliveryStatus::Failed, status_code: Some(410), ..attempt };
-    repo.settle(&gone, &OutboxNext::Disable, Some(event(EventType::WebhookDisabled, 61))).await.unwrap();
+    assert!(repo.settle(&gone, &OutboxNext::Disable, Some(event(EventType::WebhookDisabled, 61))).await.unwrap());
     assert!(!repo.get(hook.id).await.unwrap().unwrap().active);
+    // A second 410 (a delivery that was already on its way) finds it inactive: no second WEBHOOK_DISABLED row.
+    let disabled_rows = || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_logs WHERE event_type = 'WEBHOOK_DISABLED'")
+            .fetch_one(&t.db.pools.reader)
+            .await
+            .unwrap();
+        n
+    };
+    assert_eq!(disabled_rows().await, 1);
+    assert!(!repo.settle(&gone, &OutboxNext::Disable, Some(event(EventType::WebhookDisabled, 62))).await.unwrap());
+    assert_eq!(disabled_rows().await, 1);
     assert_eq!(repo.queue_depth().await.unwrap(), 0);
     t.db.audit().append(&event(EventType::TxQueued, 62)).await.unwrap();
     assert_eq!(repo.queue_depth().await.unwrap(), 0, "an inactive webhook gets nothing");

@@ -376,8 +376,8 @@ impl Waiaas {
                 "deliveryId": delivery_id(due.audit_id),
             }))
         });
-        hub.repo.settle(&record, &next, event.clone()).await?;
-        if let Some(event) = &event {
+        let recorded = hub.repo.settle(&record, &next, event.clone()).await?;
+        if let Some(event) = event.as_ref().filter(|_| recorded) {
             self.publish(event);
         }
         let metrics = &self.ports.metrics;

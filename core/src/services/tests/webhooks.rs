@@ -27,7 +27,7 @@ fn attach(h: &Harness, answer: WebhookResponse) -> (Arc<Mutex<Vec<WebhookRequest
     let record = Arc::clone(&settled);
     repo.expect_settle().returning(move |attempt, next, event| {
         record.lock().unwrap().push((attempt.clone(), next.clone(), event.map(|e| e.event_type)));
-        Ok(())
+        Ok(true)
     });
     let hub = WebhookHub {
         repo: Arc::new(repo),
