@@ -64,6 +64,9 @@ pub enum ErrorCode {
     /// The address names no ERC-20 token on the network: no contract code there, or `balanceOf` reverts or answers
     /// something that is not a balance. An input mistake: asking again gives the same answer.
     NotAToken,
+    /// A transaction was included with status 1, but its receipt shows no log of a token transfer or approval it
+    /// was to make (a contract that answers like a token and moves nothing). The row's failure code.
+    EffectNotObserved,
     /// The chain node failed or answered unexpectedly.
     ChainError,
     /// The network is not configured on this daemon.
@@ -129,6 +132,7 @@ impl ErrorCode {
         ErrorCode::InsufficientBalance,
         ErrorCode::SimulationFailed,
         ErrorCode::NotAToken,
+        ErrorCode::EffectNotObserved,
         ErrorCode::ChainError,
         ErrorCode::NetworkNotConfigured,
         ErrorCode::RateLimited,
@@ -197,6 +201,9 @@ impl ErrorCode {
                 false,
                 Some("check the token's contract address and the network: nothing there answers as an ERC-20"),
             ),
+            EffectNotObserved => {
+                (422, false, Some("the token contract logged no transfer or approval: it does not behave as an ERC-20"))
+            }
             ChainError => (502, true, Some("the chain node failed or is unreachable; retry later")),
             NetworkNotConfigured => (400, false, Some("add `[rpc] evm_<network> = \"<url>\"` to config.toml")),
             RateLimited => (429, true, Some("wait before retrying")),
@@ -249,6 +256,7 @@ impl ErrorCode {
             InsufficientBalance => "INSUFFICIENT_BALANCE",
             SimulationFailed => "SIMULATION_FAILED",
             NotAToken => "NOT_A_TOKEN",
+            EffectNotObserved => "EFFECT_NOT_OBSERVED",
             ChainError => "CHAIN_ERROR",
             NetworkNotConfigured => "NETWORK_NOT_CONFIGURED",
             RateLimited => "RATE_LIMITED",

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 
 use crate::anomaly::{FindingRecord, TierFloor};
+pub use crate::domain::TokenLog;
 use crate::domain::decision::Decision;
 use crate::domain::{
     Address, Agent, AgentStatus, Asset, ChainFamily, EvmAddress, KillSwitch, Policy, Session, Tier, TxKind, TxStatus,
@@ -344,6 +345,8 @@ pub enum TxOnChain {
         gas_used: u64,
         /// The block it was included in.
         block_number: u64,
+        /// The token movements it logged, in log order.
+        logs: Vec<TokenLog>,
     },
 }
 

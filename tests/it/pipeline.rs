@@ -172,6 +172,49 @@ fn erc20_transfer_and_approve_reach_the_chain() {
     assert_eq!(anvil.nonce(&w.address), nonce, "a failed simulation sends nothing");
 }
 
+/// A token that says `true` and moves nothing: the receipt has status 1 but no `Transfer` (or `Approval`) log, so
+/// the row is FAILED with `EFFECT_NOT_OBSERVED`, not CONFIRMED — the agent is not told it paid. A real token's
+/// transfer in the same daemon still confirms (its log is there).
+#[test]
+fn a_token_that_logs_no_transfer_is_failed_not_confirmed() {
+    let anvil = Anvil::start();
+    let daemon = embedded_with(&anvil);
+    let w = wallet(&daemon.admin(), &daemon.client(), &anvil);
+    let silent = anvil.deploy_silent_token();
+    let real = anvil.deploy_token(1_000_000_000);
+    anvil.give_tokens(&real, &w.address, 5_000_000);
+    policy(&daemon.admin(), Some(&w.id), "ALLOWED_TOKENS", json!({"tokens": [silent, real]}));
+    policy(&daemon.admin(), Some(&w.id), "APPROVED_SPENDERS", json!({"spenders": [OTHER]}));
+    let silent_ref = json!({"address": silent, "decimals": 6, "symbol": "SLNT"});
+
+    for body in [
+        json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "1250000", "token": silent_ref}),
+        json!({"type": "APPROVE", "spender": OTHER, "amount": "777", "token": silent_ref}),
+    ] {
+        let nonce = anvil.nonce(&w.address);
+        let id = send(&w, &body);
+        let done = settled(&w, &id);
+        assert_eq!(done.status, "FAILED", "{body}: {done:?}");
+        assert!(done.error.as_deref().unwrap_or_default().contains("no log shows"), "{done:?}");
+        assert_eq!(anvil.nonce(&w.address), nonce + 1, "it was sent and mined: the receipt alone said success");
+        let failed = daemon
+            .admin()
+            .audit_logs(&AuditLogFilter {
+                tx_id: Some(id.clone()),
+                event_types: vec!["TX_FAILED".into()],
+                ..Default::default()
+            })
+            .unwrap()
+            .data;
+        assert_eq!(failed[0].details["code"], "EFFECT_NOT_OBSERVED", "{:?}", failed[0].details);
+    }
+
+    let real_ref = json!({"address": real, "decimals": 6, "symbol": "TUSD"});
+    let id = send(&w, &json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "1000", "token": real_ref}));
+    assert_eq!(settled(&w, &id).status, "CONFIRMED");
+    assert_eq!(anvil.token_balance(&real, RECIPIENT), U256::from(1_000u64));
+}
+
 #[test]
 fn spending_limit_tiers_and_delay_execution_by_the_clock() {
     let anvil = Anvil::start();

@@ -13,7 +13,7 @@ use alloy_sol_types::{SolCall, sol};
 use serde::Deserialize;
 use waiaas_core::domain::{Address as AnyAddress, EvmAddress, TxKind};
 use waiaas_core::error::Issue;
-use waiaas_core::ports::{Broadcast, PreparedTx, SignedTx, SimulationOutcome, TokenMetadata, TxOnChain};
+use waiaas_core::ports::{Broadcast, PreparedTx, SignedTx, SimulationOutcome, TokenLog, TokenMetadata, TxOnChain};
 use waiaas_core::{Amount, Error, ErrorCode, Result};
 
 use crate::rpc::{RpcClient, RpcFailure};
@@ -80,6 +80,44 @@ struct Receipt {
     status: Option<U64>,
     gas_used: U64,
     block_number: U64,
+    #[serde(default)]
+    logs: Vec<Log>,
+}
+
+#[derive(Deserialize)]
+struct Log {
+    address: Address,
+    #[serde(default)]
+    topics: Vec<B256>,
+    #[serde(default)]
+    data: Bytes,
+}
+
+sol! {
+    event Transfer(address indexed from, address indexed to, uint256 value);
+    event Approval(address indexed owner, address indexed spender, uint256 value);
+}
+
+/// The ERC-20 `Transfer` and `Approval` events among a receipt's logs (three topics, a 32-byte value); anything
+/// else, or anything malformed, is not a token movement and is skipped.
+fn token_logs(logs: &[Log]) -> Vec<TokenLog> {
+    use alloy_sol_types::SolEvent;
+    let address = |topic: &B256| AnyAddress::Evm(EvmAddress(Address::from_word(*topic)));
+    logs.iter()
+        .filter(|log| log.topics.len() == 3 && log.data.len() == 32)
+        .filter_map(|log| {
+            let token = AnyAddress::Evm(EvmAddress(log.address));
+            let amount = Amount(U256::from_be_slice(&log.data));
+            let (first, second) = (address(&log.topics[1]), address(&log.topics[2]));
+            if log.topics[0] == Transfer::SIGNATURE_HASH {
+                Some(TokenLog::Transfer { token, from: first, to: second, amount })
+            } else if log.topics[0] == Approval::SIGNATURE_HASH {
+                Some(TokenLog::Approval { token, owner: first, spender: second, amount })
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// The gas limit for a node's estimate: the estimate plus [`GAS_HEADROOM_PERCENT`], clamped to `u64::MAX`.
@@ -252,6 +290,7 @@ pub async fn status(client: &RpcClient, hash: &str) -> Result<TxOnChain> {
             success: receipt.status.is_some_and(|s| s.saturating_to::<u64>() == 1),
             gas_used: receipt.gas_used.saturating_to(),
             block_number: receipt.block_number.saturating_to(),
+            logs: token_logs(&receipt.logs),
         });
     }
     let known: Option<serde_json::Value> = client.call("eth_getTransactionByHash", serde_json::json!([hash])).await?;
@@ -410,7 +449,10 @@ mod tests {
         let receipt = json!({ "status": U64_MAX, "gasUsed": U64_MAX, "blockNumber": U64_MAX });
         let node = fake_node(HashMap::from([("eth_getTransactionReceipt", receipt)]));
         let status = status(&node, "0x01").await.expect("status");
-        assert_eq!(status, TxOnChain::Included { success: false, gas_used: u64::MAX, block_number: u64::MAX });
+        assert_eq!(
+            status,
+            TxOnChain::Included { success: false, gas_used: u64::MAX, block_number: u64::MAX, logs: Vec::new() }
+        );
     }
 
     #[test]

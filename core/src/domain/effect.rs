@@ -259,6 +259,62 @@ fn push_effects(kind: &TxKind, out: &mut Vec<Effect>) {
     }
 }
 
+/// A token movement a receipt logged (on EVM the ERC-20 `Transfer` and `Approval` events), read by the chain
+/// adapter so the core can check that what a transaction was to do happened: a call that succeeds proves nothing
+/// about a token that only says it moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenLog {
+    /// `amount` of `token` moved from `from` to `to`.
+    Transfer {
+        /// The token contract that logged it.
+        token: Address,
+        /// The sender.
+        from: Address,
+        /// The recipient.
+        to: Address,
+        /// In the token's smallest unit.
+        amount: Amount,
+    },
+    /// `owner` let `spender` move up to `amount` of `token` (the allowance after the call).
+    Approval {
+        /// The token contract that logged it.
+        token: Address,
+        /// Whose tokens.
+        owner: Address,
+        /// Who may spend them.
+        spender: Address,
+        /// The allowance now.
+        amount: Amount,
+    },
+}
+
+/// The first of `effects` that `logs` do not show: a token transfer needs a `Transfer` log of that token, to that
+/// recipient, of that amount (each log backs one transfer); an approval needs an `Approval` log of that token by
+/// `owner` for that spender (its amount is the allowance after the call, which `increaseAllowance` does not
+/// name). Native transfers and calls are shown by the receipt itself. `None`: everything the transaction was to
+/// do, it did.
+pub fn unobserved_effect(effects: &[Effect], owner: Address, logs: &[TokenLog]) -> Option<Effect> {
+    let mut unused: Vec<&TokenLog> = logs.iter().collect();
+    for effect in effects {
+        let backing = match *effect {
+            Effect::TokenTransfer { token, to, amount } => unused.iter().position(|log| {
+                matches!(**log, TokenLog::Transfer { token: t, to: r, amount: a, .. } if t == token && r == to && a == amount)
+            }),
+            Effect::TokenApproval { token, spender, .. } => unused.iter().position(|log| {
+                matches!(**log, TokenLog::Approval { token: t, owner: o, spender: s, .. } if t == token && o == owner && s == spender)
+            }),
+            Effect::NativeTransfer { .. } | Effect::ContractCall { .. } => continue,
+        };
+        match backing {
+            Some(at) => {
+                unused.remove(at);
+            }
+            None => return Some(*effect),
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,5 +375,34 @@ mod tests {
         assert!(is_unlimited_approval(Amount(U256::MAX)));
         assert!(is_unlimited_approval(Amount(U256::from(1u8) << 255)));
         assert!(!is_unlimited_approval(Amount((U256::from(1u8) << 255) - U256::from(1u8))));
+    }
+
+    #[test]
+    fn token_effects_need_their_own_log() {
+        let a = |n: u8| Address::Evm(EvmAddress(alloy_primitives::Address::repeat_byte(n)));
+        let (token, other_token, owner, to, spender) = (a(1), a(2), a(3), a(4), a(5));
+        let amount = Amount::from_u128(500);
+        let transfer = Effect::TokenTransfer { token, to, amount };
+        let approval = Effect::TokenApproval { token, spender, amount };
+        let logged = TokenLog::Transfer { token, from: owner, to, amount };
+        let approved = TokenLog::Approval { token, owner, spender, amount: Amount::from_u128(900) };
+        let native = Effect::NativeTransfer { to, amount };
+        assert_eq!(unobserved_effect(&[native], owner, &[]), None, "the receipt shows native value itself");
+        assert_eq!(unobserved_effect(&[transfer], owner, &[]), Some(transfer));
+        assert_eq!(unobserved_effect(&[transfer], owner, std::slice::from_ref(&logged)), None);
+        // The wrong token, recipient or amount does not count; one log backs one transfer.
+        for wrong in [
+            TokenLog::Transfer { token: other_token, from: owner, to, amount },
+            TokenLog::Transfer { token, from: owner, to: spender, amount },
+            TokenLog::Transfer { token, from: owner, to, amount: Amount::from_u128(499) },
+        ] {
+            assert_eq!(unobserved_effect(&[transfer], owner, &[wrong]), Some(transfer));
+        }
+        assert_eq!(unobserved_effect(&[transfer, transfer], owner, std::slice::from_ref(&logged)), Some(transfer));
+        // An approval is shown by the owner's Approval log for that spender, whatever allowance it reports.
+        assert_eq!(unobserved_effect(&[approval], owner, std::slice::from_ref(&approved)), None);
+        let by_another = TokenLog::Approval { token, owner: to, spender, amount };
+        assert_eq!(unobserved_effect(&[approval], owner, &[by_another]), Some(approval));
+        assert_eq!(unobserved_effect(&[approval], owner, &[logged]), Some(approval), "a transfer log is no approval");
     }
 }

@@ -13,7 +13,7 @@ pub mod tx;
 
 pub use address::{Address, ChainFamily, EvmAddress, SolanaAddress};
 pub use agent::{Agent, AgentStatus, Chain};
-pub use effect::{Effect, EffectKind};
+pub use effect::{Effect, EffectKind, TokenLog, unobserved_effect};
 pub use kill_switch::{KillSwitch, KillSwitchState};
 pub use policy::{Policy, PolicyRules, PolicyType};
 pub use request::{Asset, TokenRef, TxKind};

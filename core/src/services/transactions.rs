@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::sessions::next_page;
 use super::{SessionPrincipal, Waiaas, cursor, page_limit};
 use crate::domain::session::SessionConstraints;
-use crate::domain::{Address, Agent, AgentStatus, ChainFamily, TxKind, TxStatus};
+use crate::domain::{Address, Agent, AgentStatus, ChainFamily, Effect, TxKind, TxStatus, unobserved_effect};
 use crate::error::{Error, ErrorCode, Issue, Result};
 use crate::event::{Actor, Event, EventType, RequestContext};
 use crate::policy_engine::{AgentHistory, Decision, Evaluation, PolicyDefaults, PolicyWarning, Tier, evaluate};
@@ -768,7 +768,17 @@ impl Waiaas {
     /// A submitted transaction is in a block: CONFIRMED, or FAILED if it reverted.
     async fn settle(&self, row: &TxRecord, hash: String, included: TxOnChain) -> Result<()> {
         match included {
-            TxOnChain::Included { success: true, gas_used, block_number } => {
+            TxOnChain::Included { success: true, gas_used, block_number, logs } => {
+                // A receipt with status 1 proves the call ran, not that a token moved: a contract that only says
+                // `true` leaves no log.
+                let owner = self.agent(row.agent_id).await?.address;
+                if let Some(effect) = unobserved_effect(&row.kind.effects(), owner, &logs) {
+                    let reason = format!(
+                        "included in block {block_number} ({hash}), but no log shows {}: nothing moved",
+                        describe_effect(&effect)
+                    );
+                    return self.fail_with(row, Some(ErrorCode::EffectNotObserved), reason).await;
+                }
                 let event = Event::new(EventType::TxConfirmed, &RequestContext::system(), self.now())
                     .agent(row.agent_id)
                     .tx(row.id)
@@ -780,5 +790,15 @@ impl Waiaas {
             }
             TxOnChain::Pending { .. } => Ok(()),
         }
+    }
+}
+
+/// An effect for a message: what should have moved, to whom.
+fn describe_effect(effect: &Effect) -> String {
+    match effect {
+        Effect::TokenTransfer { token, to, amount } => format!("the transfer of {amount} of token {token} to {to}"),
+        Effect::TokenApproval { token, spender, .. } => format!("the approval of {spender} on token {token}"),
+        Effect::NativeTransfer { to, amount } => format!("the transfer of {amount} to {to}"),
+        Effect::ContractCall { contract } => format!("the call of {contract}"),
     }
 }

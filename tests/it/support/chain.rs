@@ -22,6 +22,7 @@ pub const DEV_ACCOUNT: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 
 const TEST_TOKEN_BIN: &str = include_str!("../../contracts/TestToken.bin");
 const REVERTER_BIN: &str = include_str!("../../contracts/Reverter.bin");
+const SILENT_TOKEN_BIN: &str = include_str!("../../contracts/SilentToken.bin");
 
 pub fn hex_u256(value: &serde_json::Value) -> U256 {
     let text = value.as_str().unwrap_or_else(|| panic!("not a hex quantity: {value}"));
@@ -56,6 +57,12 @@ impl Anvil {
     /// Deploys the test ERC-20 (6 decimals) with `supply` minted to the dev account.
     pub fn deploy_token(&self, supply: u128) -> String {
         self.deploy(TEST_TOKEN_BIN, &U256::from(supply).to_be_bytes::<32>())
+    }
+
+    /// Deploys `SilentToken`: it answers as an ERC-20 (6 decimals, "SLNT") and says `true` to `transfer` and
+    /// `approve`, but moves and logs nothing.
+    pub fn deploy_silent_token(&self) -> String {
+        self.deploy(SILENT_TOKEN_BIN, &[])
     }
 
     /// Deploys a contract whose `fail()` reverts with "always fails".

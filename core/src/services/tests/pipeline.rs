@@ -123,7 +123,7 @@ impl Default for World {
             prepare: Ok(prepared()),
             during_prepare: None,
             broadcast: Ok(Broadcast::Accepted),
-            receipt: Ok(TxOnChain::Included { success: true, gas_used: 21_000, block_number: 12 }),
+            receipt: Ok(TxOnChain::Included { success: true, gas_used: 21_000, block_number: 12, logs: Vec::new() }),
             account_nonce: 0,
             balance: Amount::from_u128(10u128.pow(20)),
             tier_floor: None,

@@ -338,7 +338,7 @@ fn check_nonce_taken(case: &str, nonce: Option<u64>, account_nonce: u64, receipt
 #[test]
 fn a_nonce_reported_used_is_rebuilt_only_when_the_original_provably_did_not_land() {
     let pending = || TxOnChain::Pending { known: false };
-    let included = |success| TxOnChain::Included { success, gas_used: 21_000, block_number: 9 };
+    let included = |success| TxOnChain::Included { success, gas_used: 21_000, block_number: 9, logs: Vec::new() };
     check_nonce_taken("the nonce moved past, no receipt: lost, rebuilt", Some(5), 6, pending(), TxStatus::Executing);
     check_nonce_taken("a receipt after all: confirmed", Some(5), 6, included(true), TxStatus::Confirmed);
     check_nonce_taken("a reverted receipt: failed", Some(5), 6, included(false), TxStatus::Failed);
@@ -374,10 +374,9 @@ fn a_first_broadcast_answered_nonce_too_low_is_checked_the_same_way() {
     let mut chain = building_chain(4);
     chain.expect_attach_signature().returning(|_, _| Ok(SignedTx { raw: vec![2], hash: HASH.into() }));
     chain.expect_account_nonce().times(1).returning(|_, _| Ok(5));
-    chain
-        .expect_status()
-        .times(1)
-        .returning(|_, _| Ok(TxOnChain::Included { success: true, gas_used: 21_000, block_number: 3 }));
+    chain.expect_status().times(1).returning(|_, _| {
+        Ok(TxOnChain::Included { success: true, gas_used: 21_000, block_number: 3, logs: Vec::new() })
+    });
     let mut broadcaster = MockTxBroadcaster::new();
     broadcaster.expect_broadcast().times(1).returning(|_, _| Ok(Broadcast::NonceAlreadyUsed));
     let w = worker(TxStatus::Pending, None, None, chain, keystore, broadcaster);

@@ -101,7 +101,7 @@ fn a_transaction_executed_in_one_round_is_confirmed_in_the_next() {
 
 #[test]
 fn a_reverted_receipt_fails_the_row() {
-    let receipt = Ok(TxOnChain::Included { success: false, gas_used: 30_000, block_number: 12 });
+    let receipt = Ok(TxOnChain::Included { success: false, gas_used: 30_000, block_number: 12, logs: Vec::new() });
     let h = pipeline(World { rows: vec![submitted()], receipt, ..World::default() });
     h.work();
     let update = TxUpdate { error: Some("reverted on chain in block 12".into()), ..TxUpdate::default() };
