@@ -9,13 +9,15 @@ mod support;
 
 mod acl_cost;
 mod confirmation;
+mod load;
 mod metrics_overhead;
 
 use std::time::{Duration, Instant};
 
+use load::admission_rate;
 use serde_json::json;
 use support::{Anvil, Daemon, DaemonOptions, EmbeddedDaemon, run_cli};
-use waiaas_client::types::{CreateAgent, CreatePolicy, CreateSession};
+use waiaas_client::types::{CreateAgent, CreateSession};
 use waiaas_core::domain::{Address, TxKind};
 use waiaas_core::ports::ChainAdapter;
 
@@ -124,37 +126,6 @@ fn main() {
     );
     let rate = on;
     metrics_overhead::report(rate);
-}
-
-/// Sends per second admitted from `clients` threads sending `total` transfers in all, for a fresh agent of
-/// `daemon` whose SPENDING_LIMIT queues every send for a day.
-fn admission_rate(daemon: &EmbeddedDaemon, anvil: &Anvil, clients: usize, total: usize) -> f64 {
-    let admin = daemon.admin();
-    let agent = admin.create_agent(&CreateAgent::ethereum("throughput", "anvil")).expect("agent");
-    anvil.fund(&agent.address, 1_000_000_000_000_000_000_000);
-    admin
-        .create_policy(&CreatePolicy {
-            agent_id: Some(agent.id.clone()),
-            policy_type: "SPENDING_LIMIT".into(),
-            rules: json!({"instant_max": "0", "notify_max": "0", "delay_max": "1000000000000000000000000", "delay_seconds": 86_400}),
-            enabled: None,
-        })
-        .expect("policy");
-    let token = admin.create_session(&CreateSession::for_agent(&agent.id)).expect("session").token;
-    let wallet = daemon.client().with_session_token(&token);
-    let transfer = json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1000"});
-    let per_client = total / clients;
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..clients {
-            scope.spawn(|| {
-                for _ in 0..per_client {
-                    wallet.send_transaction_raw(&transfer).expect("send");
-                }
-            });
-        }
-    });
-    (clients * per_client) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// The release `waiaas` binary (`cargo build --release --bins`): time from spawning `waiaas start` to its

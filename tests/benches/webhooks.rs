@@ -7,14 +7,13 @@
 #[path = "../it/support/mod.rs"]
 mod support;
 
+mod load;
+
 use std::time::Instant;
 
-use serde_json::json;
+use load::admission_rate;
 use support::{Anvil, EmbeddedDaemon, Receiver};
-use waiaas_client::types::{CreateAgent, CreatePolicy, CreateSession};
 use waiaas_client::{Client, CreateWebhook};
-
-const RECIPIENT: &str = "0x1111111111111111111111111111111111111111";
 
 fn webhook(admin: &Client, url: String, events: &str) -> String {
     admin
@@ -41,35 +40,6 @@ fn delivery_rate(hooks: usize, n: usize) -> f64 {
     let all: Vec<Instant> = receivers.iter().flat_map(|r| r.received().into_iter().map(|d| d.at)).collect();
     let (first, last) = (all.iter().min().copied().unwrap(), all.iter().max().copied().unwrap());
     all.len() as f64 / last.duration_since(first).as_secs_f64()
-}
-
-fn admission_rate(daemon: &EmbeddedDaemon, anvil: &Anvil, clients: usize, total: usize) -> f64 {
-    let admin = daemon.admin();
-    let agent = admin.create_agent(&CreateAgent::ethereum("throughput", "anvil")).expect("agent");
-    anvil.fund(&agent.address, 1_000_000_000_000_000_000_000);
-    admin
-        .create_policy(&CreatePolicy {
-            agent_id: Some(agent.id.clone()),
-            policy_type: "SPENDING_LIMIT".into(),
-            rules: json!({"instant_max": "0", "notify_max": "0", "delay_max": "1000000000000000000000000", "delay_seconds": 86_400}),
-            enabled: None,
-        })
-        .expect("policy");
-    let token = admin.create_session(&CreateSession::for_agent(&agent.id)).expect("session").token;
-    let wallet = daemon.client().with_session_token(&token);
-    let transfer = json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1000"});
-    let per_client = total / clients;
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..clients {
-            scope.spawn(|| {
-                for _ in 0..per_client {
-                    wallet.send_transaction_raw(&transfer).expect("send");
-                }
-            });
-        }
-    });
-    (clients * per_client) as f64 / started.elapsed().as_secs_f64()
 }
 
 fn main() {

@@ -6,11 +6,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::{Args, Subcommand};
 use waiaas_client::{Anomaly, Client};
 
-use crate::password::{self, Terminal};
 use crate::{control, emit};
 
 #[derive(Debug, Args)]
@@ -50,11 +48,7 @@ pub struct ListArgs {
 }
 
 pub fn anomaly(root: &Path, args: AnomalyArgs) -> anyhow::Result<ExitCode> {
-    let Some(url) = control::running_daemon(root).and_then(|d| d.base_url) else {
-        bail!("no daemon is running on {}; start it with `waiaas start`", root.display());
-    };
-    let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
-    let client = Client::new(&url).with_master_password(password.as_str());
+    let client = control::operator_client(root)?;
     match args.command {
         AnomalyCommand::List(list) => list_findings(&client, list),
         AnomalyCommand::Clear { agent_id } => {

@@ -11,7 +11,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use waiaas_client::Client;
 use waiaas_client::types::AuditLogFilter;
 use waiaas_core::audit::ChainBreak;
 use waiaas_daemon::audit_head::{Verdict, reseal as reseal_log, verify_log};
@@ -141,11 +140,7 @@ fn reseal(root: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn list_rows(root: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
-    let Some(url) = control::running_daemon(root).and_then(|d| d.base_url) else {
-        return Err(DaemonState::NotRunning { root: root.to_owned() }.into());
-    };
-    let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
-    let client = Client::new(&url).with_master_password(password.as_str());
+    let client = control::operator_client(root)?;
     let filter = AuditLogFilter {
         agent_id: args.agent_id,
         event_types: args.event_types,

@@ -1,4 +1,5 @@
-//! `waiaas stop` and `waiaas status`: find the daemon of a data dir through `daemon.pid`, signal it, ask it.
+//! `waiaas stop` and `waiaas status`: find the daemon of a data dir through `daemon.pid`, signal it, ask it; and
+//! [`operator_client`], the master-password client of the commands that work through the running daemon.
 //!
 //! The pid file holds the daemon's pid on its first line and, once it listens, its base URL on the second. The
 //! daemon holds an exclusive advisory lock on the file for its whole life ([`waiaas_fs::PidLock`]); the *lock*,
@@ -15,6 +16,8 @@ use nix::unistd::Pid;
 use waiaas_client::Client;
 use waiaas_fs::{DataDir, PidLock, RunningDaemon};
 
+use crate::exit::DaemonState;
+use crate::password::{self, Terminal};
 use crate::{EXIT_NOT_RUNNING, emit};
 
 /// How long `stop` waits for the daemon to exit after SIGTERM.
@@ -24,6 +27,17 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 /// The daemon running on the data dir at `root`, or `None` when no process holds the pid-file lock.
 pub fn running_daemon(root: &Path) -> Option<RunningDaemon> {
     DataDir::open(root).ok().and_then(|dir| PidLock::read_running(&dir))
+}
+
+/// A client of the daemon running on `root` with the operator's master password (environment, file or prompt), for
+/// the commands that work through the daemon's API (`webhook`, `anomaly`, `audit list`). No daemon listening:
+/// [`DaemonState::NotRunning`] (exit 3), before any password is asked for.
+pub fn operator_client(root: &Path) -> anyhow::Result<Client> {
+    let Some(url) = running_daemon(root).and_then(|d| d.base_url) else {
+        return Err(DaemonState::NotRunning { root: root.to_owned() }.into());
+    };
+    let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
+    Ok(Client::new(&url).with_master_password(password.as_str()))
 }
 
 /// `waiaas status`: exit 0 when a daemon runs, [`EXIT_NOT_RUNNING`] when none does.

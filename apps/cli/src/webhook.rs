@@ -4,11 +4,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::{Args, Subcommand};
-use waiaas_client::{Client, CreateWebhook, WebhookLogFilter};
+use waiaas_client::{CreateWebhook, WebhookLogFilter};
 
-use crate::password::{self, Terminal};
 use crate::{control, emit};
 
 #[derive(Debug, Args)]
@@ -54,11 +52,7 @@ pub enum WebhookCommand {
 }
 
 pub fn webhook(root: &Path, args: WebhookArgs) -> anyhow::Result<ExitCode> {
-    let Some(url) = control::running_daemon(root).and_then(|d| d.base_url) else {
-        bail!("no daemon is running on {}; start it with `waiaas start`", root.display());
-    };
-    let (password, _) = password::master_password(|n| std::env::var(n).ok(), &Terminal, false)?;
-    let client = Client::new(&url).with_master_password(password.as_str());
+    let client = control::operator_client(root)?;
     match args.command {
         WebhookCommand::Add { url, events, description } => {
             let created = client.create_webhook(&CreateWebhook { url, event_types: events, description })?;
