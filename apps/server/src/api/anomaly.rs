@@ -17,7 +17,7 @@ use super::{ApiTags, page};
 use crate::ServerState;
 use crate::auth::MasterAuth;
 use crate::error::ApiResult;
-use crate::wire::{StrictInt, Wire};
+use crate::wire::{PageLimit, StrictInt, Wire};
 
 /// One finding of an anomaly rule.
 #[derive(Object, Debug, Clone, PartialEq)]
@@ -128,7 +128,7 @@ impl AnomalyApi {
         /// `nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 200 (default 50).
-        limit: Query<Option<StrictInt<u32>>>,
+        limit: Query<Option<PageLimit>>,
     ) -> ApiResult<Json<AgentAnomalyPage>> {
         let agent = AgentId::from_uuid(id.0);
         let result = state.core.anomalies(Some(agent), None, cursor.0.as_deref(), limit.0.map(|v| v.0)).await?;
@@ -148,7 +148,7 @@ impl AnomalyApi {
         /// `nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 200 (default 50).
-        limit: Query<Option<StrictInt<u32>>>,
+        limit: Query<Option<PageLimit>>,
     ) -> ApiResult<Json<AnomalyPage>> {
         let result =
             state.core.anomalies(None, since.0.map(|v| v.0), cursor.0.as_deref(), limit.0.map(|v| v.0)).await?;

@@ -19,7 +19,7 @@ use crate::ServerState;
 use crate::auth::MasterAuth;
 use crate::body::JsonBody;
 use crate::error::ApiResult;
-use crate::wire::StrictInt;
+use crate::wire::PageLimit;
 
 /// A webhook (never its secret).
 #[derive(Object, Debug, Clone, PartialEq)]
@@ -225,7 +225,7 @@ impl WebhooksApi {
         /// `nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 200 (default 50).
-        limit: Query<Option<StrictInt<u32>>>,
+        limit: Query<Option<PageLimit>>,
     ) -> ApiResult<Json<WebhookPage>> {
         let result = state.core.list_webhooks(cursor.0.as_deref(), limit.0.map(|l| l.0)).await?;
         let (data, next_cursor, has_more) = page(result, WebhookDto::from);
@@ -285,7 +285,7 @@ impl WebhooksApi {
         /// `nextCursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 200 (default 50).
-        limit: Query<Option<StrictInt<u32>>>,
+        limit: Query<Option<PageLimit>>,
     ) -> ApiResult<Json<WebhookLogPage>> {
         let status = status.0.map(|s| match s {
             DeliveryStatusDto::Success => "success",
