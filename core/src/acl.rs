@@ -180,6 +180,9 @@ pub fn parse_cidrs(key: &str, values: &[String]) -> Result<Vec<IpNet>, String> {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -886,4 +886,6 @@ evm_anvil = "http://127.0.0.1:8545"
 "#;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

@@ -388,6 +388,9 @@ fn integer_in_range(value: &Value, format: Option<&str>) -> bool {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 

@@ -28,6 +28,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::system::Entropy;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 /// First 8 bytes of every archive.
@@ -255,14 +257,17 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Total payload bytes.
+    /// Total payload bytes (saturating: a manifest whose sizes overflow `u64` never validates).
     pub fn total_size(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
+        self.files.iter().fold(0u64, |total, f| total.saturating_add(f.size))
     }
 
     fn validate(&self) -> Result<()> {
         if self.files.len() > MAX_FILES {
             return Err(corrupted("manifest lists too many files"));
+        }
+        if self.files.iter().try_fold(0u64, |total, f| total.checked_add(f.size)).is_none() {
+            return Err(corrupted("manifest file sizes add up to more than 2^64 bytes"));
         }
         let mut seen = std::collections::BTreeSet::new();
         for f in &self.files {

@@ -28,6 +28,9 @@ pub fn decode_parsed<T: std::str::FromStr>(kind: &str, cursor: &str) -> Result<T
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -12,6 +12,8 @@ pub mod secret;
 pub mod target;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 use crate::error::{Error, ErrorCode, Result};
