@@ -361,3 +361,65 @@ fn the_scan_names_the_place_and_the_secret() {
     assert!(message.contains("webhook secret (planted) (raw bytes) found in dirty"), "{message}");
     assert!(!message.contains("in clean"), "{message}");
 }
+
+/// `waiaas_master_password_argon2_verifications_total` in a scrape of `daemon`.
+fn argon2_verifications(daemon: &Daemon) -> f64 {
+    let (status, _, body) = daemon
+        .client()
+        .request_raw("GET", "/metrics", &[("x-master-password", MASTER_PASSWORD)], None)
+        .expect("GET /metrics");
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("waiaas_master_password_argon2_verifications_total ")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the Argon2 counter is not in the scrape:\n{text}"))
+}
+
+/// Brute force on the master password is no Argon2 denial-of-service lever: a request compares an HMAC, so a
+/// concurrent flood of wrong passwords from many loopback addresses (each below, then at, its failure limit) runs
+/// no Argon2 verification at all — the bound on concurrent verifications is zero — and the operator still gets in.
+#[test]
+fn a_flood_of_wrong_master_passwords_runs_no_argon2_and_the_operator_still_gets_in() {
+    const SOURCES: usize = 40;
+    const PER_SOURCE: usize = 6; // the default limit is 5 failures per window: the 6th is RATE_LIMITED
+    let mut daemon = Daemon::start();
+    // The first start hashes the password; a restart verifies it: the counter counts real Argon2 runs.
+    daemon.restart();
+    assert_eq!(argon2_verifications(&daemon), 1.0, "the unlock ran one Argon2 verification");
+
+    let port: u16 = daemon.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("daemon port");
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|worker| {
+                scope.spawn(move || {
+                    let mut answers = Vec::new();
+                    for source in (worker..SOURCES).step_by(8) {
+                        let ip = format!("127.0.3.{}", source + 1);
+                        for attempt in 0..PER_SOURCE {
+                            let wrong = format!("wrong password {source}/{attempt}");
+                            let headers = [("X-Master-Password", wrong.as_str())];
+                            answers.push(crate::acl::http_from(&ip, port, "GET", "/v1/agents", &headers));
+                        }
+                    }
+                    answers
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a flooding thread")).collect()
+    });
+    let count = |code: &str| answers.iter().filter(|(_, body)| body["code"] == code).count();
+    assert_eq!(answers.len(), SOURCES * PER_SOURCE);
+    assert_eq!(count("INVALID_MASTER_PASSWORD"), SOURCES * 5, "each source's first 5 were compared and refused");
+    assert_eq!(count("RATE_LIMITED"), SOURCES, "each source's 6th was limited");
+    assert!(answers.iter().all(|(status, _)| *status == 401 || *status == 429));
+    assert!(
+        answers
+            .iter()
+            .filter(|(_, b)| b["code"] == "RATE_LIMITED")
+            .all(|(_, b)| b["details"]["retryAfterSeconds"].as_i64().is_some_and(|s| s > 0)),
+        "a limited answer says when to retry"
+    );
+
+    assert_eq!(argon2_verifications(&daemon), 1.0, "no Argon2 verification ran for the flood");
+    daemon.admin().list_agents(&waiaas_client::types::ListParams::default()).expect("the operator still gets in");
+}
