@@ -120,6 +120,9 @@ pub const BUILD_INFO: &str = "waiaas_build_info";
 pub const ANOMALY_DETECTIONS_TOTAL: &str = "waiaas_anomaly_detections_total";
 /// Counter: requests refused by the IP ACL, by endpoint class.
 pub const ACL_DENIED_TOTAL: &str = "waiaas_acl_denied_total";
+/// Counter: Argon2id verifications of a master password against its stored hash (the unlock; a request never
+/// runs one, see [`crate::services::master_auth`]).
+pub const MASTER_PASSWORD_ARGON2_VERIFICATIONS_TOTAL: &str = "waiaas_master_password_argon2_verifications_total";
 
 /// Counter: webhook delivery attempts, by result.
 pub const WEBHOOK_DELIVERIES_TOTAL: &str = "waiaas_webhook_deliveries_total";
@@ -227,6 +230,12 @@ pub const CATALOG: &[MetricDef] = &[
         buckets: &[],
         labels: &[known("class", crate::acl::EndpointClass::DENIABLE)],
     },
+    def(
+        MASTER_PASSWORD_ARGON2_VERIFICATIONS_TOTAL,
+        MetricKind::Counter,
+        "Argon2id verifications of a master password against its stored hash: one at unlock; requests compare an \
+         HMAC and never run Argon2, so a flood of wrong passwords leaves it unchanged.",
+    ),
     MetricDef {
         name: WEBHOOK_DELIVERIES_TOTAL,
         kind: MetricKind::Counter,

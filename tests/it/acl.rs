@@ -105,7 +105,7 @@ fn port(url: &str) -> u16 {
 
 /// One HTTP/1.1 request over a connection bound to `source` (e.g. 127.0.0.2), to 127.0.0.1:`port`:
 /// (status, JSON body or `Null`). `headers` may name a header several times.
-fn http_from(source: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) fn http_from(source: &str, port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
     let source: IpAddr = source.parse().expect("source address");
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     socket.bind(&SocketAddr::new(source, 0).into()).expect("bind the source address");

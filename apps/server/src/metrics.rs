@@ -103,6 +103,7 @@ pub async fn scrape(req: &Request) -> Result<Response> {
         }
     }
     state.core.refresh_oracle_ages(&export.oracle_symbols);
+    state.core.record_master_password_verifications();
     Ok(Response::builder().content_type(export.content_type).body((export.render)()))
 }
 

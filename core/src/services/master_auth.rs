@@ -4,9 +4,16 @@
 //! table (entries expire with their window; at most [`TRACKED_SOURCES_CAP`] addresses), and their
 //! `MASTER_AUTH_FAILED` rows are capped at [`AUDIT_ROWS_PER_WINDOW`] per window, so failures from any number of
 //! addresses leave memory and the audit log bounded.
+//!
+//! Argon2 is therefore not a lever for a denial of service: the number of Argon2 verifications running at once
+//! is bounded by zero per request, whatever the number of concurrent wrong passwords. [`verify_password`] counts
+//! its runs ([`argon2_verifications`], exported as `waiaas_master_password_argon2_verifications_total`), so a
+//! change that puts Argon2 on the request path shows in the metric (and fails the end-to-end test that floods
+//! the daemon with wrong passwords).
 
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -37,6 +44,8 @@ pub(super) struct MasterAuth {
     audit_budget: Mutex<AuditBudget>,
     max_failures: u32,
     window_seconds: i64,
+    /// [`argon2_verifications`] as last added to the metric.
+    argon2_reported: AtomicU64,
 }
 
 /// Hashes a password with Argon2id and a fresh salt (PHC string form).
@@ -50,8 +59,18 @@ pub fn hash_password(password: &str, entropy: &dyn Entropy) -> Result<String> {
         .map_err(|e| Error::internal_msg(format!("argon2 hashing: {e}")))
 }
 
-/// Verifies a password against a stored PHC hash (one Argon2 run, with the params stored in the hash).
+/// Argon2 verifications run by [`verify_password`] in this process.
+static ARGON2_VERIFICATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How many Argon2 verifications [`verify_password`] has run in this process (monotonic).
+pub fn argon2_verifications() -> u64 {
+    ARGON2_VERIFICATIONS.load(Ordering::Relaxed)
+}
+
+/// Verifies a password against a stored PHC hash (one Argon2 run, with the params stored in the hash; counted in
+/// [`argon2_verifications`]).
 pub fn verify_password(password: &str, stored: &str) -> Result<bool> {
+    ARGON2_VERIFICATIONS.fetch_add(1, Ordering::Relaxed);
     let parsed = PasswordHash::new(stored).map_err(|e| Error::internal_msg(format!("stored hash unreadable: {e}")))?;
     Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
@@ -88,6 +107,7 @@ impl MasterAuth {
             audit_budget: Mutex::new(AuditBudget::new(window_seconds, AUDIT_ROWS_PER_WINDOW)),
             max_failures: config.master_auth_max_failures,
             window_seconds,
+            argon2_reported: AtomicU64::new(0),
         })
     }
 
@@ -161,6 +181,20 @@ impl super::Waiaas {
         }
         self.publish(&event);
         Err(refused)
+    }
+
+    /// Brings `waiaas_master_password_argon2_verifications_total` up to [`argon2_verifications`] (at unlock and at
+    /// each scrape; concurrent callers add each run once).
+    pub fn record_master_password_verifications(&self) {
+        let total = argon2_verifications();
+        let before = self.master.argon2_reported.fetch_max(total, Ordering::Relaxed);
+        if total > before {
+            self.ports.metrics.increment_counter(
+                crate::metrics::MASTER_PASSWORD_ARGON2_VERIFICATIONS_TOTAL,
+                &[],
+                total - before,
+            );
+        }
     }
 
     /// How many client addresses the master-password failure tracker holds (bounded; for tests and diagnostics).
