@@ -36,15 +36,8 @@ pub struct ListArgs {
     /// Only findings made at or after this time, Unix seconds (every agent's list only).
     #[arg(long, conflicts_with = "agent_id")]
     pub since: Option<i64>,
-    /// 1 to 200 (default 50).
-    #[arg(long)]
-    pub limit: Option<u32>,
-    /// `nextCursor` of a previous page.
-    #[arg(long)]
-    pub cursor: Option<String>,
-    /// Print the page as JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub page: crate::PageArgs,
 }
 
 pub fn anomaly(root: &Path, args: AnomalyArgs) -> anyhow::Result<ExitCode> {
@@ -83,8 +76,8 @@ fn table(rows: &[Anomaly]) -> Vec<String> {
 fn list_findings(client: &Client, args: ListArgs) -> anyhow::Result<ExitCode> {
     let (mut lines, next) = match &args.agent_id {
         Some(agent) => {
-            let page = client.agent_anomalies(agent, args.cursor.as_deref(), args.limit)?;
-            if args.json {
+            let page = client.agent_anomalies(agent, args.page.cursor.as_deref(), args.page.limit)?;
+            if args.page.json {
                 emit(&serde_json::to_string_pretty(&page)?)?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -96,8 +89,8 @@ fn list_findings(client: &Client, args: ListArgs) -> anyhow::Result<ExitCode> {
             (lines, page.next_cursor)
         }
         None => {
-            let page = client.anomalies(args.since, args.cursor.as_deref(), args.limit)?;
-            if args.json {
+            let page = client.anomalies(args.since, args.page.cursor.as_deref(), args.page.limit)?;
+            if args.page.json {
                 emit(&serde_json::to_string_pretty(&page)?)?;
                 return Ok(ExitCode::SUCCESS);
             }

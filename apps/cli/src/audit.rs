@@ -61,15 +61,8 @@ pub struct ListArgs {
     /// Inclusive upper bound, Unix seconds.
     #[arg(long)]
     pub to: Option<i64>,
-    /// 1 to 200 (default 50).
-    #[arg(long)]
-    pub limit: Option<u32>,
-    /// `nextCursor` of a previous page.
-    #[arg(long)]
-    pub cursor: Option<String>,
-    /// Print the page as JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub page: crate::PageArgs,
 }
 
 pub fn audit(root: &Path, args: AuditArgs) -> anyhow::Result<ExitCode> {
@@ -149,11 +142,11 @@ fn list_rows(root: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
         actor: args.actor,
         from: args.from,
         to: args.to,
-        cursor: args.cursor,
-        limit: args.limit,
+        cursor: args.page.cursor,
+        limit: args.page.limit,
     };
     let page = client.audit_logs(&filter)?;
-    if args.json {
+    if args.page.json {
         emit(&serde_json::to_string_pretty(&page)?)?;
         return Ok(ExitCode::SUCCESS);
     }

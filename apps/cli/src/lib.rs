@@ -24,6 +24,20 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 
+/// The paging and output flags of every listing command (`audit list`, `anomaly list`).
+#[derive(Debug, clap::Args)]
+pub struct PageArgs {
+    /// 1 to 200 (default 50).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// `nextCursor` of a previous page.
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Print the page as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Exit code of `status` when no daemon runs (LSB convention for "program is not running").
 pub const EXIT_NOT_RUNNING: u8 = exit::NOT_RUNNING;
 
