@@ -771,8 +771,15 @@ impl Waiaas {
             TxOnChain::Included { success: true, gas_used, block_number, logs } => {
                 // A receipt with status 1 proves the call ran, not that a token moved: a contract that only says
                 // `true` leaves no log.
-                let owner = self.agent(row.agent_id).await?.address;
-                if let Some(effect) = unobserved_effect(&row.kind.effects(), owner, &logs) {
+                // Only token effects need a log (and the agent's address, read only then).
+                let effects = row.kind.effects();
+                let token_effect =
+                    |e: &Effect| matches!(e, Effect::TokenTransfer { .. } | Effect::TokenApproval { .. });
+                let unobserved = match effects.iter().any(token_effect) {
+                    true => unobserved_effect(&effects, self.agent(row.agent_id).await?.address, &logs),
+                    false => None,
+                };
+                if let Some(effect) = unobserved {
                     let reason = format!(
                         "included in block {block_number} ({hash}), but no log shows {}: nothing moved",
                         describe_effect(&effect)
