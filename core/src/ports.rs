@@ -828,15 +828,24 @@ pub struct WebhookAttempt {
     pub created_at: UnixSeconds,
 }
 
-/// What becomes of the outbox row after an attempt.
+/// What becomes of a delivery after an attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutboxNext {
-    /// Done (delivered or given up): the row goes.
+    /// Done (delivered or given up).
     Finished,
-    /// Try again at this Unix time in milliseconds.
+    /// Try again at this Unix time in milliseconds (it waits in the retry queue; later events go meanwhile).
     RetryAt(u64),
     /// The webhook is disabled: it goes inactive and every pending delivery of it is dropped.
     Disable,
+}
+
+/// Where a due delivery comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliverySource {
+    /// The webhook's stream: the next event of the audit log it subscribes to, past the last one it handled.
+    Stream,
+    /// The retry queue: an event whose delivery failed and is tried again, or one queued again by a redelivery.
+    Retry,
 }
 
 /// A delivery that is due: the event, where it goes and how it is signed.
@@ -854,6 +863,22 @@ pub struct DueDelivery {
     pub attempts: u32,
     /// The secrets to sign with.
     pub secrets: SealedSecrets,
+    /// Where it comes from (what settling it moves).
+    pub source: DeliverySource,
+}
+
+/// One attempt to record: its log row, what becomes of the delivery, and the event it causes (the
+/// `WEBHOOK_DISABLED` row of a disabling answer).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settlement {
+    /// The attempt, as logged.
+    pub attempt: WebhookAttempt,
+    /// Where the delivery came from.
+    pub source: DeliverySource,
+    /// What becomes of it.
+    pub next: OutboxNext,
+    /// The event written with it, if it changes something.
+    pub event: Option<Event>,
 }
 
 /// Filters of a webhook's delivery log.
@@ -869,9 +894,10 @@ pub struct WebhookLogQuery {
     pub limit: u32,
 }
 
-/// Webhooks, their delivery log and their outbox. The outbox is filled by the audit append itself (one row per
-/// active webhook subscribed to each appended event, in the event's transaction), so this port only reads and
-/// settles it.
+/// Webhooks, their delivery log and their deliveries. Nothing is queued when an event is written: each active
+/// webhook reads the audit log past the last row it handled (its stream), and only deliveries to try again wait
+/// in a retry queue. So an event commits with no delivery work in its transaction, and none is delivered for a
+/// change that rolled back.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait WebhookRepo: Send + Sync {
@@ -903,16 +929,24 @@ pub trait WebhookRepo: Send + Sync {
     /// Queues the event of audit row `audit_id` again for the webhook, due at `now_ms` (a new series of
     /// attempts). False when the webhook never had a delivery of that event.
     async fn redeliver(&self, id: WebhookId, audit_id: i64, now_ms: u64) -> Result<bool>;
-    /// Due deliveries at `now_ms`: per webhook not in `busy`, its oldest due one, at most `limit`.
-    async fn due(&self, now_ms: u64, busy: Vec<WebhookId>, limit: u32) -> Result<Vec<DueDelivery>>;
-    /// When the next delivery falls due (Unix milliseconds), if any is queued.
+    /// Due deliveries at `now_ms`, one run per active webhook not in `busy` (at most `webhooks` runs): its due
+    /// retries and the next events of its stream, oldest first, at most `per_webhook` of them.
+    async fn due(
+        &self,
+        now_ms: u64,
+        busy: Vec<WebhookId>,
+        webhooks: u32,
+        per_webhook: u32,
+    ) -> Result<Vec<Vec<DueDelivery>>>;
+    /// When the next retry falls due (Unix milliseconds), if any is queued.
     async fn next_due(&self) -> Result<Option<u64>>;
-    /// In one write transaction: logs `attempt`, settles its outbox row as `next` says and writes `event` (the
-    /// `WEBHOOK_DISABLED` row of a disabling answer) when it changed something. A disable is a compare-and-set:
-    /// on a webhook already inactive (a second 410, an operator's change meanwhile) it writes no event and
-    /// returns false.
-    async fn settle(&self, attempt: &WebhookAttempt, next: &OutboxNext, event: Option<Event>) -> Result<bool>;
-    /// Deliveries queued (pending or in flight).
+    /// In one write transaction, for each settlement in order: logs the attempt, settles the delivery as `next`
+    /// says (a stream's position moves past its event; a retry is queued, rescheduled or removed) and writes its
+    /// `event` when it changed something. A disable is a compare-and-set: on a webhook already inactive (a
+    /// second 410, an operator's change meanwhile) it writes no event. Returns, per settlement, whether its event
+    /// was written.
+    async fn settle(&self, settlements: &[Settlement]) -> Result<Vec<bool>>;
+    /// Deliveries waiting: the events of every active webhook's stream not yet handled, and the retries.
     async fn queue_depth(&self) -> Result<u64>;
 }
 

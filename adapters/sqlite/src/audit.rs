@@ -70,7 +70,7 @@ pub(crate) async fn append_audits(tx: &mut WriteTx, events: &[Event]) -> Result<
 
 /// [`append_audits`] after `latest`, the chain's end when the caller knows it (it appended the rows before in this
 /// transaction); `None` reads it. Returns the chain's end afterwards. With the key installed, the head is sealed
-/// at that end before returning. The webhook deliveries of the rows are queued here too ([`crate::outbox`]).
+/// at that end before returning.
 pub(crate) async fn append_audits_after(
     tx: &mut WriteTx,
     latest: Option<ChainHead>,
@@ -84,21 +84,10 @@ pub(crate) async fn append_audits_after(
         return Ok(start);
     }
     let end = insert_rows(tx, start, events).await?;
-    queue_deliveries(tx, &end, events).await?;
     if let Some(key) = tx.head_key() {
         write_head(tx, &key, &end).await?;
     }
     Ok(end)
-}
-
-/// Queues the webhook deliveries of `events`, just inserted as the rows ending at `end`.
-async fn queue_deliveries(tx: &mut WriteTx, end: &ChainHead, events: &[Event]) -> Result<()> {
-    let subs = tx.subscriptions().await?;
-    if !subs.is_empty() || events.iter().any(|e| e.event_type == EventType::WebhookTest) {
-        let first_id = end.last_id - events.len() as i64 + 1;
-        crate::outbox::enqueue(tx, &subs, first_id, events).await?;
-    }
-    Ok(())
 }
 
 /// Where the next row links: the sealed head (its MAC checked) when the key is installed; the last row while the
@@ -242,7 +231,6 @@ pub(crate) async fn seal_log_end(
         Some((ctx, now, reason)) => {
             let event = head_sealed_event(ctx, now, last.last_id, &reason);
             let end = insert_rows(tx, last, std::slice::from_ref(&event)).await?;
-            queue_deliveries(tx, &end, std::slice::from_ref(&event)).await?;
             (end, Some(event))
         }
     };

@@ -25,7 +25,6 @@ mod error;
 #[cfg(test)]
 mod head_tests;
 pub mod kill_switch;
-mod outbox;
 pub mod policies;
 mod reserved;
 pub mod sessions;
@@ -83,20 +82,15 @@ pub(crate) struct Pools {
     /// The key that seals the audit chain's head ([`Database::install_audit_head_key`]); every write transaction
     /// carries it to the audit appends.
     pub(crate) head_key: Arc<audit::HeadKeySlot>,
-    /// The active webhook subscriptions the audit append queues deliveries for (cached; see [`outbox`]).
-    pub(crate) subscriptions: Arc<outbox::Subscriptions>,
+    /// How far each webhook's stream is known to hold nothing for it (memory only; see [`webhooks`]).
+    pub(crate) stream_hints: Arc<webhooks::StreamHints>,
 }
 
 impl Pools {
     /// Starts a write transaction holding SQLite's write lock from its first statement.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-        Ok(WriteTx {
-            tx,
-            head_key: self.head_key.get(),
-            subscriptions: Arc::clone(&self.subscriptions),
-            webhooks_changed: false,
-        })
+        Ok(WriteTx { tx, head_key: self.head_key.get() })
     }
 }
 
@@ -106,9 +100,6 @@ impl Pools {
 pub(crate) struct WriteTx {
     tx: Transaction<'static, Sqlite>,
     head_key: Option<Arc<HeadKey>>,
-    subscriptions: Arc<outbox::Subscriptions>,
-    /// This transaction changed a webhook: it reads the subscriptions itself and the cache is dropped.
-    webhooks_changed: bool,
 }
 
 impl WriteTx {
@@ -123,19 +114,6 @@ impl WriteTx {
     /// The audit head key, when installed.
     pub(crate) fn head_key(&self) -> Option<Arc<HeadKey>> {
         self.head_key.clone()
-    }
-
-    /// Records that this transaction changes webhooks: the cached subscriptions are dropped now (the next
-    /// transaction, which begins after this one ends, reads them again) and this one reads its own.
-    pub(crate) fn webhooks_changed(&mut self) {
-        self.subscriptions.invalidate();
-        self.webhooks_changed = true;
-    }
-
-    /// The active subscriptions as this transaction sees them.
-    pub(crate) async fn subscriptions(&mut self) -> Result<Arc<Vec<outbox::Subscription>>> {
-        let (cache, fresh) = (Arc::clone(&self.subscriptions), self.webhooks_changed);
-        outbox::subscriptions(&mut self.tx, &cache, fresh).await
     }
 }
 
@@ -264,7 +242,7 @@ impl Database {
             .connect_with(base.read_only(true))
             .await
             .map_err(db_err)?;
-        let pools = Pools { writer, reader, head_key: Arc::default(), subscriptions: Arc::default() };
+        let pools = Pools { writer, reader, head_key: Arc::default(), stream_hints: Arc::default() };
         let schema_version = read_schema_version(&pools.reader).await?;
         tracing::info!(path = %path.display(), schema_version, "database open");
         Ok(Database {
@@ -480,7 +458,7 @@ mod tests {
         assert!(!path.exists());
         let db = Database::open(&path).await.unwrap();
         assert!(path.exists());
-        assert_eq!(db.schema_version(), 7);
+        assert_eq!(db.schema_version(), 8);
         assert_eq!(db.schema_version(), Database::latest_schema_version());
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
@@ -519,7 +497,7 @@ mod tests {
         db.close().await;
 
         let db = Database::open(&path).await.unwrap();
-        assert_eq!(db.schema_version(), 7);
+        assert_eq!(db.schema_version(), 8);
         let applied: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&db.pools.reader).await.unwrap();
         assert_eq!(applied, MIGRATOR.iter().count() as i64, "reopening applies nothing again");

@@ -1,26 +1,37 @@
-//! The webhook delivery task (OPS-04): takes due deliveries from the outbox and runs each through the core's
-//! [`Waiaas::deliver_webhook`], at most `[webhooks] concurrency` at a time and one per webhook at a time (so each
-//! receiver gets its events in order unless a retry is pending). It wakes on every event (the sink's `Notify`),
-//! when a delivery ends, when the next retry falls due, and at least every [`POLL`] (writes of the offline CLI).
+//! The webhook delivery task (OPS-04). It asks the core for due runs ([`Waiaas::due_webhook_runs`]: per webhook,
+//! its next events in order, retries first when due), at most `[webhooks] concurrency` runs at a time and one per
+//! webhook (so each receiver gets its events in order unless a retry is pending). A run attempts its deliveries
+//! one after another ([`Waiaas::attempt_webhook`]) and stops at the first that does not succeed, or after
+//! [`RUN_BUDGET`]; the task then settles every run that ended meanwhile in one write
+//! ([`Waiaas::settle_webhooks`]), and only then takes that webhook's next run. So a busy receiver costs the single
+//! writer one transaction per batch of deliveries, not one per delivery, and the transactions of the pipeline
+//! are not queued behind them.
 //!
-//! Sends run on tokio's blocking pool inside the sender: a receiver that hangs holds one slot for at most the
-//! timeout; other receivers, the pipeline and every transaction go on. At stop, deliveries in flight are
-//! abandoned: their outbox rows stay, and the next start sends them again with the same `webhook-id`.
+//! It wakes on every event (the sink's `Notify`), when a run ends, when the next retry falls due, and at least
+//! every [`POLL`] (writes of the offline CLI). Sends run on tokio's blocking pool inside the sender: a receiver
+//! that hangs holds one slot for at most the timeout; other receivers, the pipeline and every transaction go on.
+//! At stop, runs in flight are abandoned unsettled: their events are delivered again after the next start, with
+//! the same `webhook-id` (at least once).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use waiaas_core::WebhookId;
+use waiaas_core::ports::{DueDelivery, Settlement};
 use waiaas_core::services::{Waiaas, WebhookSettings};
-use waiaas_core::webhooks::retry::RetryPolicy;
+use waiaas_core::webhooks::retry::{RetryPolicy, Verdict};
 
 use crate::config::WebhooksConfig;
 
 /// The longest the task sleeps without a wake-up.
 const POLL: Duration = Duration::from_secs(1);
+/// The most deliveries of one run.
+const RUN_LENGTH: u32 = 64;
+/// A run takes no new delivery after this long (its attempts are settled, and so logged, soon after they end).
+const RUN_BUDGET: Duration = Duration::from_millis(250);
 
 /// The core's settings from `[webhooks]`.
 pub fn settings(config: &WebhooksConfig) -> WebhookSettings {
@@ -31,34 +42,50 @@ pub fn settings(config: &WebhooksConfig) -> WebhookSettings {
     }
 }
 
+/// Attempts a run's deliveries in order until one does not succeed or the budget is spent; returns what to
+/// settle.
+async fn attempt_run(core: &Waiaas, run: Vec<DueDelivery>) -> Vec<Settlement> {
+    let started = Instant::now();
+    let mut settlements = Vec::with_capacity(run.len());
+    for due in run {
+        match core.attempt_webhook(&due).await {
+            Ok((verdict, settlement)) => {
+                settlements.push(settlement);
+                if verdict != Verdict::Delivered || started.elapsed() >= RUN_BUDGET {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(code = %e.code, cause = ?e.internal, webhook = %due.webhook_id, "webhook delivery not attempted");
+                break;
+            }
+        }
+    }
+    settlements
+}
+
 /// Runs until `stop` turns true.
 pub async fn run_deliveries(core: Arc<Waiaas>, wake: Arc<Notify>, concurrency: u32, mut stop: watch::Receiver<bool>) {
-    let mut running: JoinSet<()> = JoinSet::new();
-    // Which webhook each running delivery is for (a panicking one frees its webhook too).
+    let mut running: JoinSet<Vec<Settlement>> = JoinSet::new();
+    // Which webhook each running run is for (a panicking one frees its webhook too).
     let mut tasks: HashMap<tokio::task::Id, WebhookId> = HashMap::new();
-    let mut busy: HashSet<WebhookId> = HashSet::new();
     let mut gauge_read = Instant::now() - POLL;
     loop {
         let free = concurrency.saturating_sub(running.len() as u32);
         if free > 0 {
-            match core.due_webhook_deliveries(busy.iter().copied().collect(), free).await {
-                Ok(due) => {
-                    for delivery in due {
-                        busy.insert(delivery.webhook_id);
+            match core.due_webhook_runs(tasks.values().copied().collect(), free, RUN_LENGTH).await {
+                Ok(runs) => {
+                    for run in runs {
                         let core = Arc::clone(&core);
-                        let webhook = delivery.webhook_id;
-                        let task = running.spawn(async move {
-                            if let Err(e) = core.deliver_webhook(delivery).await {
-                                tracing::warn!(code = %e.code, cause = ?e.internal, %webhook, "webhook delivery not recorded");
-                            }
-                        });
+                        let webhook = run[0].webhook_id;
+                        let task = running.spawn(async move { attempt_run(&core, run).await });
                         tasks.insert(task.id(), webhook);
                     }
                 }
                 Err(e) => tracing::warn!(code = %e.code, cause = ?e.internal, "cannot read due webhook deliveries"),
             }
         }
-        // The gauge is a COUNT over the outbox: at most once a second, not at every event.
+        // The gauge counts every stream's backlog: at most once a second, not at every event.
         if gauge_read.elapsed() >= POLL {
             gauge_read = Instant::now();
             if let Err(e) = core.refresh_webhook_queue_gauge().await {
@@ -66,7 +93,7 @@ pub async fn run_deliveries(core: Arc<Waiaas>, wake: Arc<Notify>, concurrency: u
             }
         }
         let sleep = match core.next_webhook_due_ms().await {
-            // A due one not taken is busy or waits for a slot: a finishing delivery wakes the task.
+            // A due one not taken is busy or waits for a slot: a finishing run wakes the task.
             Ok(Some(at)) if at > core.ports().clock.now_millis() => {
                 Duration::from_millis(at - core.ports().clock.now_millis()).min(POLL)
             }
@@ -80,17 +107,27 @@ pub async fn run_deliveries(core: Arc<Waiaas>, wake: Arc<Notify>, concurrency: u
                 while let Some(more) = running.try_join_next_with_id() {
                     finished.push(more);
                 }
+                let mut settlements = Vec::new();
+                let mut freed = Vec::new();
                 for done in finished {
                     let id = match done {
-                        Ok((id, ())) => id,
+                        Ok((id, attempted)) => {
+                            settlements.extend(attempted);
+                            id
+                        }
                         Err(e) => {
-                            tracing::error!(error = %e, "a webhook delivery task failed; its delivery stays queued");
+                            tracing::error!(error = %e, "a webhook delivery task failed; its deliveries stay queued");
                             e.id()
                         }
                     };
-                    if let Some(webhook) = tasks.remove(&id) {
-                        busy.remove(&webhook);
-                    }
+                    freed.push(id);
+                }
+                // Settled before their webhooks are freed: the next run of each starts after what this one did.
+                if let Err(e) = core.settle_webhooks(&settlements).await {
+                    tracing::warn!(code = %e.code, cause = ?e.internal, "webhook deliveries not recorded; they are sent again");
+                }
+                for id in freed {
+                    tasks.remove(&id);
                 }
             }
             _ = stop.changed() => {

@@ -133,7 +133,7 @@ impl Waiaas {
         // Off until the host's backup scheduler says otherwise (`record_backup_interval`).
         self.ports.metrics.set_gauge(m::BACKUP_INTERVAL_SECONDS, &[], 0.0);
         self.ports.metrics.set_gauge(m::START_TIME_SECONDS, &[], self.now().0 as f64);
-        // Read from the outbox by the host's delivery task once webhooks are attached.
+        // Read from the streams and the retry queue by the host's delivery task once webhooks are attached.
         self.ports.metrics.set_gauge(m::WEBHOOK_QUEUE_DEPTH, &[], 0.0);
         self.record_master_password_verifications();
         self.refresh_state_gauges().await

@@ -1,12 +1,12 @@
 //! OPS-04 in the core: webhook administration (create, list, read, update, delete, rotate the secret, test,
-//! redeliver, the delivery log) and the delivery of one queued event ([`Waiaas::deliver_webhook`]: sign, send
-//! through the [`WebhookSender`] port, decide with [`crate::webhooks::retry::decide`], log the attempt and settle
-//! the outbox row in one write).
+//! redeliver, the delivery log) and deliveries: an attempt ([`Waiaas::attempt_webhook`]: sign, send through the
+//! [`WebhookSender`] port, decide with [`crate::webhooks::retry::decide`]) and the settling of attempts
+//! ([`Waiaas::settle_webhooks`]: their log rows and what becomes of each delivery, several in one write).
 //!
-//! What is delivered is decided where events are written: the audit append queues one outbox row per active
-//! webhook subscribed to each event, in the event's own transaction (see the SQLite adapter). A host drives the
-//! deliveries: it asks for due ones ([`Waiaas::due_webhook_deliveries`]), runs each with
-//! [`Waiaas::deliver_webhook`], with its own concurrency bounds; the daemon's delivery task does.
+//! Writing an event queues nothing: each active webhook reads the audit log past the last row it handled (its
+//! stream, see [`WebhookRepo`]), and only failed deliveries wait in a retry queue. A host drives the deliveries:
+//! it asks for due runs ([`Waiaas::due_webhook_runs`]: per webhook, its next events in order), attempts them one
+//! after another and settles what it attempted, with its own concurrency bounds; the daemon's delivery task does.
 //!
 //! The hub is attached after unlock ([`Waiaas::attach_webhooks`]), since its secret key follows from the master
 //! password; a host without webhooks never attaches one and the calls answer `NOT_FOUND`.
@@ -19,8 +19,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Event, EventType, RequestContext};
 use crate::metrics as m;
 use crate::ports::{
-    DeliveryStatus, DueDelivery, OutboxNext, Page, StoredSecret, WebhookAttempt, WebhookLogQuery, WebhookRepo,
-    WebhookRequest, WebhookResponse, WebhookSender,
+    DeliveryStatus, DueDelivery, OutboxNext, Page, Settlement, StoredSecret, WebhookAttempt, WebhookLogQuery,
+    WebhookRepo, WebhookRequest, WebhookResponse, WebhookSender,
 };
 use crate::webhooks::retry::{RetryPolicy, Verdict, decide};
 use crate::webhooks::secret::{SecretKey, WebhookSecret};
@@ -285,18 +285,24 @@ impl Waiaas {
         Ok(Page { items, next_cursor })
     }
 
-    /// Due deliveries now: per webhook not in `busy` (one in flight per webhook keeps its events in order), its
-    /// oldest due one, at most `limit`.
-    pub async fn due_webhook_deliveries(&self, busy: Vec<WebhookId>, limit: u32) -> Result<Vec<DueDelivery>> {
-        self.hub()?.repo.due(self.ports.clock.now_millis(), busy, limit).await
+    /// Due deliveries now, one run per webhook not in `busy` (at most `webhooks` runs): its due retries and the
+    /// next events of its stream, oldest first, at most `per_webhook`. Attempting a run in order and settling it
+    /// before asking again keeps each receiver's events in order (unless a retry is pending).
+    pub async fn due_webhook_runs(
+        &self,
+        busy: Vec<WebhookId>,
+        webhooks: u32,
+        per_webhook: u32,
+    ) -> Result<Vec<Vec<DueDelivery>>> {
+        self.hub()?.repo.due(self.ports.clock.now_millis(), busy, webhooks, per_webhook).await
     }
 
-    /// When the next queued delivery falls due, Unix milliseconds.
+    /// When the next retry falls due, Unix milliseconds.
     pub async fn next_webhook_due_ms(&self) -> Result<Option<u64>> {
         self.hub()?.repo.next_due().await
     }
 
-    /// Reads the outbox size into `waiaas_webhook_queue_depth`.
+    /// Reads the deliveries waiting into `waiaas_webhook_queue_depth`.
     pub async fn refresh_webhook_queue_gauge(&self) -> Result<()> {
         let depth = self.hub()?.repo.queue_depth().await?;
         self.ports.metrics.set_gauge(m::WEBHOOK_QUEUE_DEPTH, &[], depth as f64);
@@ -329,13 +335,14 @@ impl Waiaas {
         Ok(WebhookRequest { url: due.url.clone(), headers, body })
     }
 
-    /// One attempt of a due delivery: signs it, sends it, logs the attempt and reschedules, finishes or disables
-    /// (410 → the webhook goes inactive, audited `WEBHOOK_DISABLED`). Returns the verdict.
-    pub async fn deliver_webhook(&self, due: DueDelivery) -> Result<Verdict> {
+    /// One attempt of a due delivery: signs it, sends it and decides what becomes of it. Writes nothing: the
+    /// settlement returned is recorded by [`Waiaas::settle_webhooks`] (several together, in one write). Counts the
+    /// attempt in the delivery metrics.
+    pub async fn attempt_webhook(&self, due: &DueDelivery) -> Result<(Verdict, Settlement)> {
         let hub = self.hub()?;
         let attempt = due.attempts + 1;
         let now = self.now();
-        let response = match self.signed_request(hub, &due, now) {
+        let response = match self.signed_request(hub, due, now) {
             Ok(request) => hub.sender.send(&request).await,
             Err(e) => WebhookResponse::Refused { message: format!("cannot sign: {}", e.message) },
         };
@@ -376,13 +383,32 @@ impl Waiaas {
                 "deliveryId": delivery_id(due.audit_id),
             }))
         });
-        let recorded = hub.repo.settle(&record, &next, event.clone()).await?;
-        if let Some(event) = event.as_ref().filter(|_| recorded) {
-            self.publish(event);
-        }
         let metrics = &self.ports.metrics;
         metrics.increment_counter(m::WEBHOOK_DELIVERIES_TOTAL, &[("result", verdict.result_label())], 1);
         metrics.observe_histogram(m::WEBHOOK_DELIVERY_DURATION_SECONDS, &[], response_time_ms as f64 / 1000.0);
+        Ok((verdict, Settlement { attempt: record, source: due.source, next, event }))
+    }
+
+    /// Records attempts in one write (their log rows; each delivery finished, rescheduled or its webhook
+    /// disabled) and publishes the events written.
+    pub async fn settle_webhooks(&self, settlements: &[Settlement]) -> Result<()> {
+        if settlements.is_empty() {
+            return Ok(());
+        }
+        let written = self.hub()?.repo.settle(settlements).await?;
+        for (settlement, written) in settlements.iter().zip(written) {
+            if let Some(event) = settlement.event.as_ref().filter(|_| written) {
+                self.publish(event);
+            }
+        }
+        Ok(())
+    }
+
+    /// One delivery, attempted and settled on its own ([`Waiaas::attempt_webhook`], then
+    /// [`Waiaas::settle_webhooks`]). Returns the verdict.
+    pub async fn deliver_webhook(&self, due: &DueDelivery) -> Result<Verdict> {
+        let (verdict, settlement) = self.attempt_webhook(due).await?;
+        self.settle_webhooks(std::slice::from_ref(&settlement)).await?;
         Ok(verdict)
     }
 }

@@ -8,7 +8,8 @@ use super::*;
 use crate::WebhookId;
 use crate::metrics as m;
 use crate::ports::{
-    DueDelivery, MockWebhookRepo, MockWebhookSender, OutboxNext, SealedSecrets, WebhookRequest, WebhookResponse,
+    DeliverySource, DueDelivery, MockWebhookRepo, MockWebhookSender, OutboxNext, SealedSecrets, WebhookRequest,
+    WebhookResponse,
 };
 use crate::webhooks::secret::{SecretKey, WebhookSecret};
 
@@ -25,9 +26,13 @@ fn attach(h: &Harness, answer: WebhookResponse) -> (Arc<Mutex<Vec<WebhookRequest
     });
     let mut repo = MockWebhookRepo::new();
     let record = Arc::clone(&settled);
-    repo.expect_settle().returning(move |attempt, next, event| {
-        record.lock().unwrap().push((attempt.clone(), next.clone(), event.map(|e| e.event_type)));
-        Ok(true)
+    repo.expect_settle().returning(move |settlements| {
+        let mut record = record.lock().unwrap();
+        for s in settlements {
+            assert_eq!(s.source, DeliverySource::Stream);
+            record.push((s.attempt.clone(), s.next.clone(), s.event.as_ref().map(|e| e.event_type)));
+        }
+        Ok(vec![true; settlements.len()])
     });
     let hub = WebhookHub {
         repo: Arc::new(repo),
@@ -54,6 +59,7 @@ fn due(h: &Harness, current: &WebhookSecret, previous: Option<&WebhookSecret>) -
             current: key.seal(current, id, &entropy),
             previous: previous.map(|p| (key.seal(p, id, &entropy), UnixSeconds(T0 + 60))),
         },
+        source: DeliverySource::Stream,
     }
 }
 
@@ -63,7 +69,7 @@ fn a_delivery_is_signed_with_every_secret_in_force_and_retried_on_500() {
     let (sent, settled) = attach(&h, WebhookResponse::Status { code: 500, elapsed_ms: 12, retry_after_seconds: None });
     let entropy = CountingEntropy::default();
     let (new, old) = (WebhookSecret::generate(&entropy), WebhookSecret::generate(&entropy));
-    let verdict = block_on(h.core.deliver_webhook(due(&h, &new, Some(&old)))).unwrap();
+    let verdict = block_on(h.core.deliver_webhook(&due(&h, &new, Some(&old)))).unwrap();
     assert!(
         matches!(verdict, crate::webhooks::retry::Verdict::Retry { delay_ms } if (1_000..=1_100).contains(&delay_ms))
     );
@@ -92,7 +98,7 @@ fn a_410_disables_the_webhook_and_publishes_the_event() {
     let h = harness("pw", Arc::default()).unwrap();
     let (_, settled) = attach(&h, WebhookResponse::Status { code: 410, elapsed_ms: 1, retry_after_seconds: None });
     let secret = WebhookSecret::generate(&CountingEntropy::default());
-    block_on(h.core.deliver_webhook(due(&h, &secret, None))).unwrap();
+    block_on(h.core.deliver_webhook(&due(&h, &secret, None))).unwrap();
     let (attempt, next, event) = settled.lock().unwrap().remove(0);
     assert_eq!(
         (attempt.status, next, event),
