@@ -7,7 +7,7 @@
 //! writer one transaction per batch of deliveries, not one per delivery, and the transactions of the pipeline
 //! are not queued behind them.
 //!
-//! It wakes on every event (the sink's `Notify`), when a run ends, when the next retry falls due, and at least
+//! It wakes on events (the sink's `Notify`; a burst of events is one wake-up, [`COALESCE`]), when a run ends, when the next retry falls due, and at least
 //! every [`POLL`] (writes of the offline CLI). Sends run on tokio's blocking pool inside the sender: a receiver
 //! that hangs holds one slot for at most the timeout; other receivers, the pipeline and every transaction go on.
 //! At stop, runs in flight are abandoned unsettled: their events are delivered again after the next start, with
@@ -32,6 +32,12 @@ const POLL: Duration = Duration::from_secs(1);
 const RUN_LENGTH: u32 = 64;
 /// A run takes no new delivery after this long (its attempts are settled, and so logged, soon after they end).
 const RUN_BUDGET: Duration = Duration::from_millis(250);
+/// After an event's wake-up the task waits this long before reading the streams, so the events of a busy
+/// pipeline (thousands a second) cost one read of the streams per interval, not one per event.
+const COALESCE: Duration = Duration::from_millis(5);
+/// The queue-depth gauge counts every stream's backlog, which grows with it: the count may use at most 1/this of
+/// the task's time (refreshed every second, or less often when it is slow).
+const GAUGE_SHARE: u32 = 50;
 
 /// The core's settings from `[webhooks]`.
 pub fn settings(config: &WebhooksConfig) -> WebhookSettings {
@@ -69,7 +75,7 @@ pub async fn run_deliveries(core: Arc<Waiaas>, wake: Arc<Notify>, concurrency: u
     let mut running: JoinSet<Vec<Settlement>> = JoinSet::new();
     // Which webhook each running run is for (a panicking one frees its webhook too).
     let mut tasks: HashMap<tokio::task::Id, WebhookId> = HashMap::new();
-    let mut gauge_read = Instant::now() - POLL;
+    let (mut gauge_read, mut gauge_every) = (Instant::now() - POLL, POLL);
     loop {
         let free = concurrency.saturating_sub(running.len() as u32);
         if free > 0 {
@@ -86,11 +92,12 @@ pub async fn run_deliveries(core: Arc<Waiaas>, wake: Arc<Notify>, concurrency: u
             }
         }
         // The gauge counts every stream's backlog: at most once a second, not at every event.
-        if gauge_read.elapsed() >= POLL {
+        if gauge_read.elapsed() >= gauge_every {
             gauge_read = Instant::now();
             if let Err(e) = core.refresh_webhook_queue_gauge().await {
                 tracing::debug!(code = %e.code, "cannot read the webhook queue depth");
             }
+            gauge_every = POLL.max(gauge_read.elapsed() * GAUGE_SHARE);
         }
         let sleep = match core.next_webhook_due_ms().await {
             // A due one not taken is busy or waits for a slot: a finishing run wakes the task.
@@ -100,7 +107,15 @@ pub async fn run_deliveries(core: Arc<Waiaas>, wake: Arc<Notify>, concurrency: u
             _ => POLL,
         };
         tokio::select! {
-            () = wake.notified() => {}
+            () = wake.notified() => {
+                tokio::select! {
+                    () = tokio::time::sleep(COALESCE) => {}
+                    _ = stop.changed() => {
+                        running.abort_all();
+                        return;
+                    }
+                }
+            }
             () = tokio::time::sleep(sleep) => {}
             Some(done) = running.join_next_with_id(), if !running.is_empty() => {
                 let mut finished = vec![done];
