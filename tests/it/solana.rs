@@ -235,7 +235,7 @@ fn simulate_solana_t01_t02_t03_and_parity_with_send() {
     assert!(result.success, "{result:?}");
     assert_eq!((result.policy.allowed, result.policy.tier.as_str()), (true, "INSTANT"));
     let fee: u64 = result.fee.estimated_fee.parse().unwrap();
-    assert!(fee >= 5_000 && fee < 100_000, "{:?}", result.fee);
+    assert!((5_000..100_000).contains(&fee), "{:?}", result.fee);
     let native = &result.balance_changes[0];
     assert_eq!(native.current_balance, before.to_string());
     assert_eq!(native.after_balance, (before - ONE_SOL / 2 - fee).to_string(), "{native:?}");

@@ -233,10 +233,7 @@ async fn rent_exemption(client: &RpcClient, len: u64) -> Result<u64> {
 /// The median of the recent prioritization fees (micro-lamports per compute unit); 0 when the node has none.
 async fn priority_fee(client: &RpcClient) -> Result<u64> {
     let fees: Vec<PrioritizationFee> =
-        match client.try_call("getRecentPrioritizationFees", serde_json::json!([])).await? {
-            Ok(fees) => fees,
-            Err(_) => Vec::new(),
-        };
+        client.try_call("getRecentPrioritizationFees", serde_json::json!([])).await?.unwrap_or_default();
     let mut fees: Vec<u64> = fees.into_iter().map(|f| f.prioritization_fee).collect();
     fees.sort_unstable();
     Ok(fees.get(fees.len() / 2).copied().unwrap_or(0))
@@ -248,8 +245,6 @@ struct SimulateResult {
     err: Option<serde_json::Value>,
     #[serde(default)]
     logs: Option<Vec<String>>,
-    #[serde(default)]
-    units_consumed: Option<u64>,
 }
 
 /// Builds the agent's transaction for `kind` over a recent blockhash and simulates it from the agent's account.
@@ -295,7 +290,6 @@ pub async fn prepare(client: &RpcClient, network: &str, from: Pubkey, kind: &TxK
             SimulationOutcome { success: false, error: Some(error), gas_used: None }
         }
     };
-    let _ = simulated.value.units_consumed;
     Ok(PreparedTx {
         network: network.to_owned(),
         chain_id: 0,
