@@ -911,7 +911,6 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
 [rpc]
 # One line per EVM network: evm_<network> = "<JSON-RPC URL>". The chain id is read from the node.
 # One line per Solana network: solana_<network> = "<JSON-RPC URL>" (native coin SOL, 9 decimals).
-# solana_devnet = "https://api.devnet.solana.com"
 # Agents are created on a network by its name, e.g. {"network": "anvil"}.
 # This local development node (anvil) is enabled so a fresh daemon works out of the box;
 # remove or replace it in production.
