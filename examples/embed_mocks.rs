@@ -43,7 +43,7 @@ async fn host() {
 
     // The one agent: exactly one key, exactly one row, written with its audit event.
     let mut keystore = MockKeyStore::new();
-    keystore.expect_create_key().times(1).returning(|_| Ok(KEY_ADDRESS.parse().expect("address")));
+    keystore.expect_create_key().times(1).returning(|_, _| Ok(KEY_ADDRESS.parse().expect("address")));
     let rows = Arc::new(Mutex::new(0_u64));
     let mut agents = MockAgentRepo::new();
     let inserted = Arc::clone(&rows);

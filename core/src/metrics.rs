@@ -60,7 +60,7 @@ pub enum LabelValues {
 }
 
 /// `chain` label values.
-pub const CHAINS: &[&str] = &["ethereum"];
+pub const CHAINS: &[&str] = &["ethereum", "solana"];
 /// `type` label values: the transaction kinds, lower case.
 pub const TX_TYPES: &[&str] = &["transfer", "token_transfer", "contract_call", "approve", "batch"];
 /// `tier` label values: the tier a transaction was admitted at, `none` for a denial.

@@ -232,12 +232,15 @@ pub struct AuditStats {
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait KeyStore: Send + Sync {
-    /// Generates a secp256k1 key for `agent`, stores it encrypted, and returns its address.
-    async fn create_key(&self, agent: AgentId) -> Result<Address>;
+    /// Generates a key for `agent` of the type its chain `family` signs with (secp256k1 for EVM, ed25519 for
+    /// Solana), stores it encrypted with its type recorded, and returns its address in that family's form.
+    async fn create_key(&self, agent: AgentId, family: ChainFamily) -> Result<Address>;
     /// The address of the stored key (decrypts nothing).
     async fn address(&self, agent: AgentId) -> Result<Address>;
-    /// Signs a 32-byte digest with the agent's key: 65 bytes `r || s || v` (v = 0 or 1).
-    async fn sign_digest(&self, agent: AgentId, digest: [u8; 32]) -> Result<[u8; 65]>;
+    /// Signs what the chain adapter says to sign ([`PreparedTx::signing_payload`]) with the agent's key: a
+    /// secp256k1 key signs a 32-byte digest into 65 bytes `r || s || v` (v = 0 or 1); an ed25519 key signs the
+    /// message bytes themselves into 64 bytes. A payload the key type cannot sign is `KEYSTORE_ERROR`.
+    async fn sign(&self, agent: AgentId, payload: Vec<u8>) -> Result<Vec<u8>>;
 }
 
 /// The outcome of executing a request against the chain's current state without sending it.
@@ -288,8 +291,8 @@ pub struct PreparedTx {
     pub max_priority_fee_per_gas: u128,
     /// Adapter-specific encoding of the unsigned transaction (RLP for EVM).
     pub unsigned: Vec<u8>,
-    /// The digest the key signs.
-    pub digest: [u8; 32],
+    /// What the key signs: the 32-byte signing digest on EVM, the serialized message on Solana.
+    pub signing_payload: Vec<u8>,
     /// The result of executing it at `block_number` without sending it.
     pub simulation: SimulationOutcome,
     /// The latest block when it was built: the block its fees and simulation are from.
@@ -326,6 +329,11 @@ impl Network {
     /// An EVM network called `name`.
     pub fn evm(name: impl Into<String>) -> Network {
         Network { name: name.into(), family: ChainFamily::Evm }
+    }
+
+    /// A Solana network called `name`.
+    pub fn solana(name: impl Into<String>) -> Network {
+        Network { name: name.into(), family: ChainFamily::Solana }
     }
 }
 
@@ -372,8 +380,8 @@ pub trait ChainAdapter: Send + Sync {
     /// Builds the unsigned transaction for `kind` from `from` (nonce, gas, EIP-1559 fees) and simulates it from
     /// `from` at the latest block. A revert is reported in `simulation`, not as an error.
     async fn prepare(&self, network: &str, from: Address, kind: &TxKind) -> Result<PreparedTx>;
-    /// Combines a prepared transaction with its signature.
-    fn attach_signature(&self, prepared: &PreparedTx, signature: [u8; 65]) -> Result<SignedTx>;
+    /// Combines a prepared transaction with its signature (as [`KeyStore::sign`] made it).
+    fn attach_signature(&self, prepared: &PreparedTx, signature: &[u8]) -> Result<SignedTx>;
     /// Where the transaction with this `0x`-prefixed hash is: pending (known or not) or included, with its receipt.
     async fn status(&self, network: &str, hash: &str) -> Result<TxOnChain>;
     /// The account's nonce at the latest block: how many of its transactions are included (pending ones not

@@ -21,4 +21,5 @@ mod monitoring;
 mod pipeline;
 mod policy;
 mod simulate;
+mod solana;
 mod webhooks;

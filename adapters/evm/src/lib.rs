@@ -117,7 +117,7 @@ impl ChainAdapter for EvmChain {
         tx::prepare(self.client(network)?, network, chain_id, from, kind).await
     }
 
-    fn attach_signature(&self, prepared: &PreparedTx, signature: [u8; 65]) -> Result<SignedTx> {
+    fn attach_signature(&self, prepared: &PreparedTx, signature: &[u8]) -> Result<SignedTx> {
         tx::attach_signature(prepared, signature)
     }
 

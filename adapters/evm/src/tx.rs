@@ -242,15 +242,21 @@ pub async fn prepare(
         max_fee_per_gas,
         max_priority_fee_per_gas: priority,
         unsigned: serde_json::to_vec(&tx).map_err(Error::internal)?,
-        digest: tx.signature_hash().0,
+        signing_payload: tx.signature_hash().0.to_vec(),
         simulation,
         block_number: block.number.saturating_to(),
     })
 }
 
 /// Combines the prepared transaction with a 65-byte `r || s || v` signature (v = 0/1 or 27/28).
-pub fn attach_signature(prepared: &PreparedTx, signature: [u8; 65]) -> Result<SignedTx> {
+pub fn attach_signature(prepared: &PreparedTx, signature: &[u8]) -> Result<SignedTx> {
     let tx: TxEip1559 = serde_json::from_slice(&prepared.unsigned).map_err(Error::internal)?;
+    let Ok(signature) = <[u8; 65]>::try_from(signature) else {
+        return Err(Error::new(
+            ErrorCode::KeystoreError,
+            format!("an EVM signature has 65 bytes, not {}: the agent's key is not secp256k1", signature.len()),
+        ));
+    };
     let parity = match signature[64] {
         0 | 27 => false,
         1 | 28 => true,
@@ -416,7 +422,7 @@ mod tests {
         // The transaction built from those numbers still encodes: a signature attaches and raw bytes come out.
         let mut signature = [7u8; 65];
         signature[64] = 27;
-        assert!(!attach_signature(&prepared, signature).expect("signed").raw.is_empty());
+        assert!(!attach_signature(&prepared, &signature).expect("signed").raw.is_empty());
     }
 
     #[tokio::test]

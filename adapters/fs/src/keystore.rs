@@ -1,7 +1,7 @@
 //! The agent keystore (SPEC §2 "keystore"): one encrypted JSON file per agent, `keystore/<agentId>.json`.
 //!
 //! ```json
-//! { "version": 1, "agentId": "<uuid>", "address": "0x<EIP-55>",
+//! { "version": 1, "agentId": "<uuid>", "address": "0x<EIP-55> | <base58>", "keyType": "secp256k1 | ed25519",
 //!   "crypto": { "cipher": "aes-256-gcm", "kdf": "argon2id",
 //!               "kdfParams": { "mCostKib": 65536, "tCost": 3, "pCost": 4 },
 //!               "salt": "<hex, 16 bytes>", "nonce": "<hex, 12 bytes>", "ciphertext": "<hex, 32 + 16 bytes>" } }
@@ -9,10 +9,14 @@
 //!
 //! * The AES-256 key is Argon2id(master password, the file's salt, the file's params) → 32 bytes. Decryption
 //!   always takes the parameters **from the file**, so files written with other parameters keep opening.
-//! * The ciphertext is the 32-byte secp256k1 secret followed by the GCM tag. The header — version, agentId,
-//!   address, cipher, kdf, kdf params and salt — is the GCM associated data (see [`associated_data`]), so none of
-//!   it can be edited, and a file copied over another agent's name is refused (its agentId no longer matches).
-//!   The nonce is authenticated by GCM itself. After decryption the derived address must equal the file's.
+//! * `keyType` says what the secret is: a secp256k1 scalar (EVM agents; its address is EIP-55 hex) or an ed25519
+//!   seed (Solana agents; its address is the base58 public key). Files written before key types existed have no
+//!   `keyType` and are read as secp256k1.
+//! * The ciphertext is the 32-byte secret followed by the GCM tag. The header — version, agentId, address,
+//!   cipher, kdf, kdf params, salt and (when present) keyType — is the GCM associated data (see
+//!   [`associated_data`]), so none of it can be edited, and a file copied over another agent's name is refused
+//!   (its agentId no longer matches). The nonce is authenticated by GCM itself. After decryption the derived
+//!   address must equal the file's.
 //! * Key bytes, the derived AES key and decrypted buffers live in [`Zeroizing`] buffers; the signer's k256 key
 //!   zeroizes itself on drop. Nothing here formats key material: errors name the agent only, and [`FsKeyStore`]'s
 //!   `Debug` redacts the password.
@@ -33,10 +37,11 @@ use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use argon2::{Algorithm, Argon2, Version};
 use async_trait::async_trait;
+use ed25519_dalek::{Signer as _, SigningKey};
 use rand::RngCore;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
-use waiaas_core::domain::{Address, EvmAddress};
+use waiaas_core::domain::{Address, ChainFamily, EvmAddress, SolanaAddress};
 use waiaas_core::ports::KeyStore;
 use waiaas_core::{AgentId, Error, ErrorCode, Result};
 use zeroize::Zeroizing;
@@ -55,6 +60,41 @@ const SECRET_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 /// Domain-separation prefix of the associated data.
 const AAD_PREFIX: &[u8] = b"waiaas-keystore";
+
+/// What kind of secret a keystore file holds (`keyType`), which says how it signs and how its address looks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyType {
+    /// A secp256k1 scalar (EVM): signs 32-byte digests, 0x-hex address.
+    Secp256k1,
+    /// An ed25519 seed (Solana): signs messages, base58 address (the public key).
+    Ed25519,
+}
+
+impl KeyType {
+    /// The `keyType` value in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Secp256k1 => "secp256k1",
+            KeyType::Ed25519 => "ed25519",
+        }
+    }
+
+    /// The key type a chain family signs with.
+    pub fn for_family(family: ChainFamily) -> KeyType {
+        match family {
+            ChainFamily::Evm => KeyType::Secp256k1,
+            ChainFamily::Solana => KeyType::Ed25519,
+        }
+    }
+}
+
+/// A decrypted key, for the duration of one closure ([`FsKeyStore::with_key`]).
+pub enum UnlockedKey<'a> {
+    /// An EVM key.
+    Secp256k1(&'a PrivateKeySigner),
+    /// A Solana key.
+    Ed25519(&'a SigningKey),
+}
 
 /// Argon2id parameters, stored in every keystore file (`kdfParams`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +167,9 @@ struct KeystoreFile {
     version: u32,
     agent_id: String,
     address: String,
+    /// Absent in files written before key types existed: those are secp256k1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_type: Option<String>,
     crypto: CryptoSection,
 }
 
@@ -143,7 +186,9 @@ struct CryptoSection {
 
 /// A file that parsed and passed every structural check (not yet authenticated).
 struct Parsed {
-    address: EvmAddress,
+    address: Address,
+    /// The file's `keyType` as written (`None` for an old file), part of the associated data.
+    recorded_type: Option<KeyType>,
     params: KdfParams,
     salt: Vec<u8>,
     nonce: [u8; NONCE_LEN],
@@ -202,9 +247,17 @@ impl FsKeyStore {
         self.key_file(agent).is_file()
     }
 
-    /// [`KeyStore::create_key`], synchronously: runs Argon2 on the calling thread (call from a blocking
-    /// context). Fails with `KEYSTORE_ERROR` when `agent` already has a key (it is never replaced).
+    /// [`KeyStore::create_key`] of a secp256k1 (EVM) key, synchronously: runs Argon2 on the calling thread (call
+    /// from a blocking context). Fails with `KEYSTORE_ERROR` when `agent` already has a key (it is never replaced).
     pub fn create_key_blocking(&self, agent: AgentId) -> Result<EvmAddress> {
+        match self.create_typed_key_blocking(agent, KeyType::Secp256k1)? {
+            Address::Evm(address) => Ok(address),
+            Address::Solana(_) => Err(Error::internal_msg("a secp256k1 key has an EVM address")),
+        }
+    }
+
+    /// [`KeyStore::create_key`], synchronously, for a key of type `key_type` (recorded in the file).
+    pub fn create_typed_key_blocking(&self, agent: AgentId, key_type: KeyType) -> Result<Address> {
         let params = self.inner.params;
         params.validate()?;
         ensure_private_dir(&self.inner.dir)?;
@@ -213,16 +266,25 @@ impl FsKeyStore {
             return Err(already_exists(agent));
         }
 
-        // A uniformly random scalar; out-of-range values (zero or >= the group order, p ~ 2^-128) are redrawn.
         let mut secret = Zeroizing::new([0u8; SECRET_LEN]);
-        let signer = loop {
-            OsRng.fill_bytes(&mut secret[..]);
-            if let Ok(signer) = PrivateKeySigner::from_slice(&secret[..]) {
-                break signer;
+        let address = match key_type {
+            KeyType::Secp256k1 => {
+                // A uniformly random scalar; out-of-range values (zero or >= the group order, p ~ 2^-128) are
+                // redrawn.
+                let signer = loop {
+                    OsRng.fill_bytes(&mut secret[..]);
+                    if let Ok(signer) = PrivateKeySigner::from_slice(&secret[..]) {
+                        break signer;
+                    }
+                };
+                Address::Evm(EvmAddress(signer.address()))
+            }
+            KeyType::Ed25519 => {
+                // Every 32-byte seed is a valid ed25519 key.
+                OsRng.fill_bytes(&mut secret[..]);
+                Address::Solana(SolanaAddress(SigningKey::from_bytes(&secret).verifying_key().to_bytes()))
             }
         };
-        let address = EvmAddress(signer.address());
-        drop(signer);
 
         let mut salt = [0u8; SALT_LEN];
         let mut nonce = [0u8; NONCE_LEN];
@@ -230,7 +292,7 @@ impl FsKeyStore {
         OsRng.fill_bytes(&mut nonce);
 
         let key = derive_key(&self.inner.master_password, &params, &salt)?;
-        let aad = associated_data(agent, address, &params, &salt);
+        let aad = associated_data_typed(agent, &address, Some(key_type), &params, &salt);
         // Capacity for the tag up front: growing the buffer would leave a plaintext copy in freed memory.
         let mut buffer = Zeroizing::new(Vec::with_capacity(SECRET_LEN + TAG_LEN));
         buffer.extend_from_slice(&secret[..]);
@@ -243,6 +305,7 @@ impl FsKeyStore {
             version: KEYSTORE_VERSION,
             agent_id: agent.to_string(),
             address: address.to_string(),
+            key_type: Some(key_type.as_str().to_owned()),
             crypto: CryptoSection {
                 cipher: CIPHER.to_owned(),
                 kdf: KDF.to_owned(),
@@ -260,32 +323,68 @@ impl FsKeyStore {
         Ok(address)
     }
 
-    /// [`KeyStore::address`], synchronously (reads and checks the file; decrypts nothing).
+    /// [`KeyStore::address`], synchronously (reads and checks the file; decrypts nothing). `KEYSTORE_ERROR` for a
+    /// key that is not secp256k1 (use [`FsKeyStore::any_address_blocking`]).
     pub fn address_blocking(&self, agent: AgentId) -> Result<EvmAddress> {
+        match self.load(agent)?.address {
+            Address::Evm(address) => Ok(address),
+            Address::Solana(_) => Err(keystore_error(agent, "the key is ed25519, not secp256k1")),
+        }
+    }
+
+    /// The address of the stored key of any type (reads and checks the file; decrypts nothing).
+    pub fn any_address_blocking(&self, agent: AgentId) -> Result<Address> {
         Ok(self.load(agent)?.address)
     }
 
-    /// Decrypts `agent`'s key, hands a signer for it to `f`, and wipes the key when `f` returns.
+    /// Decrypts `agent`'s key, hands it to `f`, and wipes it when `f` returns.
     ///
-    /// Runs Argon2 on the calling thread: from async code, call it inside `spawn_blocking` or use
-    /// [`FsKeyStore::with_signer_async`]. Errors: `AGENT_NOT_FOUND` (no file), `KEYSTORE_ERROR` (wrong master
-    /// password, modified or malformed file, file of another agent).
-    pub fn with_signer<R>(&self, agent: AgentId, f: impl FnOnce(&PrivateKeySigner) -> R) -> Result<R> {
+    /// Runs Argon2 on the calling thread (see [`FsKeyStore::with_signer`]). Errors: `AGENT_NOT_FOUND` (no file),
+    /// `KEYSTORE_ERROR` (wrong master password, modified or malformed file, file of another agent).
+    pub fn with_key<R>(&self, agent: AgentId, f: impl FnOnce(UnlockedKey<'_>) -> R) -> Result<R> {
         let parsed = self.load(agent)?;
         let key = derive_key(&self.inner.master_password, &parsed.params, &parsed.salt)?;
-        let aad = associated_data(agent, parsed.address, &parsed.params, &parsed.salt);
+        let aad = associated_data_typed(agent, &parsed.address, parsed.recorded_type, &parsed.params, &parsed.salt);
         let mut buffer = Zeroizing::new(parsed.ciphertext);
         Aes256Gcm::new((&*key).into()).decrypt_in_place(Nonce::from_slice(&parsed.nonce), &aad, &mut *buffer).map_err(
             |_| keystore_error(agent, "cannot decrypt the key: wrong master password or modified keystore file"),
         )?;
         drop(key);
-        let signer = PrivateKeySigner::from_slice(&buffer[..])
-            .map_err(|_| keystore_error(agent, "the decrypted key is not a valid secp256k1 key"))?;
-        drop(buffer);
-        if signer.address() != parsed.address.0 {
-            return Err(keystore_error(agent, "the decrypted key does not match the file's address"));
+        match parsed.address {
+            Address::Evm(address) => {
+                let signer = PrivateKeySigner::from_slice(&buffer[..])
+                    .map_err(|_| keystore_error(agent, "the decrypted key is not a valid secp256k1 key"))?;
+                drop(buffer);
+                if signer.address() != address.0 {
+                    return Err(keystore_error(agent, "the decrypted key does not match the file's address"));
+                }
+                Ok(f(UnlockedKey::Secp256k1(&signer)))
+            }
+            Address::Solana(address) => {
+                let seed: Zeroizing<[u8; SECRET_LEN]> = Zeroizing::new(
+                    buffer[..].try_into().map_err(|_| keystore_error(agent, "the decrypted key has a wrong length"))?,
+                );
+                drop(buffer);
+                // `SigningKey` zeroizes itself on drop (ed25519-dalek's `zeroize` feature).
+                let signing = SigningKey::from_bytes(&seed);
+                if signing.verifying_key().to_bytes() != address.0 {
+                    return Err(keystore_error(agent, "the decrypted key does not match the file's address"));
+                }
+                Ok(f(UnlockedKey::Ed25519(&signing)))
+            }
         }
-        Ok(f(&signer))
+    }
+
+    /// Decrypts `agent`'s secp256k1 key, hands a signer for it to `f`, and wipes the key when `f` returns.
+    ///
+    /// Runs Argon2 on the calling thread: from async code, call it inside `spawn_blocking` or use
+    /// [`FsKeyStore::with_signer_async`]. Errors: `AGENT_NOT_FOUND` (no file), `KEYSTORE_ERROR` (wrong master
+    /// password, modified or malformed file, file of another agent, a key that is not secp256k1).
+    pub fn with_signer<R>(&self, agent: AgentId, f: impl FnOnce(&PrivateKeySigner) -> R) -> Result<R> {
+        self.with_key(agent, |key| match key {
+            UnlockedKey::Secp256k1(signer) => Ok(f(signer)),
+            UnlockedKey::Ed25519(_) => Err(keystore_error(agent, "the key is ed25519, not secp256k1")),
+        })?
     }
 
     /// [`FsKeyStore::with_signer`] on a dedicated thread, awaitable from any executor.
@@ -315,27 +414,41 @@ impl FsKeyStore {
 #[async_trait]
 impl KeyStore for FsKeyStore {
     /// Runs key generation and Argon2 on a dedicated thread.
-    async fn create_key(&self, agent: AgentId) -> Result<Address> {
+    async fn create_key(&self, agent: AgentId, family: ChainFamily) -> Result<Address> {
         let store = self.clone();
-        run_blocking("waiaas-keystore", move || store.create_key_blocking(agent)).await.map(Address::Evm)
+        run_blocking("waiaas-keystore", move || store.create_typed_key_blocking(agent, KeyType::for_family(family)))
+            .await
     }
 
     /// Reads one small file inline (no key derivation).
     async fn address(&self, agent: AgentId) -> Result<Address> {
-        self.address_blocking(agent).map(Address::Evm)
+        self.any_address_blocking(agent)
     }
 
-    /// Decrypts the key on a dedicated thread, signs the digest, and wipes the key.
-    async fn sign_digest(&self, agent: AgentId, digest: [u8; 32]) -> Result<[u8; 65]> {
-        let signature = self
-            .with_signer_async(agent, move |signer| signer.sign_hash_sync(&alloy_primitives::B256::from(digest)))
-            .await?
-            .map_err(|e| Error::new(ErrorCode::KeystoreError, format!("signing failed for agent {agent}: {e}")))?;
-        let mut bytes = [0u8; 65];
-        bytes[..32].copy_from_slice(&signature.r().to_be_bytes::<32>());
-        bytes[32..64].copy_from_slice(&signature.s().to_be_bytes::<32>());
-        bytes[64] = u8::from(signature.v());
-        Ok(bytes)
+    /// Decrypts the key on a dedicated thread, signs, and wipes the key: a secp256k1 key signs the 32-byte
+    /// digest (65 bytes `r || s || v` out), an ed25519 key the message (64 bytes out).
+    async fn sign(&self, agent: AgentId, payload: Vec<u8>) -> Result<Vec<u8>> {
+        let store = self.clone();
+        run_blocking("waiaas-keystore", move || {
+            store.with_key(agent, |key| match key {
+                UnlockedKey::Secp256k1(signer) => {
+                    let digest: [u8; 32] = payload
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| keystore_error(agent, "a secp256k1 key signs a 32-byte digest, not a message"))?;
+                    let signature = signer.sign_hash_sync(&alloy_primitives::B256::from(digest)).map_err(|e| {
+                        Error::new(ErrorCode::KeystoreError, format!("signing failed for agent {agent}: {e}"))
+                    })?;
+                    let mut bytes = vec![0u8; 65];
+                    bytes[..32].copy_from_slice(&signature.r().to_be_bytes::<32>());
+                    bytes[32..64].copy_from_slice(&signature.s().to_be_bytes::<32>());
+                    bytes[64] = u8::from(signature.v());
+                    Ok(bytes)
+                }
+                UnlockedKey::Ed25519(signing) => Ok(signing.sign(&payload).to_bytes().to_vec()),
+            })?
+        })
+        .await
     }
 }
 
@@ -349,10 +462,21 @@ fn derive_key(password: &str, params: &KdfParams, salt: &[u8]) -> Result<Zeroizi
     Ok(key)
 }
 
-/// The GCM associated data: `"waiaas-keystore"` then, each as a 4-byte big-endian length and the bytes, the
-/// version (decimal), agentId (hyphenated lowercase), address (EIP-55), cipher, kdf, mCostKib, tCost, pCost
-/// (decimal) and the raw salt.
+/// The GCM associated data of a file without `keyType` (a secp256k1 key written before key types existed).
 pub fn associated_data(agent: AgentId, address: EvmAddress, params: &KdfParams, salt: &[u8]) -> Vec<u8> {
+    associated_data_typed(agent, &Address::Evm(address), None, params, salt)
+}
+
+/// The GCM associated data: `"waiaas-keystore"` then, each as a 4-byte big-endian length and the bytes, the
+/// version (decimal), agentId (hyphenated lowercase), address (EIP-55 or base58), cipher, kdf, mCostKib, tCost,
+/// pCost (decimal), the raw salt and, when the file records one, the key type.
+pub fn associated_data_typed(
+    agent: AgentId,
+    address: &Address,
+    key_type: Option<KeyType>,
+    params: &KdfParams,
+    salt: &[u8],
+) -> Vec<u8> {
     let mut aad = AAD_PREFIX.to_vec();
     let mut push = |field: &[u8]| {
         aad.extend_from_slice(&u32::try_from(field.len()).unwrap_or(u32::MAX).to_be_bytes());
@@ -367,6 +491,9 @@ pub fn associated_data(agent: AgentId, address: EvmAddress, params: &KdfParams, 
     push(params.t_cost.to_string().as_bytes());
     push(params.p_cost.to_string().as_bytes());
     push(salt);
+    if let Some(key_type) = key_type {
+        push(key_type.as_str().as_bytes());
+    }
     aad
 }
 
@@ -391,11 +518,23 @@ fn parse(agent: AgentId, bytes: &[u8]) -> Result<Parsed> {
             return Err(keystore_error(agent, "the keystore file belongs to another agent"));
         }
     }
-    let address = match file.address.parse::<EvmAddress>() {
-        Ok(address) if address.to_string() == file.address => address,
-        _ => {
-            return Err(keystore_error(agent, "the keystore file's address is not a checksummed EVM address"));
-        }
+    let recorded_type = match file.key_type.as_deref() {
+        None => None,
+        Some("secp256k1") => Some(KeyType::Secp256k1),
+        Some("ed25519") => Some(KeyType::Ed25519),
+        Some(_) => return Err(keystore_error(agent, "unsupported keyType in keystore file")),
+    };
+    let address = match recorded_type.unwrap_or(KeyType::Secp256k1) {
+        KeyType::Secp256k1 => match file.address.parse::<EvmAddress>() {
+            Ok(address) if address.to_string() == file.address => Address::Evm(address),
+            _ => {
+                return Err(keystore_error(agent, "the keystore file's address is not a checksummed EVM address"));
+            }
+        },
+        KeyType::Ed25519 => match file.address.parse::<SolanaAddress>() {
+            Ok(address) if address.to_string() == file.address => Address::Solana(address),
+            _ => return Err(keystore_error(agent, "the keystore file's address is not a base58 ed25519 key")),
+        },
     };
     file.crypto.kdf_params.validate().map_err(|e| keystore_error(agent, &e.message))?;
     let salt = hex::decode(&file.crypto.salt)
@@ -410,7 +549,7 @@ fn parse(agent: AgentId, bytes: &[u8]) -> Result<Parsed> {
         .ok()
         .filter(|c| c.len() == SECRET_LEN + TAG_LEN)
         .ok_or_else(|| keystore_error(agent, "malformed ciphertext in keystore file"))?;
-    Ok(Parsed { address, params: file.crypto.kdf_params, salt, nonce, ciphertext })
+    Ok(Parsed { address, recorded_type, params: file.crypto.kdf_params, salt, nonce, ciphertext })
 }
 
 fn keystore_error(agent: AgentId, what: &str) -> Error {
@@ -453,7 +592,7 @@ mod tests {
     async fn round_trip() {
         let (_tmp, _dd, store) = setup();
         let agent = new_agent();
-        let any = store.create_key(agent).await.unwrap();
+        let any = store.create_key(agent, ChainFamily::Evm).await.unwrap();
         let address = any.evm().expect("an EVM key");
         assert_eq!(store.address(agent).await.unwrap(), any);
         assert_eq!(store.with_signer(agent, |s| s.address()).unwrap(), address.0);
@@ -465,15 +604,73 @@ mod tests {
 
         // The port's digest signing: r || s || v (v = 0/1) that recovers to the stored address.
         let digest = [7u8; 32];
-        let bytes = store.sign_digest(agent, digest).await.unwrap();
+        let bytes = store.sign(agent, digest.to_vec()).await.unwrap();
+        assert_eq!(bytes.len(), 65);
         assert!(bytes[64] <= 1, "v is the parity bit");
         let parsed = alloy_primitives::Signature::try_from(&bytes[..]).unwrap();
         let recovered = parsed.recover_address_from_prehash(&alloy_primitives::B256::from(digest)).unwrap();
         assert_eq!(recovered, address.0);
 
         // Another agent gets another key.
-        let other = store.create_key(new_agent()).await.unwrap();
+        let other = store.create_key(new_agent(), ChainFamily::Evm).await.unwrap();
         assert_ne!(other, any);
+        // A secp256k1 key signs digests only.
+        assert_eq!(store.sign(agent, b"a message".to_vec()).await.unwrap_err().code, ErrorCode::KeystoreError);
+    }
+
+    #[tokio::test]
+    async fn an_ed25519_key_records_its_type_and_signs_messages() {
+        let (_tmp, dd, store) = setup();
+        let agent = new_agent();
+        let address = store.create_key(agent, ChainFamily::Solana).await.unwrap();
+        let Address::Solana(public) = address else { panic!("a Solana address: {address:?}") };
+        assert_eq!(store.address(agent).await.unwrap(), address);
+        let json: Value = serde_json::from_slice(&std::fs::read(dd.keystore_file(agent)).unwrap()).unwrap();
+        assert_eq!(json["keyType"], "ed25519");
+        assert_eq!(json["address"], address.to_string());
+
+        let message = b"a solana message of any length".to_vec();
+        let signature = store.sign(agent, message.clone()).await.unwrap();
+        let signature = ed25519_dalek::Signature::from_slice(&signature).expect("64 bytes");
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&public.0).unwrap();
+        key.verify_strict(&message, &signature).expect("the signature verifies under the file's address");
+        assert!(store.with_signer(agent, |_| ()).is_err(), "not a secp256k1 signer");
+        assert_eq!(store.address_blocking(agent).unwrap_err().code, ErrorCode::KeystoreError);
+
+        // The key type is authenticated: dropping or changing it makes the file unreadable.
+        let original = std::fs::read(dd.keystore_file(agent)).unwrap();
+        edit(&dd, agent, |json| drop(json.as_object_mut().unwrap().remove("keyType")));
+        assert_keystore_error(&store, agent, "no keyType");
+        std::fs::write(dd.keystore_file(agent), &original).unwrap();
+        edit(&dd, agent, |json| json["keyType"] = "secp256k1".into());
+        assert_keystore_error(&store, agent, "keyType secp256k1");
+        std::fs::write(dd.keystore_file(agent), &original).unwrap();
+        assert_eq!(store.sign(agent, message).await.unwrap().len(), 64, "the untouched file still signs");
+    }
+
+    #[tokio::test]
+    async fn a_file_without_key_type_is_secp256k1() {
+        let (_tmp, dd, store) = setup();
+        let agent = new_agent();
+        let address = store.create_key_blocking(agent).unwrap();
+        // Rewrite the file as before key types: no keyType, the secret re-sealed under the old associated data.
+        let secret = store.with_signer(agent, |s| s.to_bytes()).unwrap();
+        let path = dd.keystore_file(agent);
+        let mut json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        json.as_object_mut().unwrap().remove("keyType");
+        let params: KdfParams = serde_json::from_value(json["crypto"]["kdfParams"].clone()).unwrap();
+        let salt = hex::decode(json["crypto"]["salt"].as_str().unwrap()).unwrap();
+        let nonce = hex::decode(json["crypto"]["nonce"].as_str().unwrap()).unwrap();
+        let key = derive_key("correct horse battery staple", &params, &salt).unwrap();
+        let mut buffer = secret.to_vec();
+        Aes256Gcm::new((&*key).into())
+            .encrypt_in_place(Nonce::from_slice(&nonce), &associated_data(agent, address, &params, &salt), &mut buffer)
+            .unwrap();
+        json["crypto"]["ciphertext"] = hex::encode(&buffer).into();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        assert_eq!(store.address(agent).await.unwrap(), Address::Evm(address));
+        assert_eq!(store.sign(agent, vec![7; 32]).await.unwrap().len(), 65);
     }
 
     #[test]
@@ -572,7 +769,7 @@ mod tests {
     }
 
     fn assert_keystore_error(store: &FsKeyStore, agent: AgentId, what: &str) {
-        let err = store.with_signer(agent, |_| ()).expect_err(what);
+        let err = store.with_key(agent, |_| ()).expect_err(what);
         assert_eq!(err.code, ErrorCode::KeystoreError, "{what}: {err}");
     }
 

@@ -32,6 +32,7 @@ pub const NON_CONFIG_ENV: &[&str] = &["WAIAAS_DATA_DIR", "WAIAAS_MASTER_PASSWORD
 
 /// Prefix of `[rpc]` keys naming an EVM network.
 const EVM_PREFIX: &str = "evm_";
+const SOLANA_PREFIX: &str = "solana_";
 /// Prefix of `[rpc]` keys setting a network's native coin symbol.
 const NATIVE_PREFIX: &str = "native_";
 /// Prefix of `[oracle]` keys naming a native coin's USD price.
@@ -184,20 +185,31 @@ impl Default for DaemonConfig {
     }
 }
 
-/// `[rpc]`: one `evm_<network> = "<url>"` per EVM network.
+/// `[rpc]`: one `evm_<network> = "<url>"` per EVM network, one `solana_<network> = "<url>"` per Solana network.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RpcConfig {
     /// Network name → RPC URL.
     pub evm: BTreeMap<String, RpcUrl>,
+    /// Solana network name → RPC URL.
+    pub solana: BTreeMap<String, RpcUrl>,
     /// Network name → native coin symbol, over what the chain id says (`native_<network> = "POL"`).
     pub native: BTreeMap<String, String>,
 }
 
 impl RpcConfig {
-    /// The family of a configured network, by the prefix of its key (`evm_<name>`; a second family is a second
-    /// prefix, e.g. `solana_<name>`); `None` when no network of that name is configured.
+    /// The family of a configured network, by the prefix of its key (`evm_<name>`, `solana_<name>`); `None` when
+    /// no network of that name is configured.
     pub fn family(&self, network: &str) -> Option<ChainFamily> {
-        self.evm.contains_key(network).then_some(ChainFamily::Evm)
+        if self.evm.contains_key(network) {
+            Some(ChainFamily::Evm)
+        } else {
+            self.solana.contains_key(network).then_some(ChainFamily::Solana)
+        }
+    }
+
+    /// `(network, url)` pairs for the Solana adapter.
+    pub fn solana_networks(&self) -> Vec<(String, String)> {
+        self.solana.iter().map(|(name, url)| (name.clone(), url.expose().to_owned())).collect()
     }
 
     /// `(network, url)` pairs for the chain adapter.
@@ -433,6 +445,17 @@ impl Config {
                 let url = raw.string().map_err(named)?;
                 self.rpc.evm.insert(network.to_owned(), RpcUrl(url));
             }
+            ("rpc", key) if key.starts_with(SOLANA_PREFIX) => {
+                let network = &key[SOLANA_PREFIX.len()..];
+                if !valid_network_name(network) {
+                    return Err(named(
+                        "the network name after solana_ must be lowercase letters, digits, '_' or '-', starting with a letter or digit"
+                            .to_owned(),
+                    ));
+                }
+                let url = raw.string().map_err(named)?;
+                self.rpc.solana.insert(network.to_owned(), RpcUrl(url));
+            }
             ("rpc", key) if key.starts_with(NATIVE_PREFIX) => {
                 let network = &key[NATIVE_PREFIX.len()..];
                 let symbol = raw.string().map_err(named)?;
@@ -586,14 +609,26 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.daemon.log_level) {
             return fail("[daemon] log_level", format!("{:?} is not a log filter: {e}", self.daemon.log_level));
         }
-        for (network, url) in &self.rpc.evm {
+        if let Some(network) = self.rpc.solana.keys().find(|network| self.rpc.evm.contains_key(*network)) {
+            return fail(
+                &format!("[rpc] solana_{network}"),
+                format!("network {network:?} is also configured as evm_{network}: a network name names one network"),
+            );
+        }
+        let urls = self
+            .rpc
+            .evm
+            .iter()
+            .map(|(n, u)| ("evm", n, u))
+            .chain(self.rpc.solana.iter().map(|(n, u)| ("solana", n, u)));
+        for (prefix, network, url) in urls {
             let text = url.expose();
             let has_host = text.split_once("://").is_some_and(|(scheme, rest)| {
                 matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.starts_with('/')
             });
             if !has_host {
                 return fail(
-                    &format!("[rpc] evm_{network}"),
+                    &format!("[rpc] {prefix}_{network}"),
                     format!("{} is not an http:// or https:// URL", url.redacted()),
                 );
             }
@@ -875,6 +910,7 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
 
 [rpc]
 # One line per EVM network: evm_<network> = "<JSON-RPC URL>". The chain id is read from the node.
+# One line per Solana network: solana_<network> = "<JSON-RPC URL>" (native coin SOL, 9 decimals).
 # Agents are created on a network by its name, e.g. {"network": "anvil"}.
 # This local development node (anvil) is enabled so a fresh daemon works out of the box;
 # remove or replace it in production.

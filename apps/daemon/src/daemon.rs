@@ -27,6 +27,9 @@ use waiaas_core::prices::StaticPriceTable;
 use waiaas_core::services::anomaly::AnomalyMonitor;
 use waiaas_core::services::{Ports, Waiaas};
 use waiaas_evm::EvmChain;
+use waiaas_solana::SolanaChain;
+
+use crate::chains::Chains;
 use waiaas_fs::{DataDir, FsKeyStore, OsEntropy, SystemClock};
 use waiaas_metrics::PrometheusMetrics;
 use waiaas_server::ServerState;
@@ -259,18 +262,24 @@ pub async fn bind(
 ) -> anyhow::Result<BoundDaemon> {
     let db = Database::open(&dir.db_file()).await.map_err(core_error).context("cannot open the database")?;
     let networks: Vec<String> = config.rpc.evm.keys().cloned().collect();
-    if networks.is_empty() {
-        tracing::warn!("no EVM network configured: agents cannot be created until [rpc] evm_<network> is set");
+    let solana_networks: Vec<String> = config.rpc.solana.keys().cloned().collect();
+    if networks.is_empty() && solana_networks.is_empty() {
+        tracing::warn!(
+            "no network configured: agents cannot be created until [rpc] evm_<network> or solana_<network> is set"
+        );
     } else {
-        tracing::info!(?networks, "EVM networks");
+        tracing::info!(?networks, ?solana_networks, "networks");
     }
     let keystore = FsKeyStore::for_data_dir(dir, password.clone(), config.keystore);
     let metrics = Arc::new(PrometheusMetrics::new(env!("CARGO_PKG_VERSION")));
     // With `[metrics] enabled = false` nothing is collected at all, not only not served.
     let collected: Arc<dyn MetricsRegistry> =
         if config.metrics.enabled { metrics.clone() } else { Arc::new(NoMetrics) };
-    let chain = EvmChain::with_metrics(config.rpc.evm_networks(), Arc::clone(&collected))
-        .with_native_symbols(config.rpc.native.clone());
+    let chain = Chains::new(
+        EvmChain::with_metrics(config.rpc.evm_networks(), Arc::clone(&collected))
+            .with_native_symbols(config.rpc.native.clone()),
+        SolanaChain::with_metrics(config.rpc.solana_networks(), Arc::clone(&collected)),
+    );
     let wake_worker = Arc::new(Notify::new());
     let wake_webhooks = Arc::new(Notify::new());
     let (anomaly_feed, anomaly_events) = crate::anomaly::AnomalyFeed::new();

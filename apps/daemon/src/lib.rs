@@ -18,6 +18,7 @@
 pub mod anomaly;
 pub mod audit_head;
 pub mod backup;
+pub mod chains;
 pub mod config;
 pub mod daemon;
 pub mod webhooks;

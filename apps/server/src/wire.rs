@@ -127,7 +127,7 @@ impl WireEnum for Chain {
     const NAME: &'static str = "Chain";
 
     fn all() -> &'static [Self] {
-        &[Chain::Ethereum]
+        &[Chain::Ethereum, Chain::Solana]
     }
 
     fn as_str(self) -> &'static str {

@@ -9,13 +9,16 @@ use crate::{AgentId, UnixSeconds};
 pub enum Chain {
     /// Ethereum and EVM networks.
     Ethereum,
+    /// Solana networks (ed25519 keys, base58 addresses).
+    Solana,
 }
 
 impl Chain {
-    /// The wire and DB name (`ethereum`).
+    /// The wire and DB name (`ethereum`, `solana`).
     pub fn as_str(self) -> &'static str {
         match self {
             Chain::Ethereum => "ethereum",
+            Chain::Solana => "solana",
         }
     }
 
@@ -23,6 +26,7 @@ impl Chain {
     pub fn family(self) -> ChainFamily {
         match self {
             Chain::Ethereum => ChainFamily::Evm,
+            Chain::Solana => ChainFamily::Solana,
         }
     }
 
@@ -30,6 +34,7 @@ impl Chain {
     pub fn parse(s: &str) -> Option<Chain> {
         match s {
             "ethereum" => Some(Chain::Ethereum),
+            "solana" => Some(Chain::Solana),
             _ => None,
         }
     }

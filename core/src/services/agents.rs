@@ -23,7 +23,7 @@ impl Waiaas {
         }
         let chain_parsed = Chain::parse(chain);
         if chain_parsed.is_none() {
-            issues.push(Issue { path: "chain".into(), message: "supported chains: ethereum".into() });
+            issues.push(Issue { path: "chain".into(), message: "supported chains: ethereum, solana".into() });
         }
         if !issues.is_empty() {
             return Err(Error::validation(issues));
@@ -48,7 +48,7 @@ impl Waiaas {
         }
         let now = self.now();
         let id = AgentId::generate(self.ports.clock.as_ref(), self.ports.entropy.as_ref());
-        let address = self.ports.keystore.create_key(id).await?;
+        let address = self.ports.keystore.create_key(id, chain.family()).await?;
         let agent = Agent {
             id,
             name: name.to_owned(),

@@ -76,8 +76,11 @@ impl Waiaas {
     pub(crate) async fn record_final_of(&self, record: &TxRecord, status: TxStatus) {
         let chain = match self.ports.agents.get(record.agent_id).await {
             Ok(Some(agent)) => agent.chain,
-            // Every agent is on the one chain there is; a vanished row must not lose the count.
-            _ => Chain::Ethereum,
+            // A vanished row must not lose the count: its network's family says the chain.
+            _ => match self.ports.chain.networks().into_iter().find(|n| n.name == record.network).map(|n| n.family) {
+                Some(crate::domain::ChainFamily::Solana) => Chain::Solana,
+                _ => Chain::Ethereum,
+            },
         };
         self.record_final(record, chain, status);
     }
@@ -177,8 +180,8 @@ mod tests {
         assert_eq!(finals.into_iter().map(status_label).collect::<Vec<_>>(), m::FINAL_STATUSES);
         assert_eq!(non_finals.into_iter().map(status_label).collect::<Vec<_>>(), m::NON_FINAL_STATUSES);
         // A new chain does not compile until it is added here and, by this test, to the catalog.
-        let chains = [Chain::Ethereum].map(|chain| match chain {
-            Chain::Ethereum => chain.as_str(),
+        let chains = [Chain::Ethereum, Chain::Solana].map(|chain| match chain {
+            Chain::Ethereum | Chain::Solana => chain.as_str(),
         });
         assert_eq!(chains, m::CHAINS);
     }

@@ -616,7 +616,7 @@ impl Waiaas {
         self.ports.transactions.transition(row.id, row.status, row.status, &update, None).await.map(|_| ())
     }
 
-    /// A signing or key error (`sign_digest`, `attach_signature`) is counted like a chain error, so the row fails
+    /// A signing or key error (`sign`, `attach_signature`) is counted like a chain error, so the row fails
     /// with the error's code (e.g. `KEYSTORE_ERROR`) after [`MAX_ATTEMPTS`] instead of being tried again every
     /// round, each try paying a key decryption (an Argon2 run). The error is still returned, for the host's log.
     async fn signing_failed(&self, row: &TxRecord, error: Error) -> Result<()> {
@@ -669,11 +669,11 @@ impl Waiaas {
         if self.kill_switch_state().state.is_tripped() || current != Some(TxStatus::Executing) {
             return Ok(());
         }
-        let signature = match self.ports.keystore.sign_digest(row.agent_id, prepared.digest).await {
+        let signature = match self.ports.keystore.sign(row.agent_id, prepared.signing_payload.clone()).await {
             Ok(signature) => signature,
             Err(error) => return self.signing_failed(&row, error).await,
         };
-        let signed = match self.ports.chain.attach_signature(&prepared, signature) {
+        let signed = match self.ports.chain.attach_signature(&prepared, &signature) {
             Ok(signed) => signed,
             Err(error) => return self.signing_failed(&row, error).await,
         };

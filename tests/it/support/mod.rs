@@ -6,6 +6,7 @@ mod daemon;
 mod embedded;
 mod funded;
 mod receiver;
+mod solana;
 
 pub use anvil::Anvil;
 pub use chain::{approve_calldata, fail_calldata, hex_u256, store_calldata, transfer_calldata};
@@ -13,6 +14,7 @@ pub use daemon::{Daemon, DaemonOptions, binary, run_cli};
 pub use embedded::EmbeddedDaemon;
 pub use funded::{FundedAgent, ONE_ETH};
 pub use receiver::{Answer, Received, Receiver};
+pub use solana::{SolanaNode, fresh_address};
 
 /// The master password every test daemon is started with.
 pub const MASTER_PASSWORD: &str = "correct horse battery staple";

@@ -213,7 +213,8 @@ fn unknown_sections_and_keys_fail_naming_the_key() {
     check(Some("[daemon]\nprot = 3100\n"), &[], Err(r#"config.toml: unknown key "prot" in [daemon]"#));
     check(Some("[deamon]\nport = 3100\n"), &[], Err("config.toml: unknown section [deamon]"));
     check(Some("port = 3100\n"), &[], Err(r#"key "port" must be inside a section"#));
-    check(Some("[rpc]\nsolana_devnet = \"http://x\"\n"), &[], Err(r#"unknown key "solana_devnet" in [rpc]"#));
+    check(Some("[rpc]\nbitcoin_main = \"http://x\"\n"), &[], Err(r#"unknown key "bitcoin_main" in [rpc]"#));
+    check(Some("[rpc]\nsolana_ = \"http://x\"\n"), &[], Err("[rpc] solana_: the network name"));
     check(Some("[rpc]\nevm_ = \"http://x\"\n"), &[], Err("[rpc] evm_: the network name"));
     check(Some("[rpc]\nevm_Main = \"http://x\"\n"), &[], Err("[rpc] evm_Main: the network name"));
     check(None, &[("WAIAAS_DAEMON_PROT", "3100")], Err(r#"WAIAAS_DAEMON_PROT: unknown key "prot" in [daemon]"#));

@@ -142,7 +142,7 @@ pub(super) fn prepared() -> PreparedTx {
         max_fee_per_gas: 3_000_000_000,
         max_priority_fee_per_gas: 1_000_000_000,
         unsigned: vec![0x02, 0xaa],
-        digest: [7; 32],
+        signing_payload: vec![7; 32],
         simulation: SimulationOutcome { success: true, error: None, gas_used: Some(21_000) },
         block_number: 11,
     }
@@ -150,13 +150,13 @@ pub(super) fn prepared() -> PreparedTx {
 
 /// What `ChainAdapter::attach_signature` makes of [`prepared`] and [`SIGNATURE`] (raw: unsigned ‖ signature).
 pub(super) fn signed() -> SignedTx {
-    attach(&prepared(), SIGNATURE)
+    attach(&prepared(), &SIGNATURE)
 }
 
-fn attach(prepared: &PreparedTx, signature: [u8; 65]) -> SignedTx {
+fn attach(prepared: &PreparedTx, signature: &[u8]) -> SignedTx {
     SignedTx {
-        raw: [prepared.unsigned.as_slice(), signature.as_slice()].concat(),
-        hash: format!("0x{}", hex::encode(prepared.digest)),
+        raw: [prepared.unsigned.as_slice(), signature].concat(),
+        hash: format!("0x{}", hex::encode(&prepared.signing_payload)),
     }
 }
 
@@ -222,7 +222,7 @@ pub(super) enum Call {
     },
     Sign {
         agent: AgentId,
-        digest: [u8; 32],
+        payload: Vec<u8>,
     },
     Broadcast {
         network: String,
@@ -245,7 +245,7 @@ impl Call {
             Call::InForce { .. } => "in_force",
             Call::Transition { .. } => "transition",
             Call::Prepare { .. } => "prepare",
-            Call::Sign { .. } => "sign_digest",
+            Call::Sign { .. } => "sign",
             Call::Broadcast { .. } => "broadcast",
             Call::Status { .. } => "status",
         }
@@ -317,9 +317,9 @@ impl Pipeline {
         })
     }
 
-    pub fn signs(&self) -> Vec<(AgentId, [u8; 32])> {
+    pub fn signs(&self) -> Vec<(AgentId, Vec<u8>)> {
         self.pick(|c| match c {
-            Call::Sign { agent, digest } => Some((agent, digest)),
+            Call::Sign { agent, payload } => Some((agent, payload)),
             _ => None,
         })
     }
@@ -495,9 +495,9 @@ fn chain(world: &World, log: &Log, rows: &Rows) -> MockChainAdapter {
 fn signers(world: &World, log: &Log) -> (MockKeyStore, MockTxBroadcaster) {
     let mut keystore = MockKeyStore::new();
     let l = log.clone();
-    keystore.expect_sign_digest().returning(move |agent, digest| {
-        record(&l, Call::Sign { agent, digest });
-        Ok(SIGNATURE)
+    keystore.expect_sign().returning(move |agent, payload| {
+        record(&l, Call::Sign { agent, payload });
+        Ok(SIGNATURE.to_vec())
     });
     let mut broadcaster = MockTxBroadcaster::new();
     let (l, answer) = (log.clone(), world.broadcast);

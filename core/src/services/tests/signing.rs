@@ -212,7 +212,7 @@ fn prepared(nonce: u64) -> PreparedTx {
         max_fee_per_gas: 2,
         max_priority_fee_per_gas: 1,
         unsigned: vec![1, 2, 3],
-        digest: [7; 32],
+        signing_payload: vec![7; 32],
         simulation: SimulationOutcome { success: true, error: None, gas_used: Some(21_000) },
         block_number: 1,
     }
@@ -234,7 +234,7 @@ fn event_types(events: &[Event]) -> Vec<EventType> {
 fn a_signing_error_fails_the_row_with_its_code_after_bounded_attempts() {
     let mut keystore = MockKeyStore::new();
     keystore
-        .expect_sign_digest()
+        .expect_sign()
         .times(MAX_ATTEMPTS as usize)
         .returning(|_, _| Err(Error::new(ErrorCode::KeystoreError, "the key file cannot be decrypted")));
     // The broadcaster has no expectation: a broadcast would fail the test.
@@ -254,7 +254,7 @@ fn a_signing_error_fails_the_row_with_its_code_after_bounded_attempts() {
 #[test]
 fn an_attach_signature_error_is_bounded_too() {
     let mut keystore = MockKeyStore::new();
-    keystore.expect_sign_digest().times(MAX_ATTEMPTS as usize).returning(|_, _| Ok([0; 65]));
+    keystore.expect_sign().times(MAX_ATTEMPTS as usize).returning(|_, _| Ok(vec![0; 65]));
     let mut chain = building_chain(0);
     chain
         .expect_attach_signature()
@@ -271,7 +271,7 @@ fn an_attach_signature_error_is_bounded_too() {
 fn a_signature_the_repository_refuses_is_never_broadcast() {
     for refusal in [Submission::KillSwitchTripped, Submission::AgentNotActive, Submission::NotExecuting] {
         let mut keystore = MockKeyStore::new();
-        keystore.expect_sign_digest().times(1).returning(|_, _| Ok([0; 65]));
+        keystore.expect_sign().times(1).returning(|_, _| Ok(vec![0; 65]));
         let mut chain = building_chain(3);
         chain.expect_attach_signature().returning(|_, _| Ok(SignedTx { raw: vec![2], hash: HASH.into() }));
         let w = worker(TxStatus::Executing, None, Some(refusal), chain, keystore, MockTxBroadcaster::new());
@@ -370,7 +370,7 @@ fn a_nonce_reported_used_is_rebuilt_only_when_the_original_provably_did_not_land
 #[test]
 fn a_first_broadcast_answered_nonce_too_low_is_checked_the_same_way() {
     let mut keystore = MockKeyStore::new();
-    keystore.expect_sign_digest().times(1).returning(|_, _| Ok([0; 65]));
+    keystore.expect_sign().times(1).returning(|_, _| Ok(vec![0; 65]));
     let mut chain = building_chain(4);
     chain.expect_attach_signature().returning(|_, _| Ok(SignedTx { raw: vec![2], hash: HASH.into() }));
     chain.expect_account_nonce().times(1).returning(|_, _| Ok(5));

@@ -49,11 +49,11 @@ fn execute_prepares_signs_records_submitted_with_hash_and_raw_bytes_then_broadca
     assert_eq!((report.rows, report.errors.len()), (1, 0), "{:?}", report.errors);
     assert_eq!(
         h.call_names(),
-        ["work", "in_force", "transition", "prepare", "sign_digest", "transition", "broadcast"],
+        ["work", "in_force", "transition", "prepare", "sign", "transition", "broadcast"],
         "signed only after the EXECUTING claim, broadcast only after SUBMITTED is stored"
     );
     assert_eq!(h.prepares(), [(NETWORK.to_owned(), address(AGENT_ADDRESS), row().kind)], "from the agent");
-    assert_eq!(h.signs(), [(agent_id(), prepared().digest)]);
+    assert_eq!(h.signs(), [(agent_id(), prepared().signing_payload)]);
     assert_eq!(
         h.transitions(),
         [
