@@ -601,16 +601,22 @@ impl Waiaas {
 
     /// Counts a transient failure and schedules the next attempt after an exponential backoff (2, 4, 8, 16 s by
     /// the core's clock); fails the row after [`MAX_ATTEMPTS`], with the last error's code.
+    ///
+    /// Except a signed transaction whose nonce is stored (SUBMITTED): it may be in a node's pool and be included
+    /// whatever the node answers now, so FAILED (which releases its reservation and tells the agent it did not
+    /// pay) would be a guess. It is checked again every 16 s for as long as the node fails; it leaves SUBMITTED
+    /// by its receipt, or by the proof that its nonce went to another transaction ([`Waiaas::nonce_taken`]).
     async fn retry_later(&self, row: &TxRecord, error: &Error) -> Result<()> {
-        let attempts = row.attempts + 1;
-        if attempts >= MAX_ATTEMPTS {
+        let attempts = row.attempts.saturating_add(1);
+        let may_still_land = row.status == TxStatus::Submitted && row.nonce.is_some();
+        if attempts >= MAX_ATTEMPTS && !may_still_land {
             let reason = format!("gave up after {attempts} attempts ({}): {}", error.code, error.message);
             return self.fail_with(row, Some(error.code), reason).await;
         }
         let update = TxUpdate {
             attempts: Some(attempts),
             error: Some(error.message.clone()),
-            execute_after: Some(self.now().plus_seconds(1 << attempts)),
+            execute_after: Some(self.now().plus_seconds(1 << attempts.min(MAX_ATTEMPTS - 1))),
             ..TxUpdate::default()
         };
         self.ports.transactions.transition(row.id, row.status, row.status, &update, None).await.map(|_| ())
