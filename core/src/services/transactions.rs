@@ -16,8 +16,8 @@ use crate::error::{Error, ErrorCode, Issue, Result};
 use crate::event::{Actor, Event, EventType, RequestContext};
 use crate::policy_engine::{AgentHistory, Decision, Evaluation, PolicyDefaults, PolicyWarning, Tier, evaluate};
 use crate::ports::{
-    Admission, AdmissionSnapshot, Broadcast, NativeAsset, Page, PriceOracle, Submission, TokenMetadata, TxOnChain,
-    TxRecord, TxUpdate,
+    Admission, AdmissionSnapshot, Broadcast, NativeAsset, Page, PriceOracle, SimulationOutcome, Submission,
+    TokenMetadata, TxOnChain, TxRecord, TxUpdate,
 };
 use crate::{TxId, UnixSeconds};
 
@@ -670,6 +670,12 @@ impl Waiaas {
             let reason = prepared.simulation.error.unwrap_or_else(|| "simulation failed".into());
             return self.fail(&row, format!("simulation failed: {reason}")).await;
         }
+        // The simulated execution already shows a token effect missing: nothing is signed (no fee is paid for a
+        // call that would move nothing), with the code the receipt check would give.
+        if let Some(effect) = unobserved_in_simulation(&row.kind, agent.address, &prepared.simulation) {
+            let reason = format!("the simulated execution logs no {}: nothing would move", describe_effect(&effect));
+            return self.fail_with(&row, Some(ErrorCode::EffectNotObserved), reason).await;
+        }
         // Spare the key decryption when the row was cancelled meanwhile (the check that counts is in `submit`).
         let current = self.ports.transactions.get(row.id).await?.map(|r| r.status);
         if self.kill_switch_state().state.is_tripped() || current != Some(TxStatus::Executing) {
@@ -806,8 +812,19 @@ impl Waiaas {
     }
 }
 
+/// The first token effect of `kind` that a successful simulation's logs do not show, when the node reported logs
+/// (`None` when it did not, when the simulation failed, or when everything is shown).
+pub(crate) fn unobserved_in_simulation(
+    kind: &TxKind,
+    owner: Address,
+    simulation: &SimulationOutcome,
+) -> Option<Effect> {
+    let logs = simulation.logs.as_ref().filter(|_| simulation.success)?;
+    unobserved_effect(&kind.effects(), owner, logs)
+}
+
 /// An effect for a message: what should have moved, to whom.
-fn describe_effect(effect: &Effect) -> String {
+pub(crate) fn describe_effect(effect: &Effect) -> String {
     match effect {
         Effect::TokenTransfer { token, to, amount } => format!("the transfer of {amount} of token {token} to {to}"),
         Effect::TokenApproval { token, spender, .. } => format!("the approval of {spender} on token {token}"),

@@ -24,6 +24,8 @@ pub enum Fault {
     /// Answers without asking the node, with something that is not a JSON-RPC answer (in turn: HTML with status
     /// 200, a JSON-RPC result of the wrong type, a truncated body, a 500 with text).
     Garbage,
+    /// Answers without asking the node, as a node without the method does (JSON-RPC error -32601).
+    Unsupported,
 }
 
 #[derive(Default)]
@@ -137,6 +139,11 @@ fn serve(stream: TcpStream, shared: &Shared) {
                 return hang(shared);
             }
             Fault::Garbage => garbage(shared, &request),
+            Fault::Unsupported => Some((
+                200,
+                serde_json::json!({"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32601, "message": "Method not found"}})
+                    .to_string(),
+            )),
         };
         let Some((status, text)) = answer else { return };
         let head =
