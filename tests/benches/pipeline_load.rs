@@ -73,7 +73,7 @@ struct Agent {
 fn setup(daemon: &EmbeddedDaemon, anvil: &Anvil, index: usize) -> Agent {
     let admin = daemon.admin();
     let role = Role::of(index);
-    let agent = admin.create_agent(&CreateAgent::ethereum(&format!("load-{index}"), "anvil")).expect("agent");
+    let agent = admin.create_agent(&CreateAgent::ethereum(format!("load-{index}"), "anvil")).expect("agent");
     anvil.fund(&agent.address, 1_000_000_000_000_000_000_000);
     if let Some(rules) = role.rules() {
         let policy = CreatePolicy {

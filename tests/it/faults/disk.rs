@@ -39,7 +39,7 @@ fn a_full_backup_disk_is_a_clear_error_and_the_next_backup_works() {
     let mut daemon = Daemon::start();
     let admin = daemon.admin();
     for i in 0..20 {
-        admin.create_agent(&CreateAgent::ethereum(&format!("agent-{i}"), "anvil")).expect("agent");
+        admin.create_agent(&CreateAgent::ethereum(format!("agent-{i}"), "anvil")).expect("agent");
     }
     let work = tempfile::tempdir().expect("temp dir");
     let small = work.path().join("small");
