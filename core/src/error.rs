@@ -83,6 +83,9 @@ pub enum ErrorCode {
     InvalidBackupFormat,
     /// A backup archive failed authentication (wrong password or altered bytes).
     BackupCorrupted,
+    /// A file could not be written because its device is full (e.g. a backup into a full directory); nothing
+    /// partial is left behind. Retryable once space is freed.
+    StorageFull,
     /// The keystore could not create, read or use a key.
     KeystoreError,
     /// A daemon already runs on this data dir.
@@ -141,6 +144,7 @@ impl ErrorCode {
         ErrorCode::AccessDeniedIp,
         ErrorCode::InvalidBackupFormat,
         ErrorCode::BackupCorrupted,
+        ErrorCode::StorageFull,
         ErrorCode::KeystoreError,
         ErrorCode::DaemonAlreadyRunning,
         ErrorCode::InternalError,
@@ -218,6 +222,9 @@ impl ErrorCode {
             BackupCorrupted => {
                 (400, false, Some("the archive failed authentication: wrong password, or the file was altered"))
             }
+            StorageFull => {
+                (507, true, Some("the device is full: free space there, or back up into another directory (--output)"))
+            }
             KeystoreError => (500, false, None),
             DaemonAlreadyRunning => (409, false, Some("stop the running daemon first (`waiaas stop`)")),
             InternalError => (500, true, None),
@@ -265,6 +272,7 @@ impl ErrorCode {
             AccessDeniedIp => "ACCESS_DENIED_IP",
             InvalidBackupFormat => "INVALID_BACKUP_FORMAT",
             BackupCorrupted => "BACKUP_CORRUPTED",
+            StorageFull => "STORAGE_FULL",
             KeystoreError => "KEYSTORE_ERROR",
             DaemonAlreadyRunning => "DAEMON_ALREADY_RUNNING",
             InternalError => "INTERNAL_ERROR",
@@ -338,6 +346,20 @@ impl Error {
             message: "internal error".to_owned(),
             details: None,
             internal: Some(Box::new(cause)),
+        }
+    }
+
+    /// A failed write or read: `STORAGE_FULL` when the device is full (or a quota is exhausted), else an internal
+    /// failure (logged, not sent).
+    pub fn from_io(cause: std::io::Error) -> Self {
+        match cause.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Error {
+                code: ErrorCode::StorageFull,
+                message: "no space left on the device".to_owned(),
+                details: None,
+                internal: Some(Box::new(cause)),
+            },
+            _ => Error::internal(cause),
         }
     }
 

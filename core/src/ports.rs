@@ -252,6 +252,9 @@ pub struct SimulationOutcome {
     pub error: Option<String>,
     /// Gas the execution used, when the node reported it.
     pub gas_used: Option<u64>,
+    /// The token transfers and approvals the execution logged, when the node can tell (EVM: `eth_simulateV1`,
+    /// asked only for requests with a token effect); `None` when it cannot, so only the receipt will show them.
+    pub logs: Option<Vec<crate::domain::TokenLog>>,
 }
 
 /// A network's native coin (ETH on Ethereum and most L2s, POL on Polygon, ...), as the chain adapter knows it.

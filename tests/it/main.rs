@@ -13,6 +13,7 @@ mod clients;
 mod coverage;
 mod docker;
 mod error_classes;
+mod faults;
 mod foundation;
 mod hygiene;
 mod mcp;

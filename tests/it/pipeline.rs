@@ -11,7 +11,7 @@ use waiaas_client::Client;
 use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, ListParams, Transaction};
 
 use crate::support::{
-    Anvil, Daemon, DaemonOptions, EmbeddedDaemon, api_error, eventually, fail_calldata, store_calldata,
+    Anvil, Daemon, DaemonOptions, EmbeddedDaemon, Fault, RpcProxy, api_error, eventually, fail_calldata, store_calldata,
 };
 
 const RECIPIENT: &str = "0x1111111111111111111111111111111111111111";
@@ -172,13 +172,17 @@ fn erc20_transfer_and_approve_reach_the_chain() {
     assert_eq!(anvil.nonce(&w.address), nonce, "a failed simulation sends nothing");
 }
 
-/// A token that says `true` and moves nothing: the receipt has status 1 but no `Transfer` (or `Approval`) log, so
-/// the row is FAILED with `EFFECT_NOT_OBSERVED`, not CONFIRMED — the agent is not told it paid. A real token's
-/// transfer in the same daemon still confirms (its log is there).
+/// A token that says `true` and moves nothing, on a node that cannot report a simulation's logs (the proxy
+/// answers `eth_simulateV1` "method not found", so send cannot refuse it beforehand, as it does on anvil: see
+/// `simulate::simulate_and_send_agree_on_a_token_that_moves_nothing`): the receipt has status 1 but no `Transfer`
+/// (or `Approval`) log, so the row is FAILED with `EFFECT_NOT_OBSERVED`, not CONFIRMED — the agent is not told it
+/// paid. A real token's transfer in the same daemon still confirms (its log is there).
 #[test]
 fn a_token_that_logs_no_transfer_is_failed_not_confirmed() {
     let anvil = Anvil::start();
-    let daemon = embedded_with(&anvil);
+    let proxy = RpcProxy::start(&anvil.url);
+    proxy.set("eth_simulateV1", Fault::Unsupported);
+    let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", proxy.url.as_str())]);
     let w = wallet(&daemon.admin(), &daemon.client(), &anvil);
     let silent = anvil.deploy_silent_token();
     let real = anvil.deploy_token(1_000_000_000);

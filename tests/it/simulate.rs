@@ -320,3 +320,51 @@ fn rate_limit_parity_and_insufficient_native_balance() {
     check_parity(&s, "more than the wallet holds", &transfer(RECIPIENT, 20 * ONE_ETH), Tier("INSTANT".into(), false));
     assert_eq!(s.anvil.native_balance(RECIPIENT), U256::from(1u64));
 }
+
+/// Simulate and send agree on a token that answers `true` and moves nothing (SilentToken): the simulated
+/// execution's logs (`eth_simulateV1`) show no `Transfer` / `Approval`, so simulate reports EFFECT_NOT_OBSERVED
+/// (error severity, not successful) and send fails the row with the same code before signing anything (the
+/// nonce does not move: no fee paid). A real token's transfer simulates successfully and confirms.
+#[test]
+fn simulate_and_send_agree_on_a_token_that_moves_nothing() {
+    let s = setup();
+    let silent = s.anvil.deploy_silent_token();
+    let real = s.anvil.deploy_token(1_000_000_000);
+    s.anvil.give_tokens(&real, &s.address, 5_000_000);
+    policy(&s, "ALLOWED_TOKENS", json!({"tokens": [silent, real]}));
+    policy(&s, "APPROVED_SPENDERS", json!({"spenders": [OTHER]}));
+    let silent_ref = json!({"address": silent, "decimals": 6, "symbol": "SLNT"});
+    for body in [
+        json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "1250000", "token": silent_ref}),
+        json!({"type": "APPROVE", "spender": OTHER, "amount": "777", "token": silent_ref}),
+    ] {
+        let result = s.agent.simulate(&body).expect("simulate");
+        assert!(!result.success, "{body}: {result:?}");
+        let warning = result.warnings.iter().find(|w| w.code == "EFFECT_NOT_OBSERVED").expect("the warning");
+        assert_eq!(warning.severity, "error", "{warning:?}");
+        let nonce = s.anvil.nonce(&s.address);
+        let id = s.agent.send_transaction_raw(&body).expect("admitted").id;
+        let done = final_status(&s, &id);
+        assert_eq!(done.status, "FAILED", "{body}: {done:?}");
+        assert!(done.error.as_deref().unwrap_or_default().contains("simulated execution logs no"), "{done:?}");
+        assert_eq!(s.anvil.nonce(&s.address), nonce, "{body}: signed and sent although nothing would move");
+        let failed = s
+            .daemon
+            .admin()
+            .audit_logs(&AuditLogFilter {
+                tx_id: Some(id),
+                event_types: vec!["TX_FAILED".into()],
+                ..Default::default()
+            })
+            .expect("audit")
+            .data;
+        assert_eq!(failed[0].details["code"], "EFFECT_NOT_OBSERVED");
+    }
+    let body = json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "1000",
+                      "token": {"address": real, "decimals": 6, "symbol": "TUSD"}});
+    let result = s.agent.simulate(&body).expect("simulate");
+    assert!(result.success && !result.has_warning("EFFECT_NOT_OBSERVED"), "{result:?}");
+    let id = s.agent.send_transaction_raw(&body).expect("send").id;
+    assert_eq!(final_status(&s, &id).status, "CONFIRMED");
+    assert_eq!(s.anvil.token_balance(&real, RECIPIENT), U256::from(1_000u64));
+}

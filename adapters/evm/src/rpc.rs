@@ -32,6 +32,7 @@ pub const METHODS: &[&str] = &[
     "eth_sendRawTransaction",
     "eth_getTransactionReceipt",
     "eth_getTransactionByHash",
+    "eth_simulateV1",
 ];
 
 /// One network's RPC endpoint.

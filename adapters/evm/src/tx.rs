@@ -11,7 +11,7 @@ use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, Signature, TxKind as CallKind, U64, U256};
 use alloy_sol_types::{SolCall, sol};
 use serde::Deserialize;
-use waiaas_core::domain::{Address as AnyAddress, EvmAddress, TxKind};
+use waiaas_core::domain::{Address as AnyAddress, Effect, EvmAddress, TxKind};
 use waiaas_core::error::Issue;
 use waiaas_core::ports::{Broadcast, PreparedTx, SignedTx, SimulationOutcome, TokenLog, TokenMetadata, TxOnChain};
 use waiaas_core::{Amount, Error, ErrorCode, Result};
@@ -202,12 +202,20 @@ pub async fn prepare(
 ) -> Result<PreparedTx> {
     let (to, value, input) = call_of(kind)?;
     let call = serde_json::json!({"from": from.0, "to": to, "value": value, "data": input});
-    let (nonce, block, priority, simulated, estimate) = tokio::join!(
+    let token_effect =
+        kind.effects().iter().any(|e| matches!(e, Effect::TokenTransfer { .. } | Effect::TokenApproval { .. }));
+    let (nonce, block, priority, simulated, estimate, logs) = tokio::join!(
         client.call::<U64>("eth_getTransactionCount", serde_json::json!([from.0, "pending"])),
         client.call::<Block>("eth_getBlockByNumber", serde_json::json!(["latest", false])),
         client.call::<U256>("eth_maxPriorityFeePerGas", serde_json::json!([])),
         client.try_call::<Bytes>("eth_call", serde_json::json!([call, "latest"])),
         client.try_call::<U64>("eth_estimateGas", serde_json::json!([call, "latest"])),
+        async {
+            match token_effect {
+                true => simulated_logs(client, &call).await,
+                false => None,
+            }
+        },
     );
     let (nonce, block, priority) = (nonce?.saturating_to::<u64>(), block?, to_u128(priority?, "priority fee")?);
     let base_fee = to_u128(block.base_fee_per_gas.unwrap_or_default(), "base fee")?;
@@ -215,10 +223,10 @@ pub async fn prepare(
     let (simulation, gas_limit) = match (simulated?, estimate?) {
         (Ok(_), Ok(gas)) => {
             let gas = gas.saturating_to::<u64>();
-            (SimulationOutcome { success: true, error: None, gas_used: Some(gas) }, gas_limit_for(gas))
+            (SimulationOutcome { success: true, error: None, gas_used: Some(gas), logs }, gas_limit_for(gas))
         }
         (Err(failure), _) | (Ok(_), Err(failure)) => (
-            SimulationOutcome { success: false, error: Some(revert_reason(&failure)), gas_used: None },
+            SimulationOutcome { success: false, error: Some(revert_reason(&failure)), gas_used: None, logs: None },
             FALLBACK_GAS_LIMIT,
         ),
     };
@@ -246,6 +254,29 @@ pub async fn prepare(
         simulation,
         block_number: block.number.saturating_to(),
     })
+}
+
+#[derive(Deserialize)]
+struct SimulatedBlock {
+    calls: Vec<SimulatedCall>,
+}
+
+#[derive(Deserialize)]
+struct SimulatedCall {
+    status: U64,
+    #[serde(default)]
+    logs: Vec<Log>,
+}
+
+/// The token logs of `call` executed on the latest state (`eth_simulateV1`, without fee or balance validation,
+/// so it answers for any sender), or `None` when the node cannot tell: it lacks the method, fails, answers
+/// something else, or the call reverted there (the `eth_call` beside it reports that).
+async fn simulated_logs(client: &RpcClient, call: &serde_json::Value) -> Option<Vec<TokenLog>> {
+    let params = serde_json::json!([{"blockStateCalls": [{"calls": [call]}], "validation": false}, "latest"]);
+    let blocks = client.try_call::<Vec<SimulatedBlock>>("eth_simulateV1", params).await.ok()?.ok()?;
+    let [block] = blocks.as_slice() else { return None };
+    let [call] = block.calls.as_slice() else { return None };
+    (call.status.saturating_to::<u64>() == 1).then(|| token_logs(&call.logs))
 }
 
 /// Combines the prepared transaction with a 65-byte `r || s || v` signature (v = 0/1 or 27/28).

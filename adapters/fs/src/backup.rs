@@ -139,6 +139,7 @@ pub fn create_archive(
         )?;
         out.flush().map_err(|e| io_err("write", out_dir, e))?;
     }
+    crash_hook("archive:written");
     tmp.as_file().sync_all().map_err(|e| io_err("sync", out_dir, e))?;
     // The name is claimed by the rename itself: archives made in the same second (the schedule and API calls at
     // once) take `-1`, `-2`, ... whichever finishes first, and none replaces another.
@@ -159,6 +160,33 @@ pub fn create_archive(
             Err(e) => return Err(io_err("rename archive to", &final_path, e.error)),
         }
     }
+}
+
+/// Removes what an archive operation killed midway left in `dir`: temporary archives (`.waiaas-backup-*`,
+/// never listed as backups) and plaintext database snapshots (`.snapshot-*` directories). Call it only while no
+/// archive is being made into `dir` (at the daemon's start, before it serves). Returns the removed paths.
+pub fn remove_leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("list", dir, e)),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_err("list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| io_err("stat", &path, e))?;
+        if name.starts_with(".waiaas-backup-") && kind.is_file() {
+            fs::remove_file(&path).map_err(|e| io_err("remove", &path, e))?;
+        } else if name.starts_with(".snapshot-") && kind.is_dir() {
+            fs::remove_dir_all(&path).map_err(|e| io_err("remove", &path, e))?;
+        } else {
+            continue;
+        }
+        removed.push(path);
+    }
+    Ok(removed)
 }
 
 /// Archives of one second at most (names `-1` … `-999`).

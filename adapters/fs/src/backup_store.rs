@@ -66,6 +66,12 @@ impl FsBackupStore {
         }
     }
 
+    /// Removes the leftovers of an archive operation killed midway in the backup dir (see
+    /// [`fsb::remove_leftovers`]); for a daemon's start, before any backup runs. Returns the removed paths.
+    pub fn remove_leftovers(&self) -> Result<Vec<PathBuf>> {
+        fsb::remove_leftovers(&self.out_dir)
+    }
+
     /// Reports sealing progress to `sink`.
     pub fn with_progress(mut self, sink: ProgressSink) -> Self {
         self.progress = Some(sink);
@@ -85,7 +91,7 @@ impl BackupStore for FsBackupStore {
         let private = tempfile::Builder::new()
             .prefix(&format!(".snapshot-{}-", fsb::utc_stamp(now.0)))
             .tempdir_in(&out_dir)
-            .map_err(Error::internal)?;
+            .map_err(Error::from_io)?;
         ensure_private_dir(private.path())?;
         let snapshot = private.path().join("waiaas.db");
         let taken = self.db.snapshot_to(&snapshot).await;

@@ -17,9 +17,17 @@ pub struct FsIoError {
     pub source: io::Error,
 }
 
-/// Wraps an IO error as an internal [`Error`] whose cause names the action and the path.
+/// Wraps an IO error as an internal [`Error`] whose cause names the action and the path; a full device is
+/// `STORAGE_FULL` (the client can act on it), with the same cause for the log.
 pub(crate) fn io_err(action: &'static str, path: &Path, source: io::Error) -> Error {
-    Error::internal(FsIoError { action, path: path.to_path_buf(), source })
+    let full = matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded);
+    let error = Error::internal(FsIoError { action, path: path.to_path_buf(), source });
+    match full {
+        true => {
+            Error { code: waiaas_core::ErrorCode::StorageFull, message: "no space left on the device".into(), ..error }
+        }
+        false => error,
+    }
 }
 
 /// `.map_err(io_ctx("open", path))` shorthand.

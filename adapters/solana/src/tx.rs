@@ -280,14 +280,14 @@ pub async fn prepare(client: &RpcClient, network: &str, from: Pubkey, kind: &TxK
         )
         .await?;
     let simulation = match simulated.value.err {
-        None => SimulationOutcome { success: true, error: None, gas_used: None },
+        None => SimulationOutcome { success: true, error: None, gas_used: None, logs: None },
         Some(err) => {
             let last_log = simulated.value.logs.unwrap_or_default().into_iter().rev().find(|l| l.contains("rror"));
             let error = match last_log {
                 Some(log) => format!("{err}: {log}"),
                 None => err.to_string(),
             };
-            SimulationOutcome { success: false, error: Some(error), gas_used: None }
+            SimulationOutcome { success: false, error: Some(error), gas_used: None, logs: None }
         }
     };
     Ok(PreparedTx {

@@ -417,7 +417,18 @@ impl Database {
     /// longer than the copy's read transaction. `dest` must not exist.
     pub async fn snapshot_to(&self, dest: &Path) -> Result<()> {
         let dest = dest.to_str().ok_or_else(|| Error::internal_msg("snapshot path is not valid UTF-8"))?;
-        sqlx::query("VACUUM INTO ?").bind(dest).execute(&self.pools.reader).await.map_err(db_err)?;
+        sqlx::query("VACUUM INTO ?").bind(dest).execute(&self.pools.reader).await.map_err(|e| {
+            // SQLITE_FULL: the snapshot's device is full, which the operator can act on.
+            let full = e.as_database_error().is_some_and(|d| d.code().is_some_and(|c| c == "13"));
+            match full {
+                true => Error {
+                    code: waiaas_core::ErrorCode::StorageFull,
+                    message: "no space left on the device".into(),
+                    ..db_err(e)
+                },
+                false => db_err(e),
+            }
+        })?;
         Ok(())
     }
 }

@@ -339,6 +339,14 @@ pub async fn bind(
     // OPS-03: archives are sealed with the master password, into `[backup] dir`.
     let backup_store =
         crate::backup::backup_store(dir, &db, crate::backup::backup_dir(dir, &config.backup), password.clone());
+    // A backup killed midway (a crash, SIGKILL) left a temporary archive and a plaintext snapshot behind.
+    match backup_store.remove_leftovers() {
+        Ok(removed) if !removed.is_empty() => {
+            tracing::warn!(count = removed.len(), "removed the leftovers of an interrupted backup");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not remove the leftovers of an interrupted backup"),
+    }
     core.attach_backup_store(Arc::new(backup_store));
     drop(password);
     // OPS-06: findings and floors in the database; the rules over every agent's activity.

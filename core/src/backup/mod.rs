@@ -328,7 +328,7 @@ pub fn write_archive(
 ) -> Result<()> {
     manifest.validate().map_err(|e| Error::internal_msg(e.message))?;
     let header_bytes = header.to_bytes();
-    out.write_all(&header_bytes).map_err(Error::internal)?;
+    out.write_all(&header_bytes).map_err(Error::from_io)?;
     let key = header.kdf.derive(password, &header.salt)?;
     let mut sealer = Sealer::new(out, &key, header, header_bytes);
     let manifest_json = Zeroizing::new(serde_json::to_vec(manifest).map_err(Error::internal)?);
@@ -478,7 +478,7 @@ impl<'a> Sealer<'a> {
         self.cipher
             .encrypt_in_place(Nonce::from_slice(&nonce), &self.aad, &mut *self.buf)
             .map_err(|_| Error::internal_msg("encryption failed"))?;
-        self.out.write_all(&self.buf).map_err(Error::internal)?;
+        self.out.write_all(&self.buf).map_err(Error::from_io)?;
         self.buf.clear();
         self.counter = self.counter.checked_add(1).ok_or_else(|| Error::internal_msg("archive too large"))?;
         Ok(())
@@ -486,7 +486,7 @@ impl<'a> Sealer<'a> {
 
     fn finish(mut self) -> Result<()> {
         self.seal(true)?;
-        self.out.flush().map_err(Error::internal)
+        self.out.flush().map_err(Error::from_io)
     }
 }
 

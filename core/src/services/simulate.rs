@@ -256,6 +256,16 @@ pub async fn simulate(request: &Admissible, inputs: ReadOnly<'_>) -> Result<Simu
             after: current.saturating_sub(total_out),
         });
     }
+    // A token that answers `true` and moves nothing: the simulated execution's logs (when the node reports them)
+    // show no transfer, as the receipt would not; send refuses it for the same reason.
+    if let Some(effect) = super::transactions::unobserved_in_simulation(&request.kind, owner, &prepared.simulation) {
+        let what = super::transactions::describe_effect(&effect);
+        warnings.push(warn(
+            "EFFECT_NOT_OBSERVED",
+            WarningSeverity::Error,
+            format!("the simulated execution logs no {what}: the token contract would move nothing"),
+        ));
+    }
     let insufficient = warnings.iter().any(|w| w.code.starts_with("INSUFFICIENT_BALANCE"));
     if !prepared.simulation.success && !insufficient {
         let reason = prepared.simulation.error.clone().unwrap_or_else(|| "the chain refused the call".into());

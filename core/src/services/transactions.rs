@@ -16,8 +16,8 @@ use crate::error::{Error, ErrorCode, Issue, Result};
 use crate::event::{Actor, Event, EventType, RequestContext};
 use crate::policy_engine::{AgentHistory, Decision, Evaluation, PolicyDefaults, PolicyWarning, Tier, evaluate};
 use crate::ports::{
-    Admission, AdmissionSnapshot, Broadcast, NativeAsset, Page, PriceOracle, Submission, TokenMetadata, TxOnChain,
-    TxRecord, TxUpdate,
+    Admission, AdmissionSnapshot, Broadcast, NativeAsset, Page, PriceOracle, SimulationOutcome, Submission,
+    TokenMetadata, TxOnChain, TxRecord, TxUpdate,
 };
 use crate::{TxId, UnixSeconds};
 
@@ -601,16 +601,22 @@ impl Waiaas {
 
     /// Counts a transient failure and schedules the next attempt after an exponential backoff (2, 4, 8, 16 s by
     /// the core's clock); fails the row after [`MAX_ATTEMPTS`], with the last error's code.
+    ///
+    /// Except a signed transaction whose nonce is stored (SUBMITTED): it may be in a node's pool and be included
+    /// whatever the node answers now, so FAILED (which releases its reservation and tells the agent it did not
+    /// pay) would be a guess. It is checked again every 16 s for as long as the node fails; it leaves SUBMITTED
+    /// by its receipt, or by the proof that its nonce went to another transaction ([`Waiaas::nonce_taken`]).
     async fn retry_later(&self, row: &TxRecord, error: &Error) -> Result<()> {
-        let attempts = row.attempts + 1;
-        if attempts >= MAX_ATTEMPTS {
+        let attempts = row.attempts.saturating_add(1);
+        let may_still_land = row.status == TxStatus::Submitted && row.nonce.is_some();
+        if attempts >= MAX_ATTEMPTS && !may_still_land {
             let reason = format!("gave up after {attempts} attempts ({}): {}", error.code, error.message);
             return self.fail_with(row, Some(error.code), reason).await;
         }
         let update = TxUpdate {
             attempts: Some(attempts),
             error: Some(error.message.clone()),
-            execute_after: Some(self.now().plus_seconds(1 << attempts)),
+            execute_after: Some(self.now().plus_seconds(1 << attempts.min(MAX_ATTEMPTS - 1))),
             ..TxUpdate::default()
         };
         self.ports.transactions.transition(row.id, row.status, row.status, &update, None).await.map(|_| ())
@@ -663,6 +669,12 @@ impl Waiaas {
         if !prepared.simulation.success {
             let reason = prepared.simulation.error.unwrap_or_else(|| "simulation failed".into());
             return self.fail(&row, format!("simulation failed: {reason}")).await;
+        }
+        // The simulated execution already shows a token effect missing: nothing is signed (no fee is paid for a
+        // call that would move nothing), with the code the receipt check would give.
+        if let Some(effect) = unobserved_in_simulation(&row.kind, agent.address, &prepared.simulation) {
+            let reason = format!("the simulated execution logs no {}: nothing would move", describe_effect(&effect));
+            return self.fail_with(&row, Some(ErrorCode::EffectNotObserved), reason).await;
         }
         // Spare the key decryption when the row was cancelled meanwhile (the check that counts is in `submit`).
         let current = self.ports.transactions.get(row.id).await?.map(|r| r.status);
@@ -800,8 +812,19 @@ impl Waiaas {
     }
 }
 
+/// The first token effect of `kind` that a successful simulation's logs do not show, when the node reported logs
+/// (`None` when it did not, when the simulation failed, or when everything is shown).
+pub(crate) fn unobserved_in_simulation(
+    kind: &TxKind,
+    owner: Address,
+    simulation: &SimulationOutcome,
+) -> Option<Effect> {
+    let logs = simulation.logs.as_ref().filter(|_| simulation.success)?;
+    unobserved_effect(&kind.effects(), owner, logs)
+}
+
 /// An effect for a message: what should have moved, to whom.
-fn describe_effect(effect: &Effect) -> String {
+pub(crate) fn describe_effect(effect: &Effect) -> String {
     match effect {
         Effect::TokenTransfer { token, to, amount } => format!("the transfer of {amount} of token {token} to {to}"),
         Effect::TokenApproval { token, spender, .. } => format!("the approval of {spender} on token {token}"),

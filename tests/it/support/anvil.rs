@@ -33,6 +33,14 @@ impl Anvil {
         Anvil::spawn(&["--port", "0", "--chain-id", &chain_id.to_string()])
     }
 
+    /// A node started with extra arguments (e.g. `--state <file>` to keep its chain across a restart), on `port`.
+    pub fn start_with(port: u16, args: &[&str]) -> Anvil {
+        let port = port.to_string();
+        let mut all = vec!["--port", port.as_str()];
+        all.extend_from_slice(args);
+        Anvil::spawn(&all)
+    }
+
     fn spawn(args: &[&str]) -> Anvil {
         let mut child = Command::new(binary())
             .args(["--host", "127.0.0.1"])
@@ -67,6 +75,13 @@ impl Anvil {
         let value: serde_json::Value = response.body_mut().read_json().expect("anvil json");
         assert!(value.get("error").is_none(), "{method} failed: {value}");
         value["result"].clone()
+    }
+
+    /// Stops the node with SIGTERM and waits for it: a node started with `--state` writes its chain out first.
+    pub fn terminate(&mut self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -TERM anvil");
+        let _ = self.child.wait();
     }
 
     /// Stops the node (e.g. to see how the daemon copes with a dead chain).

@@ -5,6 +5,7 @@ mod chain;
 mod daemon;
 mod embedded;
 mod funded;
+mod proxy;
 mod receiver;
 mod solana;
 
@@ -13,6 +14,7 @@ pub use chain::{approve_calldata, fail_calldata, hex_u256, store_calldata, trans
 pub use daemon::{Daemon, DaemonOptions, binary, run_cli};
 pub use embedded::EmbeddedDaemon;
 pub use funded::{FundedAgent, ONE_ETH};
+pub use proxy::{Fault, RpcProxy};
 pub use receiver::{Answer, Received, Receiver};
 pub use solana::{SolanaNode, fresh_address};
 

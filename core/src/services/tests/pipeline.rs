@@ -143,7 +143,7 @@ pub(super) fn prepared() -> PreparedTx {
         max_priority_fee_per_gas: 1_000_000_000,
         unsigned: vec![0x02, 0xaa],
         signing_payload: vec![7; 32],
-        simulation: SimulationOutcome { success: true, error: None, gas_used: Some(21_000) },
+        simulation: SimulationOutcome { success: true, error: None, gas_used: Some(21_000), logs: None },
         block_number: 11,
     }
 }

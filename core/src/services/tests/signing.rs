@@ -213,7 +213,7 @@ fn prepared(nonce: u64) -> PreparedTx {
         max_priority_fee_per_gas: 1,
         unsigned: vec![1, 2, 3],
         signing_payload: vec![7; 32],
-        simulation: SimulationOutcome { success: true, error: None, gas_used: Some(21_000) },
+        simulation: SimulationOutcome { success: true, error: None, gas_used: Some(21_000), logs: None },
         block_number: 1,
     }
 }

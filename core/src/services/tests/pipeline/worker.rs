@@ -144,6 +144,27 @@ fn the_last_allowed_attempt_fails_the_row() {
     assert!(h.signs().is_empty());
 }
 
+/// A signed transaction can still be included while the node fails: however many checks failed, the row stays
+/// SUBMITTED and is checked again after the longest backoff (16 s), never FAILED on a guess.
+#[test]
+fn a_submitted_row_is_never_given_up_while_the_node_fails() {
+    let waiting = TxRecord { attempts: MAX_ATTEMPTS + 3, nonce: Some(7), ..submitted() };
+    let h = pipeline(World { rows: vec![waiting], receipt: Err(ErrorCode::ChainError), ..World::default() });
+    h.clock.advance(100);
+    let report = h.work();
+
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let update = TxUpdate {
+        attempts: Some(MAX_ATTEMPTS + 4),
+        error: Some("the node answered CHAIN_ERROR".into()),
+        execute_after: Some(UnixSeconds(T0 + 100 + 16)),
+        ..TxUpdate::default()
+    };
+    assert_eq!(h.transitions(), [moved(TxStatus::Submitted, TxStatus::Submitted, update, None)]);
+    assert!(h.published().is_empty(), "no TX_FAILED");
+    assert!(h.broadcasts().is_empty());
+}
+
 #[test]
 fn a_taken_nonce_sends_the_row_back_to_executing_as_one_more_attempt() {
     // The original provably did not land: no receipt, and the account nonce moved past the row's.
