@@ -19,9 +19,20 @@ use crate::{AgentId, Amount, PolicyId, Result, SessionId, TxId, UnixSeconds, Web
 #[cfg(any(test, feature = "mocks"))]
 use mockall::automock;
 
+mod notifications;
+
+#[cfg(any(test, feature = "mocks"))]
+pub use crate::notifications::MockNotificationChannel;
+pub use crate::notifications::{Message, NotificationChannel, SendOutcome};
 pub use crate::system::{Clock, Entropy};
 #[cfg(any(test, feature = "mocks"))]
 pub use crate::system::{MockClock, MockEntropy};
+#[cfg(any(test, feature = "mocks"))]
+pub use notifications::MockNotificationRepo;
+pub use notifications::{
+    DueNotification, HeldBack, NotificationLogEntry, NotificationLogQuery, NotificationRepo, QueueNext,
+    QueuedNotification, Settlement,
+};
 
 /// One page of a keyset-paginated list, newest first.
 #[derive(Clone, Debug, PartialEq)]
