@@ -18,6 +18,7 @@ mod hygiene;
 mod mcp;
 mod metrics;
 mod monitoring;
+mod notifications;
 mod pipeline;
 mod policy;
 mod simulate;
