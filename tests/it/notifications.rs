@@ -91,8 +91,19 @@ fn critical_events_reach_every_channel_others_the_first_healthy_one() {
     assert!(text.contains("금액: 0.000000000000001 ETH (TRANSFER)") && text.contains("등급: APPROVAL"), "{text}");
     assert!(text.contains(&format!("{EXPLORER}/address/{RECIPIENT}")), "{text}");
     let approval = audit_id(&admin, "TX_APPROVAL_REQUIRED");
-    let rows: Vec<_> = log(&admin, None).into_iter().filter(|e| e.audit_id == Some(approval)).collect();
-    assert_eq!(rows.iter().map(|e| (e.channel.as_str(), e.status.as_str())).collect::<Vec<_>>(), [("ntfy", "sent")]);
+    // Logged once the service answered (the receiver sees the message first).
+    let logged = |audit: i64| {
+        eventually(30, "the round logged", || {
+            let rows: Vec<(String, String)> = log(&admin, None)
+                .into_iter()
+                .filter(|e| e.audit_id == Some(audit))
+                .map(|e| (e.channel, e.status))
+                .rev()
+                .collect();
+            rows.iter().any(|(_, status)| status == "sent").then_some(rows)
+        })
+    };
+    assert_eq!(logged(approval), [("ntfy".to_owned(), "sent".to_owned())]);
     assert_eq!(channels.delivered("승인 필요"), ["ntfy"], "the first healthy channel only");
 
     // The first channel dies: the next approval falls back to Slack at once.
@@ -102,12 +113,7 @@ fn critical_events_reach_every_channel_others_the_first_healthy_one() {
         channels.seen().into_iter().any(|(c, s)| c == "slack" && s.text.contains(&second.id)).then_some(())
     });
     let approval = audit_id(&admin, "TX_APPROVAL_REQUIRED");
-    let rows: Vec<(String, String)> = log(&admin, None)
-        .into_iter()
-        .filter(|e| e.audit_id == Some(approval))
-        .map(|e| (e.channel, e.status))
-        .rev()
-        .collect();
+    let rows = logged(approval);
     assert_eq!(rows, [("ntfy".to_owned(), "failed".to_owned()), ("slack".to_owned(), "sent".to_owned())]);
 
     // The kill switch goes to every channel; ntfy takes it once it answers again (a later round).
@@ -215,9 +221,14 @@ fn the_rate_limit_holds_and_the_digest_reports_what_was_held_back() {
         ntfy.received().iter().map(channels::ntfy).filter(|s| s.title.contains("denied by policy")).collect();
     assert_eq!(denials.len(), 2, "the limit holds: {denials:?}");
     assert!(denials[0].text.contains("Reason: CONTRACT_NOT_WHITELISTED"), "{}", denials[0].text);
-    let rows = log(&admin, Some("ntfy"));
-    let count = |kind: &str, status: &str| rows.iter().filter(|e| e.kind == kind && e.status == status).count();
-    assert_eq!((count("event", "sent"), count("event", "held"), count("digest", "sent")), (2, 3, 1), "{rows:?}");
+    // The digest's log row is written once the service answered: wait for it.
+    let counts = eventually(30, "the digest logged", || {
+        let rows = log(&admin, Some("ntfy"));
+        let count = |kind: &str, status: &str| rows.iter().filter(|e| e.kind == kind && e.status == status).count();
+        let counts = (count("event", "sent"), count("event", "held"), count("digest", "sent"));
+        (counts.2 > 0).then_some(counts)
+    });
+    assert_eq!(counts, (2, 3, 1));
     let (status, code, _) = api_error(admin.test_notification("slack"));
     assert_eq!((status, code.as_str()), (404, "CHANNEL_NOT_CONFIGURED"));
     let metrics = scrape(&daemon.client());
@@ -265,6 +276,9 @@ fn pending_notifications_are_sent_after_a_sigkill_and_events_written_offline_aft
         ntfy.received().iter().map(channels::ntfy).find(|s| s.title.contains("Backup created"))
     });
     assert!(message.text.contains("BACKUP_CREATED"), "{}", message.text);
-    let sent = log(&daemon.admin(), Some("ntfy")).into_iter().filter(|e| e.status == "sent").count();
-    assert_eq!(sent, 2, "each event once: nothing from before the cursor was sent again");
+    // Each event once (logged after the answer): nothing from before the cursor was sent again.
+    let admin = daemon.admin();
+    let sent = || log(&admin, Some("ntfy")).into_iter().filter(|e| e.status == "sent").count();
+    eventually(30, "both sends logged", || (sent() >= 2).then_some(()));
+    assert_eq!(sent(), 2);
 }

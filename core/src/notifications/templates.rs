@@ -7,7 +7,7 @@
 //! says exactly what the owner signs ([`approval_message`]) and where to send it. Messages carry nothing secret:
 //! only what the audit row and the transaction row hold.
 //!
-//! Which types have their own template is an exhaustive `match` ([`phrases`]): a new event type does not compile
+//! Which types have their own template is an exhaustive `match` (`phrases`): a new event type does not compile
 //! until it is placed, and `templates/tests.rs` renders every type in every locale.
 
 use std::time::{Duration, UNIX_EPOCH};
