@@ -50,6 +50,20 @@ impl Amount {
     pub fn saturating_sub(self, other: Amount) -> Amount {
         Amount(self.0.saturating_sub(other.0))
     }
+
+    /// The amount in whole units of an asset with `decimals` places, exactly, as people write it: `1.5` for
+    /// 1500000000000000000 wei at 18 decimals, `0.000001`, `12` (no trailing zeros, no exponent, no rounding).
+    pub fn to_units_string(self, decimals: u8) -> String {
+        let digits = self.0.to_string();
+        let places = usize::from(decimals);
+        if places == 0 {
+            return digits;
+        }
+        let padded = format!("{digits:0>width$}", width = places + 1);
+        let (whole, fraction) = padded.split_at(padded.len() - places);
+        let fraction = fraction.trim_end_matches('0');
+        if fraction.is_empty() { whole.to_owned() } else { format!("{whole}.{fraction}") }
+    }
 }
 
 impl FromStr for Amount {
@@ -117,6 +131,30 @@ mod tests {
         check("0x10", Err(AmountError::NotDecimal));
         check(" 1", Err(AmountError::NotDecimal));
         check("1e18", Err(AmountError::NotDecimal));
+    }
+
+    #[test]
+    fn units_are_exact_decimal_text() {
+        let check = |amount: &str, decimals: u8, expected: &str| {
+            assert_eq!(
+                amount.parse::<Amount>().unwrap().to_units_string(decimals),
+                expected,
+                "{amount} / 10^{decimals}"
+            )
+        };
+        check("1500000000000000000", 18, "1.5");
+        check("1000000000000000000", 18, "1");
+        check("1", 18, "0.000000000000000001");
+        check("0", 18, "0");
+        check("0", 0, "0");
+        check("123", 0, "123");
+        check("1234567", 6, "1.234567");
+        check("100000", 6, "0.1");
+        check(
+            &Amount::MAX.to_string(),
+            18,
+            "115792089237316195423570985008687907853269984665640564039457.584007913129639935",
+        );
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub enum ErrorCode {
     WebhookNotFound,
     /// No such delivery of this webhook (redelivery of an event never sent to it).
     DeliveryNotFound,
+    /// The notification channel is not configured on this daemon (`[notifications]`).
+    ChannelNotConfigured,
     /// The webhook URL's target is not allowed (link-local, cloud metadata, unspecified, multicast; private
     /// ranges when blocked).
     WebhookUrlForbidden,
@@ -128,6 +130,7 @@ impl ErrorCode {
         ErrorCode::WebhookNotFound,
         ErrorCode::DeliveryNotFound,
         ErrorCode::WebhookUrlForbidden,
+        ErrorCode::ChannelNotConfigured,
         ErrorCode::AgentSuspended,
         ErrorCode::AgentTerminated,
         ErrorCode::InvalidStateTransition,
@@ -191,6 +194,11 @@ impl ErrorCode {
                 400,
                 false,
                 Some("webhook targets may not be link-local, cloud-metadata, unspecified or multicast addresses"),
+            ),
+            ChannelNotConfigured => (
+                404,
+                false,
+                Some("configure the channel in [notifications] (see `waiaas notifications test --help`) and restart"),
             ),
             AgentSuspended => (409, false, Some("resume the agent with POST /v1/agents/{id}/resume")),
             AgentTerminated => (409, false, None),
@@ -256,6 +264,7 @@ impl ErrorCode {
             WebhookNotFound => "WEBHOOK_NOT_FOUND",
             DeliveryNotFound => "DELIVERY_NOT_FOUND",
             WebhookUrlForbidden => "WEBHOOK_URL_FORBIDDEN",
+            ChannelNotConfigured => "CHANNEL_NOT_CONFIGURED",
             AgentSuspended => "AGENT_SUSPENDED",
             AgentTerminated => "AGENT_TERMINATED",
             InvalidStateTransition => "INVALID_STATE_TRANSITION",

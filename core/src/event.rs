@@ -1,6 +1,6 @@
 //! The in-process event model. Every state change produces one [`Event`]: the repository that applies the change
 //! writes it as an audit row in the same DB transaction, and after commit it is published to the
-//! [`crate::ports::EventSink`] (webhooks, metrics, anomaly rules).
+//! [`crate::ports::EventSink`] (webhooks, metrics, anomaly rules); the notifier reads the audit rows themselves.
 
 use std::net::IpAddr;
 
@@ -68,6 +68,7 @@ event_types! {
     PolicyUpdated => "POLICY_UPDATED", Info;
     PolicyDeleted => "POLICY_DELETED", Info;
     AuditHeadSealed => "AUDIT_HEAD_SEALED", Warning;
+    NotificationFailed => "NOTIFICATION_FAILED", Warning;
 }
 
 impl EventType {

@@ -18,6 +18,7 @@ pub mod event;
 pub mod ids;
 pub mod limiter;
 pub mod metrics;
+pub mod notifications;
 pub mod policy_engine;
 pub mod ports;
 pub mod prices;

@@ -133,6 +133,9 @@ pub const WEBHOOK_QUEUE_DEPTH: &str = "waiaas_webhook_queue_depth";
 /// `result` label values of webhook delivery attempts ([`crate::webhooks::retry::Verdict::result_label`]).
 pub const WEBHOOK_RESULTS: &[&str] = &["success", "retry", "failed", "disabled"];
 
+/// Counter: messages to people, by channel and result (sent, failed attempt, held back by the rate limit).
+pub const NOTIFICATIONS_TOTAL: &str = "waiaas_notifications_total";
+
 /// Request → final status: seconds to hours (DELAY queues and owner approvals).
 const TX_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0];
 /// Sub-millisecond local calls to slow remote nodes.
@@ -255,6 +258,14 @@ pub const CATALOG: &[MetricDef] = &[
         MetricKind::Gauge,
         "Webhook deliveries queued: due, waiting for a retry, or in flight (0 on a host without webhooks).",
     ),
+    MetricDef {
+        name: NOTIFICATIONS_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Notification messages to people, by channel and result (sent; failed: one failed attempt; held: held \
+               back by the channel's rate limit, counted in its next digest). Digests and test messages included.",
+        buckets: &[],
+        labels: &[known("channel", crate::notifications::CHANNELS), known("result", crate::notifications::RESULTS)],
+    },
     MetricDef {
         name: ANOMALY_DETECTIONS_TOTAL,
         kind: MetricKind::Counter,

@@ -19,9 +19,20 @@ use crate::{AgentId, Amount, PolicyId, Result, SessionId, TxId, UnixSeconds, Web
 #[cfg(any(test, feature = "mocks"))]
 use mockall::automock;
 
+mod notifications;
+
+#[cfg(any(test, feature = "mocks"))]
+pub use crate::notifications::MockNotificationChannel;
+pub use crate::notifications::{Message, NotificationChannel, SendOutcome};
 pub use crate::system::{Clock, Entropy};
 #[cfg(any(test, feature = "mocks"))]
 pub use crate::system::{MockClock, MockEntropy};
+#[cfg(any(test, feature = "mocks"))]
+pub use notifications::MockNotificationRepo;
+pub use notifications::{
+    DueNotification, HeldBack, NotificationLogEntry, NotificationLogQuery, NotificationRepo, QueueNext,
+    QueuedNotification, Settlement,
+};
 
 /// One page of a keyset-paginated list, newest first.
 #[derive(Clone, Debug, PartialEq)]
@@ -881,7 +892,7 @@ pub struct DueDelivery {
 /// One attempt to record: its log row, what becomes of the delivery, and the event it causes (the
 /// `WEBHOOK_DISABLED` row of a disabling answer).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Settlement {
+pub struct WebhookSettlement {
     /// The attempt, as logged.
     pub attempt: WebhookAttempt,
     /// Where the delivery came from.
@@ -956,7 +967,7 @@ pub trait WebhookRepo: Send + Sync {
     /// `event` when it changed something. A disable is a compare-and-set: on a webhook already inactive (a
     /// second 410, an operator's change meanwhile) it writes no event. Returns, per settlement, whether its event
     /// was written.
-    async fn settle(&self, settlements: &[Settlement]) -> Result<Vec<bool>>;
+    async fn settle(&self, settlements: &[WebhookSettlement]) -> Result<Vec<bool>>;
     /// Deliveries waiting: the events of every active webhook's stream not yet handled, and the retries.
     async fn queue_depth(&self) -> Result<u64>;
 }

@@ -1,7 +1,8 @@
 //! OPS-06 acceptance through the real pipeline: an embedded daemon on a real anvil with a clock the test advances.
 //!
 //! T-14: 24 h of hourly transfers, then 6× the hourly average within an hour → `ANOMALY_DETECTED` in the
-//! audit log, in `GET /v1/agents/{id}/anomalies`, in the metric and at a subscribed webhook receiver, signed. T-15: the same INSTANT-sized transfer is then
+//! audit log, in `GET /v1/agents/{id}/anomalies`, in the metric, at a subscribed webhook receiver, signed, and told
+//! to people through every configured notification channel (ntfy, Slack, Discord, Telegram, email). T-15: the same INSTANT-sized transfer is then
 //! DELAY, and simulate predicts it with `ANOMALY_TIER_RAISED`; after the operator clears the floor, or after its
 //! TTL, INSTANT again. A restart keeps the floor and rebuilds the same rolling state. The CLI lists and clears
 //! through a running `waiaas start`.
@@ -13,7 +14,9 @@ use waiaas_core::AgentId;
 use waiaas_core::anomaly::{AnomalyRule, SpendSpike};
 
 use crate::metrics::scrape;
-use crate::support::{Anvil, Daemon, EmbeddedDaemon, MASTER_PASSWORD, Receiver, api_error, eventually, run_cli};
+use crate::support::{
+    Anvil, Channels, Daemon, EmbeddedDaemon, MASTER_PASSWORD, Receiver, api_error, eventually, run_cli,
+};
 
 const RECIPIENT: &str = "0x1111111111111111111111111111111111111111";
 /// The regular transfer: 0.01 ETH (the A-01 floor for unpriced native value is 1e16 wei).
@@ -26,6 +29,7 @@ fn transfer(amount: u128) -> Value {
 
 struct Setup {
     _anvil: Anvil,
+    channels: Channels,
     daemon: EmbeddedDaemon,
     agent_id: String,
     token: String,
@@ -34,14 +38,18 @@ struct Setup {
 impl Setup {
     fn start() -> Setup {
         let anvil = Anvil::start();
-        let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str())]);
+        let channels = Channels::start();
+        let env = channels.env();
+        let mut settings: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        settings.push(("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str()));
+        let daemon = EmbeddedDaemon::start(&settings);
         let admin = daemon.admin();
         let agent = admin.create_agent(&CreateAgent::ethereum("anomalous", "anvil")).expect("agent");
         anvil.fund(&agent.address, 100 * REGULAR * 100);
         // The test moves the clock by days: a session of a week.
         let session = CreateSession { ttl_seconds: Some(7 * 86_400), ..CreateSession::for_agent(&agent.id) };
         let token = admin.create_session(&session).expect("session").token;
-        Setup { _anvil: anvil, daemon, agent_id: agent.id, token }
+        Setup { _anvil: anvil, channels, daemon, agent_id: agent.id, token }
     }
 
     fn agent(&self) -> Client {
@@ -128,6 +136,14 @@ fn t14_t15_a_spend_spike_raises_the_tier_until_cleared_or_expired_and_survives_a
     assert_eq!(body["data"]["rule"], "A-01");
     assert_eq!(body["data"]["agentId"], s.agent_id.as_str());
     assert_eq!(body["data"]["observed"].as_f64(), Some(finding.observed));
+    // Told to people through every configured channel (a critical event is not only the first channel's).
+    eventually(30, "the finding at every channel", || {
+        (s.channels.delivered("Anomaly detected") == ["ntfy", "slack", "discord", "telegram", "email"]).then_some(())
+    });
+    for (channel, seen) in s.channels.seen().into_iter().filter(|(_, m)| m.title.contains("Anomaly detected")) {
+        assert!(seen.title.contains("anomalous"), "{channel}: the agent's name: {seen:?}");
+        assert!(seen.text.contains("Rule A-01") && seen.text.contains("at least DELAY"), "{channel}: {}", seen.text);
+    }
     let metrics = scrape(&s.daemon.client());
     assert_eq!(metrics.value("waiaas_anomaly_detections_total", &[("rule", "A-01")]), 1.0);
     assert!(metrics.has("waiaas_anomaly_detections_total", &[("rule", "A-05")]), "every rule from the start");

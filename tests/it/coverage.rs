@@ -42,6 +42,7 @@ fn coverage(event_type: EventType) -> Coverage {
         }
         AuditHeadSealed => NotYetEmitted("only when a head is sealed over existing rows; covered by the audit tests"),
         AccessDeniedIp => NotYetEmitted("only for a source address the [acl] refuses; covered by the acl tests"),
+        NotificationFailed => Driven,
     }
 }
 
@@ -55,7 +56,14 @@ fn wait_final(agent: &waiaas_client::Client, id: &str) -> String {
 #[test]
 fn every_event_type_is_written_by_its_real_entry_point() {
     let anvil = Anvil::start();
-    let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str())]);
+    // A notification channel nobody listens on, without retries: its first routed event writes NOTIFICATION_FAILED.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead_channel = format!("http://127.0.0.1:{closed}/topic");
+    let daemon = EmbeddedDaemon::start(&[
+        ("WAIAAS_RPC_EVM_ANVIL", anvil.url.as_str()),
+        ("WAIAAS_NOTIFICATIONS_NTFY_URL", dead_channel.as_str()),
+        ("WAIAAS_NOTIFICATIONS_RETRY_SCHEDULE", ""),
+    ]);
     let admin = daemon.admin();
     let public = daemon.client();
     let receiver = Receiver::status(200);
@@ -175,6 +183,10 @@ fn every_event_type_is_written_by_its_real_entry_point() {
     admin.recover().unwrap();
     admin.terminate_agent(&agent.id).unwrap();
 
+    eventually(30, "a NOTIFICATION_FAILED row", || {
+        let filter = AuditLogFilter { event_types: vec!["NOTIFICATION_FAILED".into()], ..Default::default() };
+        (!admin.audit_logs(&filter).unwrap().data.is_empty()).then_some(())
+    });
     let mut problems = Vec::new();
     let mut to_deliver = Vec::new();
     for event_type in EventType::ALL {

@@ -1,10 +1,13 @@
 //! Secrets hygiene (issue 17, item 6), end to end against the real daemon binary on anvil: a full scenario
 //! (agents, sessions, transfers to CONFIRMED, a policy denial, wrong master passwords, a webhook created, rotated
-//! and delivered to a receiver, an online backup, error responses, a `/metrics` scrape), then every place a secret
+//! and delivered to a receiver, every notification channel configured with its credential — the Telegram token
+//! from a `_FILE` — and used, one failing, an online backup, error responses, a `/metrics` scrape), then every place a secret
 //! could leak to — the daemon's log, every file of the data dir (DB, WAL, keystore, config, the backup archive),
 //! every API response body and the `/metrics` text — is scanned for every secret the scenario handled: the master
 //! password (and the wrong ones tried), each session token (whole, its JWT, its signature), each webhook secret
-//! (`whsec_…`, its base64 body, its 32 raw bytes) and each agent's private key (raw bytes, hex, base64).
+//! (`whsec_…`, its base64 body, its 32 raw bytes), each agent's private key (raw bytes, hex, base64) and every
+//! notification credential (ntfy topic and token, Slack and Discord webhook URLs, the Telegram bot token, the SMTP
+//! password).
 //!
 //! The keystore files hold the keys encrypted (AES-GCM under an Argon2id key of the master password): a scan finds
 //! neither the key nor the password there, so no file is exempted. The token-signing key and the audit head salt
@@ -17,7 +20,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use waiaas_client::Client;
 
-use crate::support::{Anvil, Daemon, DaemonOptions, MASTER_PASSWORD, ONE_ETH, Receiver, eventually};
+use crate::support::{
+    Answer, Anvil, Channels, Daemon, DaemonOptions, MASTER_PASSWORD, ONE_ETH, Receiver, channels, eventually,
+};
 
 const RECIPIENT: &str = "0x2222222222222222222222222222222222222222";
 const WRONG_PASSWORDS: [&str; 3] = ["correct horse battery stapler", "Correct Horse Battery Staple", "hunter2-wrong"];
@@ -207,12 +212,22 @@ fn private_key(daemon: &Daemon, agent_id: &str, address: &str) -> Vec<u8> {
 #[test]
 fn no_secret_leaks_to_logs_files_backups_responses_or_metrics() {
     let anvil = Anvil::start();
+    // Every notification channel, each with its credential; the Telegram token read from a file.
+    let notify = Channels::start();
+    let secret_files = tempfile::tempdir().expect("a dir for secret files");
+    let token_file = secret_files.path().join("telegram-token");
+    std::fs::write(&token_file, format!("{}\n", channels::TELEGRAM_TOKEN)).expect("token file");
+    let mut extra_env: Vec<(String, String)> =
+        notify.env().into_iter().filter(|(k, _)| k != "WAIAAS_NOTIFICATIONS_TELEGRAM_BOT_TOKEN").collect();
+    extra_env.push(("WAIAAS_NOTIFICATIONS_TELEGRAM_BOT_TOKEN_FILE".to_owned(), token_file.display().to_string()));
     let mut daemon = Daemon::start_with(DaemonOptions {
         networks: vec![("anvil".to_owned(), anvil.url.clone())],
+        extra_env,
         ..DaemonOptions::default()
     });
     let mut api = Api { client: daemon.client(), responses: Vec::new() };
     let mut secrets = vec![Secret::text("master password", MASTER_PASSWORD)];
+    secrets.extend(channels::SECRETS.iter().map(|s| Secret::text(format!("notification credential {s:?}"), s)));
     secrets.extend(WRONG_PASSWORDS.iter().map(|p| Secret::text(format!("wrong master password {p:?}"), p)));
 
     // Two agents, each with sessions; the first funded.
@@ -282,6 +297,15 @@ fn no_secret_leaks_to_logs_files_backups_responses_or_metrics() {
         Some(&json!({"type": "CONTRACT_CALL", "to": RECIPIENT, "calldata": "0xdeadbeef"})),
     );
     assert_eq!((status, denied["code"].as_str()), (403, Some("POLICY_DENIED")), "{denied}");
+    // The denial reaches ntfy (the first channel); each channel sends a test message; a failing one is logged.
+    eventually(30, "the denial at ntfy", || (!notify.delivered("denied by policy").is_empty()).then_some(()));
+    for channel in ["ntfy", "slack", "discord", "telegram", "email"] {
+        let tested = api.master("POST", "/v1/admin/notifications/test", Some(&json!({"channel": channel})));
+        assert_eq!(tested["sent"], true, "{channel}: {tested}");
+    }
+    notify.telegram.answer_with(|_| Answer::Status(401, vec![]));
+    let failed = api.master("POST", "/v1/admin/notifications/test", Some(&json!({"channel": "telegram"})));
+    assert_eq!((failed["sent"].as_bool(), failed["error"].as_str()), (Some(false), Some("HTTP 401")), "{failed}");
 
     // Wrong master passwords (fewer than the limiter's 5 per window, so the operator is not locked out).
     for wrong in WRONG_PASSWORDS {
@@ -320,6 +344,7 @@ fn no_secret_leaks_to_logs_files_backups_responses_or_metrics() {
         "/v1/webhooks",
         &format!("/v1/webhooks/{hook_id}/logs"),
         "/v1/audit-logs?limit=200",
+        "/v1/admin/notifications/log?limit=200",
     ] {
         api.master("GET", path, None);
     }
@@ -345,7 +370,7 @@ fn no_secret_leaks_to_logs_files_backups_responses_or_metrics() {
         assert!(names.iter().any(|n| n.contains(expected)), "no {expected} among the scanned places: {names:#?}");
     }
     assert!(daemon.stderr().contains("INFO"), "the log has content to scan");
-    assert!(secrets.len() >= 4 + 2 + 4 + 2, "every secret is scanned for");
+    assert!(secrets.len() >= 4 + 2 + 4 + 2 + channels::SECRETS.len(), "every secret is scanned for");
     scan(&places, &secrets);
 }
 

@@ -19,6 +19,7 @@ mod hygiene;
 mod mcp;
 mod metrics;
 mod monitoring;
+mod notifications;
 mod pipeline;
 mod policy;
 mod simulate;

@@ -1,4 +1,5 @@
-//! `waiaas-http`: the [`WebhookSender`] port over ureq (OPS-04).
+//! `waiaas-http`: outbound messages. The [`WebhookSender`] port over ureq (OPS-04), and the notification channels
+//! for people ([`notify`]: ntfy, Slack, Discord, Telegram over the same HTTP machinery, email over SMTP).
 //!
 //! Each POST resolves the receiver's host once, through a [`HostResolver`] (the system's by default), checks every
 //! address with the core's [`check_address`] and hands ureq only those: ureq's own resolver is replaced
@@ -21,6 +22,8 @@ use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use waiaas_core::ports::{WebhookRequest, WebhookResponse, WebhookSender};
 use waiaas_core::webhooks::target::check_address;
+
+pub mod notify;
 
 /// Response body bytes read at most (then the connection is dropped).
 pub const BODY_CAP: u64 = 64 * 1024;
@@ -64,7 +67,7 @@ impl HostResolver for StaticResolver {
 }
 
 /// Resolves a URL's host (an IP literal is itself), refusing unless every address passes [`check_address`].
-fn checked_addresses(
+pub(crate) fn checked_addresses(
     resolver: &dyn HostResolver,
     host: &str,
     port: u16,
@@ -85,7 +88,7 @@ fn checked_addresses(
 }
 
 #[derive(Debug)]
-enum Refusal {
+pub(crate) enum Refusal {
     Resolve(String),
     Forbidden(String),
 }

@@ -25,6 +25,9 @@ mod error;
 #[cfg(test)]
 mod head_tests;
 pub mod kill_switch;
+mod notifications;
+#[cfg(test)]
+mod notifications_tests;
 pub mod policies;
 mod reserved;
 pub mod sessions;
@@ -56,6 +59,7 @@ pub use agents::SqliteAgentRepo;
 pub use anomalies::SqliteAnomalyRepo;
 pub use audit::{AuditHeadState, HeadInstalled, SqliteAuditRepo};
 pub use kill_switch::SqliteKillSwitchRepo;
+pub use notifications::SqliteNotificationRepo;
 pub use policies::SqlitePolicyRepo;
 pub use sessions::SqliteSessionRepo;
 pub use settings::SqliteSettingsRepo;
@@ -202,6 +206,7 @@ pub struct Database {
     transactions: Arc<SqliteTxRepo>,
     webhooks: Arc<SqliteWebhookRepo>,
     anomalies: Arc<SqliteAnomalyRepo>,
+    notifications: Arc<SqliteNotificationRepo>,
 }
 
 impl Database {
@@ -257,6 +262,7 @@ impl Database {
             transactions: Arc::new(SqliteTxRepo::new(pools.clone())),
             webhooks: Arc::new(SqliteWebhookRepo::new(pools.clone())),
             anomalies: Arc::new(SqliteAnomalyRepo::new(pools.clone())),
+            notifications: Arc::new(SqliteNotificationRepo::new(pools.clone())),
             pools,
         })
     }
@@ -317,6 +323,11 @@ impl Database {
     /// OPS-06: findings, tier floors and the anomaly rebuild's reads.
     pub fn anomalies(&self) -> Arc<SqliteAnomalyRepo> {
         Arc::clone(&self.anomalies)
+    }
+
+    /// The notifier's cursor, queue, held-back counts and log.
+    pub fn notifications(&self) -> Arc<SqliteNotificationRepo> {
+        Arc::clone(&self.notifications)
     }
 
     /// Audit rows with `id > after_id`, oldest first, at most `limit`: the input of
@@ -469,7 +480,7 @@ mod tests {
         assert!(!path.exists());
         let db = Database::open(&path).await.unwrap();
         assert!(path.exists());
-        assert_eq!(db.schema_version(), 8);
+        assert_eq!(db.schema_version(), 9);
         assert_eq!(db.schema_version(), Database::latest_schema_version());
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
@@ -486,6 +497,10 @@ mod tests {
                 "audit_head",
                 "audit_logs",
                 "kill_switch",
+                "notification_cursor",
+                "notification_digests",
+                "notification_logs",
+                "notification_outbox",
                 "policies",
                 "reserved_totals",
                 "sessions",
@@ -508,7 +523,7 @@ mod tests {
         db.close().await;
 
         let db = Database::open(&path).await.unwrap();
-        assert_eq!(db.schema_version(), 8);
+        assert_eq!(db.schema_version(), 9);
         let applied: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&db.pools.reader).await.unwrap();
         assert_eq!(applied, MIGRATOR.iter().count() as i64, "reopening applies nothing again");

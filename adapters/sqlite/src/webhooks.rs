@@ -20,8 +20,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use waiaas_core::event::{Event, EventType};
 use waiaas_core::ports::{
-    DeliverySource, DeliveryStatus, DueDelivery, OutboxNext, SealedSecrets, Settlement, StoredSecret, WebhookAttempt,
-    WebhookLogQuery, WebhookRepo,
+    DeliverySource, DeliveryStatus, DueDelivery, OutboxNext, SealedSecrets, StoredSecret, WebhookAttempt,
+    WebhookLogQuery, WebhookRepo, WebhookSettlement,
 };
 use waiaas_core::webhooks::{EventFilter, Webhook, delivery_id};
 use waiaas_core::{ErrorCode, Result, UnixSeconds, WebhookId};
@@ -430,7 +430,7 @@ impl WebhookRepo for SqliteWebhookRepo {
         Ok(next.map(|n| u64::try_from(n).unwrap_or(0)))
     }
 
-    async fn settle(&self, settlements: &[Settlement]) -> Result<Vec<bool>> {
+    async fn settle(&self, settlements: &[WebhookSettlement]) -> Result<Vec<bool>> {
         let mut tx = self.pools.begin_write().await?;
         insert_logs(&mut tx, settlements).await?;
         let mut marks: HashMap<WebhookId, i64> = HashMap::new();
@@ -524,7 +524,7 @@ impl WebhookRepo for SqliteWebhookRepo {
 }
 
 /// Logs the attempts, in order (multi-row inserts).
-async fn insert_logs(conn: &mut SqliteConnection, settlements: &[Settlement]) -> Result<()> {
+async fn insert_logs(conn: &mut SqliteConnection, settlements: &[WebhookSettlement]) -> Result<()> {
     for chunk in settlements.chunks(LOGS_PER_INSERT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO webhook_logs (webhook_id, delivery_id, event_type, attempt, status, status_code, \

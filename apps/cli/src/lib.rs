@@ -14,6 +14,7 @@ pub mod backup;
 pub mod control;
 pub mod exit;
 pub mod init;
+pub mod notifications;
 pub mod password;
 pub mod start;
 pub mod webhook;
@@ -88,6 +89,8 @@ pub enum Command {
     Webhook(webhook::WebhookArgs),
     /// List anomaly findings or clear an agent's tier floor, through the running daemon.
     Anomaly(anomaly::AnomalyArgs),
+    /// The notification log, or a test message through a channel, on the running daemon.
+    Notifications(notifications::NotificationsArgs),
     /// Serve the agent wallet tools over MCP on stdin/stdout (for an MCP client to launch; logs go to stderr).
     ///
     /// Talks to the daemon at WAIAAS_MCP_URL (default http://127.0.0.1:3100) with the agent's session token from
@@ -115,6 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::audit(&data_dir()?, args),
         Command::Webhook(args) => webhook::webhook(&data_dir()?, args),
         Command::Anomaly(args) => anomaly::anomaly(&data_dir()?, args),
+        Command::Notifications(args) => notifications::notifications(&data_dir()?, args),
         Command::Backup(args) => backup::backup(&data_dir()?, args),
         Command::Restore { from, force } => backup::restore(&data_dir()?, &from, force),
     }

@@ -28,6 +28,7 @@
 mod anomaly;
 mod backup;
 mod error;
+mod notifications;
 pub mod types;
 pub mod webhooks;
 
@@ -43,6 +44,7 @@ use ureq::http;
 pub use anomaly::{AgentAnomalies, Anomaly, TierFloor};
 pub use backup::{Backup, BackupKdf, BackupList};
 pub use error::{ClientError, Result, api_error};
+pub use notifications::{NotificationLog, NotificationLogFilter, NotificationTest};
 pub use types::*;
 pub use webhooks::{
     CreateWebhook, CreatedWebhook, DeliveryQueued, RotatedSecret, UpdateWebhook, Webhook, WebhookLog, WebhookLogFilter,

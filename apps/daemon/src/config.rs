@@ -12,6 +12,7 @@
 //! host, so logging the config never leaks them.
 
 mod anomaly;
+pub mod notifications;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,8 +24,19 @@ use waiaas_fs::KdfParams;
 
 /// The sections, in file order.
 pub const SECTIONS: &[&str] = &[
-    "daemon", "rpc", "security", "policy", "keystore", "oracle", "pipeline", "metrics", "backup", "acl", "webhooks",
+    "daemon",
+    "rpc",
+    "security",
+    "policy",
+    "keystore",
+    "oracle",
+    "pipeline",
+    "metrics",
+    "backup",
+    "acl",
+    "webhooks",
     "anomaly",
+    "notifications",
 ];
 
 /// Environment variables with the `WAIAAS_` prefix that are not config keys.
@@ -35,6 +47,8 @@ const EVM_PREFIX: &str = "evm_";
 const SOLANA_PREFIX: &str = "solana_";
 /// Prefix of `[rpc]` keys setting a network's native coin symbol.
 const NATIVE_PREFIX: &str = "native_";
+/// Prefix of `[rpc]` keys naming a network's block explorer (links in notifications).
+const EXPLORER_PREFIX: &str = "explorer_";
 /// Prefix of `[oracle]` keys naming a native coin's USD price.
 const USD_PREFIX: &str = "usd_";
 /// Prefix of `[oracle]` keys naming an ERC-20 token's USD price: `token_<network>_<address>`.
@@ -57,6 +71,8 @@ pub struct Config {
     pub anomaly: waiaas_core::anomaly::AnomalySettings,
     /// `[webhooks]`: outbound deliveries (OPS-04).
     pub webhooks: WebhooksConfig,
+    /// `[notifications]`: messages to people (ntfy, Slack, Discord, Telegram, email).
+    pub notifications: notifications::NotificationsConfig,
 }
 
 /// `[webhooks]`: outbound webhook deliveries (OPS-04).
@@ -194,6 +210,9 @@ pub struct RpcConfig {
     pub solana: BTreeMap<String, RpcUrl>,
     /// Network name → native coin symbol, over what the chain id says (`native_<network> = "POL"`).
     pub native: BTreeMap<String, String>,
+    /// Network name → block explorer base URL (`explorer_<network> = "https://sepolia.etherscan.io"`): notifications
+    /// link `<base>/tx/<hash>` or `<base>/address/<address>`.
+    pub explorers: BTreeMap<String, String>,
 }
 
 impl RpcConfig {
@@ -456,6 +475,17 @@ impl Config {
                 let url = raw.string().map_err(named)?;
                 self.rpc.solana.insert(network.to_owned(), RpcUrl(url));
             }
+            ("rpc", key) if key.starts_with(EXPLORER_PREFIX) => {
+                let network = &key[EXPLORER_PREFIX.len()..];
+                let url = raw.string().map_err(named)?;
+                let is_url = url.split_once("://").is_some_and(|(scheme, rest)| {
+                    matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.starts_with('/')
+                });
+                if !valid_network_name(network) || !is_url {
+                    return Err(named("expected explorer_<network> = \"<http:// or https:// URL>\"".to_owned()));
+                }
+                self.rpc.explorers.insert(network.to_owned(), url.trim_end_matches('/').to_owned());
+            }
             ("rpc", key) if key.starts_with(NATIVE_PREFIX) => {
                 let network = &key[NATIVE_PREFIX.len()..];
                 let symbol = raw.string().map_err(named)?;
@@ -572,6 +602,7 @@ impl Config {
                 self.webhooks.rotation_grace_seconds = raw.integer(">= 0").map_err(named)?
             }
             ("anomaly", key) => anomaly::apply(&mut self.anomaly, key, raw).map_err(named)?,
+            ("notifications", key) => notifications::apply(&mut self.notifications, key, raw).map_err(named)?,
             (section, key) => {
                 return Err(format!("unknown key {key:?} in [{section}]{}", belongs_hint(key)));
             }
@@ -589,6 +620,15 @@ impl Config {
             self.daemon.allowed_hosts.iter().find(|h| h.trim().is_empty() || h.contains(char::is_whitespace))
         {
             return fail("[daemon] allowed_hosts", format!("{bad:?} is not a host name"));
+        }
+        if let Some(network) = self.rpc.explorers.keys().find(|network| !self.rpc.evm.contains_key(*network)) {
+            return fail(
+                &format!("[rpc] explorer_{network}"),
+                format!("no network {network:?} (evm_{network}) is configured"),
+            );
+        }
+        if let Err(message) = self.notifications.validate() {
+            return Err(ConfigError::new("config", message));
         }
         if let Some(network) = self.rpc.native.keys().find(|network| !self.rpc.evm.contains_key(*network)) {
             return fail(
@@ -743,7 +783,7 @@ const ACL_KEYS: &[&str] = &[
 
 /// The section a key belongs to, for hints.
 fn home_of(key: &str) -> Option<&'static str> {
-    if key.starts_with(EVM_PREFIX) || key.starts_with(NATIVE_PREFIX) {
+    if key.starts_with(EVM_PREFIX) || key.starts_with(NATIVE_PREFIX) || key.starts_with(EXPLORER_PREFIX) {
         return Some("rpc");
     }
     if key.starts_with(USD_PREFIX) || key.starts_with(TOKEN_PREFIX) {
@@ -751,6 +791,9 @@ fn home_of(key: &str) -> Option<&'static str> {
     }
     if anomaly::keys().iter().any(|k| k == key) {
         return Some("anomaly");
+    }
+    if notifications::keys().iter().any(|k| k == key) {
+        return Some("notifications");
     }
     KEYS.iter().find(|(_, k)| *k == key).map(|(section, _)| *section)
 }
@@ -908,6 +951,60 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# WAIaaS daemon configuration.
 # a05_shadow = false
 # a05_drop = 0.5
 
+# [notifications]
+# Messages to people through the channels they watch: ntfy, Slack, Discord, Telegram, email. A channel is on when
+# its required keys are set. Each credential (ntfy_url, ntfy_token, slack_webhook_url, discord_webhook_url,
+# telegram_bot_token, smtp_password) can instead be read from a file: <key>_file = "/run/secrets/..." (prefer that,
+# or WAIAAS_NOTIFICATIONS_<KEY>). Credentials never appear in logs, errors, the audit log or the notification log.
+# Events sent by default: TX_APPROVAL_REQUIRED, TX_QUEUED (DELAY), TX_FAILED, POLICY_DENIED, KILL_SWITCH_ACTIVATED,
+# KILL_SWITCH_RECOVERED, ANOMALY_DETECTED, AGENT_SUSPENDED, BACKUP_FAILED, WEBHOOK_DISABLED. The kill switch and
+# anomalies go to every channel; the others to the first channel in `channels` order that takes them, the next one
+# when it fails. Applied at start (a restart applies changes).
+# Priority order; empty: every configured channel in the order ntfy, slack, discord, telegram, email.
+# channels = []
+# Message language: "en" or "ko".
+# locale = "en"
+# Milliseconds before each further round when every channel failed (up to 10 % jitter); then NOTIFICATION_FAILED.
+# retry_schedule = [1000, 5000, 30000]
+# Timeout of one attempt, milliseconds.
+# timeout_ms = 10000
+# Each channel sends at most rate_limit messages per rate_limit_window_seconds (0: no limit); what it holds back is
+# summed up in a digest message as soon as the channel may send again. The kill switch and anomalies are never held.
+# rate_limit = 10
+# rate_limit_window_seconds = 60
+# ntfy: the topic URL (the topic name is a secret of its own on a public server), and an access token if needed.
+# ntfy_url = ""
+# ntfy_url_file = ""
+# ntfy_token = ""
+# ntfy_token_file = ""
+# Slack incoming webhook URL.
+# slack_webhook_url = ""
+# slack_webhook_url_file = ""
+# Discord webhook URL.
+# discord_webhook_url = ""
+# discord_webhook_url_file = ""
+# Telegram: the bot's token (from @BotFather), the chat to write to (a numeric id or @channel), the Bot API's URL.
+# telegram_bot_token = ""
+# telegram_bot_token_file = ""
+# telegram_chat_id = ""
+# telegram_api_url = "https://api.telegram.org"
+# Email over SMTP; smtp_tls: "none", "starttls" (port 587) or "tls" (port 465).
+# smtp_host = ""
+# smtp_port = 587
+# smtp_username = ""
+# smtp_password = ""
+# smtp_password_file = ""
+# smtp_from = ""
+# smtp_to = []
+# smtp_tls = "starttls"
+# A channel's own event list instead of the default set (empty: the default set), for example
+# (email also told of confirmations) email_events = ["ANOMALY_DETECTED", "KILL_SWITCH_ACTIVATED", "TX_CONFIRMED"]
+# ntfy_events = []
+# slack_events = []
+# discord_events = []
+# telegram_events = []
+# email_events = []
+
 [rpc]
 # One line per EVM network: evm_<network> = "<JSON-RPC URL>". The chain id is read from the node.
 # One line per Solana network: solana_<network> = "<JSON-RPC URL>" (native coin SOL, 9 decimals).
@@ -919,6 +1016,8 @@ evm_anvil = "http://127.0.0.1:8545"
 # The native coin's symbol is looked up by the node's chain id (ETH, POL on Polygon, BNB, ...); set it for a chain
 # the registry does not know: native_<network> = "<symbol>".
 # native_mychain = "MYC"
+# A block explorer per network, for links in notifications: explorer_<network> = "<base URL>".
+# explorer_sepolia = "https://sepolia.etherscan.io"
 "#;
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! `Waiaas::unlock` (a wrong password stops here, and nothing else changes) → the audit head key (a log that does
 //! not match its sealed head stops here) → the backup store → bind → the background tasks.
 //!
-//! **Supervision.** The background tasks (the transaction worker; the anomaly task; the backup scheduler when
+//! **Supervision.** The background tasks (the transaction worker; the webhook delivery task; the notifier; the
+//! anomaly task; the backup scheduler when
 //! `[backup] interval` is set) run under [`BoundDaemon::run`]. A task that ends or panics while the daemon serves is
 //! logged and stops the daemon: the server drains, the other tasks stop, the database closes and `run` returns an
 //! error (so `waiaas start` exits 1 and the service manager restarts it). A daemon is not restarted task by task:
@@ -90,6 +91,8 @@ pub struct DaemonEventSink {
     wake_worker: Arc<Notify>,
     /// The webhook delivery task: every committed event may have queued deliveries.
     wake_webhooks: Arc<Notify>,
+    /// The notifier: every committed event is an audit row it may route.
+    wake_notifier: Arc<Notify>,
     anomaly: crate::anomaly::AnomalyFeed,
 }
 
@@ -106,6 +109,7 @@ impl EventSink for DaemonEventSink {
             self.wake_worker.notify_one();
         }
         self.wake_webhooks.notify_one();
+        self.wake_notifier.notify_one();
         self.anomaly.offer(event);
     }
 }
@@ -282,6 +286,7 @@ pub async fn bind(
     );
     let wake_worker = Arc::new(Notify::new());
     let wake_webhooks = Arc::new(Notify::new());
+    let wake_notifier = Arc::new(Notify::new());
     let (anomaly_feed, anomaly_events) = crate::anomaly::AnomalyFeed::new();
     let prices = StaticPriceTable::new(config.oracle.usd.clone(), overrides.clock.now())
         .with_tokens(config.oracle.tokens.iter().cloned());
@@ -302,6 +307,7 @@ pub async fn bind(
         events: Arc::new(DaemonEventSink {
             wake_worker: Arc::clone(&wake_worker),
             wake_webhooks: Arc::clone(&wake_webhooks),
+            wake_notifier: Arc::clone(&wake_notifier),
             anomaly: anomaly_feed,
         }),
         metrics: collected,
@@ -336,6 +342,18 @@ pub async fn bind(
         settings: crate::webhooks::settings(&config.webhooks),
     });
     drop(head_key);
+    // Notifications for people: channels from `[notifications]` (credentials read now, never logged).
+    let notifications =
+        match crate::notifications::hub(config, db.notifications(), Arc::clone(&overrides.webhook_resolver)) {
+            Ok(hub) => hub,
+            Err(e) => {
+                db.close().await;
+                return Err(e);
+            }
+        };
+    let channels: Vec<&str> = config.notifications.order().iter().map(|c| c.as_str()).collect();
+    tracing::info!(?channels, locale = config.notifications.locale.as_str(), "notification channels");
+    core.attach_notifications(notifications);
     // OPS-03: archives are sealed with the master password, into `[backup] dir`.
     let backup_store =
         crate::backup::backup_store(dir, &db, crate::backup::backup_dir(dir, &config.backup), password.clone());
@@ -376,6 +394,8 @@ pub async fn bind(
         tasks.stop.subscribe(),
     );
     tasks.spawn("webhook delivery", deliveries);
+    let notifier = crate::notifications::run(Arc::clone(&core), wake_notifier, tasks.stop.subscribe());
+    tasks.spawn("notifier", notifier);
     let anomaly = crate::anomaly::run(
         Arc::clone(&core),
         Arc::clone(&monitor),

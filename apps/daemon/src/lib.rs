@@ -7,6 +7,7 @@
 //!   REST server's port; [`BoundDaemon::run`] serves until a shutdown future and supervises the background tasks
 //!   (transaction worker, anomaly task, backup scheduler): a task that dies stops the daemon;
 //! - [`anomaly`]: the anomaly task (OPS-06), fed the final transactions' events after commit;
+//! - [`notifications`]: the notifier task (messages to people), reading the audit log after its cursor;
 //! - [`backup`]: the backup scheduler, the seam that lets the fs adapter's backup store snapshot the SQLite
 //!   database, and restore (refusals, the data dir's lock, rollback of an interrupted restore, stage, check,
 //!   swap);
@@ -21,6 +22,7 @@ pub mod backup;
 pub mod chains;
 pub mod config;
 pub mod daemon;
+pub mod notifications;
 pub mod webhooks;
 
 pub use anomaly::reload_anomaly;

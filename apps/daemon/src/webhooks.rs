@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use waiaas_core::WebhookId;
-use waiaas_core::ports::{DueDelivery, Settlement};
+use waiaas_core::ports::{DueDelivery, WebhookSettlement};
 use waiaas_core::services::{Waiaas, WebhookSettings};
 use waiaas_core::webhooks::retry::{RetryPolicy, Verdict};
 
@@ -50,7 +50,7 @@ pub fn settings(config: &WebhooksConfig) -> WebhookSettings {
 
 /// Attempts a run's deliveries in order until one does not succeed or the budget is spent; returns what to
 /// settle.
-async fn attempt_run(core: &Waiaas, run: Vec<DueDelivery>) -> Vec<Settlement> {
+async fn attempt_run(core: &Waiaas, run: Vec<DueDelivery>) -> Vec<WebhookSettlement> {
     let started = Instant::now();
     let mut settlements = Vec::with_capacity(run.len());
     for due in run {
@@ -72,7 +72,7 @@ async fn attempt_run(core: &Waiaas, run: Vec<DueDelivery>) -> Vec<Settlement> {
 
 /// Runs until `stop` turns true.
 pub async fn run_deliveries(core: Arc<Waiaas>, wake: Arc<Notify>, concurrency: u32, mut stop: watch::Receiver<bool>) {
-    let mut running: JoinSet<Vec<Settlement>> = JoinSet::new();
+    let mut running: JoinSet<Vec<WebhookSettlement>> = JoinSet::new();
     // Which webhook each running run is for (a panicking one frees its webhook too).
     let mut tasks: HashMap<tokio::task::Id, WebhookId> = HashMap::new();
     let (mut gauge_read, mut gauge_every) = (Instant::now() - POLL, POLL);

@@ -2,6 +2,14 @@
 //! EXPIRED. Each move is a function that refuses an illegal step.
 
 use super::TransitionError;
+use crate::TxId;
+
+/// The text an agent's owner signs (EIP-191) to approve or reject an APPROVAL-tier transaction, with a nonce from
+/// `GET /v1/nonce`. Fixed layout so a signature for one transaction or decision cannot be reused for another.
+pub fn approval_message(tx_id: TxId, approve: bool, nonce: &str) -> String {
+    let action = if approve { "approve" } else { "reject" };
+    format!("WAIaaS: {action} transaction {tx_id}\nNonce: {nonce}")
+}
 
 /// Where a transaction request is in the pipeline.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

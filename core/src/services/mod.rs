@@ -11,6 +11,7 @@ pub mod cursor;
 mod kill_switch;
 pub mod master_auth;
 mod metrics;
+mod notifications;
 pub mod owner;
 mod policies;
 mod sessions;
@@ -22,6 +23,7 @@ use std::sync::{Arc, RwLock};
 
 pub use audit_query::{AuditLogFilter, StatsBucket};
 pub use kill_switch::KillSwitchView;
+pub use notifications::{NotificationHub, NotificationSettings, RoundResult, TestOutcome};
 pub use sessions::{IssuedSession, SessionPrincipal};
 pub use webhooks::{USER_AGENT, WebhookHub, WebhookPatch, WebhookSettings};
 
@@ -120,6 +122,8 @@ pub struct Waiaas {
     webhooks: std::sync::OnceLock<Arc<webhooks::WebhookHub>>,
     /// Attached by the host after unlock (OPS-06); absent in hosts without anomaly detection.
     anomalies: std::sync::OnceLock<Arc<dyn crate::ports::AnomalyRepo>>,
+    /// Attached by the host after unlock; absent in hosts without notifications for people.
+    notifications: std::sync::OnceLock<Arc<notifications::Notifier>>,
 }
 
 impl Waiaas {
@@ -144,6 +148,7 @@ impl Waiaas {
             backups: std::sync::OnceLock::new(),
             webhooks: std::sync::OnceLock::new(),
             anomalies: std::sync::OnceLock::new(),
+            notifications: std::sync::OnceLock::new(),
         };
         core.init_metrics().await?;
         Ok(core)

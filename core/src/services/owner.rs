@@ -109,12 +109,7 @@ impl NonceBook {
     }
 }
 
-/// The text the owner signs. Fixed layout so a signature for one transaction or decision cannot be reused for
-/// another.
-pub fn approval_message(tx_id: TxId, approve: bool, nonce: &str) -> String {
-    let action = if approve { "approve" } else { "reject" };
-    format!("WAIaaS: {action} transaction {tx_id}\nNonce: {nonce}")
-}
+pub use crate::domain::tx::approval_message;
 
 impl Waiaas {
     /// Issues a fresh single-use nonce (nothing is stored until it is used).

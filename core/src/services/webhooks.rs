@@ -19,8 +19,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Event, EventType, RequestContext};
 use crate::metrics as m;
 use crate::ports::{
-    DeliveryStatus, DueDelivery, OutboxNext, Page, Settlement, StoredSecret, WebhookAttempt, WebhookLogQuery,
-    WebhookRepo, WebhookRequest, WebhookResponse, WebhookSender,
+    DeliveryStatus, DueDelivery, OutboxNext, Page, StoredSecret, WebhookAttempt, WebhookLogQuery, WebhookRepo,
+    WebhookRequest, WebhookResponse, WebhookSender, WebhookSettlement,
 };
 use crate::webhooks::retry::{RetryPolicy, Verdict, decide};
 use crate::webhooks::secret::{SecretKey, WebhookSecret};
@@ -338,7 +338,7 @@ impl Waiaas {
     /// One attempt of a due delivery: signs it, sends it and decides what becomes of it. Writes nothing: the
     /// settlement returned is recorded by [`Waiaas::settle_webhooks`] (several together, in one write). Counts the
     /// attempt in the delivery metrics.
-    pub async fn attempt_webhook(&self, due: &DueDelivery) -> Result<(Verdict, Settlement)> {
+    pub async fn attempt_webhook(&self, due: &DueDelivery) -> Result<(Verdict, WebhookSettlement)> {
         let hub = self.hub()?;
         let attempt = due.attempts + 1;
         let now = self.now();
@@ -386,12 +386,12 @@ impl Waiaas {
         let metrics = &self.ports.metrics;
         metrics.increment_counter(m::WEBHOOK_DELIVERIES_TOTAL, &[("result", verdict.result_label())], 1);
         metrics.observe_histogram(m::WEBHOOK_DELIVERY_DURATION_SECONDS, &[], response_time_ms as f64 / 1000.0);
-        Ok((verdict, Settlement { attempt: record, source: due.source, next, event }))
+        Ok((verdict, WebhookSettlement { attempt: record, source: due.source, next, event }))
     }
 
     /// Records attempts in one write (their log rows; each delivery finished, rescheduled or its webhook
     /// disabled) and publishes the events written.
-    pub async fn settle_webhooks(&self, settlements: &[Settlement]) -> Result<()> {
+    pub async fn settle_webhooks(&self, settlements: &[WebhookSettlement]) -> Result<()> {
         if settlements.is_empty() {
             return Ok(());
         }

@@ -76,8 +76,14 @@ pub fn decide(response: &WebhookResponse, attempt: u32, policy: &RetryPolicy, en
     if let WebhookResponse::Status { code: 429, retry_after_seconds: Some(seconds), .. } = response {
         return Verdict::Retry { delay_ms: seconds.saturating_mul(1_000).min(policy.retry_after_cap_ms) };
     }
+    Verdict::Retry { delay_ms: jittered(scheduled, entropy) }
+}
+
+/// `scheduled` milliseconds plus up to [`JITTER`] of it, from `entropy` (notifications use the same schedule
+/// shape).
+pub fn jittered(scheduled: u64, entropy: &dyn Entropy) -> u64 {
     let mut random = [0u8; 2];
     entropy.fill(&mut random);
     let fraction = f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX) * JITTER;
-    Verdict::Retry { delay_ms: scheduled + (scheduled as f64 * fraction) as u64 }
+    scheduled + (scheduled as f64 * fraction) as u64
 }

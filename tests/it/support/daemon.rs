@@ -181,6 +181,11 @@ impl Daemon {
         self.spawn().unwrap_or_else(|log| panic!("daemon did not restart after SIGKILL:\n{log}"));
     }
 
+    /// Starts the daemon again after [`Daemon::stop`] (offline commands may run on the data dir in between).
+    pub fn start_again(&mut self) {
+        self.spawn().unwrap_or_else(|log| panic!("daemon did not start again:\n{log}"));
+    }
+
     /// Stops and starts the daemon again on the same data dir.
     pub fn restart(&mut self) {
         self.stop();

@@ -2,6 +2,7 @@
 
 mod anvil;
 mod chain;
+pub mod channels;
 mod daemon;
 mod embedded;
 mod funded;
@@ -11,6 +12,7 @@ mod solana;
 
 pub use anvil::Anvil;
 pub use chain::{approve_calldata, fail_calldata, hex_u256, store_calldata, transfer_calldata};
+pub use channels::Channels;
 pub use daemon::{Daemon, DaemonOptions, binary, run_cli};
 pub use embedded::EmbeddedDaemon;
 pub use funded::{FundedAgent, ONE_ETH};

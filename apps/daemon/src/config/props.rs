@@ -8,7 +8,7 @@ use super::*;
 
 /// Keys of the init file whose commented value is an example, not the default.
 fn is_example(key: &str) -> bool {
-    [EVM_PREFIX, NATIVE_PREFIX, USD_PREFIX, TOKEN_PREFIX].iter().any(|p| key.starts_with(p))
+    [EVM_PREFIX, NATIVE_PREFIX, EXPLORER_PREFIX, USD_PREFIX, TOKEN_PREFIX].iter().any(|p| key.starts_with(p))
 }
 
 /// `(section, line)` for every `# key = default` line of the init file.
@@ -54,10 +54,11 @@ fn toml_value() -> impl Strategy<Value = String> {
 
 /// A key: one the daemon knows (in its own or another section), a prefixed one, or anything.
 fn key() -> impl Strategy<Value = String> {
-    let known: Vec<String> = KEYS.iter().map(|(_, k)| (*k).to_owned()).chain(anomaly::keys()).collect();
+    let known: Vec<String> =
+        KEYS.iter().map(|(_, k)| (*k).to_owned()).chain(anomaly::keys()).chain(notifications::keys()).collect();
     prop_oneof![
         3 => prop::sample::select(known),
-        1 => "(evm|native|usd|token)_[a-z0-9_-]{0,20}",
+        1 => "(evm|native|explorer|usd|token)_[a-z0-9_-]{0,20}",
         1 => "[a-z_]{1,12}",
     ]
 }
@@ -145,7 +146,10 @@ proptest! {
 fn the_init_file_documents_every_fixed_key() {
     let documented = documented_defaults();
     let fixed = KEYS.iter().map(|(s, k)| ((*s).to_owned(), (*k).to_owned()));
-    for (section, key) in fixed.chain(anomaly::keys().into_iter().map(|k| ("anomaly".to_owned(), k))) {
+    let notifications = notifications::keys().into_iter().map(|k| ("notifications".to_owned(), k));
+    for (section, key) in
+        fixed.chain(anomaly::keys().into_iter().map(|k| ("anomaly".to_owned(), k))).chain(notifications)
+    {
         assert!(
             documented.iter().any(|(s, l)| *s == section && l.starts_with(&format!("{key} = "))),
             "[{section}] {key}"

@@ -10,6 +10,7 @@ pub mod anomaly;
 pub mod audit;
 pub mod backup;
 pub mod health;
+pub mod notifications;
 pub mod owner;
 pub mod policies;
 pub mod sessions;
@@ -46,6 +47,8 @@ pub enum ApiTags {
     Webhooks,
     /// Anomaly findings and tier floors (master password).
     Anomalies,
+    /// Notifications for people: the log and test messages (master password).
+    Notifications,
 }
 
 /// Every operation of the API, in document order.
@@ -63,6 +66,7 @@ pub type Apis = (
     audit::AuditApi,
     webhooks::WebhooksApi,
     anomaly::AnomalyApi,
+    notifications::NotificationsApi,
 );
 
 /// All operation groups.
@@ -81,6 +85,7 @@ pub fn apis() -> Apis {
         audit::AuditApi,
         webhooks::WebhooksApi,
         anomaly::AnomalyApi,
+        notifications::NotificationsApi,
     )
 }
 
