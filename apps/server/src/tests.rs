@@ -211,6 +211,10 @@ async fn unknown_routes_are_not_found_and_other_methods_not_allowed() {
         (cli.put("/metrics"), "GET"),
         (master(cli.delete("/v1/agents")), "GET, POST"),
         (master(cli.post(agent)), "GET, DELETE"),
+        // A literal segment wins over a parameter, as in the router: `/v1/transactions/{id}` (GET) does not
+        // make GET one of `/v1/transactions/send`'s methods.
+        (cli.get("/v1/transactions/send"), "POST"),
+        (cli.options("/v1/transactions/simulate"), "POST"),
     ] {
         let (status, header, body) = send_for_header(req, "allow").await;
         assert_eq!((status.as_u16(), body["code"].as_str()), (405, Some("METHOD_NOT_ALLOWED")), "{body}");
