@@ -266,6 +266,21 @@ pub fn diagnose<T: Type>(value: &Value) -> Vec<Issue> {
     issues
 }
 
+/// The length and pattern rules of a string schema (the document's `minLength`, `maxLength`, `pattern`), so a
+/// broken one is reported on its field rather than on the whole body.
+fn string_rule_broken(schema: &MetaSchema, text: &str) -> Option<String> {
+    let length = text.chars().count();
+    if let Some(min) = schema.min_length.filter(|min| length < *min) {
+        return Some(format!("must be at least {min} characters"));
+    }
+    if let Some(max) = schema.max_length.filter(|max| length > *max) {
+        return Some(format!("must be at most {max} characters"));
+    }
+    let pattern = schema.pattern.as_deref()?;
+    let matches = regex::Regex::new(pattern).map(|re| re.is_match(text)).unwrap_or(true);
+    (!matches).then(|| format!("must match {pattern}"))
+}
+
 fn resolve<'r>(registry: &'r Registry, schema: &'r MetaSchemaRef) -> Option<&'r MetaSchema> {
     match schema {
         MetaSchemaRef::Inline(schema) => Some(schema),
@@ -315,6 +330,8 @@ fn check(registry: &Registry, schema: &MetaSchemaRef, value: &Value, path: &str,
             fail(format!("must be one of {}", allowed.join(", ")));
         } else if schema.format == Some("uuid") && uuid::Uuid::parse_str(text).is_err() {
             fail("must be a UUID".to_owned());
+        } else if let Some(message) = string_rule_broken(schema, text) {
+            fail(message);
         }
         return;
     }

@@ -355,6 +355,18 @@ async fn bodies_and_parameters_fail_as_validation_errors() {
 
     let got = send(master(cli.post("/v1/policies")).body_json(&json!({"type": "NOPE", "rules": []}))).await;
     assert_eq!(issue_paths(&got.2), ["type", "rules"]);
+
+    // The document's patterns are enforced on their field (found by schemathesis: `""` was refused by the core
+    // while the document allowed it).
+    let got = send(master(cli.post("/v1/admin/backup")).body_json(&json!({"outputDir": ""}))).await;
+    assert_error(&got, 400, "VALIDATION_FAILED");
+    assert_eq!(issue_paths(&got.2), ["outputDir"]);
+    let got = send(
+        master(cli.put("/v1/agents/0190a000-0000-7000-8000-000000000000/owner"))
+            .body_json(&json!({"ownerAddress": ""})),
+    )
+    .await;
+    assert_eq!(issue_paths(&got.2), ["ownerAddress"]);
 }
 
 #[tokio::test]

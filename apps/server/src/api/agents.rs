@@ -79,7 +79,7 @@ pub struct CreateAgentRequest {
 pub struct SetOwnerRequest {
     /// The owner's address (`0x` + 40 hex digits; mixed case must be a valid EIP-55 checksum), or null to clear.
     /// Required.
-    #[oai(nullable)]
+    #[oai(nullable, validator(pattern = r"^0x[0-9a-fA-F]{40}$"))]
     pub owner_address: MaybeUndefined<String>,
 }
 

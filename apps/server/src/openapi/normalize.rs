@@ -15,6 +15,14 @@
 //!   DTOs, the core's strict parser for send and simulate), which poem-openapi does not state: every object schema
 //!   reachable from a request body that has fixed properties gets `additionalProperties: false`. New routes are
 //!   covered without a list to maintain.
+//! - **Cursors.** Every `cursor` query parameter is the core's opaque cursor, base64url without padding
+//!   (`core::services::cursor`): anything else is refused with `INVALID_CURSOR`, which the schema states.
+//! - **Error responses.** Each operation's one `default` error response becomes the statuses it can answer, by
+//!   route class ([`responses`]).
+//! - **Links.** Each creating operation links to the operations that take its id ([`links`]).
+
+mod links;
+mod responses;
 
 use std::collections::BTreeSet;
 
@@ -27,6 +35,9 @@ pub fn normalize(document: &mut Value) {
     flatten_union_variants(document);
     collapse_described_refs(document);
     deny_unknown_request_fields(document);
+    describe_cursors(document);
+    responses::declare_error_responses(document);
+    links::add_links(document);
     drop_unreferenced_schemas(document);
 }
 
@@ -160,6 +171,21 @@ fn close_object(schema: &mut Map<String, Value>) {
         for property in properties.values_mut().filter_map(Value::as_object_mut) {
             if property.get("type").and_then(Value::as_str) == Some("object") {
                 close_object(property);
+            }
+        }
+    }
+}
+
+/// `minLength` and the base64url alphabet on every `cursor` query parameter.
+fn describe_cursors(document: &mut Value) {
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    let operations = paths.values_mut().filter_map(Value::as_object_mut).flat_map(|o| o.values_mut());
+    for operation in operations {
+        let parameters = operation.get_mut("parameters").and_then(Value::as_array_mut).into_iter().flatten();
+        for parameter in parameters.filter(|p| p["in"] == "query" && p["name"] == "cursor") {
+            if let Some(schema) = parameter.get_mut("schema").and_then(Value::as_object_mut) {
+                schema.insert("minLength".into(), json!(1));
+                schema.insert("pattern".into(), json!("^[A-Za-z0-9_-]+$"));
             }
         }
     }
