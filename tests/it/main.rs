@@ -14,6 +14,7 @@ mod coverage;
 mod docker;
 mod error_classes;
 mod foundation;
+mod fuzz_api;
 mod hygiene;
 mod mcp;
 mod metrics;

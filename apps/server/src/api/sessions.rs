@@ -112,12 +112,12 @@ pub struct SessionConstraintsDto {
     /// Allowed recipients, spenders and called contracts.
     #[oai(nullable)]
     pub allowed_recipients: Option<Vec<String>>,
-    /// Allowed networks.
-    #[oai(nullable)]
+    /// Allowed networks (names, not empty).
+    #[oai(nullable, validator(min_length = 1))]
     pub allowed_networks: Option<Vec<String>>,
     /// Client addresses (CIDRs, or single addresses) the token may be used from; elsewhere it is refused with
-    /// 403 `ACCESS_DENIED_IP`.
-    #[oai(nullable)]
+    /// 403 `ACCESS_DENIED_IP`. At least one when present.
+    #[oai(nullable, validator(min_items = 1))]
     pub allowed_cidrs: Option<Vec<String>>,
 }
 

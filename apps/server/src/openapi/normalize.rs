@@ -15,6 +15,9 @@
 //!   DTOs, the core's strict parser for send and simulate), which poem-openapi does not state: every object schema
 //!   reachable from a request body that has fixed properties gets `additionalProperties: false`. New routes are
 //!   covered without a list to maintain.
+//! - **Unsigned integers.** poem-openapi renders Rust's unsigned types as `format: uint8` (…`uint64`), which JSON
+//!   Schema does not read: each gets the `minimum` (0) and, up to 32 bits, the `maximum` of its type, unless the
+//!   field states a tighter bound.
 //! - **Cursors.** Every `cursor` query parameter is the core's opaque cursor, base64url without padding
 //!   (`core::services::cursor`): anything else is refused with `INVALID_CURSOR`, which the schema states.
 //! - **Error responses.** Each operation's one `default` error response becomes the statuses it can answer, by
@@ -36,6 +39,7 @@ pub fn normalize(document: &mut Value) {
     collapse_described_refs(document);
     deny_unknown_request_fields(document);
     describe_cursors(document);
+    bound_unsigned_integers(document);
     responses::declare_error_responses(document);
     links::add_links(document);
     drop_unreferenced_schemas(document);
@@ -176,6 +180,33 @@ fn close_object(schema: &mut Map<String, Value>) {
     }
 }
 
+/// `minimum` and `maximum` of every `format: uintN` integer schema, anywhere in the document.
+fn bound_unsigned_integers(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            let bits = match object.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some(8),
+                Some("uint16") => Some(16),
+                Some("uint32") => Some(32),
+                Some("uint64") => Some(64),
+                _ => None,
+            };
+            if let Some(bits) = bits.filter(|_| object.get("type").and_then(Value::as_str) == Some("integer")) {
+                let minimum = object.get("minimum").and_then(Value::as_f64);
+                if minimum.is_none_or(|m| m < 0.0) {
+                    object.insert("minimum".into(), json!(0));
+                }
+                if bits < 64 && !object.contains_key("maximum") {
+                    object.insert("maximum".into(), json!((1u64 << bits) - 1));
+                }
+            }
+            object.values_mut().for_each(bound_unsigned_integers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_unsigned_integers),
+        _ => {}
+    }
+}
+
 /// `minLength` and the base64url alphabet on every `cursor` query parameter.
 fn describe_cursors(document: &mut Value) {
     let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else { return };
@@ -223,6 +254,21 @@ mod tests {
             json!({"oneOf": [{"$ref": "#/components/schemas/Tier"}], "nullable": true, "description": "d"})
         );
         assert!(value["c"]["allOf"].is_array(), "other allOf forms are left alone");
+    }
+
+    #[test]
+    fn unsigned_integers_get_their_bounds() {
+        let mut value = json!({
+            "a": {"type": "integer", "format": "uint8", "maximum": 36.0},
+            "b": {"type": "integer", "format": "uint32"},
+            "c": {"type": "integer", "format": "uint64", "minimum": 60.0},
+            "d": {"type": "integer", "format": "int64"},
+        });
+        bound_unsigned_integers(&mut value);
+        assert_eq!(value["a"], json!({"type": "integer", "format": "uint8", "minimum": 0, "maximum": 36.0}));
+        assert_eq!(value["b"]["maximum"], json!(4294967295u64));
+        assert_eq!(value["c"]["minimum"], json!(60.0));
+        assert!(value["c"].get("maximum").is_none() && value["d"].get("minimum").is_none());
     }
 
     #[test]
