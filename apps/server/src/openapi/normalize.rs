@@ -15,9 +15,12 @@
 //!   DTOs, the core's strict parser for send and simulate), which poem-openapi does not state: every object schema
 //!   reachable from a request body that has fixed properties gets `additionalProperties: false`. New routes are
 //!   covered without a list to maintain.
+//! - **Policy rules.** A policy's `rules` depend on its `type`, which a free-form object cannot say:
+//!   `CreatePolicyRequest` becomes a union on `type` with one variant per policy type, each with its rules schema
+//!   (`crate::api::policies::rules`), and `UpdatePolicyRequest.rules` one of those schemas.
 //! - **Unsigned integers.** poem-openapi renders Rust's unsigned types as `format: uint8` (…`uint64`), which JSON
-//!   Schema does not read: each gets the `minimum` (0) and, up to 32 bits, the `maximum` of its type, unless the
-//!   field states a tighter bound.
+//!   Schema does not read: each gets the `minimum` (0) and the `maximum` of its type, unless the field states a
+//!   tighter bound.
 //! - **Cursors.** Every `cursor` query parameter is the core's opaque cursor, base64url without padding
 //!   (`core::services::cursor`): anything else is refused with `INVALID_CURSOR`, which the schema states.
 //! - **Error responses.** Each operation's one `default` error response becomes the statuses it can answer, by
@@ -37,6 +40,7 @@ const SCHEMA_PREFIX: &str = "#/components/schemas/";
 pub fn normalize(document: &mut Value) {
     flatten_union_variants(document);
     collapse_described_refs(document);
+    describe_policy_rules(document);
     deny_unknown_request_fields(document);
     describe_cursors(document);
     bound_unsigned_integers(document);
@@ -180,6 +184,49 @@ fn close_object(schema: &mut Map<String, Value>) {
     }
 }
 
+/// `CreatePolicyRequest` as a union on `type`, `UpdatePolicyRequest.rules` as one of the rules schemas.
+fn describe_policy_rules(document: &mut Value) {
+    use waiaas_core::domain::PolicyType;
+
+    use crate::api::policies::rules;
+    let schemas = schemas(document);
+    schemas.extend(rules::schemas());
+    let reference = |name: &str| json!({ "$ref": format!("{SCHEMA_PREFIX}{name}") });
+    if let Some(create) = schemas.get("CreatePolicyRequest").cloned() {
+        let mut variants = Vec::new();
+        let mut mapping = Map::new();
+        for policy_type in PolicyType::ALL {
+            let rules_name = rules::schema_name(policy_type);
+            let variant_name = format!("CreatePolicyRequest_{}", rules_name.trim_end_matches("Rules"));
+            let mut variant = create.clone();
+            variant["title"] = json!(variant_name);
+            variant["properties"]["type"] = json!({"type": "string", "enum": [policy_type.as_str()]});
+            let description = create.pointer("/properties/rules/description").cloned();
+            variant["properties"]["rules"] = reference(&rules_name);
+            if let Some(description) = description {
+                variant["properties"]["rules"]["description"] = description;
+            }
+            variants.push(reference(&variant_name));
+            mapping.insert(policy_type.as_str().to_owned(), json!(format!("{SCHEMA_PREFIX}{variant_name}")));
+            schemas.insert(variant_name, variant);
+        }
+        schemas.insert(
+            "CreatePolicyRequest".into(),
+            json!({"oneOf": variants, "discriminator": {"propertyName": "type", "mapping": mapping}}),
+        );
+    }
+    if let Some(rules_property) =
+        schemas.get_mut("UpdatePolicyRequest").and_then(|u| u.pointer_mut("/properties/rules"))
+    {
+        let one_of: Vec<Value> = PolicyType::ALL.into_iter().map(|t| reference(&rules::schema_name(t))).collect();
+        let description = rules_property.get("description").cloned();
+        *rules_property = json!({"oneOf": one_of, "nullable": true});
+        if let Some(description) = description {
+            rules_property["description"] = description;
+        }
+    }
+}
+
 /// `minimum` and `maximum` of every `format: uintN` integer schema, anywhere in the document.
 fn bound_unsigned_integers(value: &mut Value) {
     match value {
@@ -196,8 +243,8 @@ fn bound_unsigned_integers(value: &mut Value) {
                 if minimum.is_none_or(|m| m < 0.0) {
                     object.insert("minimum".into(), json!(0));
                 }
-                if bits < 64 && !object.contains_key("maximum") {
-                    object.insert("maximum".into(), json!((1u64 << bits) - 1));
+                if !object.contains_key("maximum") {
+                    object.insert("maximum".into(), json!(u64::MAX >> (64 - bits)));
                 }
             }
             object.values_mut().for_each(bound_unsigned_integers);
@@ -268,7 +315,8 @@ mod tests {
         assert_eq!(value["a"], json!({"type": "integer", "format": "uint8", "minimum": 0, "maximum": 36.0}));
         assert_eq!(value["b"]["maximum"], json!(4294967295u64));
         assert_eq!(value["c"]["minimum"], json!(60.0));
-        assert!(value["c"].get("maximum").is_none() && value["d"].get("minimum").is_none());
+        assert_eq!(value["c"]["maximum"], json!(u64::MAX));
+        assert!(value["d"].get("minimum").is_none());
     }
 
     #[test]
