@@ -364,6 +364,12 @@ fn check(registry: &Registry, schema: &MetaSchemaRef, value: &Value, path: &str,
             }
         }
         Value::Array(items) => {
+            if let Some(min) = schema.min_items.filter(|min| items.len() < *min) {
+                issues.push(Issue { path: shown(path), message: format!("must hold at least {min} items") });
+            }
+            if let Some(max) = schema.max_items.filter(|max| items.len() > *max) {
+                issues.push(Issue { path: shown(path), message: format!("must hold at most {max} items") });
+            }
             if let Some(inner) = &schema.items {
                 for (i, item) in items.iter().enumerate() {
                     check(registry, inner, item, &format!("{}[{i}]", shown(path)), issues);

@@ -367,6 +367,13 @@ async fn bodies_and_parameters_fail_as_validation_errors() {
     )
     .await;
     assert_eq!(issue_paths(&got.2), ["ownerAddress"]);
+    // Webhook event filters are the document's enum, at least one (found by schemathesis).
+    for (events, path) in [(json!([""]), "eventTypes[0]"), (json!([]), "eventTypes")] {
+        let body = json!({"url": "http://127.0.0.1:9/hook", "eventTypes": events});
+        let got = send(master(cli.post("/v1/webhooks")).body_json(&body)).await;
+        assert_error(&got, 400, "VALIDATION_FAILED");
+        assert_eq!(issue_paths(&got.2), [path], "{events}");
+    }
 }
 
 #[tokio::test]

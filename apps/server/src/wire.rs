@@ -187,6 +187,39 @@ impl WireEnum for EventType {
     }
 }
 
+/// One entry of a webhook's event filter: an event type name, or `*` for every event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventFilterName {
+    /// `*`.
+    All,
+    /// One event type.
+    Event(EventType),
+}
+
+impl WireEnum for EventFilterName {
+    const NAME: &'static str = "EventFilterName";
+
+    fn all() -> &'static [Self] {
+        static ALL: OnceLock<Vec<EventFilterName>> = OnceLock::new();
+        ALL.get_or_init(|| {
+            std::iter::once(EventFilterName::All)
+                .chain(EventType::ALL.iter().copied().map(EventFilterName::Event))
+                .collect()
+        })
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            EventFilterName::All => waiaas_core::webhooks::ALL_EVENTS,
+            EventFilterName::Event(event_type) => event_type.as_str(),
+        }
+    }
+
+    fn description() -> Option<&'static str> {
+        Some("An event type name, or `*` for every event.")
+    }
+}
+
 impl WireEnum for Severity {
     const NAME: &'static str = "Severity";
 
