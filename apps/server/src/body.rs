@@ -327,7 +327,7 @@ fn check(registry: &Registry, schema: &MetaSchemaRef, value: &Value, path: &str,
     if let Value::String(text) = value {
         if !schema.enum_items.is_empty() && !schema.enum_items.iter().any(|item| item.as_str() == Some(text)) {
             let allowed: Vec<&str> = schema.enum_items.iter().filter_map(Value::as_str).collect();
-            fail(format!("must be one of {}", allowed.join(", ")));
+            fail(format!("{text:?} is not one of {}", allowed.join(", ")));
         } else if schema.format == Some("uuid") && uuid::Uuid::parse_str(text).is_err() {
             fail("must be a UUID".to_owned());
         } else if let Some(message) = string_rule_broken(schema, text) {
@@ -470,7 +470,7 @@ mod tests {
             r#"{"name":"a","type":"NOPE","rules":{}}"#,
             &[(
                 "type",
-                "must be one of SPENDING_LIMIT, WHITELIST, ALLOWED_TOKENS, CONTRACT_WHITELIST, APPROVED_SPENDERS, RATE_LIMIT, TIME_RESTRICTION",
+                "\"NOPE\" is not one of SPENDING_LIMIT, WHITELIST, ALLOWED_TOKENS, CONTRACT_WHITELIST, APPROVED_SPENDERS, RATE_LIMIT, TIME_RESTRICTION",
             )],
         );
         check_issues(r#"{"name":"a","type":"WHITELIST","rules":[]}"#, &[("rules", "must be an object")]);
