@@ -30,7 +30,6 @@ UNSTATABLE_FIELDS = {
     "ttlSeconds": "the longest session is the operator's [security] session_max_ttl_seconds",
     "rules.token_limits": "the keys of token_limits are token addresses: OpenAPI 3.0 cannot constrain keys",
     "constraints.maxAmountPerTx": "the keys are `native` or a token address: OpenAPI 3.0 cannot constrain keys",
-    "ownerAddress": "OPEN: the field is required (null clears the owner), which the document does not yet say",
     "constraints.allowedCidrs": "OPEN: the CIDR syntax is not yet a pattern in the document",
     "url": "OPEN: a webhook URL's syntax (http or https, no credentials) is not yet a pattern in the document",
 }

@@ -202,6 +202,16 @@ mod tests {
         }
     }
 
+    /// A field whose null has a meaning is required and nullable (found by schemathesis: the document made the
+    /// owner optional while the server refuses a body without it).
+    #[test]
+    fn a_meaningful_null_is_required_and_nullable() {
+        let document: serde_json::Value = serde_json::from_str(&openapi_document()).expect("valid JSON");
+        let schema = &document["components"]["schemas"]["SetOwnerRequest"];
+        assert_eq!(schema["required"], serde_json::json!(["ownerAddress"]));
+        assert_eq!(schema["properties"]["ownerAddress"]["nullable"], true);
+    }
+
     #[test]
     fn path_params_map_back_to_their_documented_names() {
         assert_eq!(path_param_name("getAgent", "param0").as_deref(), Some("id"));
