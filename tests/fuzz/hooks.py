@@ -1,5 +1,9 @@
 """schemathesis hooks for scripts/fuzz-api.
 
+`before_call` keeps the fuzzer's effects on the test: every backup goes to WAIAAS_FUZZ_BACKUP_DIR (any absolute
+directory is valid, and the daemon would create it wherever it was told), and every webhook that could be
+delivered points at a closed loopback port (a fuzzed host would be looked up and called).
+
 `positive_data_acceptance` asks that a request the document allows is never refused with 400. The daemon answers
 400 only for a request the document forbids, except for the refusals below, which depend on what no schema can
 state: state the daemon or the chain holds, or a relation between fields. This check is the built-in one with
@@ -9,7 +13,9 @@ the document could state and does not yet.
 """
 
 import json
+import os
 import re
+from urllib.parse import urlsplit
 
 import schemathesis
 from schemathesis.openapi.checks import RejectedPositiveData
@@ -88,3 +94,25 @@ def positive_data_acceptance_unless_state_dependent(ctx, response, case):
         if response.status_code == 400 and allowed_refusal(response, case):
             return None
         raise
+
+
+@schemathesis.hook
+def before_call(ctx, case, kwargs):
+    body = case.body if isinstance(case.body, dict) else None
+    if body is None:
+        return
+    label = case.operation.label
+    if label == "POST /v1/admin/backup":
+        output_dir = body.get("outputDir")
+        if isinstance(output_dir, str) and output_dir.startswith("/"):
+            body["outputDir"] = os.environ["WAIAAS_FUZZ_BACKUP_DIR"]
+    if label in ("POST /v1/webhooks", "PATCH /v1/webhooks/{id}"):
+        url = body.get("url")
+        if isinstance(url, str):
+            try:
+                parts = urlsplit(url)
+                deliverable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+            except ValueError:
+                deliverable = False
+            if deliverable:
+                body["url"] = "http://127.0.0.1:9/fuzz"
