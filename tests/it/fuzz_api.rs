@@ -27,6 +27,12 @@ fn schemathesis_finds_no_failure_and_reaches_creation() {
     anvil.fund(&funded.address, 1000 * ONE_ETH);
     let token = admin.create_session(&CreateSession::for_agent(&funded.id)).expect("session").token;
     let backups = tempfile::tempdir().expect("backup dir");
+    // Any absolute dir is a valid `outputDir`: the hooks send every backup to `backups`, never to `/`.
+    let archives_in_root = || -> Vec<std::path::PathBuf> {
+        let entries = std::fs::read_dir("/").expect("list /").filter_map(Result::ok).map(|e| e.path());
+        entries.filter(|p| p.to_string_lossy().ends_with(".waiaas-backup")).collect()
+    };
+    let in_root_before = archives_in_root();
 
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let output = Command::new(workspace.join("scripts/fuzz-api"))
@@ -59,4 +65,5 @@ fn schemathesis_finds_no_failure_and_reaches_creation() {
     assert!(count("TX_REQUESTED", Some(&funded.id)) > 0, "the fuzzer's sends were all refused");
     let archives = std::fs::read_dir(backups.path()).expect("backup dir").count();
     assert!(archives > 0, "the fuzzer made no backup");
+    assert_eq!(archives_in_root(), in_root_before, "a fuzzed backup was written outside the test's dir");
 }

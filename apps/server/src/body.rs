@@ -346,6 +346,8 @@ fn check(registry: &Registry, schema: &MetaSchemaRef, value: &Value, path: &str,
                     Some(field_value) if !field_value.is_null() => {
                         check(registry, field_schema, field_value, &join(path, name), issues);
                     }
+                    // A required nullable field is present when it is null (`Nullable`: null has a meaning).
+                    Some(_) if resolve(registry, field_schema).is_some_and(|s| s.nullable) => {}
                     _ if schema.required.contains(name) => {
                         issues.push(Issue { path: join(path, name), message: "required".to_owned() });
                     }
