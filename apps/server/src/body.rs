@@ -266,6 +266,21 @@ pub fn diagnose<T: Type>(value: &Value) -> Vec<Issue> {
     issues
 }
 
+/// The length and pattern rules of a string schema (the document's `minLength`, `maxLength`, `pattern`), so a
+/// broken one is reported on its field rather than on the whole body.
+fn string_rule_broken(schema: &MetaSchema, text: &str) -> Option<String> {
+    let length = text.chars().count();
+    if let Some(min) = schema.min_length.filter(|min| length < *min) {
+        return Some(format!("must be at least {min} characters"));
+    }
+    if let Some(max) = schema.max_length.filter(|max| length > *max) {
+        return Some(format!("must be at most {max} characters"));
+    }
+    let pattern = schema.pattern.as_deref()?;
+    let matches = regex::Regex::new(pattern).map(|re| re.is_match(text)).unwrap_or(true);
+    (!matches).then(|| format!("must match {pattern}"))
+}
+
 fn resolve<'r>(registry: &'r Registry, schema: &'r MetaSchemaRef) -> Option<&'r MetaSchema> {
     match schema {
         MetaSchemaRef::Inline(schema) => Some(schema),
@@ -312,9 +327,11 @@ fn check(registry: &Registry, schema: &MetaSchemaRef, value: &Value, path: &str,
     if let Value::String(text) = value {
         if !schema.enum_items.is_empty() && !schema.enum_items.iter().any(|item| item.as_str() == Some(text)) {
             let allowed: Vec<&str> = schema.enum_items.iter().filter_map(Value::as_str).collect();
-            fail(format!("must be one of {}", allowed.join(", ")));
+            fail(format!("{text:?} is not one of {}", allowed.join(", ")));
         } else if schema.format == Some("uuid") && uuid::Uuid::parse_str(text).is_err() {
             fail("must be a UUID".to_owned());
+        } else if let Some(message) = string_rule_broken(schema, text) {
+            fail(message);
         }
         return;
     }
@@ -329,6 +346,8 @@ fn check(registry: &Registry, schema: &MetaSchemaRef, value: &Value, path: &str,
                     Some(field_value) if !field_value.is_null() => {
                         check(registry, field_schema, field_value, &join(path, name), issues);
                     }
+                    // A required nullable field is present when it is null (`Nullable`: null has a meaning).
+                    Some(_) if resolve(registry, field_schema).is_some_and(|s| s.nullable) => {}
                     _ if schema.required.contains(name) => {
                         issues.push(Issue { path: join(path, name), message: "required".to_owned() });
                     }
@@ -347,6 +366,12 @@ fn check(registry: &Registry, schema: &MetaSchemaRef, value: &Value, path: &str,
             }
         }
         Value::Array(items) => {
+            if let Some(min) = schema.min_items.filter(|min| items.len() < *min) {
+                issues.push(Issue { path: shown(path), message: format!("must hold at least {min} items") });
+            }
+            if let Some(max) = schema.max_items.filter(|max| items.len() > *max) {
+                issues.push(Issue { path: shown(path), message: format!("must hold at most {max} items") });
+            }
             if let Some(inner) = &schema.items {
                 for (i, item) in items.iter().enumerate() {
                     check(registry, inner, item, &format!("{}[{i}]", shown(path)), issues);
@@ -447,7 +472,7 @@ mod tests {
             r#"{"name":"a","type":"NOPE","rules":{}}"#,
             &[(
                 "type",
-                "must be one of SPENDING_LIMIT, WHITELIST, ALLOWED_TOKENS, CONTRACT_WHITELIST, APPROVED_SPENDERS, RATE_LIMIT, TIME_RESTRICTION",
+                "\"NOPE\" is not one of SPENDING_LIMIT, WHITELIST, ALLOWED_TOKENS, CONTRACT_WHITELIST, APPROVED_SPENDERS, RATE_LIMIT, TIME_RESTRICTION",
             )],
         );
         check_issues(r#"{"name":"a","type":"WHITELIST","rules":[]}"#, &[("rules", "must be an object")]);

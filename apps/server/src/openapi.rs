@@ -136,6 +136,82 @@ mod tests {
         assert!(json["components"]["schemas"]["ErrorBody"].is_object());
     }
 
+    /// Every operation declares the error statuses its route class can answer, each with the error body, and no
+    /// catch-all `default` (which would hide an undeclared status from clients and from schemathesis).
+    #[test]
+    fn every_operation_declares_its_error_statuses() {
+        let document: serde_json::Value = serde_json::from_str(&openapi_document()).expect("valid JSON");
+        let shared = &document["components"]["responses"];
+        let mut operations = 0;
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                operations += 1;
+                let name = format!("{} {path}", method.to_uppercase());
+                let responses = operation["responses"].as_object().expect("responses");
+                assert!(!responses.contains_key("default"), "{name} has a default response");
+                let has = |status: u16| responses.contains_key(&status.to_string());
+                let security = operation.get("security").and_then(|s| s.as_array()).map_or(0, Vec::len);
+                let parameters = operation.get("parameters").and_then(|p| p.as_array()).cloned().unwrap_or_default();
+                let body = operation.get("requestBody").is_some();
+                assert!(has(403) && has(500), "{name}: the Host guard, the ACL and internal errors");
+                assert_eq!(has(401), security > 0, "{name}: 401 exactly when authenticated");
+                assert_eq!(has(413) && has(415), body, "{name}: 413 and 415 exactly when it takes a body");
+                assert_eq!(has(400), body || !parameters.is_empty(), "{name}: 400 exactly when it takes input");
+                if parameters.iter().any(|p| p["in"] == "path") {
+                    assert!(has(404), "{name}: a path parameter names a resource that may not exist");
+                }
+                if operation["security"].to_string().contains("masterAuth") {
+                    assert!(has(429), "{name}: master-password attempts are rate limited");
+                }
+                for (status, response) in responses.iter().filter(|(s, _)| !s.starts_with('2')) {
+                    let reference = response["$ref"].as_str().unwrap_or_else(|| panic!("{name} {status}: a $ref"));
+                    let shared_name = reference.strip_prefix("#/components/responses/").expect("a shared response");
+                    let shared = &shared[shared_name];
+                    assert_eq!(
+                        shared["content"]["application/json; charset=utf-8"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{name} {status}"
+                    );
+                    let code = status.parse::<u16>().expect("a numeric status");
+                    for listed in waiaas_core::ErrorCode::ALL.iter().filter(|c| c.info().http_status == code) {
+                        let text = shared["description"].as_str().unwrap_or_default();
+                        assert!(text.contains(listed.as_str()), "{name} {status} does not name {listed}");
+                    }
+                }
+            }
+        }
+        assert!(operations > 40, "{operations} operations walked");
+    }
+
+    /// Cursors are base64url (the core's codec): the document says so, so a client can tell a mangled one.
+    #[test]
+    fn cursor_parameters_state_their_alphabet() {
+        let document: serde_json::Value = serde_json::from_str(&openapi_document()).expect("valid JSON");
+        let cursors: Vec<&serde_json::Value> = document["paths"]
+            .as_object()
+            .expect("paths")
+            .values()
+            .flat_map(|item| item.as_object().expect("path item").values())
+            .flat_map(|operation| operation["parameters"].as_array().into_iter().flatten())
+            .filter(|parameter| parameter["name"] == "cursor")
+            .collect();
+        assert!(cursors.len() >= 8, "{} cursor parameters", cursors.len());
+        for cursor in cursors {
+            assert_eq!(cursor["schema"]["pattern"], "^[A-Za-z0-9_-]+$");
+            assert_eq!(cursor["schema"]["minLength"], 1);
+        }
+    }
+
+    /// A field whose null has a meaning is required and nullable (found by schemathesis: the document made the
+    /// owner optional while the server refuses a body without it).
+    #[test]
+    fn a_meaningful_null_is_required_and_nullable() {
+        let document: serde_json::Value = serde_json::from_str(&openapi_document()).expect("valid JSON");
+        let schema = &document["components"]["schemas"]["SetOwnerRequest"];
+        assert_eq!(schema["required"], serde_json::json!(["ownerAddress"]));
+        assert_eq!(schema["properties"]["ownerAddress"]["nullable"], true);
+    }
+
     #[test]
     fn path_params_map_back_to_their_documented_names() {
         assert_eq!(path_param_name("getAgent", "param0").as_deref(), Some("id"));

@@ -211,6 +211,10 @@ async fn unknown_routes_are_not_found_and_other_methods_not_allowed() {
         (cli.put("/metrics"), "GET"),
         (master(cli.delete("/v1/agents")), "GET, POST"),
         (master(cli.post(agent)), "GET, DELETE"),
+        // A literal segment wins over a parameter, as in the router: `/v1/transactions/{id}` (GET) does not
+        // make GET one of `/v1/transactions/send`'s methods.
+        (cli.get("/v1/transactions/send"), "POST"),
+        (cli.options("/v1/transactions/simulate"), "POST"),
     ] {
         let (status, header, body) = send_for_header(req, "allow").await;
         assert_eq!((status.as_u16(), body["code"].as_str()), (405, Some("METHOD_NOT_ALLOWED")), "{body}");
@@ -351,6 +355,32 @@ async fn bodies_and_parameters_fail_as_validation_errors() {
 
     let got = send(master(cli.post("/v1/policies")).body_json(&json!({"type": "NOPE", "rules": []}))).await;
     assert_eq!(issue_paths(&got.2), ["type", "rules"]);
+
+    // The document's patterns are enforced on their field (found by schemathesis: `""` was refused by the core
+    // while the document allowed it).
+    let got = send(master(cli.post("/v1/admin/backup")).body_json(&json!({"outputDir": ""}))).await;
+    assert_error(&got, 400, "VALIDATION_FAILED");
+    assert_eq!(issue_paths(&got.2), ["outputDir"]);
+    let got = send(
+        master(cli.put("/v1/agents/0190a000-0000-7000-8000-000000000000/owner"))
+            .body_json(&json!({"ownerAddress": ""})),
+    )
+    .await;
+    assert_eq!(issue_paths(&got.2), ["ownerAddress"]);
+    // A required nullable field takes null (found by schemathesis: null was refused as missing).
+    let got = send(
+        master(cli.put("/v1/agents/0190a000-0000-7000-8000-000000000000/owner"))
+            .body_json(&json!({"ownerAddress": null})),
+    )
+    .await;
+    assert_ne!(got.2["code"], "VALIDATION_FAILED", "{}", got.2);
+    // Webhook event filters are the document's enum, at least one (found by schemathesis).
+    for (events, path) in [(json!([""]), "eventTypes[0]"), (json!([]), "eventTypes")] {
+        let body = json!({"url": "http://127.0.0.1:9/hook", "eventTypes": events});
+        let got = send(master(cli.post("/v1/webhooks")).body_json(&body)).await;
+        assert_error(&got, 400, "VALIDATION_FAILED");
+        assert_eq!(issue_paths(&got.2), [path], "{events}");
+    }
 }
 
 #[tokio::test]

@@ -187,6 +187,39 @@ impl WireEnum for EventType {
     }
 }
 
+/// One entry of a webhook's event filter: an event type name, or `*` for every event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventFilterName {
+    /// `*`.
+    All,
+    /// One event type.
+    Event(EventType),
+}
+
+impl WireEnum for EventFilterName {
+    const NAME: &'static str = "EventFilterName";
+
+    fn all() -> &'static [Self] {
+        static ALL: OnceLock<Vec<EventFilterName>> = OnceLock::new();
+        ALL.get_or_init(|| {
+            std::iter::once(EventFilterName::All)
+                .chain(EventType::ALL.iter().copied().map(EventFilterName::Event))
+                .collect()
+        })
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            EventFilterName::All => waiaas_core::webhooks::ALL_EVENTS,
+            EventFilterName::Event(event_type) => event_type.as_str(),
+        }
+    }
+
+    fn description() -> Option<&'static str> {
+        Some("An event type name, or `*` for every event.")
+    }
+}
+
 impl WireEnum for Severity {
     const NAME: &'static str = "Severity";
 
@@ -366,5 +399,55 @@ mod tests {
         }
         assert!(Wire::<PolicyType>::parse_from_json(Some(Value::String("NOPE".into()))).is_err());
         assert!(Wire::<PolicyType>::parse_from_json(Some(Value::from(1))).is_err());
+    }
+}
+
+/// A body field that must be present and may be null (null has a meaning, e.g. "clear the owner"): the document
+/// lists it as required and nullable, which `Option` (optional) and `MaybeUndefined` (optional) cannot say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nullable<T>(pub Option<T>);
+
+impl<T: Type> Type for Nullable<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        format!("nullable<{}>", T::name()).into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_ref().and_then(Type::as_raw_value)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        match &self.0 {
+            Some(value) => value.raw_element_iter(),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+impl<T: ParseFromJSON> ParseFromJSON for Nullable<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            None => Err(ParseError::custom("required (null clears it)")),
+            Some(Value::Null) => Ok(Nullable(None)),
+            Some(value) => T::parse_from_json(Some(value)).map(|v| Nullable(Some(v))).map_err(ParseError::propagate),
+        }
+    }
+}
+
+impl<T: ToJSON> ToJSON for Nullable<T> {
+    fn to_json(&self) -> Option<Value> {
+        Some(self.0.as_ref().and_then(ToJSON::to_json).unwrap_or(Value::Null))
     }
 }

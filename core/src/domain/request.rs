@@ -331,13 +331,20 @@ fn parse_token(
             issues.push(Issue { path: format!("{path}.{key}"), message: "unknown field".into() });
         }
     }
-    let address = object.get("address").and_then(|v| v.as_str()).and_then(|s| family.parse(s).ok());
+    // A present address that does not parse (a wrong EIP-55 checksum) says why, like every other address field.
+    let address = match object.get("address").and_then(|v| v.as_str()) {
+        Some(text) => {
+            family.parse(text).map_err(|m| issues.push(Issue { path: format!("{path}.address"), message: m })).ok()
+        }
+        None => {
+            issues.push(Issue { path: format!("{path}.address"), message: family.required() });
+            None
+        }
+    };
     let decimals =
         object.get("decimals").and_then(|v| v.as_u64()).and_then(|d| u8::try_from(d).ok()).filter(|d| *d <= 36);
-    let symbol = object.get("symbol").and_then(|v| v.as_str()).filter(|s| !s.is_empty() && s.len() <= 16);
-    if address.is_none() {
-        issues.push(Issue { path: format!("{path}.address"), message: family.required() });
-    }
+    // Characters, as the document's `maxLength` counts them (not UTF-8 bytes).
+    let symbol = object.get("symbol").and_then(|v| v.as_str()).filter(|s| !s.is_empty() && s.chars().count() <= 16);
     if decimals.is_none() {
         issues.push(Issue { path: format!("{path}.decimals"), message: "required: an integer 0..=36".into() });
     }
@@ -379,6 +386,15 @@ mod tests {
         check(json!({"type":"TRANSFER","to":"0x12","amount":"1"}), Err("to"));
         check(json!({"type":"TOKEN_TRANSFER","to":A,"amount":"5","token":token}), Ok("TOKEN_TRANSFER"));
         check(json!({"type":"TOKEN_TRANSFER","to":A,"amount":"5","token":{"address":A}}), Err("token.decimals"));
+        // Found by schemathesis: a symbol of 16 characters is valid however many bytes they take, and a token
+        // address with a wrong checksum says so instead of "required".
+        let wide = json!({"address": A, "decimals": 6, "symbol": "éééééééééééééééé"});
+        check(json!({"type":"TOKEN_TRANSFER","to":A,"amount":"5","token":wide}), Ok("TOKEN_TRANSFER"));
+        let bad_checksum =
+            json!({"address": "0x5AAeb6053f3e94c9b9a09f33669435e7ef1beaed", "decimals": 6, "symbol": "T"});
+        let body = json!({"type":"TOKEN_TRANSFER","to":A,"amount":"5","token":bad_checksum});
+        let issues = TxKind::parse(&body, ChainFamily::Evm).unwrap_err().details.unwrap().to_string();
+        assert!(issues.contains("checksum") && !issues.contains("required"), "{issues}");
         check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"0xdeadbeef"}), Ok("CONTRACT_CALL"));
         check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"0xa9059cbb"}), Err("calldata"));
         check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"zz"}), Err("calldata"));

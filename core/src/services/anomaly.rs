@@ -308,13 +308,15 @@ impl Waiaas {
     }
 
     /// The operator clears the agent's tier floor, audited as `ANOMALY_CLEARED` with the floor it removed;
-    /// `NOT_FOUND` when none is in force.
+    /// `INVALID_STATE_TRANSITION` (409) when none is in force: the agent exists, its state has nothing to clear
+    /// (a 404 would read as "no such agent" to a client that only looks at the status).
     pub async fn clear_tier_floor(&self, ctx: &RequestContext, agent: AgentId) -> Result<TierFloor> {
         self.agent(agent).await?;
         let store = self.anomaly_store()?;
         let now = self.now();
         let current = store.floor(agent).await?.filter(|floor| floor.in_force(now));
-        let none = || Error::new(ErrorCode::NotFound, format!("agent {agent} has no tier floor in force"));
+        let none =
+            || Error::new(ErrorCode::InvalidStateTransition, format!("agent {agent} has no tier floor in force"));
         let current = current.ok_or_else(none)?;
         let event = Event::new(EventType::AnomalyCleared, ctx, now)
             .agent(agent)

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 use waiaas_core::AgentId;
@@ -16,7 +15,7 @@ use crate::ServerState;
 use crate::auth::MasterAuth;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
-use crate::wire::{PageLimit, Wire};
+use crate::wire::{Nullable, PageLimit, Wire};
 
 /// One agent's wallet.
 #[derive(Object, Debug, Clone, PartialEq)]
@@ -78,9 +77,8 @@ pub struct CreateAgentRequest {
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetOwnerRequest {
     /// The owner's address (`0x` + 40 hex digits; mixed case must be a valid EIP-55 checksum), or null to clear.
-    /// Required.
-    #[oai(nullable)]
-    pub owner_address: MaybeUndefined<String>,
+    #[oai(nullable, validator(pattern = r"^0x[0-9a-fA-F]{40}$"))]
+    pub owner_address: Nullable<String>,
 }
 
 #[derive(ApiResponse)]
@@ -176,12 +174,9 @@ impl AgentsApi {
         id: Path<Uuid>,
         body: JsonBody<SetOwnerRequest>,
     ) -> ApiResult<Json<AgentDto>> {
-        let owner = match body.0.owner_address {
-            MaybeUndefined::Undefined => {
-                return Err(ApiError::invalid_field("ownerAddress", "required (null clears the owner)"));
-            }
-            MaybeUndefined::Null => None,
-            MaybeUndefined::Value(text) => {
+        let owner = match body.0.owner_address.0 {
+            None => None,
+            Some(text) => {
                 Some(text.parse::<EvmAddress>().map_err(|message| ApiError::invalid_field("ownerAddress", message))?)
             }
         };

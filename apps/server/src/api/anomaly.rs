@@ -156,8 +156,8 @@ impl AnomalyApi {
         Ok(Json(AnomalyPage { data, next_cursor, has_more }))
     }
 
-    /// Clear the agent's tier floor (audited `ANOMALY_CLEARED`); `NOT_FOUND` when none is in force. Returns the
-    /// floor it removed.
+    /// Clear the agent's tier floor (audited `ANOMALY_CLEARED`); 409 `INVALID_STATE_TRANSITION` when none is in
+    /// force. Returns the floor it removed.
     #[oai(path = "/v1/agents/:id/tier-floor", method = "delete", operation_id = "clearTierFloor")]
     async fn clear(
         &self,

@@ -45,7 +45,7 @@ pub struct CreateBackupRequest {
     pub kdf: Option<BackupKdf>,
     /// An absolute directory on the daemon's host for this archive, instead of `[backup] dir` (created 0700 when
     /// missing; an existing one keeps its mode). Null or absent: `[backup] dir`.
-    #[oai(nullable)]
+    #[oai(nullable, validator(pattern = "^/"))]
     pub output_dir: Option<String>,
 }
 

@@ -1,5 +1,7 @@
 //! Policies (master password): create, list, read, update, delete. Rules are validated by the core per type
-//! (snake_case keys; unknown keys refused).
+//! (snake_case keys; unknown keys refused); [`rules`] describes them per type for the document.
+
+pub mod rules;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

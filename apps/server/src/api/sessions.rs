@@ -7,7 +7,7 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use serde_json::Value;
 use uuid::Uuid;
 use waiaas_core::domain::Session;
@@ -103,22 +103,44 @@ pub struct CreateSessionRequest {
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SessionConstraintsDto {
-    /// Allowed kinds of effect: `TRANSFER`, `TOKEN_TRANSFER`, `APPROVE`, `CONTRACT_CALL`.
+    /// Allowed kinds of effect.
     #[oai(nullable)]
-    pub allowed_types: Option<Vec<String>>,
-    /// Most one request may move or approve, per asset (`native` or a token address), in the smallest unit.
-    #[oai(nullable)]
+    pub allowed_types: Option<Vec<EffectKindName>>,
+    /// Most one request may move or approve, per asset (`native` or a token address), in the smallest unit (a
+    /// decimal string).
+    #[oai(nullable, validator(pattern = "^[0-9]+$"))]
     pub max_amount_per_tx: Option<BTreeMap<String, String>>,
-    /// Allowed recipients, spenders and called contracts.
-    #[oai(nullable)]
+    /// Allowed recipients, spenders and called contracts (EVM or Solana addresses).
+    #[oai(nullable, validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
     pub allowed_recipients: Option<Vec<String>>,
-    /// Allowed networks.
-    #[oai(nullable)]
+    /// Allowed networks (names, not empty).
+    #[oai(nullable, validator(min_length = 1))]
     pub allowed_networks: Option<Vec<String>>,
     /// Client addresses (CIDRs, or single addresses) the token may be used from; elsewhere it is refused with
-    /// 403 `ACCESS_DENIED_IP`.
-    #[oai(nullable)]
+    /// 403 `ACCESS_DENIED_IP`. At least one when present.
+    #[oai(nullable, validator(min_items = 1))]
     pub allowed_cidrs: Option<Vec<String>>,
+}
+
+/// A kind of on-chain effect a session may be limited to.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EffectKindName {
+    Transfer,
+    TokenTransfer,
+    Approve,
+    ContractCall,
+}
+
+impl EffectKindName {
+    fn as_str(self) -> &'static str {
+        match self {
+            EffectKindName::Transfer => "TRANSFER",
+            EffectKindName::TokenTransfer => "TOKEN_TRANSFER",
+            EffectKindName::Approve => "APPROVE",
+            EffectKindName::ContractCall => "CONTRACT_CALL",
+        }
+    }
 }
 
 impl SessionConstraintsDto {
@@ -130,7 +152,7 @@ impl SessionConstraintsDto {
                 map.insert(key.to_owned(), value);
             }
         };
-        put("allowedTypes", self.allowed_types.map(|v| v.into_iter().map(Value::String).collect()));
+        put("allowedTypes", self.allowed_types.map(|v| v.into_iter().map(|k| Value::from(k.as_str())).collect()));
         put(
             "maxAmountPerTx",
             self.max_amount_per_tx.map(|m| Value::Object(m.into_iter().map(|(k, v)| (k, Value::String(v))).collect())),

@@ -19,7 +19,7 @@ use crate::ServerState;
 use crate::auth::MasterAuth;
 use crate::body::JsonBody;
 use crate::error::ApiResult;
-use crate::wire::PageLimit;
+use crate::wire::{EventFilterName, PageLimit, Wire, WireEnum};
 
 /// A webhook (never its secret).
 #[derive(Object, Debug, Clone, PartialEq)]
@@ -74,8 +74,9 @@ pub struct CreatedWebhookDto {
 pub struct CreateWebhookRequest {
     /// `http` or `https`; no credentials; not a link-local, metadata, unspecified or multicast address.
     pub url: String,
-    /// Event type names (`TX_CONFIRMED`, ...), or `["*"]` for every event.
-    pub event_types: Vec<String>,
+    /// Event type names (`TX_CONFIRMED`, ...), or `["*"]` for every event; at least one.
+    #[oai(validator(min_items = 1))]
+    pub event_types: Vec<Wire<EventFilterName>>,
     pub description: Option<String>,
 }
 
@@ -83,7 +84,9 @@ pub struct CreateWebhookRequest {
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateWebhookRequest {
     pub url: Option<String>,
-    pub event_types: Option<Vec<String>>,
+    /// At least one when present.
+    #[oai(validator(min_items = 1))]
+    pub event_types: Option<Vec<Wire<EventFilterName>>>,
     /// False stops deliveries and drops the pending ones.
     pub active: Option<bool>,
     /// Null clears it.
@@ -204,7 +207,8 @@ impl WebhooksApi {
         body: JsonBody<CreateWebhookRequest>,
     ) -> ApiResult<WebhookCreated> {
         let req = body.0;
-        let (w, secret) = state.core.create_webhook(&auth.0, &req.url, &req.event_types, req.description).await?;
+        let event_types = names(&req.event_types);
+        let (w, secret) = state.core.create_webhook(&auth.0, &req.url, &event_types, req.description).await?;
         Ok(WebhookCreated::Created(Json(CreatedWebhookDto {
             id: w.id.as_uuid(),
             url: w.url,
@@ -258,7 +262,8 @@ impl WebhooksApi {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(d) => Some(Some(d)),
         };
-        let patch = WebhookPatch { url: req.url, event_types: req.event_types, active: req.active, description };
+        let event_types = req.event_types.as_deref().map(names);
+        let patch = WebhookPatch { url: req.url, event_types, active: req.active, description };
         Ok(Json(state.core.update_webhook(&auth.0, WebhookId::from_uuid(id.0), patch).await?.into()))
     }
 
@@ -346,4 +351,9 @@ impl WebhooksApi {
         state.core.redeliver_webhook(WebhookId::from_uuid(id.0), &delivery_id.0).await?;
         Ok(DeliveryQueued::Accepted(Json(DeliveryQueuedDto { delivery_id: delivery_id.0 })))
     }
+}
+
+/// The event filter as the core reads it.
+fn names(filter: &[Wire<EventFilterName>]) -> Vec<String> {
+    filter.iter().map(|name| name.0.as_str().to_owned()).collect()
 }

@@ -15,6 +15,20 @@
 //!   DTOs, the core's strict parser for send and simulate), which poem-openapi does not state: every object schema
 //!   reachable from a request body that has fixed properties gets `additionalProperties: false`. New routes are
 //!   covered without a list to maintain.
+//! - **Policy rules.** A policy's `rules` depend on its `type`, which a free-form object cannot say:
+//!   `CreatePolicyRequest` becomes a union on `type` with one variant per policy type, each with its rules schema
+//!   (`crate::api::policies::rules`), and `UpdatePolicyRequest.rules` one of those schemas.
+//! - **Unsigned integers.** poem-openapi renders Rust's unsigned types as `format: uint8` (…`uint64`), which JSON
+//!   Schema does not read: each gets the `minimum` (0) and the `maximum` of its type, unless the field states a
+//!   tighter bound.
+//! - **Cursors.** Every `cursor` query parameter is the core's opaque cursor, base64url without padding
+//!   (`core::services::cursor`): anything else is refused with `INVALID_CURSOR`, which the schema states.
+//! - **Error responses.** Each operation's one `default` error response becomes the statuses it can answer, by
+//!   route class ([`responses`]).
+//! - **Links.** Each creating operation links to the operations that take its id ([`links`]).
+
+mod links;
+mod responses;
 
 use std::collections::BTreeSet;
 
@@ -26,7 +40,12 @@ const SCHEMA_PREFIX: &str = "#/components/schemas/";
 pub fn normalize(document: &mut Value) {
     flatten_union_variants(document);
     collapse_described_refs(document);
+    describe_policy_rules(document);
     deny_unknown_request_fields(document);
+    describe_cursors(document);
+    bound_unsigned_integers(document);
+    responses::declare_error_responses(document);
+    links::add_links(document);
     drop_unreferenced_schemas(document);
 }
 
@@ -165,6 +184,91 @@ fn close_object(schema: &mut Map<String, Value>) {
     }
 }
 
+/// `CreatePolicyRequest` as a union on `type`, `UpdatePolicyRequest.rules` as one of the rules schemas.
+fn describe_policy_rules(document: &mut Value) {
+    use waiaas_core::domain::PolicyType;
+
+    use crate::api::policies::rules;
+    let schemas = schemas(document);
+    schemas.extend(rules::schemas());
+    let reference = |name: &str| json!({ "$ref": format!("{SCHEMA_PREFIX}{name}") });
+    if let Some(create) = schemas.get("CreatePolicyRequest").cloned() {
+        let mut variants = Vec::new();
+        let mut mapping = Map::new();
+        for policy_type in PolicyType::ALL {
+            let rules_name = rules::schema_name(policy_type);
+            let variant_name = format!("CreatePolicyRequest_{}", rules_name.trim_end_matches("Rules"));
+            let mut variant = create.clone();
+            variant["title"] = json!(variant_name);
+            variant["properties"]["type"] = json!({"type": "string", "enum": [policy_type.as_str()]});
+            let description = create.pointer("/properties/rules/description").cloned();
+            variant["properties"]["rules"] = reference(&rules_name);
+            if let Some(description) = description {
+                variant["properties"]["rules"]["description"] = description;
+            }
+            variants.push(reference(&variant_name));
+            mapping.insert(policy_type.as_str().to_owned(), json!(format!("{SCHEMA_PREFIX}{variant_name}")));
+            schemas.insert(variant_name, variant);
+        }
+        schemas.insert(
+            "CreatePolicyRequest".into(),
+            json!({"oneOf": variants, "discriminator": {"propertyName": "type", "mapping": mapping}}),
+        );
+    }
+    if let Some(rules_property) =
+        schemas.get_mut("UpdatePolicyRequest").and_then(|u| u.pointer_mut("/properties/rules"))
+    {
+        let one_of: Vec<Value> = PolicyType::ALL.into_iter().map(|t| reference(&rules::schema_name(t))).collect();
+        let description = rules_property.get("description").cloned();
+        *rules_property = json!({"oneOf": one_of, "nullable": true});
+        if let Some(description) = description {
+            rules_property["description"] = description;
+        }
+    }
+}
+
+/// `minimum` and `maximum` of every `format: uintN` integer schema, anywhere in the document.
+fn bound_unsigned_integers(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            let bits = match object.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some(8),
+                Some("uint16") => Some(16),
+                Some("uint32") => Some(32),
+                Some("uint64") => Some(64),
+                _ => None,
+            };
+            if let Some(bits) = bits.filter(|_| object.get("type").and_then(Value::as_str) == Some("integer")) {
+                let minimum = object.get("minimum").and_then(Value::as_f64);
+                if minimum.is_none_or(|m| m < 0.0) {
+                    object.insert("minimum".into(), json!(0));
+                }
+                if !object.contains_key("maximum") {
+                    object.insert("maximum".into(), json!(u64::MAX >> (64 - bits)));
+                }
+            }
+            object.values_mut().for_each(bound_unsigned_integers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_unsigned_integers),
+        _ => {}
+    }
+}
+
+/// `minLength` and the base64url alphabet on every `cursor` query parameter.
+fn describe_cursors(document: &mut Value) {
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    let operations = paths.values_mut().filter_map(Value::as_object_mut).flat_map(|o| o.values_mut());
+    for operation in operations {
+        let parameters = operation.get_mut("parameters").and_then(Value::as_array_mut).into_iter().flatten();
+        for parameter in parameters.filter(|p| p["in"] == "query" && p["name"] == "cursor") {
+            if let Some(schema) = parameter.get_mut("schema").and_then(Value::as_object_mut) {
+                schema.insert("minLength".into(), json!(1));
+                schema.insert("pattern".into(), json!("^[A-Za-z0-9_-]+$"));
+            }
+        }
+    }
+}
+
 fn drop_unreferenced_schemas(document: &mut Value) {
     let mut used = BTreeSet::new();
     {
@@ -197,6 +301,22 @@ mod tests {
             json!({"oneOf": [{"$ref": "#/components/schemas/Tier"}], "nullable": true, "description": "d"})
         );
         assert!(value["c"]["allOf"].is_array(), "other allOf forms are left alone");
+    }
+
+    #[test]
+    fn unsigned_integers_get_their_bounds() {
+        let mut value = json!({
+            "a": {"type": "integer", "format": "uint8", "maximum": 36.0},
+            "b": {"type": "integer", "format": "uint32"},
+            "c": {"type": "integer", "format": "uint64", "minimum": 60.0},
+            "d": {"type": "integer", "format": "int64"},
+        });
+        bound_unsigned_integers(&mut value);
+        assert_eq!(value["a"], json!({"type": "integer", "format": "uint8", "minimum": 0, "maximum": 36.0}));
+        assert_eq!(value["b"]["maximum"], json!(4294967295u64));
+        assert_eq!(value["c"]["minimum"], json!(60.0));
+        assert_eq!(value["c"]["maximum"], json!(u64::MAX));
+        assert!(value["d"].get("minimum").is_none());
     }
 
     #[test]

@@ -125,5 +125,5 @@ fn the_operator_clears_a_floor_in_force_only() {
     h.clock.advance(10);
     assert_eq!(block_on(h.core.tier_floor(h.agent_id)).unwrap(), None, "expired by the clock");
     let expired = block_on(h.core.clear_tier_floor(&ctx, h.agent_id)).unwrap_err();
-    assert_eq!(expired.code, ErrorCode::NotFound);
+    assert_eq!(expired.code, ErrorCode::InvalidStateTransition);
 }
