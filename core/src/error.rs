@@ -196,7 +196,7 @@ impl ErrorCode {
                 Some("webhook targets may not be link-local, cloud-metadata, unspecified or multicast addresses"),
             ),
             ChannelNotConfigured => (
-                404,
+                400,
                 false,
                 Some("configure the channel in [notifications] (see `waiaas notifications test --help`) and restart"),
             ),

@@ -27,6 +27,7 @@ STATE_DEPENDENT_CODES = {
     "NOT_A_TOKEN": "whether a contract answers as an ERC-20 is on-chain state",
     "INSUFFICIENT_BALANCE": "the agent's balance is on-chain state",
     "NETWORK_NOT_CONFIGURED": "the networks are the operator's [rpc] config",
+    "CHANNEL_NOT_CONFIGURED": "the notification channels are the operator's [notifications] config",
     "WEBHOOK_URL_FORBIDDEN": "a webhook host is judged by the addresses it resolves to",
 }
 
@@ -49,6 +50,7 @@ UNSTATABLE_MESSAGES = {
     "does not answer as an ERC-20": "whether a contract answers as an ERC-20 is on-chain state",
     "must not be after `to`": "`from` must not be after `to`: a relation between two parameters",
     "is not supported on": "BATCH needs a chain that executes several calls atomically: it depends on the agent's chain",
+    "agent needs a": "a network's chain family (EVM or Solana) is the operator's [rpc] config",
     "checksum": "an address in mixed case must be a valid EIP-55 checksum (a Keccak hash of the address)",
 }
 

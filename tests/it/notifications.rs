@@ -230,7 +230,7 @@ fn the_rate_limit_holds_and_the_digest_reports_what_was_held_back() {
     });
     assert_eq!(counts, (2, 3, 1));
     let (status, code, _) = api_error(admin.test_notification("slack"));
-    assert_eq!((status, code.as_str()), (404, "CHANNEL_NOT_CONFIGURED"));
+    assert_eq!((status, code.as_str()), (400, "CHANNEL_NOT_CONFIGURED"));
     let metrics = scrape(&daemon.client());
     assert_eq!(metrics.value("waiaas_notifications_total", &[("channel", "ntfy"), ("result", "held")]), 3.0);
 }

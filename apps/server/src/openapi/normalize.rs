@@ -21,6 +21,9 @@
 //! - **Unsigned integers.** poem-openapi renders Rust's unsigned types as `format: uint8` (…`uint64`), which JSON
 //!   Schema does not read: each gets the `minimum` (0) and the `maximum` of its type, unless the field states a
 //!   tighter bound.
+//! - **UUIDs.** `format: uuid` is an annotation JSON Schema validators do not assert, so a fuzzer or a client
+//!   takes any string for an id; every such string schema gets the `pattern` of exactly what the server parses
+//!   (`uuid::Uuid::parse_str`: simple, hyphenated, braced or URN form, the URN prefix in any case).
 //! - **Cursors.** Every `cursor` query parameter is the core's opaque cursor, base64url without padding
 //!   (`core::services::cursor`): anything else is refused with `INVALID_CURSOR`, which the schema states.
 //! - **Error responses.** Each operation's one `default` error response becomes the statuses it can answer, by
@@ -44,6 +47,7 @@ pub fn normalize(document: &mut Value) {
     deny_unknown_request_fields(document);
     describe_cursors(document);
     bound_unsigned_integers(document);
+    pattern_uuids(document);
     responses::declare_error_responses(document);
     links::add_links(document);
     drop_unreferenced_schemas(document);
@@ -254,6 +258,31 @@ fn bound_unsigned_integers(value: &mut Value) {
     }
 }
 
+/// What `uuid::Uuid::parse_str` accepts: 32 hex digits, or the hyphenated form bare, braced or after `urn:uuid:`
+/// (in any case).
+pub(crate) const UUID_PATTERN: &str = concat!(
+    "^([0-9a-fA-F]{32}",
+    "|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    "|\\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\\}",
+    "|[uU][rR][nN]:[uU][uU][iI][dD]:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+);
+
+/// The [`UUID_PATTERN`] on every `format: uuid` string schema without a pattern, anywhere in the document.
+fn pattern_uuids(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            let uuid = object.get("format").and_then(Value::as_str) == Some("uuid")
+                && object.get("type").and_then(Value::as_str) == Some("string");
+            if uuid && !object.contains_key("pattern") {
+                object.insert("pattern".into(), json!(UUID_PATTERN));
+            }
+            object.values_mut().for_each(pattern_uuids);
+        }
+        Value::Array(items) => items.iter_mut().for_each(pattern_uuids),
+        _ => {}
+    }
+}
+
 /// `minLength` and the base64url alphabet on every `cursor` query parameter.
 fn describe_cursors(document: &mut Value) {
     let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else { return };
@@ -284,6 +313,33 @@ fn drop_unreferenced_schemas(document: &mut Value) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_uuid_pattern_is_what_the_server_parses() {
+        let pattern = regex::Regex::new(super::UUID_PATTERN).unwrap();
+        let id = "0193a000-0000-7000-8000-00000000000a";
+        let forms = [
+            id.to_owned(),
+            id.replace('-', ""),
+            id.to_uppercase(),
+            format!("{{{id}}}"),
+            format!("urn:uuid:{id}"),
+            format!("{{{id}"),
+            format!("{id}}}"),
+            format!("urn:uuid:{id}}}"),
+            format!("URN:UUID:{id}"),
+            format!("Urn:uUid:{id}"),
+            format!("urn:{id}"),
+            format!("{{{}}}", id.replace('-', "")),
+            id.replacen('-', "", 1),
+            "None".to_owned(),
+            String::new(),
+            format!(" {id}"),
+        ];
+        for form in forms {
+            assert_eq!(pattern.is_match(&form), uuid::Uuid::parse_str(&form).is_ok(), "{form:?}");
+        }
+    }
+
     use super::*;
 
     #[test]
