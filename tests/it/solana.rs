@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use waiaas_client::Client;
 use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, Transaction};
 
-use crate::support::{EmbeddedDaemon, SolanaNode, api_error, eventually, fresh_address};
+use crate::support::{
+    Daemon, DaemonOptions, EmbeddedDaemon, MASTER_PASSWORD, SolanaNode, api_error, eventually, fresh_address, run_cli,
+};
 
 const ONE_SOL: u64 = 1_000_000_000;
 /// The SPL Memo program: a real program every Solana runtime has, callable with no accounts.
@@ -311,4 +313,42 @@ fn the_kill_switch_during_a_delay_cancels_the_solana_transfer() {
     assert_eq!(kinds, ["TX_CANCELLED", "TX_QUEUED", "TX_REQUESTED"], "cancelled while it waited, never submitted");
     assert_eq!(node.balance(&to), 0);
     assert_eq!(node.balance(&w.address), before, "never signed");
+}
+
+/// The real binary: an online backup of a data dir holding a Solana agent, restored into a fresh data dir; the
+/// restored daemon's ed25519 key signs a SOL transfer that confirms on chain.
+#[test]
+fn backup_and_restore_carry_a_solana_key_that_still_signs() {
+    let node = SolanaNode::start();
+    let options = DaemonOptions {
+        networks: Vec::new(),
+        extra_env: vec![("WAIAAS_RPC_SOLANA_LOCAL".into(), node.url.clone())],
+        ..Default::default()
+    };
+    let mut source = Daemon::start_with(options.clone());
+    let admin = source.admin();
+    let agent = admin
+        .create_agent(&CreateAgent { name: "sol-backup".into(), chain: "solana".into(), network: "local".into() })
+        .expect("create a Solana agent");
+    node.airdrop(&agent.address, 2 * ONE_SOL);
+    let password = [("WAIAAS_MASTER_PASSWORD", MASTER_PASSWORD)];
+    let out = run_cli(source.data_dir(), &["backup"], &password);
+    assert!(out.status.success(), "backup: {}", String::from_utf8_lossy(&out.stderr));
+    let archive = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    source.stop();
+
+    let fresh = tempfile::tempdir().unwrap();
+    let out = run_cli(fresh.path(), &["restore", "--from", &archive], &password);
+    assert!(out.status.success(), "restore: {}", String::from_utf8_lossy(&out.stderr));
+    let restored = Daemon::start_on(fresh, options);
+    let token = restored.admin().create_session(&CreateSession::for_agent(&agent.id)).expect("session").token;
+    let w = Wallet { id: agent.id, address: agent.address, agent: restored.client().with_session_token(&token) };
+    assert_eq!(w.agent.wallet_address().unwrap().address, w.address, "the same Solana address after restore");
+    let to = fresh_address();
+    let before = node.balance(&w.address);
+    let id = send(&w, &transfer(&to, ONE_SOL / 4));
+    let done = settled(&w, &id);
+    assert_eq!(done.status, "CONFIRMED", "{done:?}");
+    assert_eq!(node.balance(&to), ONE_SOL / 4, "the restored key signed a transfer the chain accepted");
+    assert!(node.balance(&w.address) < before - ONE_SOL / 4, "paid from the restored agent's account");
 }
