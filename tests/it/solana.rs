@@ -121,11 +121,7 @@ fn a_solana_agent_funded_by_airdrop_sends_sol_and_spl_tokens_that_land_on_chain(
     // SPL approve: the delegate is set on the agent's token account.
     let delegate = fresh_address();
     policy(&admin, &w.id, "APPROVED_SPENDERS", json!({"spenders": [delegate]}));
-    let id = send(
-        &w,
-        &json!({"type": "APPROVE", "spender": delegate, "amount": "5000000",
-                "token": {"address": mint, "decimals": 6, "symbol": "TST"}}),
-    );
+    let id = send(&w, &approve(&mint, &delegate, 5_000_000));
     let done = settled(&w, &id);
     assert_eq!(done.status, "CONFIRMED", "{done:?}");
     assert_eq!(node.delegation(&mint, &w.address), Some((delegate, 5_000_000)));
@@ -177,6 +173,36 @@ fn policies_judge_solana_recipients_mints_and_programs_and_denials_move_nothing(
     let id = send(&listed_program, &memo);
     let done = settled(&listed_program, &id);
     assert_eq!(done.status, "CONFIRMED", "{done:?}");
+}
+
+fn approve(mint: &str, spender: &str, amount: u64) -> Value {
+    json!({"type": "APPROVE", "spender": spender, "amount": amount.to_string(),
+           "token": {"address": mint, "decimals": 6, "symbol": "TST"}})
+}
+
+#[test]
+fn approved_spenders_denies_an_spl_approve_to_an_unlisted_delegate_and_allows_a_listed_one() {
+    let node = SolanaNode::start();
+    let daemon = daemon(&node, &[]);
+    let admin = daemon.admin();
+    let w = wallet(&daemon, &node, 2 * ONE_SOL);
+    let mint = node.create_mint(6);
+    node.mint_to(&mint, &w.address, 1_000_000);
+    let (listed, unlisted) = (fresh_address(), fresh_address());
+    policy(&admin, &w.id, "ALLOWED_TOKENS", json!({"tokens": [mint]}));
+    // With no APPROVED_SPENDERS in force, approvals are denied by default.
+    denied(&w, &approve(&mint, &listed, 1_000), "SPENDER_NOT_APPROVED");
+    policy(&admin, &w.id, "APPROVED_SPENDERS", json!({"spenders": [listed]}));
+    let before = node.balance(&w.address);
+
+    denied(&w, &approve(&mint, &unlisted, 1_000), "SPENDER_NOT_APPROVED");
+    assert_eq!(node.delegation(&mint, &w.address), None, "the token account's delegate stays unset");
+    assert_eq!(node.balance(&w.address), before, "nothing was signed");
+
+    let id = send(&w, &approve(&mint, &listed, 1_000));
+    let done = settled(&w, &id);
+    assert_eq!(done.status, "CONFIRMED", "{done:?}");
+    assert_eq!(node.delegation(&mint, &w.address), Some((listed, 1_000)));
 }
 
 #[test]
