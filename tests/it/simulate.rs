@@ -407,6 +407,8 @@ fn solana_parity_simulate_predicts_what_send_does() {
     check_parity(&s, "unlisted delegate", &approve(&listed, "5"), Denied("SPENDER_NOT_APPROVED".into()));
     let unlimited = approve(&other, &U256::MAX.to_string());
     check_parity(&s, "unlimited approval", &unlimited, Denied("UNLIMITED_APPROVAL".into()));
+    let largest = approve(&other, &u64::MAX.to_string());
+    check_parity(&s, "u64::MAX is unlimited on SPL", &largest, Denied("UNLIMITED_APPROVAL".into()));
     let spoofed = json!({"type": "TOKEN_TRANSFER", "to": listed, "amount": "1",
         "token": {"address": mint, "decimals": 9, "symbol": "TST"}});
     check_parity(&s, "claimed decimals differ from the mint's", &spoofed, Refused("VALIDATION_FAILED".into()));

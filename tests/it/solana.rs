@@ -378,3 +378,86 @@ fn backup_and_restore_carry_a_solana_key_that_still_signs() {
     assert_eq!(node.balance(&to), ONE_SOL / 4, "the restored key signed a transfer the chain accepted");
     assert!(node.balance(&w.address) < before - ONE_SOL / 4, "paid from the restored agent's account");
 }
+
+/// A CONTRACT_CALL body for one Solana instruction: its program, data and accounts.
+fn program_call(instruction: &solana_instruction::Instruction) -> Value {
+    let accounts: Vec<Value> = instruction
+        .accounts
+        .iter()
+        .map(|m| json!({"pubkey": m.pubkey.to_string(), "signer": m.is_signer, "writable": m.is_writable}))
+        .collect();
+    json!({"type": "CONTRACT_CALL", "to": instruction.program_id.to_string(),
+           "calldata": format!("0x{}", hex::encode(&instruction.data)), "accounts": accounts})
+}
+
+/// "Judge what a transaction does, not what it is called": a System transfer or an SPL `transfer_checked`
+/// sent as a CONTRACT_CALL of that program meets the same WHITELIST as a TRANSFER / TOKEN_TRANSFER, even with
+/// the program itself on CONTRACT_WHITELIST.
+#[test]
+fn a_direct_system_or_token_program_call_is_judged_as_the_transfer_it_performs() {
+    use solana_pubkey::Pubkey;
+    use std::str::FromStr;
+    let node = SolanaNode::start();
+    let daemon = daemon(&node, &[]);
+    let admin = daemon.admin();
+    let w = wallet(&daemon, &node, 2 * ONE_SOL);
+    let mint = node.create_mint(6);
+    node.mint_to(&mint, &w.address, 1_000_000);
+    let (listed, unlisted) = (fresh_address(), fresh_address());
+    let key = |text: &str| Pubkey::from_str(text).unwrap();
+    let (agent, token) = (key(&w.address), spl_token_interface::id());
+    let ata = |owner: &str| {
+        spl_associated_token_account_interface::address::get_associated_token_address(&key(owner), &key(&mint))
+    };
+    // A direct `transfer_checked` names the destination token account: that is what WHITELIST must list.
+    policy(&admin, &w.id, "WHITELIST", json!({"allowed_addresses": [listed, ata(&listed).to_string()]}));
+    policy(
+        &admin,
+        &w.id,
+        "CONTRACT_WHITELIST",
+        json!({"contracts": [solana_system_interface::program::ID.to_string(), token.to_string()]}),
+    );
+    policy(&admin, &w.id, "ALLOWED_TOKENS", json!({"tokens": [mint]}));
+    let before = node.balance(&w.address);
+
+    let to_unlisted = solana_system_interface::instruction::transfer(&agent, &key(&unlisted), ONE_SOL / 10);
+    denied(&w, &program_call(&to_unlisted), "ADDRESS_NOT_WHITELISTED");
+    let source = ata(&w.address);
+    let tokens_out = |destination: Pubkey| {
+        spl_token_interface::instruction::transfer_checked(
+            &token,
+            &source,
+            &key(&mint),
+            &destination,
+            &agent,
+            &[],
+            1_000,
+            6,
+        )
+        .unwrap()
+    };
+    node.mint_to(&mint, &unlisted, 1);
+    denied(&w, &program_call(&tokens_out(ata(&unlisted))), "ADDRESS_NOT_WHITELISTED");
+    // Instructions that would hand the account away, or need a key the daemon does not hold, are refused.
+    let assign = solana_system_interface::instruction::assign(&agent, &key(&unlisted));
+    let (status, code, _) = api_error(w.agent.send_transaction_raw(&program_call(&assign)));
+    assert_eq!((status, code.as_str()), (400, "VALIDATION_FAILED"));
+    let someone = solana_system_interface::instruction::transfer(&key(&unlisted), &key(&listed), 1);
+    let (status, code, _) = api_error(w.agent.send_transaction_raw(&program_call(&someone)));
+    assert_eq!((status, code.as_str()), (400, "VALIDATION_FAILED"), "another account cannot sign");
+    assert_eq!(node.balance(&unlisted), 0, "no lamports moved");
+    assert_eq!(node.token_balance(&mint, &unlisted), Some(1), "no tokens moved");
+    assert_eq!(node.balance(&w.address), before, "nothing was signed");
+
+    // The same instruction to a listed address goes through, with its accounts.
+    let to_listed = solana_system_interface::instruction::transfer(&agent, &key(&listed), ONE_SOL / 10);
+    let id = send(&w, &program_call(&to_listed));
+    let done = settled(&w, &id);
+    assert_eq!(done.status, "CONFIRMED", "{done:?}");
+    assert_eq!(node.balance(&listed), ONE_SOL / 10);
+    node.mint_to(&mint, &listed, 1);
+    let id = send(&w, &program_call(&tokens_out(ata(&listed))));
+    let done = settled(&w, &id);
+    assert_eq!(done.status, "CONFIRMED", "{done:?}");
+    assert_eq!(node.token_balance(&mint, &listed), Some(1_001));
+}

@@ -49,6 +49,21 @@ pub struct TokenRefDto {
     pub symbol: String,
 }
 
+/// One account of a Solana program call, as Solana's `AccountMeta`.
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase")]
+pub struct ProgramAccountDto {
+    /// The account's base58 address.
+    #[oai(validator(pattern = "^[1-9A-HJ-NP-Za-km-z]{32,44}$"))]
+    pub pubkey: String,
+    /// Whether it signs; only the agent's own account can. Default false.
+    #[oai(skip_serializing_if_is_none)]
+    pub signer: Option<bool>,
+    /// Whether the instruction may change it. Default false.
+    #[oai(skip_serializing_if_is_none)]
+    pub writable: Option<bool>,
+}
+
 /// Declares each request shape twice: at the top level (with the optional `network`) and as a BATCH
 /// instruction (without it: a batch runs on one network).
 macro_rules! request_shapes {
@@ -107,9 +122,13 @@ request_shapes! {
         /// ABI-encoded call data, `0x`-prefixed hex (`0x` for none).
         #[oai(validator(pattern = "^0x([0-9a-fA-F]{2})*$"))]
         calldata: String,
-        /// Wei sent with the call, a decimal string; default 0.
+        /// Wei (lamports on Solana) sent with the call, a decimal string; default 0.
         #[oai(validator(pattern = "^[0-9]+$"), skip_serializing_if_is_none)]
         value: Option<String>,
+        /// Solana only: the accounts the instruction uses, in order (refused on EVM). A System or SPL Token
+        /// instruction is judged as the transfer or approval it performs over these accounts.
+        #[oai(skip_serializing_if_is_none)]
+        accounts: Option<Vec<ProgramAccountDto>>,
     }
 
     /// Let `spender` move up to `amount` of an ERC-20 token (`approve(spender, amount)`); counts toward spending
