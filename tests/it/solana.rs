@@ -114,6 +114,9 @@ fn a_solana_agent_funded_by_airdrop_sends_sol_and_spl_tokens_that_land_on_chain(
     assert_eq!(done.status, "CONFIRMED", "{done:?}");
     assert_eq!(node.token_balance(&mint, &holder), Some(250_000_000), "its token account was created and credited");
     assert_eq!(node.token_balance(&mint, &w.address), Some(750_000_000));
+    // The API reads the same balance by mint.
+    let balance = w.agent.wallet_token_balance(&mint).expect("SPL balance by mint");
+    assert_eq!((balance.balance.as_str(), balance.token.as_str()), ("750000000", mint.as_str()), "{balance:?}");
     // The rent of the created account is paid by the agent, as part of its fee.
     let spent = after_sol - node.balance(&w.address);
     assert!(spent > 2_000_000, "the account's rent (~0.002 SOL) was paid: {spent}");

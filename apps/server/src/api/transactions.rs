@@ -38,8 +38,9 @@ use crate::wire::{PageLimit, Wire};
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase")]
 pub struct TokenRefDto {
-    /// The token contract (`0x` + 40 hex digits; mixed case must be a valid EIP-55 checksum).
-    #[oai(validator(pattern = "^0x[0-9a-fA-F]{40}$"))]
+    /// The token contract (`0x` + 40 hex digits on EVM, mixed case a valid EIP-55 checksum), or the mint (base58)
+    /// on Solana.
+    #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
     pub address: String,
     /// 0 to 36.
     #[oai(validator(maximum(value = "36")))]
@@ -95,8 +96,8 @@ macro_rules! request_shapes {
 request_shapes! {
     /// Send the native coin.
     TransferRequest / TransferInstruction {
-        /// Recipient (`0x` + 40 hex digits; mixed case must be a valid EIP-55 checksum).
-        #[oai(validator(pattern = "^0x[0-9a-fA-F]{40}$"))]
+        /// Recipient (`0x` + 40 hex digits on EVM, mixed case a valid EIP-55 checksum; base58 on Solana).
+        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
         to: String,
         /// Wei, a decimal string (`^[0-9]+$`).
         #[oai(validator(pattern = "^[0-9]+$"))]
@@ -106,7 +107,7 @@ request_shapes! {
     /// Send an ERC-20 token (`transfer(to, amount)` on the token contract).
     TokenTransferRequest / TokenTransferInstruction {
         /// Recipient.
-        #[oai(validator(pattern = "^0x[0-9a-fA-F]{40}$"))]
+        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
         to: String,
         /// In the token's smallest unit, a decimal string.
         #[oai(validator(pattern = "^[0-9]+$"))]
@@ -116,8 +117,8 @@ request_shapes! {
 
     /// Call a contract.
     ContractCallRequest / ContractCallInstruction {
-        /// The contract.
-        #[oai(validator(pattern = "^0x[0-9a-fA-F]{40}$"))]
+        /// The contract (the program on Solana).
+        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
         to: String,
         /// ABI-encoded call data, `0x`-prefixed hex (`0x` for none).
         #[oai(validator(pattern = "^0x([0-9a-fA-F]{2})*$"))]
@@ -134,7 +135,7 @@ request_shapes! {
     /// Let `spender` move up to `amount` of an ERC-20 token (`approve(spender, amount)`); counts toward spending
     /// limits as the exposure it creates.
     ApproveRequest / ApproveInstruction {
-        #[oai(validator(pattern = "^0x[0-9a-fA-F]{40}$"))]
+        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
         spender: String,
         /// In the token's smallest unit, a decimal string.
         #[oai(validator(pattern = "^[0-9]+$"))]
