@@ -263,34 +263,39 @@ struct SimulateResult {
 pub async fn prepare(client: &RpcClient, network: &str, from: Pubkey, kind: &TxKind) -> Result<PreparedTx> {
     let (request, rent) = instructions(client, from, kind).await?;
     let units = u32::try_from(request.len()).unwrap_or(u32::MAX).saturating_mul(UNITS_PER_INSTRUCTION).min(MAX_UNITS);
-    let price = priority_fee(client).await?;
+    // Two round trips: the fee price and the blockhash together, then the fee and the simulation of the message.
+    let (price, latest) = tokio::try_join!(
+        priority_fee(client),
+        client.call::<WithContext<LatestBlockhash>>(
+            "getLatestBlockhash",
+            serde_json::json!([{"commitment": COMMITMENT}])
+        ),
+    )?;
     let mut all = vec![
         ComputeBudgetInstruction::set_compute_unit_limit(units),
         ComputeBudgetInstruction::set_compute_unit_price(price),
     ];
     all.extend(request);
-    let latest: WithContext<LatestBlockhash> =
-        client.call("getLatestBlockhash", serde_json::json!([{"commitment": COMMITMENT}])).await?;
     let blockhash =
         Hash::from_str(&latest.value.blockhash).map_err(|_| chain_error("getLatestBlockhash answered a bad hash"))?;
     let message = Message::new_with_blockhash(&all, Some(&from), &blockhash);
     let message_bytes = message.serialize();
-    let fee: WithContext<Option<u64>> = client
-        .call("getFeeForMessage", serde_json::json!([B64.encode(&message_bytes), {"commitment": COMMITMENT}]))
-        .await?;
-    let fee = fee.value.ok_or_else(|| chain_error("getFeeForMessage: the blockhash expired meanwhile"))?;
-    let total_fee = fee.saturating_add(rent);
-
     let unsigned_tx = Transaction::new_unsigned(message);
     let wire = bincode::serialize(&unsigned_tx).map_err(Error::internal)?;
-    let simulated: WithContext<SimulateResult> = client
-        .call(
+    let (fee, simulated) = tokio::try_join!(
+        client.call::<WithContext<Option<u64>>>(
+            "getFeeForMessage",
+            serde_json::json!([B64.encode(&message_bytes), {"commitment": COMMITMENT}])
+        ),
+        client.call::<WithContext<SimulateResult>>(
             "simulateTransaction",
             serde_json::json!([B64.encode(&wire), {
                 "encoding": "base64", "sigVerify": false, "commitment": COMMITMENT, "replaceRecentBlockhash": false
             }]),
-        )
-        .await?;
+        ),
+    )?;
+    let fee = fee.value.ok_or_else(|| chain_error("getFeeForMessage: the blockhash expired meanwhile"))?;
+    let total_fee = fee.saturating_add(rent);
     let simulation = match simulated.value.err {
         None => SimulationOutcome { success: true, error: None, gas_used: None },
         Some(err) => {
