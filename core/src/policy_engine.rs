@@ -345,7 +345,9 @@ fn first_denial(input: &Evaluation<'_>, scope: Scope) -> Option<Decision> {
                             format!("{spender} is not allowed by the APPROVED_SPENDERS policy"),
                         ));
                     }
-                    Concern::Spender { amount, allow_unlimited: false, .. } if is_unlimited_approval(amount) => {
+                    Concern::Spender { amount, allow_unlimited: false, .. }
+                        if effect.token().is_some_and(|token| is_unlimited_approval(token, amount)) =>
+                    {
                         return Some(Decision::deny(
                             DenyReason::UnlimitedApproval,
                             Some(policy.id),
@@ -361,8 +363,8 @@ fn first_denial(input: &Evaluation<'_>, scope: Scope) -> Option<Decision> {
                 }
             }
         }
-        if let Effect::TokenApproval { amount, .. } = effect
-            && is_unlimited_approval(*amount)
+        if let Effect::TokenApproval { token, amount, .. } = effect
+            && is_unlimited_approval(*token, *amount)
             && !unlimited_allowed
         {
             return Some(Decision::deny(

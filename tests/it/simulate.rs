@@ -1,16 +1,22 @@
 //! OPS-01 dry-run acceptance against a real anvil: T-01, T-02, T-03, S-01, ERC-20 simulation from the agent's
 //! own address, and parity — for a table of requests, what simulate predicts equals what send does in the same
-//! state.
+//! state, on EVM (anvil) and on Solana (the helper runtime of tools/solana-node).
 
 use alloy_primitives::U256;
 use serde_json::{Value, json};
-use waiaas_client::ClientError;
-use waiaas_client::types::{AuditLogFilter, CreateSession, ListParams};
+use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, ListParams, Transaction};
+use waiaas_client::{Client, ClientError};
 
-use crate::support::{Anvil, FundedAgent, ONE_ETH, fail_calldata, transfer_calldata};
+use crate::support::{
+    Anvil, EmbeddedDaemon, FundedAgent, ONE_ETH, SolanaNode, eventually, fail_calldata, fresh_address,
+    transfer_calldata,
+};
 
 const RECIPIENT: &str = "0x1111111111111111111111111111111111111111";
 const OTHER: &str = "0x2222222222222222222222222222222222222222";
+const ONE_SOL: u64 = 1_000_000_000;
+/// The SPL Memo program: every Solana runtime has it; it fails on data that is not UTF-8.
+const SOLANA_MEMO: &str = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr";
 /// The dry-run fixture: a funded agent, ETH priced at $3000.
 type Setup = FundedAgent;
 
@@ -156,15 +162,15 @@ fn s01_simulation_cannot_bypass_or_consume_policy() {
 
 /// What a request leads to, in terms both endpoints can express.
 #[derive(Debug, PartialEq)]
-enum Verdict {
+pub(crate) enum Verdict {
     /// Accepted by policy with this tier; `executes` is whether the transaction can succeed on chain.
     Tier(String, bool),
     Denied(String),
     Refused(String),
 }
 
-fn simulated(s: &Setup, body: &Value) -> Verdict {
-    match s.agent.simulate(body) {
+fn simulated(agent: &Client, body: &Value) -> Verdict {
+    match agent.simulate(body) {
         Ok(r) if r.policy.allowed => Verdict::Tier(r.policy.tier, r.success),
         Ok(r) => Verdict::Denied(r.policy.reason_code.unwrap_or_default()),
         Err(ClientError::Api { code, .. }) => Verdict::Refused(code),
@@ -172,14 +178,14 @@ fn simulated(s: &Setup, body: &Value) -> Verdict {
     }
 }
 
-fn sent(s: &Setup, body: &Value) -> Verdict {
-    match s.agent.send_transaction_raw(body) {
+fn sent(agent: &Client, body: &Value) -> Verdict {
+    match agent.send_transaction_raw(body) {
         Ok(result) => {
-            let tx = s.agent.get_transaction(&result.id).unwrap();
+            let tx = agent.get_transaction(&result.id).unwrap();
             let tier = tx.tier.clone().expect("an admitted request has a tier");
             // Only INSTANT/NOTIFY execute without waiting; their outcome shows whether the chain accepted them.
             let executes = if matches!(tier.as_str(), "INSTANT" | "NOTIFY") {
-                final_status(s, &result.id).status == "CONFIRMED"
+                settled(agent, &result.id).status == "CONFIRMED"
             } else {
                 true
             };
@@ -193,11 +199,20 @@ fn sent(s: &Setup, body: &Value) -> Verdict {
     }
 }
 
-/// Simulates, then sends the same request in the same state, and checks both agree with `expected`.
+/// Waits until `agent`'s transaction `id` reaches a final status.
+fn settled(agent: &Client, id: &str) -> Transaction {
+    eventually(60, "a final status", || {
+        let t = agent.get_transaction(id).expect("get transaction");
+        matches!(t.status.as_str(), "CONFIRMED" | "FAILED" | "CANCELLED" | "EXPIRED").then_some(t)
+    })
+}
+
+/// Simulates, then sends the same request in the same state as `agent` (its session client, on any chain), and
+/// checks both agree with `expected`.
 #[track_caller]
-fn check_parity(s: &Setup, name: &str, body: &Value, expected: Verdict) {
-    let predicted = simulated(s, body);
-    let actual = sent(s, body);
+pub(crate) fn check_parity(agent: &Client, name: &str, body: &Value, expected: Verdict) {
+    let predicted = simulated(agent, body);
+    let actual = sent(agent, body);
     assert_eq!(predicted, actual, "{name}: simulate and send disagree on {body}");
     assert_eq!(actual, expected, "{name}");
 }
@@ -222,69 +237,69 @@ fn parity_simulate_predicts_what_send_does() {
     policy(&s, "APPROVED_SPENDERS", json!({"spenders": [OTHER]}));
 
     // Nothing in flight yet.
-    check_parity(&s, "zero", &transfer(RECIPIENT, 0), tier("INSTANT"));
-    check_parity(&s, "instant boundary", &transfer(RECIPIENT, 100), tier("INSTANT"));
-    check_parity(&s, "notify lower", &transfer(RECIPIENT, 101), tier("NOTIFY"));
-    check_parity(&s, "notify boundary", &transfer(RECIPIENT, 200), tier("NOTIFY"));
+    check_parity(&s.agent, "zero", &transfer(RECIPIENT, 0), tier("INSTANT"));
+    check_parity(&s.agent, "instant boundary", &transfer(RECIPIENT, 100), tier("INSTANT"));
+    check_parity(&s.agent, "notify lower", &transfer(RECIPIENT, 101), tier("NOTIFY"));
+    check_parity(&s.agent, "notify boundary", &transfer(RECIPIENT, 200), tier("NOTIFY"));
     let erc20 = json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "10", "token": token_ref});
-    check_parity(&s, "erc-20 transfer from the agent's address", &erc20, tier("INSTANT"));
+    check_parity(&s.agent, "erc-20 transfer from the agent's address", &erc20, tier("INSTANT"));
     let approve = json!({"type": "APPROVE", "spender": OTHER, "amount": "5", "token": token_ref});
-    check_parity(&s, "erc-20 approve", &approve, tier("INSTANT"));
+    check_parity(&s.agent, "erc-20 approve", &approve, tier("INSTANT"));
     let too_much = json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "100000", "token": token_ref});
-    check_parity(&s, "erc-20 above the token balance", &too_much, Tier("INSTANT".into(), false));
+    check_parity(&s.agent, "erc-20 above the token balance", &too_much, Tier("INSTANT".into(), false));
     let revert = json!({"type": "CONTRACT_CALL", "to": reverter, "calldata": fail_calldata()});
-    check_parity(&s, "reverting contract call", &revert, Tier("INSTANT".into(), false));
+    check_parity(&s.agent, "reverting contract call", &revert, Tier("INSTANT".into(), false));
     let unlisted = "0x3333333333333333333333333333333333333333";
     let not_listed = transfer(unlisted, 1);
-    check_parity(&s, "not whitelisted", &not_listed, Denied("ADDRESS_NOT_WHITELISTED".into()));
+    check_parity(&s.agent, "not whitelisted", &not_listed, Denied("ADDRESS_NOT_WHITELISTED".into()));
     // Judged by what it does: value on a call, and ERC-20 calldata, meet the same WHITELIST.
     let value_call = json!({"type": "CONTRACT_CALL", "to": unlisted, "calldata": "0x", "value": "1"});
-    check_parity(&s, "call with value to an unlisted EOA", &value_call, Denied("ADDRESS_NOT_WHITELISTED".into()));
+    check_parity(&s.agent, "call with value to an unlisted EOA", &value_call, Denied("ADDRESS_NOT_WHITELISTED".into()));
     let token_call = |to: &str| json!({"type": "CONTRACT_CALL", "to": token, "calldata": transfer_calldata(to, 3)});
     check_parity(
-        &s,
+        &s.agent,
         "erc-20 calldata to an unlisted recipient",
         &token_call(unlisted),
         Denied("ADDRESS_NOT_WHITELISTED".into()),
     );
-    check_parity(&s, "erc-20 calldata to a listed recipient", &token_call(RECIPIENT), tier("INSTANT"));
+    check_parity(&s.agent, "erc-20 calldata to a listed recipient", &token_call(RECIPIENT), tier("INSTANT"));
     let unlimited = json!({"type": "APPROVE", "spender": OTHER, "amount": U256::MAX.to_string(), "token": token_ref});
-    check_parity(&s, "unlimited approval", &unlimited, Denied("UNLIMITED_APPROVAL".into()));
+    check_parity(&s.agent, "unlimited approval", &unlimited, Denied("UNLIMITED_APPROVAL".into()));
     let spoofed = json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "10",
         "token": {"address": token, "decimals": 36, "symbol": "TUSD"}});
-    check_parity(&s, "claimed decimals differ from the chain's", &spoofed, Refused("VALIDATION_FAILED".into()));
+    check_parity(&s.agent, "claimed decimals differ from the chain's", &spoofed, Refused("VALIDATION_FAILED".into()));
     let flagged = json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1", "dryRun": true});
-    check_parity(&s, "unknown field", &flagged, Refused("VALIDATION_FAILED".into()));
+    check_parity(&s.agent, "unknown field", &flagged, Refused("VALIDATION_FAILED".into()));
     let elsewhere = json!({"type": "TRANSFER", "to": RECIPIENT, "amount": "1", "network": "mainnet"});
-    check_parity(&s, "unknown network", &elsewhere, Refused("NETWORK_NOT_CONFIGURED".into()));
+    check_parity(&s.agent, "unknown network", &elsewhere, Refused("NETWORK_NOT_CONFIGURED".into()));
     let batch = json!({"type": "BATCH", "instructions": [transfer(RECIPIENT, 1), transfer(RECIPIENT, 1)]});
-    check_parity(&s, "batch on EVM", &batch, Refused("VALIDATION_FAILED".into()));
+    check_parity(&s.agent, "batch on EVM", &batch, Refused("VALIDATION_FAILED".into()));
 
     // Waiting work is reserved and counts toward the next request's tier.
-    check_parity(&s, "delay lower", &transfer(RECIPIENT, 201), tier("DELAY"));
-    check_parity(&s, "delay boundary with 201 reserved", &transfer(RECIPIENT, 99), tier("DELAY"));
-    check_parity(&s, "owner absent: approval downgraded", &transfer(RECIPIENT, 301), tier("DELAY"));
+    check_parity(&s.agent, "delay lower", &transfer(RECIPIENT, 201), tier("DELAY"));
+    check_parity(&s.agent, "delay boundary with 201 reserved", &transfer(RECIPIENT, 99), tier("DELAY"));
+    check_parity(&s.agent, "owner absent: approval downgraded", &transfer(RECIPIENT, 301), tier("DELAY"));
     let admin = s.daemon.admin();
     admin.set_owner(&s.agent_id, Some("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")).unwrap();
-    check_parity(&s, "approval with an owner", &transfer(RECIPIENT, 1_000), tier("APPROVAL"));
+    check_parity(&s.agent, "approval with an owner", &transfer(RECIPIENT, 1_000), tier("APPROVAL"));
 
     // Each deny policy.
     policy(&s, "CONTRACT_WHITELIST", json!({"contracts": [token]}));
     let call = json!({"type": "CONTRACT_CALL", "to": reverter, "calldata": fail_calldata()});
-    check_parity(&s, "contract not whitelisted", &call, Denied("CONTRACT_NOT_WHITELISTED".into()));
+    check_parity(&s.agent, "contract not whitelisted", &call, Denied("CONTRACT_NOT_WHITELISTED".into()));
     policy(&s, "APPROVED_SPENDERS", json!({"spenders": [RECIPIENT]}));
-    check_parity(&s, "spender not approved", &approve, Denied("SPENDER_NOT_APPROVED".into()));
+    check_parity(&s.agent, "spender not approved", &approve, Denied("SPENDER_NOT_APPROVED".into()));
     policy(&s, "ALLOWED_TOKENS", json!({"tokens": [RECIPIENT]}));
-    check_parity(&s, "token not allowed", &erc20, Denied("TOKEN_NOT_ALLOWED".into()));
+    check_parity(&s.agent, "token not allowed", &erc20, Denied("TOKEN_NOT_ALLOWED".into()));
     policy(&s, "TIME_RESTRICTION", json!({"allowed_hours": [], "allowed_days": []}));
-    check_parity(&s, "outside allowed hours", &transfer(RECIPIENT, 1), Denied("OUTSIDE_ALLOWED_TIME".into()));
+    check_parity(&s.agent, "outside allowed hours", &transfer(RECIPIENT, 1), Denied("OUTSIDE_ALLOWED_TIME".into()));
 
     // The agent and the daemon.
     admin.suspend_agent(&s.agent_id).unwrap();
-    check_parity(&s, "suspended agent", &transfer(RECIPIENT, 1), Refused("AGENT_SUSPENDED".into()));
+    check_parity(&s.agent, "suspended agent", &transfer(RECIPIENT, 1), Refused("AGENT_SUSPENDED".into()));
     admin.resume_agent(&s.agent_id).unwrap();
     admin.activate_kill_switch(None).unwrap();
-    check_parity(&s, "kill switch on", &transfer(RECIPIENT, 1), Refused("SYSTEM_LOCKED".into()));
+    check_parity(&s.agent, "kill switch on", &transfer(RECIPIENT, 1), Refused("SYSTEM_LOCKED".into()));
 }
 
 #[test]
@@ -302,11 +317,11 @@ fn session_constraint_parity() {
         .unwrap()
         .token;
     let capped = Setup { agent: s.daemon.client().with_session_token(&token), ..s };
-    check_parity(&capped, "at the cap", &transfer(RECIPIENT, 100), Tier("INSTANT".into(), true));
-    check_parity(&capped, "above the cap", &transfer(RECIPIENT, 101), Denied("SESSION_AMOUNT_EXCEEDED".into()));
-    check_parity(&capped, "other recipient", &transfer(OTHER, 1), Denied("SESSION_RECIPIENT_NOT_ALLOWED".into()));
+    check_parity(&capped.agent, "at the cap", &transfer(RECIPIENT, 100), Tier("INSTANT".into(), true));
+    check_parity(&capped.agent, "above the cap", &transfer(RECIPIENT, 101), Denied("SESSION_AMOUNT_EXCEEDED".into()));
+    check_parity(&capped.agent, "other recipient", &transfer(OTHER, 1), Denied("SESSION_RECIPIENT_NOT_ALLOWED".into()));
     let call = json!({"type": "CONTRACT_CALL", "to": RECIPIENT, "calldata": "0xdeadbeef"});
-    check_parity(&capped, "type not allowed", &call, Denied("SESSION_TYPE_NOT_ALLOWED".into()));
+    check_parity(&capped.agent, "type not allowed", &call, Denied("SESSION_TYPE_NOT_ALLOWED".into()));
 }
 
 #[test]
@@ -314,10 +329,15 @@ fn rate_limit_parity_and_insufficient_native_balance() {
     use Verdict::*;
     let s = setup();
     policy(&s, "RATE_LIMIT", json!({"max_requests": 1, "window_seconds": 60}));
-    check_parity(&s, "first request", &transfer(RECIPIENT, 1), Tier("INSTANT".into(), true));
-    check_parity(&s, "over the rate limit", &transfer(RECIPIENT, 1), Denied("RATE_LIMIT_EXCEEDED".into()));
+    check_parity(&s.agent, "first request", &transfer(RECIPIENT, 1), Tier("INSTANT".into(), true));
+    check_parity(&s.agent, "over the rate limit", &transfer(RECIPIENT, 1), Denied("RATE_LIMIT_EXCEEDED".into()));
     s.daemon.advance(61);
-    check_parity(&s, "more than the wallet holds", &transfer(RECIPIENT, 20 * ONE_ETH), Tier("INSTANT".into(), false));
+    check_parity(
+        &s.agent,
+        "more than the wallet holds",
+        &transfer(RECIPIENT, 20 * ONE_ETH),
+        Tier("INSTANT".into(), false),
+    );
     assert_eq!(s.anvil.native_balance(RECIPIENT), U256::from(1u64));
 }
 
@@ -367,4 +387,84 @@ fn simulate_and_send_agree_on_a_token_that_moves_nothing() {
     let id = s.agent.send_transaction_raw(&body).expect("send").id;
     assert_eq!(final_status(&s, &id).status, "CONFIRMED");
     assert_eq!(s.anvil.token_balance(&real, RECIPIENT), U256::from(1_000u64));
+}
+
+/// The same parity table for a Solana agent on the real Solana runtime: SOL, SPL (the recipient's token account
+/// created), SPL approve, program calls, batches, and each policy that judges them.
+#[test]
+fn solana_parity_simulate_predicts_what_send_does() {
+    use Verdict::*;
+    let node = SolanaNode::start();
+    let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_SOLANA_LOCAL", node.url.as_str())]);
+    let admin = daemon.admin();
+    let agent = admin
+        .create_agent(&CreateAgent { name: "sol-sim".into(), chain: "solana".into(), network: "local".into() })
+        .expect("agent");
+    node.airdrop(&agent.address, 10 * ONE_SOL);
+    let token = admin.create_session(&CreateSession::for_agent(&agent.id)).expect("session").token;
+    let s = daemon.client().with_session_token(&token);
+    let policy = |policy_type: &str, rules: Value| {
+        let create =
+            CreatePolicy { agent_id: Some(agent.id.clone()), policy_type: policy_type.into(), rules, enabled: None };
+        admin.create_policy(&create).expect("policy");
+    };
+    let tier = |t: &str| Tier(t.to_owned(), true);
+    let (mint, other_mint) = (node.create_mint(6), node.create_mint(6));
+    node.mint_to(&mint, &agent.address, 1_000);
+    let spl = |mint: &str, to: &str, amount: u64| {
+        json!({"type": "TOKEN_TRANSFER", "to": to, "amount": amount.to_string(),
+               "token": {"address": mint, "decimals": 6, "symbol": "TST"}})
+    };
+    let approve = |spender: &str, amount: &str| {
+        json!({"type": "APPROVE", "spender": spender, "amount": amount,
+               "token": {"address": mint, "decimals": 6, "symbol": "TST"}})
+    };
+    let memo = |data: &str| json!({"type": "CONTRACT_CALL", "to": SOLANA_MEMO, "calldata": data});
+    let (listed, other, unfunded, unlisted) = (fresh_address(), fresh_address(), fresh_address(), fresh_address());
+    policy(
+        "SPENDING_LIMIT",
+        json!({"instant_max": "1000000", "notify_max": "2000000", "delay_max": "3000000", "delay_seconds": 60}),
+    );
+    policy("WHITELIST", json!({"allowed_addresses": [listed, other, unfunded]}));
+    policy("CONTRACT_WHITELIST", json!({"contracts": [SOLANA_MEMO]}));
+    policy("ALLOWED_TOKENS", json!({"tokens": [mint]}));
+    policy("APPROVED_SPENDERS", json!({"spenders": [other]}));
+
+    check_parity(&s, "zero", &transfer(&listed, 0), tier("INSTANT"));
+    check_parity(&s, "instant boundary", &transfer(&listed, 1_000_000), tier("INSTANT"));
+    check_parity(&s, "notify lower", &transfer(&listed, 1_000_001), tier("NOTIFY"));
+    // A new account must hold its rent exemption (~0.00089 SOL): less fails on chain, and simulate says so.
+    check_parity(
+        &s,
+        "below rent exemption to a new account",
+        &transfer(&unfunded, 1_000),
+        Tier("INSTANT".into(), false),
+    );
+    check_parity(&s, "spl to a recipient without a token account", &spl(&mint, &listed, 10), tier("INSTANT"));
+    check_parity(&s, "spl above the token balance", &spl(&mint, &listed, 5_000), Tier("INSTANT".into(), false));
+    check_parity(&s, "spl approve", &approve(&other, "5"), tier("INSTANT"));
+    check_parity(&s, "program call", &memo("0x68656c6c6f"), tier("INSTANT"));
+    check_parity(&s, "failing program call (memo of invalid UTF-8)", &memo("0xff"), Tier("INSTANT".into(), false));
+    let batch = json!({"type": "BATCH", "instructions": [transfer(&listed, 1), spl(&mint, &other, 1)]});
+    check_parity(&s, "batch: SOL and SPL in one transaction", &batch, tier("INSTANT"));
+    check_parity(&s, "sol to an unlisted address", &transfer(&unlisted, 1), Denied("ADDRESS_NOT_WHITELISTED".into()));
+    check_parity(&s, "spl to an unlisted address", &spl(&mint, &unlisted, 1), Denied("ADDRESS_NOT_WHITELISTED".into()));
+    check_parity(&s, "unlisted mint", &spl(&other_mint, &listed, 1), Denied("TOKEN_NOT_ALLOWED".into()));
+    let unlisted_program = json!({"type": "CONTRACT_CALL", "to": unlisted, "calldata": "0x01"});
+    check_parity(&s, "unlisted program", &unlisted_program, Denied("CONTRACT_NOT_WHITELISTED".into()));
+    check_parity(&s, "unlisted delegate", &approve(&listed, "5"), Denied("SPENDER_NOT_APPROVED".into()));
+    let unlimited = approve(&other, &U256::MAX.to_string());
+    check_parity(&s, "unlimited approval", &unlimited, Denied("UNLIMITED_APPROVAL".into()));
+    let largest = approve(&other, &u64::MAX.to_string());
+    check_parity(&s, "u64::MAX is unlimited on SPL", &largest, Denied("UNLIMITED_APPROVAL".into()));
+    let spoofed = json!({"type": "TOKEN_TRANSFER", "to": listed, "amount": "1",
+        "token": {"address": mint, "decimals": 9, "symbol": "TST"}});
+    check_parity(&s, "claimed decimals differ from the mint's", &spoofed, Refused("VALIDATION_FAILED".into()));
+    check_parity(&s, "an EVM address", &transfer(RECIPIENT, 1), Refused("VALIDATION_FAILED".into()));
+
+    // Waiting work is reserved and counts toward the next request's tier.
+    check_parity(&s, "delay lower", &transfer(&listed, 2_000_001), tier("DELAY"));
+    check_parity(&s, "delay with 2000001 reserved", &transfer(&listed, 1), tier("DELAY"));
+    admin.activate_kill_switch(None).unwrap();
+    check_parity(&s, "kill switch on", &transfer(&listed, 1), Refused("SYSTEM_LOCKED".into()));
 }

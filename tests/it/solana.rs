@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use waiaas_client::Client;
 use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, Transaction};
 
-use crate::support::{EmbeddedDaemon, SolanaNode, api_error, eventually, fresh_address};
+use crate::support::{
+    Daemon, DaemonOptions, EmbeddedDaemon, MASTER_PASSWORD, SolanaNode, api_error, eventually, fresh_address, run_cli,
+};
 
 const ONE_SOL: u64 = 1_000_000_000;
 /// The SPL Memo program: a real program every Solana runtime has, callable with no accounts.
@@ -112,6 +114,9 @@ fn a_solana_agent_funded_by_airdrop_sends_sol_and_spl_tokens_that_land_on_chain(
     assert_eq!(done.status, "CONFIRMED", "{done:?}");
     assert_eq!(node.token_balance(&mint, &holder), Some(250_000_000), "its token account was created and credited");
     assert_eq!(node.token_balance(&mint, &w.address), Some(750_000_000));
+    // The API reads the same balance by mint.
+    let balance = w.agent.wallet_token_balance(&mint).expect("SPL balance by mint");
+    assert_eq!((balance.balance.as_str(), balance.token.as_str()), ("750000000", mint.as_str()), "{balance:?}");
     // The rent of the created account is paid by the agent, as part of its fee.
     let spent = after_sol - node.balance(&w.address);
     assert!(spent > 2_000_000, "the account's rent (~0.002 SOL) was paid: {spent}");
@@ -119,11 +124,7 @@ fn a_solana_agent_funded_by_airdrop_sends_sol_and_spl_tokens_that_land_on_chain(
     // SPL approve: the delegate is set on the agent's token account.
     let delegate = fresh_address();
     policy(&admin, &w.id, "APPROVED_SPENDERS", json!({"spenders": [delegate]}));
-    let id = send(
-        &w,
-        &json!({"type": "APPROVE", "spender": delegate, "amount": "5000000",
-                "token": {"address": mint, "decimals": 6, "symbol": "TST"}}),
-    );
+    let id = send(&w, &approve(&mint, &delegate, 5_000_000));
     let done = settled(&w, &id);
     assert_eq!(done.status, "CONFIRMED", "{done:?}");
     assert_eq!(node.delegation(&mint, &w.address), Some((delegate, 5_000_000)));
@@ -175,6 +176,36 @@ fn policies_judge_solana_recipients_mints_and_programs_and_denials_move_nothing(
     let id = send(&listed_program, &memo);
     let done = settled(&listed_program, &id);
     assert_eq!(done.status, "CONFIRMED", "{done:?}");
+}
+
+fn approve(mint: &str, spender: &str, amount: u64) -> Value {
+    json!({"type": "APPROVE", "spender": spender, "amount": amount.to_string(),
+           "token": {"address": mint, "decimals": 6, "symbol": "TST"}})
+}
+
+#[test]
+fn approved_spenders_denies_an_spl_approve_to_an_unlisted_delegate_and_allows_a_listed_one() {
+    let node = SolanaNode::start();
+    let daemon = daemon(&node, &[]);
+    let admin = daemon.admin();
+    let w = wallet(&daemon, &node, 2 * ONE_SOL);
+    let mint = node.create_mint(6);
+    node.mint_to(&mint, &w.address, 1_000_000);
+    let (listed, unlisted) = (fresh_address(), fresh_address());
+    policy(&admin, &w.id, "ALLOWED_TOKENS", json!({"tokens": [mint]}));
+    // With no APPROVED_SPENDERS in force, approvals are denied by default.
+    denied(&w, &approve(&mint, &listed, 1_000), "SPENDER_NOT_APPROVED");
+    policy(&admin, &w.id, "APPROVED_SPENDERS", json!({"spenders": [listed]}));
+    let before = node.balance(&w.address);
+
+    denied(&w, &approve(&mint, &unlisted, 1_000), "SPENDER_NOT_APPROVED");
+    assert_eq!(node.delegation(&mint, &w.address), None, "the token account's delegate stays unset");
+    assert_eq!(node.balance(&w.address), before, "nothing was signed");
+
+    let id = send(&w, &approve(&mint, &listed, 1_000));
+    let done = settled(&w, &id);
+    assert_eq!(done.status, "CONFIRMED", "{done:?}");
+    assert_eq!(node.delegation(&mint, &w.address), Some((listed, 1_000)));
 }
 
 #[test]
@@ -311,4 +342,125 @@ fn the_kill_switch_during_a_delay_cancels_the_solana_transfer() {
     assert_eq!(kinds, ["TX_CANCELLED", "TX_QUEUED", "TX_REQUESTED"], "cancelled while it waited, never submitted");
     assert_eq!(node.balance(&to), 0);
     assert_eq!(node.balance(&w.address), before, "never signed");
+}
+
+/// The real binary: an online backup of a data dir holding a Solana agent, restored into a fresh data dir; the
+/// restored daemon's ed25519 key signs a SOL transfer that confirms on chain.
+#[test]
+fn backup_and_restore_carry_a_solana_key_that_still_signs() {
+    let node = SolanaNode::start();
+    let options = DaemonOptions {
+        networks: Vec::new(),
+        extra_env: vec![("WAIAAS_RPC_SOLANA_LOCAL".into(), node.url.clone())],
+        ..Default::default()
+    };
+    let mut source = Daemon::start_with(options.clone());
+    let admin = source.admin();
+    let agent = admin
+        .create_agent(&CreateAgent { name: "sol-backup".into(), chain: "solana".into(), network: "local".into() })
+        .expect("create a Solana agent");
+    node.airdrop(&agent.address, 2 * ONE_SOL);
+    let password = [("WAIAAS_MASTER_PASSWORD", MASTER_PASSWORD)];
+    let out = run_cli(source.data_dir(), &["backup"], &password);
+    assert!(out.status.success(), "backup: {}", String::from_utf8_lossy(&out.stderr));
+    let archive = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    source.stop();
+
+    let fresh = tempfile::tempdir().unwrap();
+    let out = run_cli(fresh.path(), &["restore", "--from", &archive], &password);
+    assert!(out.status.success(), "restore: {}", String::from_utf8_lossy(&out.stderr));
+    let restored = Daemon::start_on(fresh, options);
+    let token = restored.admin().create_session(&CreateSession::for_agent(&agent.id)).expect("session").token;
+    let w = Wallet { id: agent.id, address: agent.address, agent: restored.client().with_session_token(&token) };
+    assert_eq!(w.agent.wallet_address().unwrap().address, w.address, "the same Solana address after restore");
+    let to = fresh_address();
+    let before = node.balance(&w.address);
+    let id = send(&w, &transfer(&to, ONE_SOL / 4));
+    let done = settled(&w, &id);
+    assert_eq!(done.status, "CONFIRMED", "{done:?}");
+    assert_eq!(node.balance(&to), ONE_SOL / 4, "the restored key signed a transfer the chain accepted");
+    assert!(node.balance(&w.address) < before - ONE_SOL / 4, "paid from the restored agent's account");
+}
+
+/// A CONTRACT_CALL body for one Solana instruction: its program, data and accounts.
+fn program_call(instruction: &solana_instruction::Instruction) -> Value {
+    let accounts: Vec<Value> = instruction
+        .accounts
+        .iter()
+        .map(|m| json!({"pubkey": m.pubkey.to_string(), "signer": m.is_signer, "writable": m.is_writable}))
+        .collect();
+    json!({"type": "CONTRACT_CALL", "to": instruction.program_id.to_string(),
+           "calldata": format!("0x{}", hex::encode(&instruction.data)), "accounts": accounts})
+}
+
+/// "Judge what a transaction does, not what it is called": a System transfer or an SPL `transfer_checked`
+/// sent as a CONTRACT_CALL of that program meets the same WHITELIST as a TRANSFER / TOKEN_TRANSFER, even with
+/// the program itself on CONTRACT_WHITELIST.
+#[test]
+fn a_direct_system_or_token_program_call_is_judged_as_the_transfer_it_performs() {
+    use solana_pubkey::Pubkey;
+    use std::str::FromStr;
+    let node = SolanaNode::start();
+    let daemon = daemon(&node, &[]);
+    let admin = daemon.admin();
+    let w = wallet(&daemon, &node, 2 * ONE_SOL);
+    let mint = node.create_mint(6);
+    node.mint_to(&mint, &w.address, 1_000_000);
+    let (listed, unlisted) = (fresh_address(), fresh_address());
+    let key = |text: &str| Pubkey::from_str(text).unwrap();
+    let (agent, token) = (key(&w.address), spl_token_interface::id());
+    let ata = |owner: &str| {
+        spl_associated_token_account_interface::address::get_associated_token_address(&key(owner), &key(&mint))
+    };
+    // A direct `transfer_checked` names the destination token account: that is what WHITELIST must list.
+    policy(&admin, &w.id, "WHITELIST", json!({"allowed_addresses": [listed, ata(&listed).to_string()]}));
+    policy(
+        &admin,
+        &w.id,
+        "CONTRACT_WHITELIST",
+        json!({"contracts": [solana_system_interface::program::ID.to_string(), token.to_string()]}),
+    );
+    policy(&admin, &w.id, "ALLOWED_TOKENS", json!({"tokens": [mint]}));
+    let before = node.balance(&w.address);
+
+    let to_unlisted = solana_system_interface::instruction::transfer(&agent, &key(&unlisted), ONE_SOL / 10);
+    denied(&w, &program_call(&to_unlisted), "ADDRESS_NOT_WHITELISTED");
+    let source = ata(&w.address);
+    let tokens_out = |destination: Pubkey| {
+        spl_token_interface::instruction::transfer_checked(
+            &token,
+            &source,
+            &key(&mint),
+            &destination,
+            &agent,
+            &[],
+            1_000,
+            6,
+        )
+        .unwrap()
+    };
+    node.mint_to(&mint, &unlisted, 1);
+    denied(&w, &program_call(&tokens_out(ata(&unlisted))), "ADDRESS_NOT_WHITELISTED");
+    // Instructions that would hand the account away, or need a key the daemon does not hold, are refused.
+    let assign = solana_system_interface::instruction::assign(&agent, &key(&unlisted));
+    let (status, code, _) = api_error(w.agent.send_transaction_raw(&program_call(&assign)));
+    assert_eq!((status, code.as_str()), (400, "VALIDATION_FAILED"));
+    let someone = solana_system_interface::instruction::transfer(&key(&unlisted), &key(&listed), 1);
+    let (status, code, _) = api_error(w.agent.send_transaction_raw(&program_call(&someone)));
+    assert_eq!((status, code.as_str()), (400, "VALIDATION_FAILED"), "another account cannot sign");
+    assert_eq!(node.balance(&unlisted), 0, "no lamports moved");
+    assert_eq!(node.token_balance(&mint, &unlisted), Some(1), "no tokens moved");
+    assert_eq!(node.balance(&w.address), before, "nothing was signed");
+
+    // The same instruction to a listed address goes through, with its accounts.
+    let to_listed = solana_system_interface::instruction::transfer(&agent, &key(&listed), ONE_SOL / 10);
+    let id = send(&w, &program_call(&to_listed));
+    let done = settled(&w, &id);
+    assert_eq!(done.status, "CONFIRMED", "{done:?}");
+    assert_eq!(node.balance(&listed), ONE_SOL / 10);
+    node.mint_to(&mint, &listed, 1);
+    let id = send(&w, &program_call(&tokens_out(ata(&listed))));
+    let done = settled(&w, &id);
+    assert_eq!(done.status, "CONFIRMED", "{done:?}");
+    assert_eq!(node.token_balance(&mint, &listed), Some(1_001));
 }

@@ -55,7 +55,7 @@ pub fn call_of(kind: &TxKind) -> Result<(Address, U256, Bytes)> {
             let call = approveCall { spender: evm(spender)?.0, value: amount.0 };
             (evm(&token.address)?.0, U256::ZERO, call.abi_encode().into())
         }
-        TxKind::ContractCall { to, calldata, value } => (evm(to)?.0, value.0, Bytes::from(calldata.clone())),
+        TxKind::ContractCall { to, calldata, value, .. } => (evm(to)?.0, value.0, Bytes::from(calldata.clone())),
         TxKind::Batch { .. } => {
             return Err(Error::validation(vec![Issue {
                 path: "type".into(),

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use solana_compute_budget_interface::ComputeBudgetInstruction;
 use solana_hash::Hash;
-use solana_instruction::Instruction;
+use solana_instruction::{AccountMeta, Instruction};
 use solana_message::Message;
 use solana_program_pack::Pack;
 use solana_pubkey::Pubkey;
@@ -200,14 +200,26 @@ async fn push_instructions(
                 .map_err(Error::internal)?,
             );
         }
-        TxKind::ContractCall { to, calldata, value } => {
+        TxKind::ContractCall { to, calldata, value, accounts } => {
             let program = solana(to)?;
             // As the effects say: value goes to `to`, and empty calldata is a plain transfer.
             if *value > Amount::ZERO || calldata.is_empty() {
                 out.push(solana_system_interface::instruction::transfer(&from, &program, amount_u64(*value, "value")?));
             }
             if !calldata.is_empty() {
-                out.push(Instruction::new_with_bytes(program, calldata, Vec::new()));
+                let mut metas = Vec::with_capacity(accounts.len());
+                for account in accounts {
+                    let pubkey = solana(&account.pubkey)?;
+                    // The daemon holds the agent's key only: another signer could never sign.
+                    if account.signer && pubkey != from {
+                        return Err(Error::invalid_field(
+                            "accounts",
+                            format!("{pubkey} cannot sign: only the agent's own account {from} signs its transactions"),
+                        ));
+                    }
+                    metas.push(AccountMeta { pubkey, is_signer: account.signer, is_writable: account.writable });
+                }
+                out.push(Instruction::new_with_bytes(program, calldata, metas));
             }
         }
         TxKind::Batch { instructions } => {
@@ -251,34 +263,39 @@ struct SimulateResult {
 pub async fn prepare(client: &RpcClient, network: &str, from: Pubkey, kind: &TxKind) -> Result<PreparedTx> {
     let (request, rent) = instructions(client, from, kind).await?;
     let units = u32::try_from(request.len()).unwrap_or(u32::MAX).saturating_mul(UNITS_PER_INSTRUCTION).min(MAX_UNITS);
-    let price = priority_fee(client).await?;
+    // Two round trips: the fee price and the blockhash together, then the fee and the simulation of the message.
+    let (price, latest) = tokio::try_join!(
+        priority_fee(client),
+        client.call::<WithContext<LatestBlockhash>>(
+            "getLatestBlockhash",
+            serde_json::json!([{"commitment": COMMITMENT}])
+        ),
+    )?;
     let mut all = vec![
         ComputeBudgetInstruction::set_compute_unit_limit(units),
         ComputeBudgetInstruction::set_compute_unit_price(price),
     ];
     all.extend(request);
-    let latest: WithContext<LatestBlockhash> =
-        client.call("getLatestBlockhash", serde_json::json!([{"commitment": COMMITMENT}])).await?;
     let blockhash =
         Hash::from_str(&latest.value.blockhash).map_err(|_| chain_error("getLatestBlockhash answered a bad hash"))?;
     let message = Message::new_with_blockhash(&all, Some(&from), &blockhash);
     let message_bytes = message.serialize();
-    let fee: WithContext<Option<u64>> = client
-        .call("getFeeForMessage", serde_json::json!([B64.encode(&message_bytes), {"commitment": COMMITMENT}]))
-        .await?;
-    let fee = fee.value.ok_or_else(|| chain_error("getFeeForMessage: the blockhash expired meanwhile"))?;
-    let total_fee = fee.saturating_add(rent);
-
     let unsigned_tx = Transaction::new_unsigned(message);
     let wire = bincode::serialize(&unsigned_tx).map_err(Error::internal)?;
-    let simulated: WithContext<SimulateResult> = client
-        .call(
+    let (fee, simulated) = tokio::try_join!(
+        client.call::<WithContext<Option<u64>>>(
+            "getFeeForMessage",
+            serde_json::json!([B64.encode(&message_bytes), {"commitment": COMMITMENT}])
+        ),
+        client.call::<WithContext<SimulateResult>>(
             "simulateTransaction",
             serde_json::json!([B64.encode(&wire), {
                 "encoding": "base64", "sigVerify": false, "commitment": COMMITMENT, "replaceRecentBlockhash": false
             }]),
-        )
-        .await?;
+        ),
+    )?;
+    let fee = fee.value.ok_or_else(|| chain_error("getFeeForMessage: the blockhash expired meanwhile"))?;
+    let total_fee = fee.saturating_add(rent);
     let simulation = match simulated.value.err {
         None => SimulationOutcome { success: true, error: None, gas_used: None, logs: None },
         Some(err) => {
@@ -417,8 +434,8 @@ pub async fn status(client: &RpcClient, signature: &str) -> Result<TxOnChain> {
 }
 
 /// The token movements of a confirmed transaction: each owner's balance change per mint (from its pre and post
-/// token balances) as transfers from the owner whose balance fell, and every SPL `approve` / `approve_checked`
-/// it executed as an approval.
+/// token balances) as transfers from the owner whose balance fell, every SPL `transfer_checked` it executed as a
+/// transfer to its destination token account, and every SPL `approve_checked` as an approval.
 async fn token_logs(client: &RpcClient, signature: &str) -> Result<(Vec<TokenLog>, u64)> {
     let fetched: Option<FetchedTx> = client
         .call(
@@ -459,16 +476,33 @@ async fn token_logs(client: &RpcClient, signature: &str) -> Result<(Vec<TokenLog
             });
         }
     }
+    // SPL Token and Token-2022 (whose base instructions are SPL Token's).
+    let token_programs =
+        [spl_token_interface::id(), Pubkey::from_str_const("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")];
     let keys: Vec<Option<Pubkey>> = fetched.transaction.message.account_keys.iter().map(|k| parse(k)).collect();
     let key = |i: Option<&usize>| i.and_then(|i| keys.get(*i).copied().flatten());
     for ix in &fetched.transaction.message.instructions {
-        if key(Some(&ix.program_id_index)) != Some(spl_token_interface::id()) {
+        if !key(Some(&ix.program_id_index)).is_some_and(|program| token_programs.contains(&program)) {
             continue;
         }
         let Ok(data) = bs58::decode(&ix.data).into_vec() else { continue };
         let (amount, mint_key, delegate, owner) = match TokenInstruction::unpack(&data) {
             Ok(TokenInstruction::ApproveChecked { amount, .. }) => {
                 (amount, key(ix.accounts.get(1)), key(ix.accounts.get(2)), key(ix.accounts.get(3)))
+            }
+            // A `transfer_checked` the agent called directly names its destination token account, not its owner
+            // (which the balance changes above show): that account is what the request's effect names.
+            Ok(TokenInstruction::TransferChecked { amount, .. }) => {
+                let (mint_key, to, from) = (key(ix.accounts.get(1)), key(ix.accounts.get(2)), key(ix.accounts.get(3)));
+                if let (Some(mint_key), Some(to), Some(from)) = (mint_key, to, from) {
+                    logs.push(TokenLog::Transfer {
+                        token: address(&mint_key),
+                        from: address(&from),
+                        to: address(&to),
+                        amount: Amount::from_u128(u128::from(amount)),
+                    });
+                }
+                continue;
             }
             _ => continue,
         };

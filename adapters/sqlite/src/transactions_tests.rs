@@ -42,7 +42,12 @@ fn full_record(t: &TestDb, agent: AgentId) -> TxRecord {
         instructions: vec![
             TxKind::Transfer { to: address(1), amount: Amount::from_u128(10) },
             TxKind::TokenTransfer { to: address(2), amount: Amount::from_u128(20), token: token(100) },
-            TxKind::ContractCall { to: address(3), calldata: vec![0xa9, 0x05], value: Amount::from_u128(5) },
+            TxKind::ContractCall {
+                to: address(3),
+                calldata: vec![0xa9, 0x05],
+                value: Amount::from_u128(5),
+                accounts: Vec::new(),
+            },
             TxKind::Approve { spender: address(4), amount: amount(U256_MAX), token: token(101) },
         ],
     };

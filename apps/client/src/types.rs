@@ -256,12 +256,15 @@ pub enum TxRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         network: Option<String>,
     },
-    /// Call a contract with `calldata` (`0x`-prefixed hex) and an optional native `value` (default 0).
+    /// Call a contract with `calldata` (`0x`-prefixed hex) and an optional native `value` (default 0); on Solana
+    /// a program with its instruction data and the `accounts` it uses.
     ContractCall {
         to: String,
         calldata: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        accounts: Option<Vec<ProgramAccount>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         network: Option<String>,
     },
@@ -294,7 +297,7 @@ impl TxRequest {
 
     /// A contract call without value; see [`TxRequest::with_value`].
     pub fn contract_call(to: impl Into<String>, calldata: impl Into<String>) -> Self {
-        TxRequest::ContractCall { to: to.into(), calldata: calldata.into(), value: None, network: None }
+        TxRequest::ContractCall { to: to.into(), calldata: calldata.into(), value: None, accounts: None, network: None }
     }
 
     pub fn approve(spender: impl Into<String>, amount: impl std::fmt::Display, token: TokenRef) -> Self {
@@ -318,6 +321,14 @@ impl TxRequest {
         self
     }
 
+    /// A Solana program call with the `accounts` its instruction uses (other types are returned unchanged).
+    pub fn with_accounts(mut self, list: Vec<ProgramAccount>) -> Self {
+        if let TxRequest::ContractCall { accounts, .. } = &mut self {
+            *accounts = Some(list);
+        }
+        self
+    }
+
     /// A CONTRACT_CALL with a native `value` (other types are returned unchanged).
     pub fn with_value(mut self, amount: impl std::fmt::Display) -> Self {
         if let TxRequest::ContractCall { value, .. } = &mut self {
@@ -325,6 +336,16 @@ impl TxRequest {
         }
         self
     }
+}
+
+/// One account of a Solana program call (its `AccountMeta`); only the agent's own account may sign.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramAccount {
+    pub pubkey: String,
+    #[serde(default)]
+    pub signer: bool,
+    #[serde(default)]
+    pub writable: bool,
 }
 
 /// One instruction of a BATCH: the request types other than BATCH, without `network`.
@@ -345,6 +366,8 @@ pub enum TxInstruction {
         calldata: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        accounts: Option<Vec<ProgramAccount>>,
     },
     Approve {
         spender: String,
@@ -733,7 +756,7 @@ mod tests {
             (
                 TxRequest::batch(vec![
                     TxInstruction::Transfer { to: A.into(), amount: "1".into() },
-                    TxInstruction::ContractCall { to: A.into(), calldata: "0x".into(), value: None },
+                    TxInstruction::ContractCall { to: A.into(), calldata: "0x".into(), value: None, accounts: None },
                 ])
                 .with_network("anvil"),
                 json!({"type": "BATCH", "network": "anvil", "instructions": [

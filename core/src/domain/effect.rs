@@ -6,8 +6,8 @@
 use alloy_primitives::U256;
 use alloy_sol_types::{SolCall, sol};
 
-use super::address::{Address, EvmAddress};
-use super::request::{Asset, TxKind};
+use super::address::{Address, EvmAddress, SolanaAddress};
+use super::request::{Asset, ProgramAccount, TxKind};
 use crate::Amount;
 
 sol! {
@@ -86,9 +86,13 @@ impl EffectKind {
     }
 }
 
-/// An approval of at least this amount (2^255) is "unlimited": denied unless a policy allows it explicitly.
-pub fn is_unlimited_approval(amount: Amount) -> bool {
-    amount.0 >= U256::from(1u8) << 255
+/// An approval of `token` is "unlimited" (denied unless a policy allows it explicitly) from 2^255 on EVM, and at
+/// `u64::MAX` on Solana (the largest allowance SPL Token holds, which the adapter also gives any larger request).
+pub fn is_unlimited_approval(token: Address, amount: Amount) -> bool {
+    match token {
+        Address::Evm(_) => amount.0 >= U256::from(1u8) << 255,
+        Address::Solana(_) => amount.0 >= U256::from(u64::MAX),
+    }
 }
 
 impl Effect {
@@ -164,14 +168,78 @@ pub fn erc20_effect(contract: EvmAddress, calldata: &[u8]) -> Result<Option<Effe
     Ok(Some(effect))
 }
 
-/// Decodes the input of a call to `to` by the family of `to`: ERC-20 calldata on EVM. A Solana program call has
-/// no decoder yet (System `transfer`, SPL Token `transfer_checked` / `approve` will be its arm). `Ok(None)`: the
-/// call is judged as a call only.
-pub fn call_effect(to: Address, calldata: &[u8]) -> Result<Option<Effect>, MalformedCalldata> {
+/// Decodes the input of a call to `to` by the family of `to`: ERC-20 calldata on EVM; on Solana an instruction
+/// of the System or SPL Token program over its `accounts` ([`solana_effect`]). `Ok(None)`: the call is judged as
+/// a call only.
+pub fn call_effect(
+    to: Address,
+    calldata: &[u8],
+    accounts: &[ProgramAccount],
+) -> Result<Option<Effect>, MalformedCalldata> {
     match to {
         Address::Evm(contract) => erc20_effect(contract, calldata),
-        Address::Solana(_) => Ok(None),
+        Address::Solana(program) => solana_effect(program, calldata, accounts),
     }
+}
+
+/// The SPL Token-2022 program, whose base instructions (transfer, approve, ...) are SPL Token's.
+const TOKEN_2022: [u8; 32] = [
+    6, 221, 246, 225, 238, 117, 143, 222, 24, 66, 93, 188, 228, 108, 205, 218, 182, 26, 252, 77, 131, 185, 13, 39, 254,
+    189, 249, 40, 216, 161, 139, 252,
+];
+
+/// Decodes a Solana instruction of `program` as what it moves. The System program: `transfer`,
+/// `transfer_with_seed`, `create_account`, `create_account_with_seed` and `withdraw_nonce_account` are native
+/// transfers to the account that receives the lamports; any other System instruction (`assign`, `allocate`,
+/// nonce administration) is refused, since it can hand the agent's account to another program. SPL Token (and
+/// Token-2022): `transfer_checked` is a token transfer of its mint to its destination token account,
+/// `approve_checked` an approval of its mint to its delegate; the unchecked `transfer` / `approve` (which do not
+/// name the mint) and every other token instruction (`set_authority`, `close_account`, `burn`, ...) are refused.
+/// Any other program: `Ok(None)`, judged as a call of that program.
+pub fn solana_effect(
+    program: SolanaAddress,
+    data: &[u8],
+    accounts: &[ProgramAccount],
+) -> Result<Option<Effect>, MalformedCalldata> {
+    use solana_system_interface::instruction::SystemInstruction;
+    use spl_token_interface::instruction::TokenInstruction;
+    let account = |i: usize| {
+        accounts.get(i).map(|a| a.pubkey).ok_or(MalformedCalldata("the instruction names fewer accounts than it uses"))
+    };
+    let lamports = |to: usize, lamports: u64| -> Result<Option<Effect>, MalformedCalldata> {
+        Ok(Some(Effect::NativeTransfer { to: account(to)?, amount: Amount::from_u128(u128::from(lamports)) }))
+    };
+    if program.0 == solana_system_interface::program::ID.to_bytes() {
+        let instruction: SystemInstruction =
+            bincode::deserialize(data).map_err(|_| MalformedCalldata("System program data that does not decode"))?;
+        return match instruction {
+            SystemInstruction::Transfer { lamports: n } => lamports(1, n),
+            SystemInstruction::TransferWithSeed { lamports: n, .. } => lamports(2, n),
+            SystemInstruction::CreateAccount { lamports: n, .. }
+            | SystemInstruction::CreateAccountWithSeed { lamports: n, .. } => lamports(1, n),
+            SystemInstruction::WithdrawNonceAccount(n) => lamports(1, n),
+            _ => Err(MalformedCalldata(
+                "only a System transfer or account creation may be called directly (use TRANSFER for SOL)",
+            )),
+        };
+    }
+    if program.0 == spl_token_interface::ID.to_bytes() || program.0 == TOKEN_2022 {
+        let amount = |n: u64| Amount::from_u128(u128::from(n));
+        return match TokenInstruction::unpack(data) {
+            Ok(TokenInstruction::TransferChecked { amount: n, .. }) => {
+                Ok(Some(Effect::TokenTransfer { token: account(1)?, to: account(2)?, amount: amount(n) }))
+            }
+            Ok(TokenInstruction::ApproveChecked { amount: n, .. }) => {
+                Ok(Some(Effect::TokenApproval { token: account(1)?, spender: account(2)?, amount: amount(n) }))
+            }
+            Ok(_) => Err(MalformedCalldata(
+                "only SPL Token transfer_checked and approve_checked may be called directly (they name the mint; \
+                 use TOKEN_TRANSFER or APPROVE)",
+            )),
+            Err(_) => Err(MalformedCalldata("SPL Token program data that does not decode")),
+        };
+    }
+    Ok(None)
 }
 
 /// Length of the ABI-encoded arguments of the decoded call (all static: 32 bytes each).
@@ -240,7 +308,7 @@ fn push_effects(kind: &TxKind, out: &mut Vec<Effect>) {
         TxKind::Approve { spender, amount, token } => {
             out.push(Effect::TokenApproval { token: token.address, spender: *spender, amount: *amount })
         }
-        TxKind::ContractCall { to, calldata, value } => {
+        TxKind::ContractCall { to, calldata, value, accounts } => {
             if calldata.is_empty() {
                 out.push(Effect::NativeTransfer { to: *to, amount: *value });
                 return;
@@ -251,7 +319,7 @@ fn push_effects(kind: &TxKind, out: &mut Vec<Effect>) {
             }
             // Parsing refused malformed ERC-20 calldata, so an error cannot reach here; were it to, the call
             // effect above still makes CONTRACT_WHITELIST judge it.
-            if let Ok(Some(effect)) = call_effect(*to, calldata) {
+            if let Ok(Some(effect)) = call_effect(*to, calldata, accounts) {
                 out.push(effect);
             }
         }
@@ -331,7 +399,7 @@ mod tests {
     }
 
     fn call(calldata: Vec<u8>, value: u128) -> TxKind {
-        TxKind::ContractCall { to: addr(TOKEN), calldata, value: Amount::from_u128(value) }
+        TxKind::ContractCall { to: addr(TOKEN), calldata, value: Amount::from_u128(value), accounts: Vec::new() }
     }
 
     #[test]
@@ -371,10 +439,111 @@ mod tests {
     }
 
     #[test]
-    fn unlimited_means_at_least_two_to_the_255() {
-        assert!(is_unlimited_approval(Amount(U256::MAX)));
-        assert!(is_unlimited_approval(Amount(U256::from(1u8) << 255)));
-        assert!(!is_unlimited_approval(Amount((U256::from(1u8) << 255) - U256::from(1u8))));
+    fn unlimited_means_at_least_two_to_the_255_on_evm_and_u64_max_on_solana() {
+        let (token, mint) = (addr(TOKEN), Address::Solana(SolanaAddress([7; 32])));
+        assert!(is_unlimited_approval(token, Amount(U256::MAX)));
+        assert!(is_unlimited_approval(token, Amount(U256::from(1u8) << 255)));
+        assert!(!is_unlimited_approval(token, Amount((U256::from(1u8) << 255) - U256::from(1u8))));
+        assert!(is_unlimited_approval(mint, Amount(U256::from(u64::MAX))));
+        assert!(!is_unlimited_approval(mint, Amount(U256::from(u64::MAX - 1))));
+    }
+
+    fn sol(byte: u8) -> SolanaAddress {
+        SolanaAddress([byte; 32])
+    }
+
+    fn program_call(instruction: solana_instruction::Instruction) -> TxKind {
+        let key = |k: &solana_pubkey::Pubkey| Address::Solana(SolanaAddress(k.to_bytes()));
+        TxKind::ContractCall {
+            to: key(&instruction.program_id),
+            calldata: instruction.data,
+            value: Amount::ZERO,
+            accounts: instruction
+                .accounts
+                .iter()
+                .map(|m| ProgramAccount { pubkey: key(&m.pubkey), signer: m.is_signer, writable: m.is_writable })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn solana_system_and_token_instructions_are_judged_by_what_they_move() {
+        use solana_pubkey::Pubkey;
+        let pk = |a: SolanaAddress| Pubkey::new_from_array(a.0);
+        let (agent, bob, mint, account) = (sol(1), sol(2), sol(3), sol(4));
+        let system = Address::Solana(SolanaAddress(solana_system_interface::program::ID.to_bytes()));
+        let transfer = solana_system_interface::instruction::transfer(&pk(agent), &pk(bob), 7);
+        assert_eq!(
+            program_call(transfer).effects(),
+            vec![
+                Effect::ContractCall { contract: system },
+                Effect::NativeTransfer { to: Address::Solana(bob), amount: Amount::from_u128(7) }
+            ]
+        );
+        let create = solana_system_interface::instruction::create_account(&pk(agent), &pk(bob), 9, 0, &pk(mint));
+        assert_eq!(program_call(create).effects()[1].counterparty(), Address::Solana(bob));
+        let assign = solana_system_interface::instruction::assign(&pk(agent), &pk(bob));
+        assert!(call_effect(system, &assign.data, &[]).is_err(), "handing the account to a program is refused");
+        let mut short = solana_system_interface::instruction::transfer(&pk(agent), &pk(bob), 7);
+        short.accounts.truncate(1);
+        assert!(program_call(short.clone()).effects().len() == 1 && call_effect(system, &short.data, &[]).is_err());
+
+        let token = spl_token_interface::id();
+        let checked = spl_token_interface::instruction::transfer_checked(
+            &token,
+            &pk(account),
+            &pk(mint),
+            &pk(bob),
+            &pk(agent),
+            &[],
+            5,
+            6,
+        )
+        .unwrap();
+        assert_eq!(
+            program_call(checked).effects()[1],
+            Effect::TokenTransfer {
+                token: Address::Solana(mint),
+                to: Address::Solana(bob),
+                amount: Amount::from_u128(5)
+            }
+        );
+        let approve = spl_token_interface::instruction::approve_checked(
+            &token,
+            &pk(account),
+            &pk(mint),
+            &pk(bob),
+            &pk(agent),
+            &[],
+            5,
+            6,
+        )
+        .unwrap();
+        assert_eq!(
+            program_call(approve).effects()[1],
+            Effect::TokenApproval {
+                token: Address::Solana(mint),
+                spender: Address::Solana(bob),
+                amount: Amount::from_u128(5)
+            }
+        );
+        let token_program = Address::Solana(SolanaAddress(token.to_bytes()));
+        let unchecked =
+            spl_token_interface::instruction::transfer(&token, &pk(account), &pk(bob), &pk(agent), &[], 5).unwrap();
+        assert!(call_effect(token_program, &unchecked.data, &[]).is_err(), "the unchecked form does not name the mint");
+        let authority = spl_token_interface::instruction::set_authority(
+            &token,
+            &pk(account),
+            Some(&pk(bob)),
+            spl_token_interface::instruction::AuthorityType::AccountOwner,
+            &pk(agent),
+            &[],
+        )
+        .unwrap();
+        assert!(call_effect(token_program, &authority.data, &[]).is_err());
+        let token_2022 = Address::Solana(SolanaAddress(TOKEN_2022));
+        assert!(call_effect(token_2022, &authority.data, &[]).is_err(), "Token-2022 is judged the same");
+        assert_eq!(call_effect(Address::Solana(bob), &[1, 2, 3], &[]), Ok(None), "another program: a call");
     }
 
     #[test]

@@ -35,14 +35,17 @@ pub enum TxKind {
         /// The token.
         token: TokenRef,
     },
-    /// `CONTRACT_CALL`: calls a contract; calldata with an ERC-20 selector is judged as that ERC-20 operation.
+    /// `CONTRACT_CALL`: calls a contract (a program on Solana); calldata with an ERC-20 selector, or a System /
+    /// SPL Token instruction, is judged as the transfer or approval it performs.
     ContractCall {
-        /// The contract called.
+        /// The contract (program) called.
         to: Address,
-        /// The call's input (selector and ABI-encoded arguments).
+        /// The call's input: selector and ABI-encoded arguments on EVM, the instruction data on Solana.
         calldata: Vec<u8>,
         /// Native coin sent with the call, in its smallest unit (zero when the request names none).
         value: Amount,
+        /// The accounts a Solana instruction reads and writes, in order; always empty on EVM.
+        accounts: Vec<ProgramAccount>,
     },
     /// `APPROVE`: an ERC-20 `approve`.
     Approve {
@@ -58,6 +61,17 @@ pub enum TxKind {
         /// [`BATCH_MIN`]..=[`BATCH_MAX`] instructions, none of them a batch.
         instructions: Vec<TxKind>,
     },
+}
+
+/// One account of a Solana program call (`CONTRACT_CALL.accounts[i]`): the instruction's `AccountMeta`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramAccount {
+    /// The account's address.
+    pub pubkey: Address,
+    /// Whether the account signs; only the agent's own account can (the daemon holds no other key).
+    pub signer: bool,
+    /// Whether the instruction may change the account.
+    pub writable: bool,
 }
 
 /// Fewest and most instructions of a BATCH.
@@ -97,6 +111,18 @@ impl TxKind {
         }
     }
 
+    /// The first account a program call (or a batch member) marks as a signer that is not `agent`: the daemon
+    /// holds the agent's key only, so such a transaction could never be signed.
+    pub fn foreign_signer(&self, agent: Address) -> Option<Address> {
+        match self {
+            TxKind::ContractCall { accounts, .. } => {
+                accounts.iter().find(|a| a.signer && a.pubkey != agent).map(|a| a.pubkey)
+            }
+            TxKind::Batch { instructions } => instructions.iter().find_map(|leaf| leaf.foreign_signer(agent)),
+            TxKind::Transfer { .. } | TxKind::TokenTransfer { .. } | TxKind::Approve { .. } => None,
+        }
+    }
+
     /// The canonical JSON body (as [`TxKind::parse`] accepts it), for storage and display.
     pub fn to_json(&self) -> serde_json::Value {
         fn token_json(token: &TokenRef) -> serde_json::Value {
@@ -109,10 +135,19 @@ impl TxKind {
             TxKind::TokenTransfer { to, amount, token } => serde_json::json!({
                 "type": "TOKEN_TRANSFER", "to": to.to_string(), "amount": amount.to_string(), "token": token_json(token)
             }),
-            TxKind::ContractCall { to, calldata, value } => serde_json::json!({
-                "type": "CONTRACT_CALL", "to": to.to_string(), "calldata": format!("0x{}", hex::encode(calldata)),
-                "value": value.to_string()
-            }),
+            TxKind::ContractCall { to, calldata, value, accounts } => {
+                let mut body = serde_json::json!({
+                    "type": "CONTRACT_CALL", "to": to.to_string(), "calldata": format!("0x{}", hex::encode(calldata)),
+                    "value": value.to_string()
+                });
+                if !accounts.is_empty() {
+                    body["accounts"] = accounts
+                        .iter()
+                        .map(|a| serde_json::json!({"pubkey": a.pubkey.to_string(), "signer": a.signer, "writable": a.writable}))
+                        .collect();
+                }
+                body
+            }
             TxKind::Approve { spender, amount, token } => serde_json::json!({
                 "type": "APPROVE", "spender": spender.to_string(), "amount": amount.to_string(), "token": token_json(token)
             }),
@@ -204,7 +239,7 @@ fn parse_kind(
     let allowed: &[&str] = match type_name {
         "TRANSFER" => &["type", "to", "amount"],
         "TOKEN_TRANSFER" => &["type", "to", "amount", "token"],
-        "CONTRACT_CALL" => &["type", "to", "calldata", "value"],
+        "CONTRACT_CALL" => &["type", "to", "calldata", "value", "accounts"],
         "APPROVE" => &["type", "spender", "amount", "token"],
         "BATCH" if top => &["type", "instructions"],
         "BATCH" => {
@@ -278,17 +313,19 @@ fn parse_kind(
                     None
                 }
             };
-            let (to, calldata, value) = (to?, calldata?, value?);
-            if let Err(super::effect::MalformedCalldata(what)) = super::effect::call_effect(to, &calldata) {
-                issues.push(Issue {
-                    path: path("calldata"),
-                    message: format!(
+            let accounts = parse_accounts(object.get("accounts"), &path("accounts"), family, issues);
+            let (to, calldata, value, accounts) = (to?, calldata?, value?, accounts?);
+            if let Err(super::effect::MalformedCalldata(what)) = super::effect::call_effect(to, &calldata, &accounts) {
+                let message = match to {
+                    Address::Evm(_) => format!(
                         "carries an ERC-20 selector but does not decode strictly ({what}): refused rather than guessed"
                     ),
-                });
+                    Address::Solana(_) => format!("{what}: refused rather than guessed"),
+                };
+                issues.push(Issue { path: path("calldata"), message });
                 return None;
             }
-            Some(TxKind::ContractCall { to, calldata, value })
+            Some(TxKind::ContractCall { to, calldata, value, accounts })
         }
         "APPROVE" => {
             let (spender, amount, token) = (address("spender", issues), amount("amount", true, issues), token(issues));
@@ -314,6 +351,69 @@ fn parse_kind(
         }
     };
     if issues.len() > before { None } else { kind }
+}
+
+/// The `accounts` of a program call: absent or an array of `{pubkey, signer, writable}`; Solana only.
+fn parse_accounts(
+    value: Option<&serde_json::Value>,
+    path: &str,
+    family: Form,
+    issues: &mut Vec<Issue>,
+) -> Option<Vec<ProgramAccount>> {
+    let list = match value {
+        None | Some(serde_json::Value::Null) => return Some(Vec::new()),
+        Some(serde_json::Value::Array(list)) => list,
+        Some(_) => {
+            issues.push(Issue {
+                path: path.to_owned(),
+                message: "must be an array of {pubkey, signer, writable}".into(),
+            });
+            return None;
+        }
+    };
+    if matches!(family, Form::Family(ChainFamily::Evm)) && !list.is_empty() {
+        issues.push(Issue {
+            path: path.to_owned(),
+            message: "accounts belong to Solana program calls; an EVM call takes calldata only".into(),
+        });
+        return None;
+    }
+    let before = issues.len();
+    let mut out = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        let Some(object) = item.as_object() else {
+            issues.push(Issue { path: at, message: "must be {pubkey, signer, writable}".into() });
+            continue;
+        };
+        for key in object.keys() {
+            if !["pubkey", "signer", "writable"].contains(&key.as_str()) {
+                issues.push(Issue { path: format!("{at}.{key}"), message: "unknown field".into() });
+            }
+        }
+        let pubkey = match object.get("pubkey").and_then(|v| v.as_str()) {
+            Some(text) => {
+                family.parse(text).map_err(|m| issues.push(Issue { path: format!("{at}.pubkey"), message: m })).ok()
+            }
+            None => {
+                issues.push(Issue { path: format!("{at}.pubkey"), message: family.required() });
+                None
+            }
+        };
+        let flag = |name: &str, issues: &mut Vec<Issue>| match object.get(name) {
+            None => Some(false),
+            Some(serde_json::Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                issues.push(Issue { path: format!("{at}.{name}"), message: "must be a boolean".into() });
+                None
+            }
+        };
+        let (signer, writable) = (flag("signer", issues), flag("writable", issues));
+        if let (Some(pubkey), Some(signer), Some(writable)) = (pubkey, signer, writable) {
+            out.push(ProgramAccount { pubkey, signer, writable });
+        }
+    }
+    (issues.len() == before).then_some(out)
 }
 
 fn parse_token(
@@ -398,6 +498,8 @@ mod tests {
         check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"0xdeadbeef"}), Ok("CONTRACT_CALL"));
         check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"0xa9059cbb"}), Err("calldata"));
         check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"zz"}), Err("calldata"));
+        check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"0x01","accounts":[{"pubkey":A}]}), Err("accounts"));
+        check(json!({"type":"CONTRACT_CALL","to":A,"calldata":"0x01","accounts":[]}), Ok("CONTRACT_CALL"));
         check(json!({"type":"APPROVE","spender":A,"amount":"5","token":token}), Ok("APPROVE"));
         check(
             json!({"type":"BATCH","instructions":[{"type":"TRANSFER","to":A,"amount":"1"},{"type":"TRANSFER","to":A,"amount":"2"}]}),
@@ -414,6 +516,23 @@ mod tests {
         );
         check(json!({"type":"SWAP"}), Err("type"));
         check(json!([1]), Err("body"));
+    }
+
+    #[test]
+    fn solana_program_calls_carry_their_accounts_and_round_trip() {
+        let (program, agent) =
+            ("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr", "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T");
+        let body = json!({"type":"CONTRACT_CALL","to":program,"calldata":"0x68",
+                          "accounts":[{"pubkey":agent,"signer":true,"writable":true},{"pubkey":program}]});
+        let (kind, _) = TxKind::parse(&body, ChainFamily::Solana).unwrap();
+        let TxKind::ContractCall { accounts, .. } = &kind else { panic!("{kind:?}") };
+        assert_eq!((accounts.len(), accounts[0].signer, accounts[1].writable), (2, true, false));
+        assert_eq!(TxKind::from_stored(&kind.to_json()).unwrap().0, kind, "to_json round-trips");
+        assert_eq!(kind.foreign_signer(Address::parse(ChainFamily::Solana, agent).unwrap()), None);
+        assert!(kind.foreign_signer(Address::parse(ChainFamily::Solana, program).unwrap()).is_some());
+        let bad = json!({"type":"CONTRACT_CALL","to":program,"calldata":"0x68","accounts":[{"pubkey":agent,"signer":1,"x":0}]});
+        let issues = TxKind::parse(&bad, ChainFamily::Solana).unwrap_err().details.unwrap().to_string();
+        assert!(issues.contains("accounts[0].signer") && issues.contains("accounts[0].x"), "{issues}");
     }
 
     #[test]

@@ -79,7 +79,7 @@ fn approve(spender: &str, amount: Amount) -> TxKind {
 }
 
 fn call(to: &str, calldata: Vec<u8>, value: u128) -> TxKind {
-    TxKind::ContractCall { to: addr(to), calldata, value: Amount::from_u128(value) }
+    TxKind::ContractCall { to: addr(to), calldata, value: Amount::from_u128(value), accounts: Vec::new() }
 }
 
 fn transfer_calldata(to: &str, amount: u128) -> Vec<u8> {

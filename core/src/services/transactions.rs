@@ -261,6 +261,12 @@ impl Waiaas {
             }
             (ChainFamily::Evm | ChainFamily::Solana, _) => {}
         }
+        if let Some(signer) = kind.foreign_signer(agent.address) {
+            return Err(Error::invalid_field(
+                "accounts",
+                format!("{signer} cannot sign: only the agent's own account {} signs its transactions", agent.address),
+            ));
+        }
         let tokens = self.check_tokens(&network, &kind).await?;
         let native = match self.native_asset(&network).await {
             Ok(native) => Some(native),

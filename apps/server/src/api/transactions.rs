@@ -38,8 +38,9 @@ use crate::wire::{PageLimit, Wire};
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase")]
 pub struct TokenRefDto {
-    /// The token contract (`0x` + 40 hex digits; mixed case must be a valid EIP-55 checksum).
-    #[oai(validator(pattern = "^0x[0-9a-fA-F]{40}$"))]
+    /// The token contract (`0x` + 40 hex digits on EVM, mixed case a valid EIP-55 checksum), or the mint (base58)
+    /// on Solana.
+    #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
     pub address: String,
     /// 0 to 36.
     #[oai(validator(maximum(value = "36")))]
@@ -47,6 +48,21 @@ pub struct TokenRefDto {
     /// 1 to 16 characters, e.g. `USDC` (also the key of the USD price table).
     #[oai(validator(min_length = 1, max_length = 16))]
     pub symbol: String,
+}
+
+/// One account of a Solana program call, as Solana's `AccountMeta`.
+#[derive(Object, Debug, Clone, PartialEq)]
+#[oai(rename_all = "camelCase")]
+pub struct ProgramAccountDto {
+    /// The account's base58 address.
+    #[oai(validator(pattern = "^[1-9A-HJ-NP-Za-km-z]{32,44}$"))]
+    pub pubkey: String,
+    /// Whether it signs; only the agent's own account can. Default false.
+    #[oai(skip_serializing_if_is_none)]
+    pub signer: Option<bool>,
+    /// Whether the instruction may change it. Default false.
+    #[oai(skip_serializing_if_is_none)]
+    pub writable: Option<bool>,
 }
 
 /// Declares each request shape twice: at the top level (with the optional `network`) and as a BATCH
@@ -80,8 +96,8 @@ macro_rules! request_shapes {
 request_shapes! {
     /// Send the native coin.
     TransferRequest / TransferInstruction {
-        /// Recipient (`0x` + 40 hex digits; mixed case must be a valid EIP-55 checksum).
-        #[oai(validator(pattern = "^0x[0-9a-fA-F]{40}$"))]
+        /// Recipient (`0x` + 40 hex digits on EVM, mixed case a valid EIP-55 checksum; base58 on Solana).
+        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
         to: String,
         /// Wei, a decimal string (`^[0-9]+$`).
         #[oai(validator(pattern = "^[0-9]+$"))]
@@ -91,7 +107,7 @@ request_shapes! {
     /// Send an ERC-20 token (`transfer(to, amount)` on the token contract).
     TokenTransferRequest / TokenTransferInstruction {
         /// Recipient.
-        #[oai(validator(pattern = "^0x[0-9a-fA-F]{40}$"))]
+        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
         to: String,
         /// In the token's smallest unit, a decimal string.
         #[oai(validator(pattern = "^[0-9]+$"))]
@@ -101,21 +117,25 @@ request_shapes! {
 
     /// Call a contract.
     ContractCallRequest / ContractCallInstruction {
-        /// The contract.
-        #[oai(validator(pattern = "^0x[0-9a-fA-F]{40}$"))]
+        /// The contract (the program on Solana).
+        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
         to: String,
         /// ABI-encoded call data, `0x`-prefixed hex (`0x` for none).
         #[oai(validator(pattern = "^0x([0-9a-fA-F]{2})*$"))]
         calldata: String,
-        /// Wei sent with the call, a decimal string; default 0.
+        /// Wei (lamports on Solana) sent with the call, a decimal string; default 0.
         #[oai(validator(pattern = "^[0-9]+$"), skip_serializing_if_is_none)]
         value: Option<String>,
+        /// Solana only: the accounts the instruction uses, in order (refused on EVM). A System or SPL Token
+        /// instruction is judged as the transfer or approval it performs over these accounts.
+        #[oai(skip_serializing_if_is_none)]
+        accounts: Option<Vec<ProgramAccountDto>>,
     }
 
     /// Let `spender` move up to `amount` of an ERC-20 token (`approve(spender, amount)`); counts toward spending
     /// limits as the exposure it creates.
     ApproveRequest / ApproveInstruction {
-        #[oai(validator(pattern = "^0x[0-9a-fA-F]{40}$"))]
+        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
         spender: String,
         /// In the token's smallest unit, a decimal string.
         #[oai(validator(pattern = "^[0-9]+$"))]

@@ -83,7 +83,12 @@ fn calldata_is_decoded_by_the_family_of_the_called_address() {
         data.push(5);
         data
     };
-    let on = |to: Address| TxKind::ContractCall { to, calldata: erc20_transfer.clone(), value: crate::Amount::ZERO };
+    let on = |to: Address| TxKind::ContractCall {
+        to,
+        calldata: erc20_transfer.clone(),
+        value: crate::Amount::ZERO,
+        accounts: Vec::new(),
+    };
     let evm = Address::parse(ChainFamily::Evm, EVM).unwrap();
     assert_eq!(on(evm).effects().len(), 2, "the call and the token transfer it makes");
     let program = Address::parse(ChainFamily::Solana, SOL).unwrap();

@@ -69,8 +69,8 @@ fn single(family: ChainFamily) -> BoxedStrategy<TxKind> {
             token
         }),
         (address(family), prop::collection::vec(any::<u8>(), 0..72), amount())
-            .prop_filter("calldata that decodes strictly", |(to, calldata, _)| call_effect(*to, calldata).is_ok())
-            .prop_map(|(to, calldata, value)| TxKind::ContractCall { to, calldata, value }),
+            .prop_filter("calldata that decodes strictly", |(to, calldata, _)| call_effect(*to, calldata, &[]).is_ok())
+            .prop_map(|(to, calldata, value)| TxKind::ContractCall { to, calldata, value, accounts: Vec::new() }),
         (address(family), amount(), token(family)).prop_map(|(spender, amount, token)| TxKind::Approve {
             spender,
             amount,
