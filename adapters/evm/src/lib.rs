@@ -51,7 +51,7 @@ impl EvmChain {
     ) -> Self {
         let networks = networks
             .into_iter()
-            .map(|(name, url)| (name.clone(), RpcClient::with_metrics(name, url, Arc::clone(&metrics))))
+            .map(|(name, url)| (name.clone(), rpc::client(name, url, Arc::clone(&metrics))))
             .collect();
         EvmChain { networks: Arc::new(networks), chain_ids: Arc::default(), native_overrides: Arc::default() }
     }

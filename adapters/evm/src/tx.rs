@@ -355,7 +355,7 @@ mod tests {
                 std::thread::spawn(move || serve(stream, &answers));
             }
         });
-        RpcClient::new("hostile".to_owned(), url)
+        RpcClient::new("ethereum", crate::rpc::METHODS, "hostile".to_owned(), url)
     }
 
     fn serve(stream: TcpStream, answers: &HashMap<&'static str, Value>) {

@@ -1,5 +1,6 @@
-//! `waiaas-http`: outbound messages. The [`WebhookSender`] port over ureq (OPS-04), and the notification channels
-//! for people ([`notify`]: ntfy, Slack, Discord, Telegram over the same HTTP machinery, email over SMTP).
+//! `waiaas-http`: outbound HTTP. The [`WebhookSender`] port over ureq (OPS-04), the notification channels for
+//! people ([`notify`]: ntfy, Slack, Discord, Telegram over the same HTTP machinery, email over SMTP), and the
+//! JSON-RPC client the chain adapters speak to their nodes with ([`jsonrpc`]).
 //!
 //! Each POST resolves the receiver's host once, through a [`HostResolver`] (the system's by default), checks every
 //! address with the core's [`check_address`] and hands ureq only those: ureq's own resolver is replaced
@@ -23,6 +24,7 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use waiaas_core::ports::{WebhookRequest, WebhookResponse, WebhookSender};
 use waiaas_core::webhooks::target::check_address;
 
+pub mod jsonrpc;
 pub mod notify;
 
 /// Response body bytes read at most (then the connection is dropped).

@@ -62,7 +62,7 @@ impl SolanaChain {
     ) -> Self {
         let networks = networks
             .into_iter()
-            .map(|(name, url)| (name.clone(), RpcClient::with_metrics(name, url, Arc::clone(&metrics))))
+            .map(|(name, url)| (name.clone(), rpc::client(name, url, Arc::clone(&metrics))))
             .collect();
         SolanaChain { networks: Arc::new(networks) }
     }
