@@ -50,6 +50,8 @@ UNSTATABLE_MESSAGES = {
     "does not answer as an ERC-20": "whether a contract answers as an ERC-20 is on-chain state",
     "must not be after `to`": "`from` must not be after `to`: a relation between two parameters",
     "is not supported on": "BATCH needs a chain that executes several calls atomically: it depends on the agent's chain",
+    "accounts belong to Solana program calls": "program accounts are Solana's: they follow the agent's chain family",
+    "address must start with 0x": "an address's form follows the agent's chain family (0x on EVM, base58 on Solana)",
     "agent needs a": "a network's chain family (EVM or Solana) is the operator's [rpc] config",
     "checksum": "an address in mixed case must be a valid EIP-55 checksum (a Keccak hash of the address)",
 }

@@ -111,7 +111,12 @@ pub struct SessionConstraintsDto {
     #[oai(nullable, validator(pattern = "^[0-9]+$"))]
     pub max_amount_per_tx: Option<BTreeMap<String, String>>,
     /// Allowed recipients, spenders and called contracts (EVM or Solana addresses).
-    #[oai(nullable, validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
+    #[oai(
+        nullable,
+        validator(
+            pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
+        )
+    )]
     pub allowed_recipients: Option<Vec<String>>,
     /// Allowed networks (names, not empty).
     #[oai(nullable, validator(min_length = 1))]

@@ -40,7 +40,9 @@ use crate::wire::{PageLimit, Wire};
 pub struct TokenRefDto {
     /// The token contract (`0x` + 40 hex digits on EVM, mixed case a valid EIP-55 checksum), or the mint (base58)
     /// on Solana.
-    #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
+    #[oai(validator(
+        pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
+    ))]
     pub address: String,
     /// 0 to 36.
     #[oai(validator(maximum(value = "36")))]
@@ -55,7 +57,9 @@ pub struct TokenRefDto {
 #[oai(rename_all = "camelCase")]
 pub struct ProgramAccountDto {
     /// The account's base58 address.
-    #[oai(validator(pattern = "^[1-9A-HJ-NP-Za-km-z]{32,44}$"))]
+    #[oai(validator(
+        pattern = "^[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?$"
+    ))]
     pub pubkey: String,
     /// Whether it signs; only the agent's own account can. Default false.
     #[oai(skip_serializing_if_is_none)]
@@ -97,7 +101,7 @@ request_shapes! {
     /// Send the native coin.
     TransferRequest / TransferInstruction {
         /// Recipient (`0x` + 40 hex digits on EVM, mixed case a valid EIP-55 checksum; base58 on Solana).
-        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
+        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"))]
         to: String,
         /// Wei, a decimal string (`^[0-9]+$`).
         #[oai(validator(pattern = "^[0-9]+$"))]
@@ -107,7 +111,7 @@ request_shapes! {
     /// Send an ERC-20 token (`transfer(to, amount)` on the token contract).
     TokenTransferRequest / TokenTransferInstruction {
         /// Recipient.
-        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
+        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"))]
         to: String,
         /// In the token's smallest unit, a decimal string.
         #[oai(validator(pattern = "^[0-9]+$"))]
@@ -118,7 +122,7 @@ request_shapes! {
     /// Call a contract.
     ContractCallRequest / ContractCallInstruction {
         /// The contract (the program on Solana).
-        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
+        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"))]
         to: String,
         /// ABI-encoded call data, `0x`-prefixed hex (`0x` for none).
         #[oai(validator(pattern = "^0x([0-9a-fA-F]{2})*$"))]
@@ -128,14 +132,14 @@ request_shapes! {
         value: Option<String>,
         /// Solana only: the accounts the instruction uses, in order (refused on EVM). A System or SPL Token
         /// instruction is judged as the transfer or approval it performs over these accounts.
-        #[oai(skip_serializing_if_is_none)]
+        #[oai(nullable, skip_serializing_if_is_none)]
         accounts: Option<Vec<ProgramAccountDto>>,
     }
 
     /// Let `spender` move up to `amount` of an ERC-20 token (`approve(spender, amount)`); counts toward spending
     /// limits as the exposure it creates.
     ApproveRequest / ApproveInstruction {
-        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
+        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"))]
         spender: String,
         /// In the token's smallest unit, a decimal string.
         #[oai(validator(pattern = "^[0-9]+$"))]

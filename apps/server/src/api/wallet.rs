@@ -84,7 +84,9 @@ impl WalletApi {
         state: Data<&Arc<ServerState>>,
         /// An ERC-20 contract address (`0x` + 40 hex digits; mixed case must be a valid EIP-55 checksum), or an SPL
         /// mint (base58) for a Solana agent: answer that token's balance instead.
-        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
+        #[oai(validator(
+            pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
+        ))]
         token: Query<Option<String>>,
     ) -> ApiResult<Json<BalanceDto>> {
         let Some(token) = token.0 else {

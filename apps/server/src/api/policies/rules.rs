@@ -13,7 +13,7 @@ use waiaas_core::domain::PolicyType;
 
 /// An EVM address (`0x` + 40 hex digits; mixed case must be a valid EIP-55 checksum) or a Solana address (base58,
 /// 32 bytes): policy lists serve every network.
-pub const ANY_ADDRESS_PATTERN: &str = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$";
+pub const ANY_ADDRESS_PATTERN: &str = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$";
 
 /// Tier thresholds of one asset in its smallest unit, decimal strings: `instant_max <= notify_max <= delay_max`.
 #[derive(Object, Debug, Clone, PartialEq)]
@@ -65,7 +65,9 @@ pub struct SpendingLimitRules {
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(deny_unknown_fields)]
 pub struct WhitelistRules {
-    #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
+    #[oai(validator(
+        pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
+    ))]
     pub allowed_addresses: Vec<String>,
 }
 
@@ -73,7 +75,9 @@ pub struct WhitelistRules {
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(deny_unknown_fields)]
 pub struct AllowedTokensRules {
-    #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
+    #[oai(validator(
+        pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
+    ))]
     pub tokens: Vec<String>,
 }
 
@@ -81,7 +85,9 @@ pub struct AllowedTokensRules {
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(deny_unknown_fields)]
 pub struct ContractWhitelistRules {
-    #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
+    #[oai(validator(
+        pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
+    ))]
     pub contracts: Vec<String>,
 }
 
@@ -89,7 +95,9 @@ pub struct ContractWhitelistRules {
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(deny_unknown_fields)]
 pub struct ApprovedSpendersRules {
-    #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"))]
+    #[oai(validator(
+        pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
+    ))]
     pub spenders: Vec<String>,
     /// Whether an approval of at least 2^255 to a listed spender is allowed (default false).
     pub allow_unlimited: Option<bool>,
