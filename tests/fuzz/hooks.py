@@ -95,15 +95,10 @@ def positive_data_acceptance_unless_state_dependent(ctx, response, case):
     try:
         return positive_data_acceptance(ctx, response, case)
     except RejectedPositiveData:
-        if response.status_code == 400 and (allowed_refusal(response, case) or followed_a_null(case)):
+        if response.status_code == 400 and allowed_refusal(response, case):
             return None
         raise
 
-
-def followed_a_null(case) -> bool:
-    """A stateful link took an id from a field that was null (a global policy's `agentId`) and put Python's `None`
-    into the path: the daemon rightly refuses it, and no schema of the request could have allowed it."""
-    return any(value == "None" for value in (getattr(case, "path_parameters", None) or {}).values())
 
 
 @schemathesis.hook
