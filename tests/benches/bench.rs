@@ -6,6 +6,7 @@
 #[allow(dead_code, unused_imports)]
 #[path = "../it/support/mod.rs"]
 mod support;
+mod timing;
 
 mod acl_cost;
 mod confirmation;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use load::admission_rate;
 use serde_json::json;
 use support::{Anvil, Daemon, DaemonOptions, EmbeddedDaemon, run_cli};
+use timing::{row, time};
 use waiaas_client::types::{CreateAgent, CreateSession};
 use waiaas_core::domain::{Address, TxKind};
 use waiaas_core::ports::ChainAdapter;
@@ -24,28 +26,6 @@ use waiaas_core::ports::ChainAdapter;
 const RECIPIENT: &str = "0x1111111111111111111111111111111111111111";
 
 /// p50 and p99 of a set of durations, in milliseconds.
-fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3;
-    (at(0.50), at(0.99))
-}
-
-fn time<T>(n: usize, mut f: impl FnMut() -> T) -> Vec<Duration> {
-    (0..n)
-        .map(|_| {
-            let start = Instant::now();
-            std::hint::black_box(f());
-            start.elapsed()
-        })
-        .collect()
-}
-
-fn row(name: &str, samples: Vec<Duration>, reference: &str) {
-    let n = samples.len();
-    let (p50, p99) = percentiles(samples);
-    println!("{name:<44} n={n:<6} p50={p50:>8.3} ms  p99={p99:>8.3} ms   reference: {reference}");
-}
-
 fn main() {
     let profile = if cfg!(debug_assertions) { "debug (numbers are not representative)" } else { "release" };
     println!("WAIaaS benchmarks — build profile: {profile}");
