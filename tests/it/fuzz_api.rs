@@ -39,6 +39,7 @@ fn schemathesis_finds_no_failure_and_reaches_creation() {
         .arg(&daemon.url)
         .env("WAIAAS_FUZZ_MASTER_PASSWORD", MASTER_PASSWORD)
         .env("WAIAAS_FUZZ_SESSION_TOKEN", &token)
+        .env("WAIAAS_FUZZ_NETWORK", "anvil")
         .env("WAIAAS_FUZZ_AGENT_ID", &funded.id)
         .env("WAIAAS_FUZZ_POLICY_AGENT_ID", &policies.id)
         .env("WAIAAS_FUZZ_BACKUP_DIR", backups.path())

@@ -3,8 +3,8 @@
 //! [`JsonBody`] is used instead of poem-openapi's `Json` for request bodies: it documents the same schema, but
 //! when a body does not parse it reports `VALIDATION_FAILED` with one issue per offending field (unknown fields,
 //! missing required fields, wrong types, values outside an enumeration, malformed UUIDs), found by checking the
-//! JSON against the DTO's own OpenAPI schema. An empty body is read as `{}`; a non-empty body must be sent as
-//! `application/json`.
+//! JSON against the DTO's own OpenAPI schema. A body the document declares required must be sent; an optional
+//! one that is absent (empty) is read as `{}`; a non-empty body must be sent as `application/json`.
 //!
 //! [`RawJsonBody`] applies the same reading rules (size limit, content type, well-formed JSON) but hands the
 //! handler the JSON value itself, for bodies the core parses (transaction requests: `TxKind::parse` is the one
@@ -61,6 +61,9 @@ impl<'a, T: ParseFromJSON, const REQUIRED: bool> ApiExtractor<'a> for JsonBody<T
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let bytes = read_bytes(body).await?;
+        if REQUIRED {
+            require(&bytes)?;
+        }
         Ok(JsonBody(parse::<T>(request.content_type(), &bytes)?))
     }
 }
@@ -103,6 +106,7 @@ impl<'a, D: Type> ApiExtractor<'a> for RawJsonBody<D> {
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let bytes = read_bytes(body).await?;
+        require(&bytes)?;
         Ok(RawJsonBody::new(read_json(request.content_type(), &bytes)?))
     }
 }
@@ -129,6 +133,15 @@ async fn read_bytes(body: &mut RequestBody) -> Result<Vec<u8>, ApiError> {
         other => ApiError::invalid_field("body", other.to_string()),
     })?;
     Ok(bytes.into())
+}
+
+/// A body the document declares required is present: an empty one (or only whitespace) is `VALIDATION_FAILED`
+/// on `body`, even where every field is optional (`{}` says "change nothing"; no body says nothing).
+fn require(bytes: &[u8]) -> Result<(), ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid_field("body", "a JSON body is required (send `{}` for an object of defaults)"));
+    }
+    Ok(())
 }
 
 /// The body as JSON: empty (or only whitespace) is `{}`; anything else must be declared JSON, well formed and free

@@ -325,6 +325,18 @@ async fn bodies_and_parameters_fail_as_validation_errors() {
     assert_error(&got, 400, "VALIDATION_FAILED");
     assert_eq!(issue_paths(&got.2), ["body"]);
 
+    // A required body must be sent, even where `{}` would be valid (found by schemathesis: a PUT of a policy without
+    // a body was accepted as "change nothing"); an optional one may be left out.
+    for path in
+        ["/v1/policies/0190a000-0000-7000-8000-000000000000", "/v1/agents/0190a000-0000-7000-8000-000000000000/owner"]
+    {
+        let got = send(master(cli.put(path))).await;
+        assert_error(&got, 400, "VALIDATION_FAILED");
+        assert_eq!(issue_paths(&got.2), ["body"], "{path}");
+    }
+    let got = send(master(cli.post("/v1/admin/backup"))).await;
+    assert_ne!(got.2["code"], "VALIDATION_FAILED", "{}", got.2);
+
     for query in ["limit=abc", "limit=1.5", "limit=-1", "limit=", "limit=%2B5"] {
         let got = send(master(cli.get(format!("/v1/agents?{query}")))).await;
         assert_error(&got, 400, "VALIDATION_FAILED");
@@ -686,8 +698,9 @@ async fn send_refuses_unknown_fields_before_admission() {
     )
     .await;
     assert_eq!(issue_paths(&got.2), ["body"]);
+    // No body at all: the request body is required.
     let got = send(cli.post("/v1/transactions/send").header("authorization", bearer.as_str())).await;
-    assert_eq!(issue_paths(&got.2), ["type"]);
+    assert_eq!(issue_paths(&got.2), ["body"]);
 
     // Authentication comes first.
     assert_error(&send(cli.post("/v1/transactions/send").body_json(&body)).await, 401, "UNAUTHORIZED");
