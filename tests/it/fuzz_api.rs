@@ -1,6 +1,6 @@
 //! schemathesis against a real daemon on a real anvil (`scripts/fuzz-api`, `--checks all`): every check passes,
 //! and the fuzzer's positive paths reach creation, read back from the audit log (agents, policies, sessions,
-//! sends) and the backup dir.
+//! sends, the kill switch) and the backup dir. The stateful phase follows the document's links.
 
 use std::path::Path;
 use std::process::Command;
@@ -64,6 +64,7 @@ fn schemathesis_finds_no_failure_and_reaches_creation() {
     assert!(count("SESSION_CREATED", Some(&funded.id)) > 1, "the fuzzer issued no session");
     assert!(count("POLICY_CREATED", Some(&policies.id)) > 0, "the fuzzer created no policy");
     assert!(count("TX_REQUESTED", Some(&funded.id)) > 0, "the fuzzer's sends were all refused");
+    assert!(count("KILL_SWITCH_ACTIVATED", None) > 0, "the fuzzer never tripped the kill switch");
     let archives = std::fs::read_dir(backups.path()).expect("backup dir").count();
     assert!(archives > 0, "the fuzzer made no backup");
     assert_eq!(archives_in_root(), in_root_before, "a fuzzed backup was written outside the test's dir");
