@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::domain::EvmAddress;
+use crate::domain::Address;
 use crate::{AgentId, SessionId, TxId, UnixSeconds};
 
 macro_rules! event_types {
@@ -113,7 +113,7 @@ pub enum Actor {
     /// An agent, through one of its sessions.
     Session(SessionId),
     /// The agent's owner, by signature.
-    Owner(EvmAddress),
+    Owner(Address),
     /// The daemon itself (workers, schedulers).
     System,
     /// A caller that failed to authenticate.

@@ -10,7 +10,7 @@ use crate::anomaly::{FindingRecord, TierFloor};
 pub use crate::domain::TokenLog;
 use crate::domain::decision::Decision;
 use crate::domain::{
-    Address, Agent, AgentStatus, Asset, ChainFamily, EvmAddress, KillSwitch, Policy, Session, Tier, TxKind, TxStatus,
+    Address, Agent, AgentStatus, Asset, ChainFamily, KillSwitch, Policy, Session, Tier, TxKind, TxStatus,
 };
 use crate::event::{Event, EventType, Severity};
 use crate::webhooks::Webhook;
@@ -82,7 +82,7 @@ pub trait AgentRepo: Send + Sync {
         events: EventsFromStatusEffects,
     ) -> Result<Option<(StatusEffects, Vec<Event>)>>;
     /// Sets (or with `None` clears) the agent's owner address at `now`; `AGENT_NOT_FOUND` when there is no such agent.
-    async fn set_owner(&self, id: AgentId, owner: Option<EvmAddress>, now: UnixSeconds, event: &Event) -> Result<()>;
+    async fn set_owner(&self, id: AgentId, owner: Option<Address>, now: UnixSeconds, event: &Event) -> Result<()>;
     /// How many agents are in `status` (for the state gauges).
     async fn count_by_status(&self, status: AgentStatus) -> Result<u64>;
 }

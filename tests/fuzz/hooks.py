@@ -53,6 +53,7 @@ UNSTATABLE_MESSAGES = {
     "accounts belong to Solana program calls": "program accounts are Solana's: they follow the agent's chain family",
     "address must start with 0x": "an address's form follows the agent's chain family (0x on EVM, base58 on Solana)",
     "agent needs a": "a network's chain family (EVM or Solana) is the operator's [rpc] config",
+    "is not an address of the agent's chain family": "an owner's address follows the stored agent's chain family",
     "checksum": "an address in mixed case must be a valid EIP-55 checksum (a Keccak hash of the address)",
 }
 

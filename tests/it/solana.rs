@@ -3,7 +3,8 @@
 //! a Solana agent funded by airdrop, SOL and SPL transfers (the recipient's token account created), SPL approve,
 //! SPENDING_LIMIT tiers by lamports and USD, WHITELIST / ALLOWED_TOKENS / CONTRACT_WHITELIST denials that move
 //! nothing, simulate (T-01/T-02/T-03 for Solana), a blockhash that expires while the request waits in DELAY, the
-//! kill switch during a DELAY, and a backup restored onto a fresh data dir whose Solana key still signs.
+//! kill switch during a DELAY, an APPROVAL its Solana owner signs with ed25519, and a backup restored onto a fresh
+//! data dir whose Solana key still signs.
 
 use serde_json::{Value, json};
 use waiaas_client::Client;
@@ -342,6 +343,82 @@ fn the_kill_switch_during_a_delay_cancels_the_solana_transfer() {
     assert_eq!(kinds, ["TX_CANCELLED", "TX_QUEUED", "TX_REQUESTED"], "cancelled while it waited, never submitted");
     assert_eq!(node.balance(&to), 0);
     assert_eq!(node.balance(&w.address), before, "never signed");
+}
+
+/// The owner signs `WAIaaS: <decision> transaction <id>` with a fresh nonce, as a Solana wallet's `signMessage`
+/// does (ed25519 over the bytes), base58.
+fn owner_decision(public: &Client, owner: &solana_keypair::Keypair, id: &str, approve: bool) -> (String, String) {
+    use solana_signer::Signer;
+    let nonce = public.nonce().expect("nonce").nonce;
+    let message = waiaas_client::approval_message(id, approve, &nonce);
+    (message.clone(), owner.sign_message(message.as_bytes()).to_string())
+}
+
+/// APPROVAL for a Solana agent: its owner is a Solana address and approves with an ed25519 signature; the approved
+/// transfer lands, a stranger's or a forged signature moves nothing, and the rejected one is never signed.
+#[test]
+fn an_approval_tier_solana_transfer_waits_for_its_owners_ed25519_signature() {
+    use solana_signer::Signer;
+    let node = SolanaNode::start();
+    let daemon = daemon(&node, &[]);
+    let admin = daemon.admin();
+    let public = daemon.client();
+    let w = wallet(&daemon, &node, 2 * ONE_SOL);
+    policy(&admin, &w.id, "SPENDING_LIMIT", json!({"instant_max": "1", "notify_max": "2", "delay_max": "3"}));
+
+    // The owner signs with a key of the agent's chain family.
+    let (status, code, details) = api_error(admin.set_owner(&w.id, Some("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")));
+    assert_eq!((status, code.as_str()), (400, "VALIDATION_FAILED"), "{details:?}");
+    let owner = solana_keypair::Keypair::new();
+    let owner_address = owner.pubkey().to_string();
+    assert_eq!(
+        admin.set_owner(&w.id, Some(&owner_address)).unwrap().owner_address.as_deref(),
+        Some(owner_address.as_str())
+    );
+
+    let to = fresh_address();
+    let id = send(&w, &transfer(&to, 5_000_000));
+    let t = tx(&w, &id);
+    assert_eq!((t.tier.as_deref(), t.status.as_str()), (Some("APPROVAL"), "QUEUED"));
+    let stranger = solana_keypair::Keypair::new();
+    let (message, signature) = owner_decision(&public, &stranger, &id, true);
+    let (status, _, _) =
+        api_error(public.approve_transaction(&id, &stranger.pubkey().to_string(), &message, &signature));
+    assert_eq!(status, 403, "only the agent's owner may approve");
+    let (message, signature) = owner_decision(&public, &owner, &id, true);
+    let (status, _, _) = api_error(public.approve_transaction(
+        &id,
+        &owner_address,
+        &message,
+        &stranger.sign_message(message.as_bytes()).to_string(),
+    ));
+    assert_eq!(status, 401, "a signature by another key is refused");
+    let (status, _, _) =
+        api_error(public.approve_transaction(&id, &owner_address, &message, &format!("0x{}", "11".repeat(65))));
+    assert_eq!(status, 401, "an EVM-form signature is refused");
+    daemon.advance(5);
+    assert_eq!(
+        (tx(&w, &id).status.as_str(), node.balance(&to)),
+        ("QUEUED", 0),
+        "nothing moves before the owner approves"
+    );
+    public.approve_transaction(&id, &owner_address, &message, &signature).expect("approve");
+    assert_eq!(settled(&w, &id).status, "CONFIRMED");
+    assert_eq!(node.balance(&to), 5_000_000);
+    let (status, _, _) = api_error(public.approve_transaction(&id, &owner_address, &message, &signature));
+    assert_eq!(status, 401, "a nonce is single use");
+
+    // Rejected: cancelled and never signed.
+    let before = node.balance(&w.address);
+    let id = send(&w, &transfer(&to, 5_000_000));
+    let (message, signature) = owner_decision(&public, &owner, &id, false);
+    assert_eq!(public.reject_transaction(&id, &owner_address, &message, &signature).unwrap().status, "CANCELLED");
+    daemon.advance(5);
+    assert_eq!(
+        (node.balance(&to), node.balance(&w.address)),
+        (5_000_000, before),
+        "the rejected transfer moved nothing"
+    );
 }
 
 /// The real binary: an online backup of a data dir holding a Solana agent, restored into a fresh data dir; the

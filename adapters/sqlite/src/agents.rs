@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use waiaas_core::domain::{Address, Agent, AgentStatus, Chain, EvmAddress};
+use waiaas_core::domain::{Address, Agent, AgentStatus, Chain};
 use waiaas_core::event::Event;
 use waiaas_core::ports::{AgentRepo, EventsFromStatusEffects, StatusEffects};
 use waiaas_core::{AgentId, Error, ErrorCode, Result, SessionId, UnixSeconds};
@@ -38,7 +38,7 @@ fn agent_from_row(row: &SqliteRow) -> Result<Agent> {
         status: AgentStatus::parse(&status)
             .ok_or_else(|| decode_err(TABLE, "status", format!("unknown status {status:?}")))?,
         owner_address: owner
-            .map(|raw| parse_column(TABLE, "owner_address", &raw, str::parse::<EvmAddress>))
+            .map(|raw| parse_column(TABLE, "owner_address", &raw, |a| Address::parse(chain.family(), a)))
             .transpose()?,
         created_at: UnixSeconds(row.try_get("created_at").map_err(db_err)?),
         updated_at: UnixSeconds(row.try_get("updated_at").map_err(db_err)?),
@@ -151,7 +151,7 @@ impl AgentRepo for SqliteAgentRepo {
         Ok(Some((effects, events)))
     }
 
-    async fn set_owner(&self, id: AgentId, owner: Option<EvmAddress>, now: UnixSeconds, event: &Event) -> Result<()> {
+    async fn set_owner(&self, id: AgentId, owner: Option<Address>, now: UnixSeconds, event: &Event) -> Result<()> {
         let mut tx = self.pools.begin_write().await?;
         let done = sqlx::query("UPDATE agents SET owner_address = ?, updated_at = ? WHERE id = ?")
             .bind(owner.map(|a| a.to_string()))

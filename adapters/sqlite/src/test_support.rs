@@ -3,7 +3,7 @@
 
 use tempfile::TempDir;
 use waiaas_core::domain::{
-    Address, Agent, AgentStatus, Chain, EvmAddress, Policy, PolicyRules, PolicyType, Session, TxKind, TxStatus,
+    Address, Agent, AgentStatus, Chain, Policy, PolicyRules, PolicyType, Session, TxKind, TxStatus,
 };
 use waiaas_core::event::{Event, EventType, RequestContext};
 use waiaas_core::policy_engine::Tier;
@@ -24,14 +24,14 @@ pub(crate) struct TestDb {
     pub(crate) entropy: CountingEntropy,
 }
 
-/// A distinct, valid address per `n`.
+/// A distinct, valid EVM address per `n`.
 pub(crate) fn address(n: u64) -> Address {
-    Address::Evm(owner_address(n))
+    Address::Evm(format!("0x{n:040x}").parse().expect("valid address"))
 }
 
-/// A distinct owner address per `n` (owners are EVM addresses: they sign EIP-191).
-pub(crate) fn owner_address(n: u64) -> EvmAddress {
-    format!("0x{n:040x}").parse().expect("valid address")
+/// A distinct owner address per `n` (the agents of these tests are EVM agents, so are their owners).
+pub(crate) fn owner_address(n: u64) -> Address {
+    address(n)
 }
 
 impl TestDb {

@@ -379,16 +379,17 @@ impl Client {
     }
 
     /// `POST /v1/transactions/{id}/approve` (ownerAuth). `message` is the signed text (see [`approval_message`]),
-    /// sent base64-encoded; `signature_hex` the EIP-191 `personal_sign` signature, `0x` + 65 bytes hex. The
-    /// client's own credentials are not sent.
+    /// sent base64-encoded; `signature` the owner's signature of it: from an EVM owner the EIP-191
+    /// `personal_sign` signature, `0x` + 65 bytes hex; from a Solana owner the ed25519 signature of the text's
+    /// bytes, base58 of 64 bytes. The client's own credentials are not sent.
     pub fn approve_transaction(
         &self,
         id: &str,
         owner_address: &str,
         message: &str,
-        signature_hex: &str,
+        signature: &str,
     ) -> Result<Transaction> {
-        self.owner_decision(id, "approve", owner_address, message, signature_hex)
+        self.owner_decision(id, "approve", owner_address, message, signature)
     }
 
     /// `POST /v1/transactions/{id}/reject` (ownerAuth); arguments as for [`Client::approve_transaction`].
@@ -397,9 +398,9 @@ impl Client {
         id: &str,
         owner_address: &str,
         message: &str,
-        signature_hex: &str,
+        signature: &str,
     ) -> Result<Transaction> {
-        self.owner_decision(id, "reject", owner_address, message, signature_hex)
+        self.owner_decision(id, "reject", owner_address, message, signature)
     }
 
     fn owner_decision(
@@ -408,10 +409,10 @@ impl Client {
         action: &str,
         owner_address: &str,
         message: &str,
-        signature_hex: &str,
+        signature: &str,
     ) -> Result<Transaction> {
         let encoded = BASE64_STANDARD.encode(message.as_bytes());
-        let headers = owner_headers(owner_address, &encoded, signature_hex);
+        let headers = owner_headers(owner_address, &encoded, signature);
         let path = format!("/v1/transactions/{}/{action}", seg(id));
         self.call_with_headers("POST", &path, Auth::Owner, &headers, None::<&()>)
     }

@@ -243,10 +243,12 @@ security_scheme_extractor!(
     MetaSecurityScheme {
         ty: "apiKey",
         description: Some(
-            "The owner's EIP-191 (`personal_sign`) signature, sent with two more headers: \
-             `X-Owner-Address` (the agent's owner) and `X-Owner-Message` (base64, standard alphabet, of the \
-             signed text `WAIaaS: <approve|reject> transaction <id>\\nNonce: <nonce>`, the nonce from \
-             `GET /v1/nonce`, single use). `X-Owner-Signature` is `0x` + 65 bytes hex.",
+            "The owner's signature, sent with two more headers: `X-Owner-Address` (the agent's owner) and \
+             `X-Owner-Message` (base64, standard alphabet, of the signed text \
+             `WAIaaS: <approve|reject> transaction <id>\\nNonce: <nonce>`, the nonce from `GET /v1/nonce`, single \
+             use). An EVM owner signs the EIP-191 (`personal_sign`) way: `X-Owner-Signature` is `0x` + 65 bytes \
+             hex. A Solana owner signs the text's bytes with ed25519 (a wallet's `signMessage`): \
+             `X-Owner-Signature` is base58 of the 64 bytes.",
         ),
         name: Some("X-Owner-Signature"),
         key_in: Some("header"),

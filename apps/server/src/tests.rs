@@ -12,8 +12,8 @@ use poem::http::StatusCode;
 use poem::test::{TestClient, TestRequestBuilder};
 use serde_json::{Value, json};
 use waiaas_core::domain::{
-    Address, Agent, AgentStatus, Chain, ChainFamily, EvmAddress, KillSwitch, KillSwitchState, Policy, PolicyRules,
-    Session, TxKind, TxStatus,
+    Address, Agent, AgentStatus, Chain, ChainFamily, KillSwitch, KillSwitchState, Policy, PolicyRules, Session, TxKind,
+    TxStatus,
 };
 use waiaas_core::event::{EventType, Severity};
 use waiaas_core::policy_engine::Tier;
@@ -860,7 +860,7 @@ async fn owner_approves_with_a_signed_nonce_once() {
     use base64::engine::general_purpose::STANDARD;
 
     let signer = alloy_signer_local::PrivateKeySigner::from_slice(&[7u8; 32]).expect("key");
-    let owner: EvmAddress = signer.address().to_string().parse().expect("owner address");
+    let owner: Address = signer.address().to_string().parse().expect("owner address");
     let agent_id = AgentId::from_uuid(uuid::Uuid::from_u128(14));
     let mut mocks = Mocks::default();
     let rows = agent_with_transactions(&mut mocks, Agent { owner_address: Some(owner), ..agent(agent_id) });

@@ -1,7 +1,7 @@
 //! Agents: one AI agent's wallet, with one key held by the daemon.
 
 use super::TransitionError;
-use super::address::{Address, ChainFamily, EvmAddress};
+use super::address::{Address, ChainFamily};
 use crate::{AgentId, UnixSeconds};
 
 /// Chains the daemon can hold keys for. A second chain is a new variant plus an adapter.
@@ -115,8 +115,9 @@ pub struct Agent {
     pub address: Address,
     /// Its status.
     pub status: AgentStatus,
-    /// The owner who approves its APPROVAL-tier transactions, if set (an EVM address: owners sign EIP-191).
-    pub owner_address: Option<EvmAddress>,
+    /// The owner who approves its APPROVAL-tier transactions, if set: an address of the agent's chain family,
+    /// whose key signs the decisions (EIP-191 on EVM, ed25519 on Solana).
+    pub owner_address: Option<Address>,
     /// When it was created.
     pub created_at: UnixSeconds,
     /// When it last changed.

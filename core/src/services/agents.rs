@@ -3,7 +3,7 @@
 
 use super::sessions::next_page;
 use super::{Waiaas, cursor, page_limit};
-use crate::domain::{Address, Agent, AgentStatus, Chain, EvmAddress};
+use crate::domain::{Address, Agent, AgentStatus, Chain};
 use crate::error::{Error, ErrorCode, Issue, Result};
 use crate::event::{Event, EventType, RequestContext};
 use crate::ports::{Page, StatusEffects};
@@ -155,11 +155,19 @@ impl Waiaas {
         self.change_status(ctx, id, AgentStatus::terminate, EventType::AgentTerminated).await
     }
 
-    /// Sets (or clears, with `None`) the owner who approves APPROVAL-tier transfers.
-    pub async fn set_owner(&self, ctx: &RequestContext, id: AgentId, owner: Option<EvmAddress>) -> Result<Agent> {
+    /// Sets (or clears, with `None`) the owner who approves APPROVAL-tier transfers: an address of the agent's
+    /// chain family, whose key signs the decisions (`VALIDATION_FAILED` on `ownerAddress` otherwise).
+    pub async fn set_owner(&self, ctx: &RequestContext, id: AgentId, owner: Option<Address>) -> Result<Agent> {
         let agent = self.agent(id).await?;
         if agent.status == AgentStatus::Terminated {
             return Err(Error::new(ErrorCode::AgentTerminated, "the agent is terminated"));
+        }
+        let family = agent.chain.family();
+        if let Some(owner) = owner.filter(|owner| owner.family() != family) {
+            let message = format!(
+                "{owner} is not an address of the agent's chain family ({family}): its owner signs with a {family} key"
+            );
+            return Err(Error::invalid_field("ownerAddress", message));
         }
         let now = self.now();
         let event = Event::new(EventType::OwnerSet, ctx, now).agent(id).details(serde_json::json!({

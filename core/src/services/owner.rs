@@ -1,6 +1,9 @@
-//! Owner authentication for approvals: a single-use nonce from `GET /v1/nonce`, and an EIP-191 `personal_sign`
-//! signature over a message that names the transaction, the decision and that nonce. A reused, forged or
-//! expired nonce is refused, as is a signature by anyone but the agent's owner.
+//! Owner authentication for approvals: a single-use nonce from `GET /v1/nonce`, and the owner's signature over a
+//! message that names the transaction, the decision and that nonce. An EVM owner signs it the EIP-191
+//! `personal_sign` way (`0x` + 65 bytes hex, the address recovered from it); a Solana owner signs its bytes with
+//! ed25519, as Solana wallets' `signMessage` does (64 bytes in base58, checked against the owner's public key,
+//! which is its address). A reused, forged or expired nonce is refused, as is a signature by anyone but the
+//! agent's owner.
 //!
 //! `GET /v1/nonce` is public, so issuing a nonce stores nothing anyone could fill: a nonce is
 //! `random (16 bytes) || expiry (8 bytes, big-endian Unix seconds) || tag (16 bytes)`, hex-encoded, where the tag
@@ -13,12 +16,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use alloy_primitives::Signature;
+use ed25519_dalek::{Signature as Ed25519Signature, VerifyingKey};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::Waiaas;
-use crate::domain::EvmAddress;
+use crate::domain::{Address, EvmAddress, SolanaAddress};
 use crate::error::{Error, ErrorCode, Result};
 use crate::ports::Entropy;
 use crate::{TxId, UnixSeconds};
@@ -117,10 +121,11 @@ impl Waiaas {
         self.nonces.issue(self.ports.entropy.as_ref(), self.now())
     }
 
-    /// Verifies an owner's signed decision on transaction `tx_id` and consumes its nonce. `message` is the signed
-    /// text (already base64-decoded), `signature` 65 bytes hex (`0x` optional). A flaw in the message, nonce or
-    /// signature is `UNAUTHORIZED`; a valid signature by someone other than the agent's owner is `FORBIDDEN` and
-    /// leaves the nonce unused. Returns the owner's address.
+    /// Verifies an owner's signed decision on transaction `tx_id` and consumes its nonce. `claimed` is the signer's
+    /// address (its form says its family), `message` the signed text (already base64-decoded), `signature` as
+    /// the module docs say for that family. A flaw in the message, nonce or signature is `UNAUTHORIZED`; a valid
+    /// signature by someone other than the agent's owner is `FORBIDDEN` and leaves the nonce unused. Returns the
+    /// owner's address.
     pub async fn verify_owner_signature(
         &self,
         claimed: &str,
@@ -128,9 +133,9 @@ impl Waiaas {
         signature: &str,
         tx_id: TxId,
         approve: bool,
-    ) -> Result<EvmAddress> {
+    ) -> Result<Address> {
         let unauthorized = |why: &str| Error::new(ErrorCode::Unauthorized, format!("owner signature refused: {why}"));
-        let claimed: EvmAddress = claimed.parse().map_err(|_| unauthorized("X-Owner-Address is not an address"))?;
+        let claimed = Address::parse_any(claimed).map_err(|_| unauthorized("X-Owner-Address is not an address"))?;
         let nonce = message
             .rsplit_once("\nNonce: ")
             .map(|(_, nonce)| nonce.to_owned())
@@ -139,15 +144,11 @@ impl Waiaas {
             return Err(unauthorized("the message does not name this transaction and decision"));
         }
         let nonce = self.nonces.check(&nonce, self.now()).map_err(unauthorized)?;
-        let bytes =
-            hex::decode(signature.trim_start_matches("0x")).map_err(|_| unauthorized("signature is not hex"))?;
-        let signature = Signature::try_from(bytes.as_slice()).map_err(|_| unauthorized("signature is not 65 bytes"))?;
-        let recovered = signature
-            .recover_address_from_msg(message.as_bytes())
-            .map_err(|_| unauthorized("signature does not recover"))?;
-        if recovered != claimed.0 {
-            return Err(unauthorized("the signature was made by another address"));
+        match claimed {
+            Address::Evm(address) => verify_eip191(address, message, signature),
+            Address::Solana(address) => verify_ed25519(address, message, signature),
         }
+        .map_err(unauthorized)?;
         let record = self
             .ports
             .transactions
@@ -160,6 +161,27 @@ impl Waiaas {
         self.nonces.consume(nonce, self.now()).map_err(unauthorized)?;
         Ok(claimed)
     }
+}
+
+/// An EIP-191 `personal_sign` signature of `message` (`0x` optional + 65 bytes hex) that recovers to `signer`.
+fn verify_eip191(signer: EvmAddress, message: &str, signature: &str) -> Result<(), &'static str> {
+    let bytes = hex::decode(signature.trim_start_matches("0x")).map_err(|_| "signature is not hex")?;
+    let signature = Signature::try_from(bytes.as_slice()).map_err(|_| "signature is not 65 bytes")?;
+    let recovered = signature.recover_address_from_msg(message.as_bytes()).map_err(|_| "signature does not recover")?;
+    if recovered != signer.0 {
+        return Err("the signature was made by another address");
+    }
+    Ok(())
+}
+
+/// An ed25519 signature of `message`'s bytes (base58 of 64 bytes) by `signer`'s key, checked strictly (no
+/// malleable or small-order forms).
+fn verify_ed25519(signer: SolanaAddress, message: &str, signature: &str) -> Result<(), &'static str> {
+    const NOT_BASE58: &str = "a Solana owner's signature is base58 of 64 bytes";
+    let bytes: [u8; 64] = bs58::decode(signature).into_vec().ok().and_then(|b| b.try_into().ok()).ok_or(NOT_BASE58)?;
+    let key = VerifyingKey::from_bytes(&signer.0).map_err(|_| "the owner's address is not an ed25519 public key")?;
+    key.verify_strict(message.as_bytes(), &Ed25519Signature::from_bytes(&bytes))
+        .map_err(|_| "the signature was made by another key, or over another message")
 }
 
 #[cfg(test)]
@@ -259,5 +281,26 @@ mod tests {
             assert_refused(book.check(text, clock.now()), forged);
         }
         assert!(book.check(&nonce, clock.now()).is_ok(), "the original is untouched");
+    }
+
+    /// A Solana owner's decision: ed25519 over the text's bytes, base58; any other key, text or encoding is refused.
+    #[test]
+    fn an_ed25519_signature_verifies_only_for_its_key_and_text() {
+        use ed25519_dalek::{Signer, SigningKey};
+        let owner = SigningKey::from_bytes(&[7; 32]);
+        let address = SolanaAddress(owner.verifying_key().to_bytes());
+        let message = "WAIaaS: approve transaction x\nNonce: n";
+        let signature = bs58::encode(owner.sign(message.as_bytes()).to_bytes()).into_string();
+        assert_eq!(verify_ed25519(address, message, &signature), Ok(()));
+
+        let other = SolanaAddress(SigningKey::from_bytes(&[8; 32]).verifying_key().to_bytes());
+        let wrong = "the signature was made by another key, or over another message";
+        assert_refused(verify_ed25519(other, message, &signature), wrong);
+        assert_refused(verify_ed25519(address, "WAIaaS: reject transaction x\nNonce: n", &signature), wrong);
+        let not_base58 = "a Solana owner's signature is base58 of 64 bytes";
+        let hex = hex::encode(owner.sign(message.as_bytes()).to_bytes());
+        for text in [hex.as_str(), &signature[..signature.len() - 2], "", "0OIl"] {
+            assert_refused(verify_ed25519(address, message, text), not_base58);
+        }
     }
 }

@@ -480,7 +480,7 @@ impl Waiaas {
     /// [`Waiaas::verify_owner_signature`]).
     pub async fn approve_transaction(
         &self,
-        owner: &crate::domain::EvmAddress,
+        owner: &crate::domain::Address,
         ip: Option<std::net::IpAddr>,
         id: TxId,
         approve: bool,

@@ -8,7 +8,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 use waiaas_core::AgentId;
-use waiaas_core::domain::{Agent, AgentStatus, Chain, EvmAddress};
+use waiaas_core::domain::{Address, Agent, AgentStatus, Chain};
 
 use super::{ApiTags, page};
 use crate::ServerState;
@@ -76,8 +76,15 @@ pub struct CreateAgentRequest {
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetOwnerRequest {
-    /// The owner's address (`0x` + 40 hex digits; mixed case must be a valid EIP-55 checksum), or null to clear.
-    #[oai(nullable, validator(pattern = r"^0x[0-9a-fA-F]{40}$"))]
+    /// The owner's address, of the agent's chain family (whose key signs the owner's decisions), or null to
+    /// clear: on EVM `0x` + 40 hex digits (mixed case must be a valid EIP-55 checksum), on Solana base58 of 32
+    /// bytes.
+    #[oai(
+        nullable,
+        validator(
+            pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
+        )
+    )]
     pub owner_address: Nullable<String>,
 }
 
@@ -177,7 +184,7 @@ impl AgentsApi {
         let owner = match body.0.owner_address.0 {
             None => None,
             Some(text) => {
-                Some(text.parse::<EvmAddress>().map_err(|message| ApiError::invalid_field("ownerAddress", message))?)
+                Some(Address::parse_any(&text).map_err(|message| ApiError::invalid_field("ownerAddress", message))?)
             }
         };
         Ok(Json(state.core.set_owner(&auth.0, AgentId::from_uuid(id.0), owner).await?.into()))

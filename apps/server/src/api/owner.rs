@@ -1,5 +1,5 @@
 //! Owner decisions on APPROVAL-tier transactions: a public single-use nonce, and approve / reject with the
-//! owner's EIP-191 signature (the `ownerAuth` headers, see [`crate::auth`]).
+//! owner's signature (EIP-191 for an EVM owner, ed25519 for a Solana one) (the `ownerAuth` headers, see [`crate::auth`]).
 //!
 //! The owner signs exactly `WAIaaS: <approve|reject> transaction <id>\nNonce: <nonce>` (the core's
 //! `approval_message`), so a signature is good for one transaction, one decision and one use. The core verifies
