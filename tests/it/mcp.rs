@@ -1,6 +1,6 @@
 //! `waiaas mcp` through its front door: the rmcp client spawns the real `waiaas` binary as an MCP server over
 //! stdio, pointed at a daemon embedded in this process (real HTTP on an ephemeral loopback port, a real SQLite
-//! file) and, where a chain is involved, at a real anvil node.
+//! file) and, where a chain is involved, at a real anvil node or Solana runtime.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use rmcp::{RoleClient, ServiceError, ServiceExt};
 use serde_json::{Value, json};
 use waiaas_client::types::{CreateAgent, CreateSession, SimulationResult};
 
-use crate::support::{Anvil, EmbeddedDaemon, api_error, binary};
+use crate::support::{Anvil, EmbeddedDaemon, SolanaNode, api_error, binary, fresh_address};
 
 /// A recipient no test controls.
 const RECIPIENT: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
@@ -167,6 +167,24 @@ async fn tools_relay_the_daemon_and_its_errors() {
     stale.close().await;
 }
 
+impl Mcp {
+    /// Polls `waiaas_get_transaction` until the chain confirms transaction `id`; panics on another final status.
+    async fn confirmed(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let tx = self.ok("waiaas_get_transaction", json!({"id": id})).await;
+            match tx["status"].as_str() {
+                Some("CONFIRMED") => return tx,
+                Some("FAILED" | "CANCELLED" | "EXPIRED") => panic!("the transfer did not go through: {tx}"),
+                _ => {}
+            }
+            assert!(Instant::now() < deadline, "not confirmed in time: {tx}");
+            // Polls another process (the daemon's worker and the chain); there is no event to await from here.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn simulate_and_send_a_transfer_on_anvil() {
     let anvil = Anvil::start();
@@ -198,24 +216,48 @@ async fn simulate_and_send_a_transfer_on_anvil() {
     // The real send, then its progress through waiaas_get_transaction until the chain confirms it.
     let sent = mcp.ok("waiaas_send_transaction", body).await;
     let id = sent["id"].as_str().expect("transaction id").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let confirmed = loop {
-        let tx = mcp.ok("waiaas_get_transaction", json!({"id": id})).await;
-        match tx["status"].as_str() {
-            Some("CONFIRMED") => break tx,
-            Some("FAILED" | "CANCELLED" | "EXPIRED") => panic!("the transfer did not go through: {tx}"),
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "not confirmed in time: {tx}");
-        // Polls another process (the daemon's worker and the chain); there is no event to await from here.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let confirmed = mcp.confirmed(&id).await;
     assert_eq!((confirmed["tier"].as_str(), confirmed["amount"].as_str()), (Some("INSTANT"), Some("1000")));
     assert!(confirmed["txHash"].is_string(), "{confirmed}");
     assert_eq!(anvil.native_balance(RECIPIENT), U256::from(1000u64));
     let page = mcp.ok("waiaas_list_transactions", json!({})).await;
     assert_eq!(page["data"][0]["id"], id.as_str(), "{page}");
 
+    mcp.close().await;
+}
+
+/// The same tools serve a Solana agent: its balance in lamports, a simulation priced in SOL, and a send that lands
+/// on a real Solana runtime.
+#[tokio::test(flavor = "multi_thread")]
+async fn simulate_and_send_a_sol_transfer_on_a_solana_runtime() {
+    let node = SolanaNode::start();
+    let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_SOLANA_LOCAL", node.url.as_str())]);
+    let admin = daemon.admin();
+    let agent = admin
+        .create_agent(&CreateAgent { name: "mcp-sol".into(), chain: "solana".into(), network: "local".into() })
+        .expect("create a Solana agent");
+    let token = admin.create_session(&CreateSession::for_agent(&agent.id)).expect("create session").token;
+    node.airdrop(&agent.address, 1_000_000_000);
+    let mcp = Mcp::spawn(&daemon.url, &token).await;
+
+    let balance = mcp.ok("waiaas_get_balance", json!({})).await;
+    assert_eq!(
+        (balance["balance"].as_str(), balance["symbol"].as_str()),
+        (Some("1000000000"), Some("SOL")),
+        "{balance}"
+    );
+    let to = fresh_address();
+    let body = json!({"type": "TRANSFER", "to": to, "amount": "2000000"});
+    let simulated = mcp.ok("waiaas_simulate_transaction", body.clone()).await;
+    let result: SimulationResult = serde_json::from_value(simulated.clone()).expect("a SimulationResult");
+    assert!(result.success && result.simulation.success, "{simulated}");
+    assert_eq!((result.fee.fee_symbol.as_str(), result.meta.network.as_str()), ("SOL", "local"));
+    assert_eq!(node.balance(&to), 0, "simulation moves nothing");
+
+    let sent = mcp.ok("waiaas_send_transaction", body).await;
+    let confirmed = mcp.confirmed(sent["id"].as_str().expect("transaction id")).await;
+    assert!(confirmed["txHash"].is_string(), "{confirmed}");
+    assert_eq!(node.balance(&to), 2_000_000);
     mcp.close().await;
 }
 
