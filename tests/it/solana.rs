@@ -2,8 +2,8 @@
 //! `tools/solana-node`, an embedded Surfnet started per test on a free loopback port), checking balances on chain:
 //! a Solana agent funded by airdrop, SOL and SPL transfers (the recipient's token account created), SPL approve,
 //! SPENDING_LIMIT tiers by lamports and USD, WHITELIST / ALLOWED_TOKENS / CONTRACT_WHITELIST denials that move
-//! nothing, simulate (T-01/T-02/T-03 for Solana), a blockhash that expires while the request waits in DELAY, the
-//! kill switch during a DELAY, an APPROVAL its Solana owner signs with ed25519, and a backup restored onto a fresh
+//! nothing, simulate (T-01/T-02/T-03 for Solana), a blockhash that expires while the request waits in DELAY or
+//! after it was signed (rebuilt and signed again), the kill switch during a DELAY, an APPROVAL its Solana owner signs with ed25519, and a backup restored onto a fresh
 //! data dir whose Solana key still signs.
 
 use serde_json::{Value, json};
@@ -11,7 +11,8 @@ use waiaas_client::Client;
 use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, Transaction};
 
 use crate::support::{
-    Daemon, DaemonOptions, EmbeddedDaemon, MASTER_PASSWORD, SolanaNode, api_error, eventually, fresh_address, run_cli,
+    Daemon, DaemonOptions, EmbeddedDaemon, Fault, MASTER_PASSWORD, RpcProxy, SolanaNode, api_error, eventually,
+    fresh_address, run_cli,
 };
 
 const ONE_SOL: u64 = 1_000_000_000;
@@ -314,6 +315,34 @@ fn a_blockhash_that_expires_while_the_request_waits_in_delay_does_not_stop_it() 
     let done = settled(&w, &id);
     assert_eq!(done.status, "CONFIRMED", "{done:?}");
     assert_eq!(node.balance(&to), 7_000_000);
+}
+
+/// A signed transfer whose broadcasts never reach the node (a proxy answers `sendTransaction` with garbage) until
+/// its blockhash has expired: the signature can no longer land, so the worker rebuilds it over a fresh blockhash
+/// and signs again; once the node is reachable the new transaction lands, and the recipient is paid once.
+#[test]
+fn a_signed_transfer_whose_blockhash_expires_unbroadcast_is_rebuilt_and_lands_once() {
+    let node = SolanaNode::start();
+    let proxy = RpcProxy::start(&node.url);
+    let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_SOLANA_LOCAL", proxy.url.as_str())]);
+    let w = wallet(&daemon, &node, 2 * ONE_SOL);
+    proxy.set("sendTransaction", Fault::Garbage);
+    let to = fresh_address();
+    let id = send(&w, &transfer(&to, 7_000_000));
+    let first = eventually(30, "a signed, unbroadcast attempt", || {
+        let t = tx(&w, &id);
+        (t.attempts.unwrap_or(0) >= 1 && t.tx_hash.is_some()).then_some(t)
+    });
+    assert_ne!(first.status, "CONFIRMED");
+    let first_hash = first.tx_hash.clone().expect("signed");
+
+    node.advance_blocks(160);
+    proxy.set("sendTransaction", Fault::Forward);
+    daemon.advance(120);
+    let done = settled(&w, &id);
+    assert_eq!(done.status, "CONFIRMED", "{done:?}");
+    assert_ne!(done.tx_hash.as_deref(), Some(first_hash.as_str()), "rebuilt over a fresh blockhash: {done:?}");
+    assert_eq!(node.balance(&to), 7_000_000, "paid once");
 }
 
 #[test]
