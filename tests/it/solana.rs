@@ -3,8 +3,8 @@
 //! a Solana agent funded by airdrop, SOL and SPL transfers (the recipient's token account created), SPL approve,
 //! SPENDING_LIMIT tiers by lamports and USD, WHITELIST / ALLOWED_TOKENS / CONTRACT_WHITELIST denials that move
 //! nothing, simulate (T-01/T-02/T-03 for Solana), a blockhash that expires while the request waits in DELAY or
-//! after it was signed (rebuilt and signed again), the kill switch during a DELAY, an APPROVAL its Solana owner signs with ed25519, and a backup restored onto a fresh
-//! data dir whose Solana key still signs.
+//! after it was signed (rebuilt and signed again), the kill switch during a DELAY, an APPROVAL its Solana owner
+//! signs with ed25519, and a backup restored onto a fresh data dir whose Solana key still signs.
 
 use serde_json::{Value, json};
 use waiaas_client::Client;

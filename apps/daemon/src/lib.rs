@@ -8,6 +8,8 @@
 //!   (transaction worker, anomaly task, backup scheduler): a task that dies stops the daemon;
 //! - [`anomaly`]: the anomaly task (OPS-06), fed the final transactions' events after commit;
 //! - [`notifications`]: the notifier task (messages to people), reading the audit log after its cursor;
+//! - [`webhooks`]: the webhook delivery task, reading each webhook's stream of the audit log;
+//! - [`wake`]: how both wait out a burst of events before reading;
 //! - [`backup`]: the backup scheduler, the seam that lets the fs adapter's backup store snapshot the SQLite
 //!   database, and restore (refusals, the data dir's lock, rollback of an interrupted restore, stage, check,
 //!   swap);
@@ -23,6 +25,7 @@ pub mod chains;
 pub mod config;
 pub mod daemon;
 pub mod notifications;
+pub mod wake;
 pub mod webhooks;
 
 pub use anomaly::reload_anomaly;

@@ -1,8 +1,9 @@
 //! The notifier task (notifications for people): routes the audit rows after its cursor into its queue, sends due
 //! entries through the channels (at most [`CONCURRENCY`] at once, one round per entry at a time), and sends
-//! digests of what the rate limit held back. It wakes on every event (the sink's `Notify`), when a round ends,
-//! when the next retry falls due, and at least every [`POLL`] (rows written by the offline CLI). At stop, rounds in
-//! flight are abandoned: their entries stay queued and are sent after the next start (at least once).
+//! digests of what the rate limit held back. It wakes on events (the sink's `Notify`; a burst of events is one
+//! wake-up, [`crate::wake::COALESCE`], so routing and its cursor write do not follow every event), when a round
+//! ends, when the next retry falls due, and at least every [`POLL`] (rows written by the offline CLI). At stop,
+//! rounds in flight are abandoned: their entries stay queued and are sent after the next start (at least once).
 //!
 //! [`hub`] builds the channels from `[notifications]`: credentials are read here (files included) and handed to the
 //! adapters; nothing logs them (the daemon logs channel names only).
@@ -162,7 +163,12 @@ pub async fn run(core: Arc<Waiaas>, wake: Arc<Notify>, mut stop: watch::Receiver
             _ => POLL,
         };
         tokio::select! {
-            () = wake.notified() => {}
+            () = wake.notified() => {
+                if !crate::wake::after_burst(&mut stop).await {
+                    running.abort_all();
+                    return;
+                }
+            }
             () = tokio::time::sleep(sleep.max(Duration::from_millis(10))) => {}
             Some(done) = running.join_next_with_id(), if !running.is_empty() => {
                 let mut finished = vec![done];

@@ -7,9 +7,10 @@
 //! writer one transaction per batch of deliveries, not one per delivery, and the transactions of the pipeline
 //! are not queued behind them.
 //!
-//! It wakes on events (the sink's `Notify`; a burst of events is one wake-up, [`COALESCE`]), when a run ends, when the next retry falls due, and at least
-//! every [`POLL`] (writes of the offline CLI). Sends run on tokio's blocking pool inside the sender: a receiver
-//! that hangs holds one slot for at most the timeout; other receivers, the pipeline and every transaction go on.
+//! It wakes on events (the sink's `Notify`; a burst of events is one wake-up, [`crate::wake::COALESCE`]), when a
+//! run ends, when the next retry falls due, and at least every [`POLL`] (writes of the offline CLI). Sends run on
+//! tokio's blocking pool inside the sender: a receiver that hangs holds one slot for at most the timeout; other
+//! receivers, the pipeline and every transaction go on.
 //! At stop, runs in flight are abandoned unsettled: their events are delivered again after the next start, with
 //! the same `webhook-id` (at least once).
 
@@ -32,9 +33,6 @@ const POLL: Duration = Duration::from_secs(1);
 const RUN_LENGTH: u32 = 64;
 /// A run takes no new delivery after this long (its attempts are settled, and so logged, soon after they end).
 const RUN_BUDGET: Duration = Duration::from_millis(250);
-/// After an event's wake-up the task waits this long before reading the streams, so the events of a busy
-/// pipeline (thousands a second) cost one read of the streams per interval, not one per event.
-const COALESCE: Duration = Duration::from_millis(5);
 /// The queue-depth gauge counts every stream's backlog, which grows with it: the count may use at most 1/this of
 /// the task's time (refreshed every second, or less often when it is slow).
 const GAUGE_SHARE: u32 = 50;
@@ -108,12 +106,9 @@ pub async fn run_deliveries(core: Arc<Waiaas>, wake: Arc<Notify>, concurrency: u
         };
         tokio::select! {
             () = wake.notified() => {
-                tokio::select! {
-                    () = tokio::time::sleep(COALESCE) => {}
-                    _ = stop.changed() => {
-                        running.abort_all();
-                        return;
-                    }
+                if !crate::wake::after_burst(&mut stop).await {
+                    running.abort_all();
+                    return;
                 }
             }
             () = tokio::time::sleep(sleep) => {}
