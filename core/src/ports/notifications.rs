@@ -65,6 +65,30 @@ pub struct NotificationLogEntry {
     pub created_at: UnixSeconds,
 }
 
+impl NotificationLogEntry {
+    /// The log row of a message that is no event's (a digest or a test): one attempt, no audit row.
+    pub fn standalone(
+        channel: ChannelKind,
+        kind: LogKind,
+        (status, error): (LogStatus, Option<String>),
+        response_time_ms: u64,
+        created_at: UnixSeconds,
+    ) -> Self {
+        NotificationLogEntry {
+            id: 0,
+            channel,
+            kind,
+            audit_id: None,
+            event_type: None,
+            attempt: 1,
+            status,
+            error,
+            response_time_ms,
+            created_at,
+        }
+    }
+}
+
 /// What becomes of a queue entry after a round.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QueueNext {

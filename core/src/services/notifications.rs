@@ -388,18 +388,13 @@ impl Waiaas {
                 }
             };
             self.count(held.channel, status);
-            let entry = NotificationLogEntry {
-                id: 0,
-                channel: held.channel,
-                kind: LogKind::Digest,
-                audit_id: None,
-                event_type: None,
-                attempt: 1,
-                status,
-                error,
-                response_time_ms: outcome.elapsed_ms(),
-                created_at: self.now(),
-            };
+            let entry = NotificationLogEntry::standalone(
+                held.channel,
+                LogKind::Digest,
+                (status, error),
+                outcome.elapsed_ms(),
+                self.now(),
+            );
             notifier.hub.repo.settle_digest(&entry, &sent).await?;
             if outcome.is_sent() {
                 sent_digests += 1;
@@ -421,18 +416,8 @@ impl Waiaas {
             SendOutcome::Failed { error, .. } => (LogStatus::Failed, Some(error.clone())),
         };
         self.count(channel, status);
-        let entry = NotificationLogEntry {
-            id: 0,
-            channel,
-            kind: LogKind::Test,
-            audit_id: None,
-            event_type: None,
-            attempt: 1,
-            status,
-            error,
-            response_time_ms: outcome.elapsed_ms(),
-            created_at: self.now(),
-        };
+        let entry =
+            NotificationLogEntry::standalone(channel, LogKind::Test, (status, error), outcome.elapsed_ms(), self.now());
         notifier.hub.repo.log(&entry).await?;
         Ok(TestOutcome { channel, outcome })
     }
