@@ -386,6 +386,20 @@ async fn bodies_and_parameters_fail_as_validation_errors() {
     )
     .await;
     assert_ne!(got.2["code"], "VALIDATION_FAILED", "{}", got.2);
+    // A webhook URL's scheme, host part and absent credentials are the document's pattern: what it refuses, the
+    // daemon refuses (the URL parser alone would strip the space and take the credentials apart).
+    for url in [" http://127.0.0.1:9/hook", "ftp://127.0.0.1/", "http://user:pw@127.0.0.1/", "http:///path"] {
+        let body = json!({"url": url, "eventTypes": ["*"]});
+        let got = send(master(cli.post("/v1/webhooks")).body_json(&body)).await;
+        assert_error(&got, 400, "VALIDATION_FAILED");
+        assert_eq!(issue_paths(&got.2), ["url"], "{url}");
+    }
+    // So is the form of a session's allowed CIDR (the config parser would trim the space).
+    let body = json!({"agentId": "0190a000-0000-7000-8000-000000000000",
+                      "constraints": {"allowedCidrs": [" 10.0.0.0/8"]}});
+    let got = send(master(cli.post("/v1/sessions")).body_json(&body)).await;
+    assert_error(&got, 400, "VALIDATION_FAILED");
+    assert_eq!(issue_paths(&got.2), ["constraints.allowedCidrs[0]"]);
     // Webhook event filters are the document's enum, at least one (found by schemathesis).
     for (events, path) in [(json!([""]), "eventTypes[0]"), (json!([]), "eventTypes")] {
         let body = json!({"url": "http://127.0.0.1:9/hook", "eventTypes": events});

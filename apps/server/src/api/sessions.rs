@@ -122,8 +122,9 @@ pub struct SessionConstraintsDto {
     #[oai(nullable, validator(min_length = 1))]
     pub allowed_networks: Option<Vec<String>>,
     /// Client addresses (CIDRs, or single addresses) the token may be used from; elsewhere it is refused with
-    /// 403 `ACCESS_DENIED_IP`. At least one when present.
-    #[oai(nullable, validator(min_items = 1))]
+    /// 403 `ACCESS_DENIED_IP`. At least one when present. Each an IPv4 or IPv6 address in its text form (RFC 4291
+    /// for IPv6, IPv4 without leading zeros), optionally followed by `/` and a prefix length (at most 32 or 128).
+    #[oai(nullable, validator(min_items = 1, pattern = r"^[0-9A-Fa-f:.]+(/[0-9]+)?$"))]
     pub allowed_cidrs: Option<Vec<String>>,
 }
 

@@ -72,24 +72,37 @@ pub struct CreatedWebhookDto {
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWebhookRequest {
-    /// `http` or `https`; no credentials; not a link-local, metadata, unspecified or multicast address.
+    /// An absolute `http` or `https` URL with a host and no credentials (`user:password@`), at most 2048 bytes;
+    /// the host is parsed by the WHATWG URL rules. Refused (`WEBHOOK_URL_FORBIDDEN`) when its host is or resolves
+    /// to a link-local, metadata, unspecified, multicast or reserved address (or a private one, with
+    /// `[webhooks] block_private_targets`).
+    #[oai(validator(max_length = 2048, pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+([/?#].*)?$"))]
     pub url: String,
     /// Event type names (`TX_CONFIRMED`, ...), or `["*"]` for every event; at least one.
     #[oai(validator(min_items = 1))]
     pub event_types: Vec<Wire<EventFilterName>>,
+    /// A note for people; null or absent: none.
+    #[oai(nullable)]
     pub description: Option<String>,
 }
 
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateWebhookRequest {
+    /// A new URL: an absolute `http` or `https` URL with a host and no credentials (`user:password@`), at most 2048 bytes;
+    /// the host is parsed by the WHATWG URL rules. Refused (`WEBHOOK_URL_FORBIDDEN`) when its host is or resolves
+    /// to a link-local, metadata, unspecified, multicast or reserved address (or a private one, with
+    /// `[webhooks] block_private_targets`). Null or absent keeps the current one.
+    #[oai(nullable, validator(max_length = 2048, pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+([/?#].*)?$"))]
     pub url: Option<String>,
-    /// At least one when present.
-    #[oai(validator(min_items = 1))]
+    /// At least one when present; null or absent keeps them.
+    #[oai(nullable, validator(min_items = 1))]
     pub event_types: Option<Vec<Wire<EventFilterName>>>,
-    /// False stops deliveries and drops the pending ones.
+    /// False stops deliveries and drops the pending ones; null or absent keeps the state.
+    #[oai(nullable)]
     pub active: Option<bool>,
-    /// Null clears it.
+    /// Null clears it; absent keeps it.
+    #[oai(nullable)]
     pub description: MaybeUndefined<String>,
 }
 
