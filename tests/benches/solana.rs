@@ -22,9 +22,7 @@ fn main() {
     let node = SolanaNode::start();
     let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_SOLANA_LOCAL", node.url.as_str())]);
     let admin = daemon.admin();
-    let agent = admin
-        .create_agent(&CreateAgent { name: "bench".into(), chain: "solana".into(), network: "local".into() })
-        .expect("agent");
+    let agent = admin.create_agent(&CreateAgent::solana("bench", "local")).expect("agent");
     node.airdrop(&agent.address, 100_000_000_000);
     let token = admin.create_session(&CreateSession::for_agent(&agent.id)).expect("session").token;
     let wallet = daemon.client().with_session_token(&token);

@@ -233,9 +233,7 @@ async fn simulate_and_send_a_sol_transfer_on_a_solana_runtime() {
     let node = SolanaNode::start();
     let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_SOLANA_LOCAL", node.url.as_str())]);
     let admin = daemon.admin();
-    let agent = admin
-        .create_agent(&CreateAgent { name: "mcp-sol".into(), chain: "solana".into(), network: "local".into() })
-        .expect("create a Solana agent");
+    let agent = admin.create_agent(&CreateAgent::solana("mcp-sol", "local")).expect("create a Solana agent");
     let token = admin.create_session(&CreateSession::for_agent(&agent.id)).expect("create session").token;
     node.airdrop(&agent.address, 1_000_000_000);
     let mcp = Mcp::spawn(&daemon.url, &token).await;

@@ -397,9 +397,7 @@ fn solana_parity_simulate_predicts_what_send_does() {
     let node = SolanaNode::start();
     let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_SOLANA_LOCAL", node.url.as_str())]);
     let admin = daemon.admin();
-    let agent = admin
-        .create_agent(&CreateAgent { name: "sol-sim".into(), chain: "solana".into(), network: "local".into() })
-        .expect("agent");
+    let agent = admin.create_agent(&CreateAgent::solana("sol-sim", "local")).expect("agent");
     node.airdrop(&agent.address, 10 * ONE_SOL);
     let token = admin.create_session(&CreateSession::for_agent(&agent.id)).expect("session").token;
     let s = daemon.client().with_session_token(&token);

@@ -33,9 +33,7 @@ fn daemon(node: &SolanaNode, extra: &[(&str, &str)]) -> EmbeddedDaemon {
 
 fn wallet(daemon: &EmbeddedDaemon, node: &SolanaNode, lamports: u64) -> Wallet {
     let admin = daemon.admin();
-    let agent = admin
-        .create_agent(&CreateAgent { name: "sol-agent".into(), chain: "solana".into(), network: "local".into() })
-        .expect("create a Solana agent");
+    let agent = admin.create_agent(&CreateAgent::solana("sol-agent", "local")).expect("create a Solana agent");
     assert_eq!(agent.chain, "solana");
     assert!(!agent.address.starts_with("0x") && bs58::decode(&agent.address).into_vec().unwrap().len() == 32);
     node.airdrop(&agent.address, lamports);
@@ -462,9 +460,7 @@ fn backup_and_restore_carry_a_solana_key_that_still_signs() {
     };
     let mut source = Daemon::start_with(options.clone());
     let admin = source.admin();
-    let agent = admin
-        .create_agent(&CreateAgent { name: "sol-backup".into(), chain: "solana".into(), network: "local".into() })
-        .expect("create a Solana agent");
+    let agent = admin.create_agent(&CreateAgent::solana("sol-backup", "local")).expect("create a Solana agent");
     node.airdrop(&agent.address, 2 * ONE_SOL);
     let password = [("WAIAAS_MASTER_PASSWORD", MASTER_PASSWORD)];
     let out = run_cli(source.data_dir(), &["backup"], &password);

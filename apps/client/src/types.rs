@@ -49,6 +49,11 @@ impl CreateAgent {
     pub fn ethereum(name: impl Into<String>, network: impl Into<String>) -> Self {
         CreateAgent { name: name.into(), chain: "ethereum".into(), network: network.into() }
     }
+
+    /// A Solana agent on `network` (a name from `[rpc] solana_<network>`).
+    pub fn solana(name: impl Into<String>, network: impl Into<String>) -> Self {
+        CreateAgent { name: name.into(), chain: "solana".into(), network: network.into() }
+    }
 }
 
 /// An agent: `{id, name, chain, network, address, status, ownerAddress?, createdAt}`.
