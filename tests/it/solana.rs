@@ -41,6 +41,26 @@ fn wallet(daemon: &EmbeddedDaemon, node: &SolanaNode, lamports: u64) -> Wallet {
     Wallet { id: agent.id, address: agent.address, agent: daemon.client().with_session_token(&token) }
 }
 
+/// A Solana agent holding `lamports` and 1,000,000 units of a fresh 6-decimal mint, with two fresh addresses (one
+/// to list in a policy, one to leave out). Bind every field: an unbound node or daemon would stop at once.
+struct Minted {
+    node: SolanaNode,
+    daemon: EmbeddedDaemon,
+    w: Wallet,
+    mint: String,
+    listed: String,
+    unlisted: String,
+}
+
+fn minted(lamports: u64) -> Minted {
+    let node = SolanaNode::start();
+    let daemon = daemon(&node, &[]);
+    let w = wallet(&daemon, &node, lamports);
+    let mint = node.create_mint(6);
+    node.mint_to(&mint, &w.address, 1_000_000);
+    Minted { node, daemon, w, mint, listed: fresh_address(), unlisted: fresh_address() }
+}
+
 fn policy(admin: &Client, agent_id: &str, policy_type: &str, rules: Value) {
     admin
         .create_policy(&CreatePolicy {
@@ -139,15 +159,10 @@ fn a_solana_agent_funded_by_airdrop_sends_sol_and_spl_tokens_that_land_on_chain(
 
 #[test]
 fn policies_judge_solana_recipients_mints_and_programs_and_denials_move_nothing() {
-    let node = SolanaNode::start();
-    let daemon = daemon(&node, &[]);
+    let Minted { node, daemon, w, mint, listed, unlisted } = minted(5 * ONE_SOL);
     let admin = daemon.admin();
-    let w = wallet(&daemon, &node, 5 * ONE_SOL);
-    let mint = node.create_mint(6);
     let other_mint = node.create_mint(6);
-    node.mint_to(&mint, &w.address, 1_000_000);
     node.mint_to(&other_mint, &w.address, 1_000_000);
-    let (listed, unlisted) = (fresh_address(), fresh_address());
     policy(&admin, &w.id, "WHITELIST", json!({"allowed_addresses": [listed]}));
     policy(&admin, &w.id, "ALLOWED_TOKENS", json!({"tokens": [mint]}));
     let before = node.balance(&w.address);
@@ -185,13 +200,8 @@ fn approve(mint: &str, spender: &str, amount: u64) -> Value {
 
 #[test]
 fn approved_spenders_denies_an_spl_approve_to_an_unlisted_delegate_and_allows_a_listed_one() {
-    let node = SolanaNode::start();
-    let daemon = daemon(&node, &[]);
+    let Minted { node, daemon, w, mint, listed, unlisted } = minted(2 * ONE_SOL);
     let admin = daemon.admin();
-    let w = wallet(&daemon, &node, 2 * ONE_SOL);
-    let mint = node.create_mint(6);
-    node.mint_to(&mint, &w.address, 1_000_000);
-    let (listed, unlisted) = (fresh_address(), fresh_address());
     policy(&admin, &w.id, "ALLOWED_TOKENS", json!({"tokens": [mint]}));
     // With no APPROVED_SPENDERS in force, approvals are denied by default.
     denied(&w, &approve(&mint, &listed, 1_000), "SPENDER_NOT_APPROVED");
@@ -502,13 +512,8 @@ fn program_call(instruction: &solana_instruction::Instruction) -> Value {
 fn a_direct_system_or_token_program_call_is_judged_as_the_transfer_it_performs() {
     use solana_pubkey::Pubkey;
     use std::str::FromStr;
-    let node = SolanaNode::start();
-    let daemon = daemon(&node, &[]);
+    let Minted { node, daemon, w, mint, listed, unlisted } = minted(2 * ONE_SOL);
     let admin = daemon.admin();
-    let w = wallet(&daemon, &node, 2 * ONE_SOL);
-    let mint = node.create_mint(6);
-    node.mint_to(&mint, &w.address, 1_000_000);
-    let (listed, unlisted) = (fresh_address(), fresh_address());
     let key = |text: &str| Pubkey::from_str(text).unwrap();
     let (agent, token) = (key(&w.address), spl_token_interface::id());
     let ata = |owner: &str| {

@@ -489,44 +489,22 @@ mod tests {
         assert!(program_call(short.clone()).effects().len() == 1 && call_effect(system, &short.data, &[]).is_err());
 
         let token = spl_token_interface::id();
-        let checked = spl_token_interface::instruction::transfer_checked(
-            &token,
-            &pk(account),
-            &pk(mint),
-            &pk(bob),
-            &pk(agent),
-            &[],
-            5,
-            6,
-        )
-        .unwrap();
-        assert_eq!(
-            program_call(checked).effects()[1],
-            Effect::TokenTransfer {
-                token: Address::Solana(mint),
-                to: Address::Solana(bob),
-                amount: Amount::from_u128(5)
-            }
-        );
-        let approve = spl_token_interface::instruction::approve_checked(
-            &token,
-            &pk(account),
-            &pk(mint),
-            &pk(bob),
-            &pk(agent),
-            &[],
-            5,
-            6,
-        )
-        .unwrap();
-        assert_eq!(
-            program_call(approve).effects()[1],
-            Effect::TokenApproval {
-                token: Address::Solana(mint),
-                spender: Address::Solana(bob),
-                amount: Amount::from_u128(5)
-            }
-        );
+        // `transfer_checked` and `approve_checked` have the same accounts: the second effect is what each does.
+        let (from, to, owner) = (pk(account), pk(bob), pk(agent));
+        let (token_address, bob_address, five) = (Address::Solana(mint), Address::Solana(bob), Amount::from_u128(5));
+        let cases = [
+            (
+                spl_token_interface::instruction::transfer_checked(&token, &from, &pk(mint), &to, &owner, &[], 5, 6),
+                Effect::TokenTransfer { token: token_address, to: bob_address, amount: five },
+            ),
+            (
+                spl_token_interface::instruction::approve_checked(&token, &from, &pk(mint), &to, &owner, &[], 5, 6),
+                Effect::TokenApproval { token: token_address, spender: bob_address, amount: five },
+            ),
+        ];
+        for (instruction, expected) in cases {
+            assert_eq!(program_call(instruction.unwrap()).effects()[1], expected);
+        }
         let token_program = Address::Solana(SolanaAddress(token.to_bytes()));
         let unchecked =
             spl_token_interface::instruction::transfer(&token, &pk(account), &pk(bob), &pk(agent), &[], 5).unwrap();
