@@ -26,11 +26,10 @@ pub struct SolanaNode {
 }
 
 fn binary() -> PathBuf {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tools/solana-node-target/debug/waiaas-solana-node");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/tools/bin/waiaas-solana-node");
     assert!(
         path.exists(),
-        "the Solana test runtime is not built: run scripts/test (it builds tools/solana-node into {})",
+        "the Solana test runtime is not built: run scripts/build-solana-node (scripts/test does) to build {}",
         path.display()
     );
     path
