@@ -400,6 +400,12 @@ async fn bodies_and_parameters_fail_as_validation_errors() {
     let got = send(master(cli.post("/v1/sessions")).body_json(&body)).await;
     assert_error(&got, 400, "VALIDATION_FAILED");
     assert_eq!(issue_paths(&got.2), ["constraints.allowedCidrs[0]"]);
+    // And an address's form (`wire::AnyAddress`), in a list as on its own.
+    let body = json!({"agentId": "0190a000-0000-7000-8000-000000000000",
+                      "constraints": {"allowedRecipients": ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0x12"]}});
+    let got = send(master(cli.post("/v1/sessions")).body_json(&body)).await;
+    assert_error(&got, 400, "VALIDATION_FAILED");
+    assert_eq!(issue_paths(&got.2), ["constraints.allowedRecipients[1]"]);
     // Webhook event filters are the document's enum, at least one (found by schemathesis).
     for (events, path) in [(json!([""]), "eventTypes[0]"), (json!([]), "eventTypes")] {
         let body = json!({"url": "http://127.0.0.1:9/hook", "eventTypes": events});
@@ -980,6 +986,7 @@ async fn wallet_balance_answers_native_or_token() {
     let got = send(cli.get("/v1/wallet/balance?token=0x12").header("authorization", bearer.as_str())).await;
     assert_error(&got, 400, "VALIDATION_FAILED");
     assert_eq!(issue_paths(&got.2), ["token"]);
+    assert_eq!(got.2["details"]["issues"][0]["message"], format!("must match {}", crate::wire::ANY_ADDRESS_PATTERN));
 }
 
 mod duplicate_keys;

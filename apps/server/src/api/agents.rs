@@ -15,7 +15,7 @@ use crate::ServerState;
 use crate::auth::MasterAuth;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
-use crate::wire::{Nullable, PageLimit, Wire};
+use crate::wire::{AnyAddress, Nullable, PageLimit, Wire};
 
 /// One agent's wallet.
 #[derive(Object, Debug, Clone, PartialEq)]
@@ -79,13 +79,8 @@ pub struct SetOwnerRequest {
     /// The owner's address, of the agent's chain family (whose key signs the owner's decisions), or null to
     /// clear: on EVM `0x` + 40 hex digits (mixed case must be a valid EIP-55 checksum), on Solana base58 of 32
     /// bytes.
-    #[oai(
-        nullable,
-        validator(
-            pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
-        )
-    )]
-    pub owner_address: Nullable<String>,
+    #[oai(nullable)]
+    pub owner_address: Nullable<AnyAddress>,
 }
 
 #[derive(ApiResponse)]
@@ -183,7 +178,7 @@ impl AgentsApi {
     ) -> ApiResult<Json<AgentDto>> {
         let owner = match body.0.owner_address.0 {
             None => None,
-            Some(text) => {
+            Some(AnyAddress(text)) => {
                 Some(Address::parse_any(&text).map_err(|message| ApiError::invalid_field("ownerAddress", message))?)
             }
         };

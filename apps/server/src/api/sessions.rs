@@ -19,7 +19,7 @@ use crate::ServerState;
 use crate::auth::{MasterAuth, SessionAuth};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
-use crate::wire::PageLimit;
+use crate::wire::{AnyAddress, PageLimit};
 
 /// A session as listed (no token, no hash).
 #[derive(Object, Debug, Clone, PartialEq)]
@@ -111,13 +111,8 @@ pub struct SessionConstraintsDto {
     #[oai(nullable, validator(pattern = "^[0-9]+$"))]
     pub max_amount_per_tx: Option<BTreeMap<String, String>>,
     /// Allowed recipients, spenders and called contracts (EVM or Solana addresses).
-    #[oai(
-        nullable,
-        validator(
-            pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
-        )
-    )]
-    pub allowed_recipients: Option<Vec<String>>,
+    #[oai(nullable)]
+    pub allowed_recipients: Option<Vec<AnyAddress>>,
     /// Allowed networks (names, not empty).
     #[oai(nullable, validator(min_length = 1))]
     pub allowed_networks: Option<Vec<String>>,
@@ -163,7 +158,7 @@ impl SessionConstraintsDto {
             "maxAmountPerTx",
             self.max_amount_per_tx.map(|m| Value::Object(m.into_iter().map(|(k, v)| (k, Value::String(v))).collect())),
         );
-        put("allowedRecipients", self.allowed_recipients.map(|v| v.into_iter().map(Value::String).collect()));
+        put("allowedRecipients", self.allowed_recipients.map(|v| v.into_iter().map(|a| Value::String(a.0)).collect()));
         put("allowedNetworks", self.allowed_networks.map(|v| v.into_iter().map(Value::String).collect()));
         put("allowedCidrs", self.allowed_cidrs.map(|v| v.into_iter().map(Value::String).collect()));
         Value::Object(map)

@@ -30,7 +30,7 @@ use crate::ServerState;
 use crate::auth::SessionAuth;
 use crate::body::RawJsonBody;
 use crate::error::ApiResult;
-use crate::wire::{PageLimit, Wire};
+use crate::wire::{AnyAddress, PageLimit, SolanaAddress, Wire};
 
 // ----- the request body, for the document ---------------------------------------------------------------------
 
@@ -40,10 +40,7 @@ use crate::wire::{PageLimit, Wire};
 pub struct TokenRefDto {
     /// The token contract (`0x` + 40 hex digits on EVM, mixed case a valid EIP-55 checksum), or the mint (base58)
     /// on Solana.
-    #[oai(validator(
-        pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
-    ))]
-    pub address: String,
+    pub address: AnyAddress,
     /// 0 to 36.
     #[oai(validator(maximum(value = "36")))]
     pub decimals: u8,
@@ -57,10 +54,7 @@ pub struct TokenRefDto {
 #[oai(rename_all = "camelCase")]
 pub struct ProgramAccountDto {
     /// The account's base58 address.
-    #[oai(validator(
-        pattern = "^[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?$"
-    ))]
-    pub pubkey: String,
+    pub pubkey: SolanaAddress,
     /// Whether it signs; only the agent's own account can. Default false.
     #[oai(skip_serializing_if_is_none)]
     pub signer: Option<bool>,
@@ -101,8 +95,7 @@ request_shapes! {
     /// Send the native coin.
     TransferRequest / TransferInstruction {
         /// Recipient (`0x` + 40 hex digits on EVM, mixed case a valid EIP-55 checksum; base58 on Solana).
-        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"))]
-        to: String,
+        to: AnyAddress,
         /// Wei, a decimal string (`^[0-9]+$`).
         #[oai(validator(pattern = "^[0-9]+$"))]
         amount: String,
@@ -111,8 +104,7 @@ request_shapes! {
     /// Send an ERC-20 token (`transfer(to, amount)` on the token contract).
     TokenTransferRequest / TokenTransferInstruction {
         /// Recipient.
-        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"))]
-        to: String,
+        to: AnyAddress,
         /// In the token's smallest unit, a decimal string.
         #[oai(validator(pattern = "^[0-9]+$"))]
         amount: String,
@@ -122,8 +114,7 @@ request_shapes! {
     /// Call a contract.
     ContractCallRequest / ContractCallInstruction {
         /// The contract (the program on Solana).
-        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"))]
-        to: String,
+        to: AnyAddress,
         /// ABI-encoded call data, `0x`-prefixed hex (`0x` for none).
         #[oai(validator(pattern = "^0x([0-9a-fA-F]{2})*$"))]
         calldata: String,
@@ -139,8 +130,7 @@ request_shapes! {
     /// Let `spender` move up to `amount` of an ERC-20 token (`approve(spender, amount)`); counts toward spending
     /// limits as the exposure it creates.
     ApproveRequest / ApproveInstruction {
-        #[oai(validator(pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"))]
-        spender: String,
+        spender: AnyAddress,
         /// In the token's smallest unit, a decimal string.
         #[oai(validator(pattern = "^[0-9]+$"))]
         amount: String,

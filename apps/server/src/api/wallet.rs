@@ -13,6 +13,7 @@ use super::ApiTags;
 use crate::ServerState;
 use crate::auth::SessionAuth;
 use crate::error::ApiResult;
+use crate::wire::AnyAddress;
 
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase")]
@@ -84,12 +85,9 @@ impl WalletApi {
         state: Data<&Arc<ServerState>>,
         /// An ERC-20 contract address (`0x` + 40 hex digits; mixed case must be a valid EIP-55 checksum), or an SPL
         /// mint (base58) for a Solana agent: answer that token's balance instead.
-        #[oai(validator(
-            pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
-        ))]
-        token: Query<Option<String>>,
+        token: Query<Option<AnyAddress>>,
     ) -> ApiResult<Json<BalanceDto>> {
-        let Some(token) = token.0 else {
+        let Some(AnyAddress(token)) = token.0 else {
             let (agent, balance, native) = state.core.wallet_balance(&auth.0).await?;
             return Ok(Json(BalanceDto::Native(WalletBalanceDto {
                 agent_id: agent.id.as_uuid(),

@@ -11,9 +11,7 @@ use poem_openapi::registry::Registry;
 use poem_openapi::types::Type;
 use waiaas_core::domain::PolicyType;
 
-/// An EVM address (`0x` + 40 hex digits; mixed case must be a valid EIP-55 checksum) or a Solana address (base58,
-/// 32 bytes): policy lists serve every network.
-pub const ANY_ADDRESS_PATTERN: &str = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$";
+use crate::wire::AnyAddress;
 
 /// Tier thresholds of one asset in its smallest unit, decimal strings: `instant_max <= notify_max <= delay_max`.
 #[derive(Object, Debug, Clone, PartialEq)]
@@ -65,40 +63,28 @@ pub struct SpendingLimitRules {
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(deny_unknown_fields)]
 pub struct WhitelistRules {
-    #[oai(validator(
-        pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
-    ))]
-    pub allowed_addresses: Vec<String>,
+    pub allowed_addresses: Vec<AnyAddress>,
 }
 
 /// ALLOWED_TOKENS: transfers and approvals of any other token are denied.
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(deny_unknown_fields)]
 pub struct AllowedTokensRules {
-    #[oai(validator(
-        pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
-    ))]
-    pub tokens: Vec<String>,
+    pub tokens: Vec<AnyAddress>,
 }
 
 /// CONTRACT_WHITELIST: calls to any other contract are denied.
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(deny_unknown_fields)]
 pub struct ContractWhitelistRules {
-    #[oai(validator(
-        pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
-    ))]
-    pub contracts: Vec<String>,
+    pub contracts: Vec<AnyAddress>,
 }
 
 /// APPROVED_SPENDERS: approvals to any other spender are denied.
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(deny_unknown_fields)]
 pub struct ApprovedSpendersRules {
-    #[oai(validator(
-        pattern = "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32}[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?[1-9A-HJ-NP-Za-km-z]?)$"
-    ))]
-    pub spenders: Vec<String>,
+    pub spenders: Vec<AnyAddress>,
     /// Whether an approval of at least 2^255 to a listed spender is allowed (default false).
     pub allow_unlimited: Option<bool>,
 }
@@ -163,7 +149,7 @@ pub fn schemas() -> BTreeMap<String, serde_json::Value> {
 mod tests {
     use super::*;
 
-    /// Every type has a schema, and the documented pattern is the one the constant names.
+    /// Every type has a schema, and address lists document the address pattern (policy lists serve every network).
     #[test]
     fn every_policy_type_has_a_rules_schema() {
         let schemas = schemas();
@@ -172,7 +158,7 @@ mod tests {
         }
         assert_eq!(
             schemas["WhitelistRules"]["properties"]["allowed_addresses"]["items"]["pattern"],
-            ANY_ADDRESS_PATTERN
+            crate::wire::ANY_ADDRESS_PATTERN
         );
     }
 
