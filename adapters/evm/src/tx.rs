@@ -175,6 +175,18 @@ fn is_revert(failure: &RpcFailure) -> bool {
     failure.code == 3 || failure.message.to_lowercase().contains("revert")
 }
 
+/// Whether a node's error answer to `eth_call` or `eth_estimateGas` says the node could not run the call, as
+/// opposed to the call failing (a revert, insufficient funds, out of gas): the state it was asked for is gone or
+/// not there (anvil's `BlockOutOfRangeError` when a new block pruned the one "latest" named, geth's "header not
+/// found" and "missing trie node"), or EIP-1474's resource-not-found, resource-unavailable and limit-exceeded
+/// codes, or JSON-RPC's internal error.
+fn node_could_not_run(failure: &RpcFailure) -> bool {
+    const STATE_GONE: [&str; 5] =
+        ["blockoutofrange", "block out of range", "header not found", "missing trie node", "unknown block"];
+    let message = failure.message.to_lowercase();
+    matches!(failure.code, -32001 | -32002 | -32005 | -32603) || STATE_GONE.iter().any(|m| message.contains(m))
+}
+
 /// `decimals()` and `symbol()` of `token`, asked concurrently; `None` when the contract does not answer
 /// `decimals()` as an ERC-20 (an address without code answers empty data, which does not decode).
 pub async fn token_metadata(client: &RpcClient, token: EvmAddress) -> Result<Option<TokenMetadata>> {
@@ -220,7 +232,19 @@ pub async fn prepare(
     let (nonce, block, priority) = (nonce?.saturating_to::<u64>(), block?, to_u128(priority?, "priority fee")?);
     let base_fee = to_u128(block.base_fee_per_gas.unwrap_or_default(), "base fee")?;
     let max_fee_per_gas = base_fee.saturating_mul(2).saturating_add(priority);
-    let (simulation, gas_limit) = match (simulated?, estimate?) {
+    let (simulated, estimate) = (simulated?, estimate?);
+    // The node could not run the call at all (it lost the block it resolved "latest" to, it is rate-limited, it
+    // failed inside): nothing is known about the transaction, so the worker tries again later instead of failing it.
+    if let Some(failure) =
+        [simulated.as_ref().err(), estimate.as_ref().err()].into_iter().flatten().find(|f| node_could_not_run(f))
+    {
+        return Err(Error::new(
+            ErrorCode::ChainError,
+            format!("the node on network {network} could not simulate the transaction: {}", failure.message),
+        )
+        .with_details(serde_json::json!({ "rpcCode": failure.code })));
+    }
+    let (simulation, gas_limit) = match (simulated, estimate) {
         (Ok(_), Ok(gas)) => {
             let gas = gas.saturating_to::<u64>();
             (SimulationOutcome { success: true, error: None, gas_used: Some(gas), logs }, gas_limit_for(gas))
@@ -382,7 +406,12 @@ mod tests {
             }
             let request: Value = serde_json::from_slice(&body).expect("a JSON-RPC request");
             let result = request["method"].as_str().and_then(|m| answers.get(m)).cloned().unwrap_or(Value::Null);
-            let answer = json!({ "jsonrpc": "2.0", "id": request["id"], "result": result }).to_string();
+            // An answer `{"error": ...}` alone is sent as the JSON-RPC error.
+            let answer = match result.as_object().filter(|o| o.len() == 1).and_then(|o| o.get("error")) {
+                Some(error) => json!({ "jsonrpc": "2.0", "id": request["id"], "error": error }),
+                None => json!({ "jsonrpc": "2.0", "id": request["id"], "result": result }),
+            }
+            .to_string();
             let head = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
                 answer.len()
@@ -510,6 +539,44 @@ mod tests {
             assert_eq!((error.code, error.info().retryable), (ErrorCode::NotAToken, false), "{answer}: {error}");
             assert!(error.message.contains("hostile"), "names the network: {error}");
         }
+    }
+
+    #[test]
+    fn a_call_the_node_could_not_run_is_told_from_a_failing_call() {
+        let failure = |code: i64, message: &str| RpcFailure { code, message: message.into(), data: None };
+        for (code, message) in [
+            (-32602, "BlockOutOfRangeError: block height is 14468 but requested was 14467"),
+            (-32000, "header not found"),
+            (-32000, "missing trie node 1f2e (path ) state 0x1f2e is not available"),
+            (-32005, "rate limit exceeded"),
+            (-32603, "internal error"),
+        ] {
+            assert!(node_could_not_run(&failure(code, message)), "{code} {message}");
+        }
+        for (code, message) in [
+            (3, "execution reverted: always fails"),
+            (-32000, "execution reverted"),
+            (-32003, "Insufficient funds for gas * price + value"),
+            (-32000, "insufficient funds for gas * price + value: balance 0"),
+            (-32000, "gas required exceeds allowance (30000000)"),
+        ] {
+            assert!(!node_could_not_run(&failure(code, message)), "{code} {message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn preparing_against_a_node_that_lost_its_block_is_retryable() {
+        let lost = json!({"code": -32602, "message": "BlockOutOfRangeError: block height is 9 but requested was 8"});
+        let node = fake_node(HashMap::from([
+            ("eth_getTransactionCount", json!("0x0")),
+            ("eth_getBlockByNumber", json!({"number": "0x9", "baseFeePerGas": "0x1"})),
+            ("eth_maxPriorityFeePerGas", json!("0x1")),
+            ("eth_call", json!({"error": lost})),
+            ("eth_estimateGas", json!("0x5208")),
+        ]));
+        let from = EvmAddress(Address::repeat_byte(0x11));
+        let error = prepare(&node, "anvil", 31337, from, &transfer()).await.expect_err("not a simulation result");
+        assert_eq!((error.code, error.info().retryable), (ErrorCode::ChainError, true), "{error}");
     }
 
     #[test]
