@@ -574,7 +574,14 @@ fn a_taken_nonce_is_rebuilt_with_a_fresh_one() {
     anvil.rpc("evm_mine", json!([]));
     anvil.rpc("evm_setAutomine", json!([true]));
 
-    let done = settled(&w, &id);
+    // A (re)broadcast that met the replacement in the pool was refused as underpriced and waits for its retry
+    // backoff on the daemon's clock: the clock moves a second every 100 ms.
+    let done = eventually(30, "a final status", || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        daemon.advance(1);
+        let t = tx(&w, &id);
+        matches!(t.status.as_str(), "CONFIRMED" | "FAILED" | "CANCELLED" | "EXPIRED").then_some(t)
+    });
     assert_eq!(done.status, "CONFIRMED", "{done:?}");
     assert_ne!(done.tx_hash.as_deref(), Some(first_hash.as_str()), "rebuilt as a new transaction");
     assert_eq!(anvil.native_balance(RECIPIENT), U256::from(4_000u64));
