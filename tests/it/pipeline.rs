@@ -9,6 +9,7 @@ use alloy_signer_local::PrivateKeySigner;
 use serde_json::{Value, json};
 use waiaas_client::Client;
 use waiaas_client::types::{AuditLogFilter, CreateAgent, CreatePolicy, CreateSession, ListParams, Transaction};
+use waiaas_core::ports::Clock;
 
 use crate::support::{
     Anvil, Daemon, DaemonOptions, EmbeddedDaemon, Fault, RpcProxy, api_error, eventually, fail_calldata, store_calldata,
@@ -574,12 +575,14 @@ fn a_taken_nonce_is_rebuilt_with_a_fresh_one() {
     anvil.rpc("evm_mine", json!([]));
     anvil.rpc("evm_setAutomine", json!([true]));
 
-    // A (re)broadcast that met the replacement in the pool was refused as underpriced and waits for its retry
-    // backoff on the daemon's clock: the clock moves a second every 100 ms.
+    // A (re)broadcast that met the replacement in the pool is refused as underpriced and parked until its retry
+    // time on the daemon's clock: the test moves the clock there, as time would.
     let done = eventually(30, "a final status", || {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        daemon.advance(1);
         let t = tx(&w, &id);
+        let parked_for = t.execute_after.map_or(0, |after| after - daemon.clock.now().0);
+        if parked_for > 0 {
+            daemon.advance(parked_for);
+        }
         matches!(t.status.as_str(), "CONFIRMED" | "FAILED" | "CANCELLED" | "EXPIRED").then_some(t)
     });
     assert_eq!(done.status, "CONFIRMED", "{done:?}");
