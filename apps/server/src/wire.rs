@@ -1,11 +1,12 @@
 //! Wire types shared by the DTOs: core enumerations as named OpenAPI string enums ([`Wire`]), strictly parsed
-//! integer query parameters ([`StrictInt`]), the page size of every list ([`PageLimit`]) and addresses documented
-//! by their pattern ([`AnyAddress`], [`SolanaAddress`]).
+//! integer query parameters ([`StrictInt`]), the page size of every list ([`PageLimit`]) and strings documented
+//! by their pattern ([`patterned`]: [`AnyAddress`], [`SolanaAddress`]).
 //!
 //! The enumerations are described from the core's own tables (`as_str`, `ALL`), so the OpenAPI document cannot
 //! drift from what the core accepts and emits.
 
 mod address;
+pub(crate) mod patterned;
 
 pub use address::{ANY_ADDRESS_PATTERN, AnyAddress, SolanaAddress};
 

@@ -19,7 +19,17 @@ use crate::ServerState;
 use crate::auth::MasterAuth;
 use crate::body::JsonBody;
 use crate::error::ApiResult;
+use crate::wire::patterned::patterned_string;
 use crate::wire::{EventFilterName, PageLimit, Wire, WireEnum};
+
+patterned_string!(
+    /// A webhook's URL as the document states it: scheme, a host part, no credentials, at most 2048 characters.
+    /// Whether its host may be called is the core's to judge (`WEBHOOK_URL_FORBIDDEN`).
+    WebhookUrl,
+    "string(webhook_url)",
+    r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+([/?#].*)?$",
+    Some(2048)
+);
 
 /// A webhook (never its secret).
 #[derive(Object, Debug, Clone, PartialEq)]
@@ -76,8 +86,7 @@ pub struct CreateWebhookRequest {
     /// the host is parsed by the WHATWG URL rules. Refused (`WEBHOOK_URL_FORBIDDEN`) when its host is or resolves
     /// to a link-local, metadata, unspecified, multicast or reserved address (or a private one, with
     /// `[webhooks] block_private_targets`).
-    #[oai(validator(max_length = 2048, pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+([/?#].*)?$"))]
-    pub url: String,
+    pub url: WebhookUrl,
     /// Event type names (`TX_CONFIRMED`, ...), or `["*"]` for every event; at least one.
     #[oai(validator(min_items = 1))]
     pub event_types: Vec<Wire<EventFilterName>>,
@@ -89,12 +98,9 @@ pub struct CreateWebhookRequest {
 #[derive(Object, Debug, Clone, PartialEq)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateWebhookRequest {
-    /// A new URL: an absolute `http` or `https` URL with a host and no credentials (`user:password@`), at most 2048 bytes;
-    /// the host is parsed by the WHATWG URL rules. Refused (`WEBHOOK_URL_FORBIDDEN`) when its host is or resolves
-    /// to a link-local, metadata, unspecified, multicast or reserved address (or a private one, with
-    /// `[webhooks] block_private_targets`). Null or absent keeps the current one.
-    #[oai(nullable, validator(max_length = 2048, pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+([/?#].*)?$"))]
-    pub url: Option<String>,
+    /// A new URL, under the rules of `CreateWebhookRequest.url`; null or absent keeps the current one.
+    #[oai(nullable)]
+    pub url: Option<WebhookUrl>,
     /// At least one when present; null or absent keeps them.
     #[oai(nullable, validator(min_items = 1))]
     pub event_types: Option<Vec<Wire<EventFilterName>>>,
@@ -221,7 +227,7 @@ impl WebhooksApi {
     ) -> ApiResult<WebhookCreated> {
         let req = body.0;
         let event_types = names(&req.event_types);
-        let (w, secret) = state.core.create_webhook(&auth.0, &req.url, &event_types, req.description).await?;
+        let (w, secret) = state.core.create_webhook(&auth.0, &req.url.0, &event_types, req.description).await?;
         Ok(WebhookCreated::Created(Json(CreatedWebhookDto {
             id: w.id.as_uuid(),
             url: w.url,
@@ -276,7 +282,7 @@ impl WebhooksApi {
             MaybeUndefined::Value(d) => Some(Some(d)),
         };
         let event_types = req.event_types.as_deref().map(names);
-        let patch = WebhookPatch { url: req.url, event_types, active: req.active, description };
+        let patch = WebhookPatch { url: req.url.map(|url| url.0), event_types, active: req.active, description };
         Ok(Json(state.core.update_webhook(&auth.0, WebhookId::from_uuid(id.0), patch).await?.into()))
     }
 
