@@ -108,7 +108,7 @@ impl ChainAdapter for EvmChain {
     }
 
     async fn token_metadata(&self, network: &str, token: Address) -> Result<Option<TokenMetadata>> {
-        tx::token_metadata(self.client(network)?, tx::evm(&token)?).await
+        tx::token_metadata(self.client(network)?, network, tx::evm(&token)?).await
     }
 
     async fn prepare(&self, network: &str, from: Address, kind: &TxKind) -> Result<PreparedTx> {

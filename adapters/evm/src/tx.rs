@@ -164,9 +164,15 @@ pub async fn token_balance(client: &RpcClient, network: &str, token: EvmAddress,
         Err(failure) if is_revert(&failure) => {
             Err(not_a_token(format!("balanceOf reverts ({})", revert_reason(&failure))))
         }
-        Err(failure) => Err(Error::new(ErrorCode::ChainError, format!("eth_call failed: {}", failure.message))
-            .with_details(serde_json::json!({ "rpcCode": failure.code }))),
+        Err(failure) => Err(node_failed(network, "eth_call", &failure)),
     }
+}
+
+/// `CHAIN_ERROR` (retryable) for a node's error answer that is not the call failing: the node's code in the
+/// details, its message named with the network and method.
+fn node_failed(network: &str, method: &str, failure: &RpcFailure) -> Error {
+    Error::new(ErrorCode::ChainError, format!("the node on network {network} failed {method}: {}", failure.message))
+        .with_details(serde_json::json!({ "rpcCode": failure.code }))
 }
 
 /// Whether a node's error answer to `eth_call` is the call reverting (code 3, or geth's and anvil's
@@ -188,19 +194,25 @@ fn node_could_not_run(failure: &RpcFailure) -> bool {
 }
 
 /// `decimals()` and `symbol()` of `token`, asked concurrently; `None` when the contract does not answer
-/// `decimals()` as an ERC-20 (an address without code answers empty data, which does not decode).
-pub async fn token_metadata(client: &RpcClient, token: EvmAddress) -> Result<Option<TokenMetadata>> {
+/// `decimals()` as an ERC-20 (it reverts, or an address without code answers empty data, which does not decode).
+/// Any other error answer is the node failing, `CHAIN_ERROR`: a node's hiccup must not refuse a request as "not
+/// an ERC-20".
+pub async fn token_metadata(client: &RpcClient, network: &str, token: EvmAddress) -> Result<Option<TokenMetadata>> {
     let ask = |data: Vec<u8>| {
         let data: Bytes = data.into();
         client.try_call::<Bytes>("eth_call", serde_json::json!([{"to": token.0, "data": data}, "latest"]))
     };
     let (decimals, symbol) = tokio::join!(ask(decimalsCall {}.abi_encode()), ask(symbolCall {}.abi_encode()));
-    let Ok(answer) = decimals? else { return Ok(None) };
-    let Ok(decimals) = decimalsCall::abi_decode_returns_validate(&answer) else { return Ok(None) };
-    let symbol = match symbol? {
-        Ok(answer) => symbolCall::abi_decode_returns_validate(&answer).ok().filter(|s| !s.is_empty()),
-        Err(_) => None,
+    let answered = |answer: std::result::Result<Bytes, RpcFailure>| match answer {
+        Ok(data) => Ok(Some(data)),
+        Err(failure) if is_revert(&failure) => Ok(None),
+        Err(failure) => Err(node_failed(network, "eth_call", &failure)),
     };
+    let Some(answer) = answered(decimals?)? else { return Ok(None) };
+    let Ok(decimals) = decimalsCall::abi_decode_returns_validate(&answer) else { return Ok(None) };
+    let symbol = answered(symbol?)?
+        .and_then(|answer| symbolCall::abi_decode_returns_validate(&answer).ok())
+        .filter(|s| !s.is_empty());
     Ok(Some(TokenMetadata { decimals, symbol }))
 }
 
@@ -238,11 +250,7 @@ pub async fn prepare(
     if let Some(failure) =
         [simulated.as_ref().err(), estimate.as_ref().err()].into_iter().flatten().find(|f| node_could_not_run(f))
     {
-        return Err(Error::new(
-            ErrorCode::ChainError,
-            format!("the node on network {network} could not simulate the transaction: {}", failure.message),
-        )
-        .with_details(serde_json::json!({ "rpcCode": failure.code })));
+        return Err(node_failed(network, "to simulate the transaction", failure));
     }
     let (simulation, gas_limit) = match (simulated, estimate) {
         (Ok(_), Ok(gas)) => {
@@ -562,6 +570,18 @@ mod tests {
         ] {
             assert!(!node_could_not_run(&failure(code, message)), "{code} {message}");
         }
+    }
+
+    #[tokio::test]
+    async fn token_metadata_tells_a_revert_from_a_node_failure() {
+        let token = EvmAddress(Address::repeat_byte(0x33));
+        let revert = json!({"error": {"code": 3, "message": "execution reverted"}});
+        let node = fake_node(HashMap::from([("eth_call", revert)]));
+        assert_eq!(token_metadata(&node, "anvil", token).await.expect("an answer"), None, "not an ERC-20");
+        let lost = json!({"error": {"code": -32602, "message": "BlockOutOfRangeError: block height is 9 but requested was 8"}});
+        let node = fake_node(HashMap::from([("eth_call", lost)]));
+        let error = token_metadata(&node, "anvil", token).await.expect_err("the node failed");
+        assert_eq!((error.code, error.info().retryable), (ErrorCode::ChainError, true), "{error}");
     }
 
     #[tokio::test]

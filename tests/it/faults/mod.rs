@@ -20,6 +20,7 @@
 //! | SIGKILL with webhook deliveries pending and in flight | `webhooks::deliveries_survive_a_sigkill_with_the_same_webhook_id` |
 //! | the node killed and restarted mid-pipeline | [`node::the_node_restarted_mid_pipeline_confirms_the_transfer_once`] |
 //! | the node answering garbage, then hanging | [`node::a_node_answering_garbage_then_hanging_gives_clear_errors_and_the_queue_drains`] |
+//! | the node losing the block a call was to run on | [`node::a_node_that_lost_its_block_is_retried_not_taken_for_a_failing_call`] |
 //! | the node failing while a signed transaction waits for its receipt | [`node::a_submitted_transfer_is_never_failed_while_it_could_still_land`] |
 //! | the backup dir's disk full | [`disk::a_full_backup_disk_is_a_clear_error_and_the_next_backup_works`] |
 

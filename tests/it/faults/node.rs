@@ -4,6 +4,7 @@
 use alloy_primitives::U256;
 use serde_json::json;
 use waiaas_client::Client;
+use waiaas_client::types::CreatePolicy;
 
 use super::{RECIPIENT, assert_consistent, funded_agent, reaches, settled, transfer, tx_rows};
 use crate::support::{Anvil, Daemon, DaemonOptions, EmbeddedDaemon, Fault, RpcProxy, eventually};
@@ -109,6 +110,50 @@ fn a_node_answering_garbage_then_hanging_gives_clear_errors_and_the_queue_drains
     }
     assert_eq!(anvil.native_balance(RECIPIENT), U256::from(3_000u64));
     assert_eq!(anvil.nonce(&agent.address), 2);
+}
+
+/// A node that lost the block "latest" named (as anvil pruning history does when a block is mined in between,
+/// which the 10-minute soak met): every `eth_call` answers `BlockOutOfRangeError`. That is the node failing, not
+/// the call: a dry-run answers `502 CHAIN_ERROR` (retryable) instead of a failed simulation, a token transfer is
+/// not refused as "not an ERC-20", and a transfer stays EXECUTING for a retry, unsigned. When the node answers
+/// again, both transfers confirm, each paid once.
+#[test]
+fn a_node_that_lost_its_block_is_retried_not_taken_for_a_failing_call() {
+    let anvil = Anvil::start();
+    let token = anvil.deploy_token(1_000_000);
+    let proxy = RpcProxy::start(&anvil.url);
+    let daemon = EmbeddedDaemon::start(&[("WAIAAS_RPC_EVM_ANVIL", proxy.url.as_str())]);
+    let agent = funded_agent(&daemon.admin(), &anvil, "lost-block");
+    anvil.give_tokens(&token, &agent.address, 100);
+    let allowed = json!({"tokens": [token]});
+    let policy = CreatePolicy { agent_id: None, policy_type: "ALLOWED_TOKENS".into(), rules: allowed, enabled: None };
+    daemon.admin().create_policy(&policy).expect("allow the token");
+    let wallet = daemon.client().with_session_token(&agent.token);
+    wallet.simulate(&transfer(1)).expect("a healthy node first (the network's coin is cached)");
+    let erc20 = json!({"type": "TOKEN_TRANSFER", "to": RECIPIENT, "amount": "10",
+                       "token": {"address": token, "decimals": 6, "symbol": "TUSD"}});
+
+    proxy.set("eth_call", Fault::LostBlock);
+    assert_eq!(api_error(wallet.simulate(&transfer(1))), (502, "CHAIN_ERROR".into(), true), "dry-run");
+    assert_eq!(api_error(wallet.send_transaction_raw(&erc20)), (502, "CHAIN_ERROR".into(), true), "token metadata");
+    let id = wallet.send_transaction_raw(&transfer(1_000)).expect("admitted").id;
+    let waiting = eventually(30, "a failed attempt", || {
+        let t = wallet.get_transaction(&id).expect("get");
+        (t.attempts.unwrap_or(0) >= 1).then_some(t)
+    });
+    assert_eq!(waiting.status, "EXECUTING", "kept for a retry: {waiting:?}");
+    assert!(waiting.error.as_deref().unwrap_or_default().contains("BlockOutOfRange"), "{waiting:?}");
+    assert_eq!(anvil.nonce(&agent.address), 0, "nothing was signed meanwhile");
+
+    proxy.set("eth_call", Fault::Forward);
+    daemon.advance(60);
+    let done = settled(&wallet, &id, 60);
+    assert_eq!((done.status.as_str(), done.error.as_deref()), ("CONFIRMED", None), "{done:?}");
+    let token_id = wallet.send_transaction_raw(&erc20).expect("admitted once the node answers").id;
+    assert_eq!(settled(&wallet, &token_id, 60).status, "CONFIRMED");
+    assert_eq!(anvil.native_balance(RECIPIENT), U256::from(1_000u64));
+    assert_eq!(anvil.token_balance(&token, RECIPIENT), U256::from(10u64));
+    assert_eq!(anvil.nonce(&agent.address), 2, "one transaction each");
 }
 
 /// A signed, broadcast transfer waits for its receipt (automine off) while the node fails for longer than every

@@ -26,6 +26,9 @@ pub enum Fault {
     Garbage,
     /// Answers without asking the node, as a node without the method does (JSON-RPC error -32601).
     Unsupported,
+    /// Answers without asking the node, as anvil does when the block "latest" named is gone before the call ran
+    /// (JSON-RPC error -32602 `BlockOutOfRangeError`; geth's "header not found" is the same failure).
+    LostBlock,
 }
 
 #[derive(Default)]
@@ -100,6 +103,11 @@ impl Drop for RpcProxy {
     }
 }
 
+/// A JSON-RPC error answer to `request`.
+fn error_answer(request: &serde_json::Value, code: i64, message: &str) -> String {
+    serde_json::json!({"jsonrpc": "2.0", "id": request["id"], "error": {"code": code, "message": message}}).to_string()
+}
+
 /// Serves one connection's requests one after the other (ureq keeps connections alive).
 fn serve(stream: TcpStream, shared: &Shared) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
@@ -139,10 +147,10 @@ fn serve(stream: TcpStream, shared: &Shared) {
                 return hang(shared);
             }
             Fault::Garbage => garbage(shared, &request),
-            Fault::Unsupported => Some((
+            Fault::Unsupported => Some((200, error_answer(&request, -32601, "Method not found"))),
+            Fault::LostBlock => Some((
                 200,
-                serde_json::json!({"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32601, "message": "Method not found"}})
-                    .to_string(),
+                error_answer(&request, -32602, "BlockOutOfRangeError: block height is 9 but requested was 8"),
             )),
         };
         let Some((status, text)) = answer else { return };
