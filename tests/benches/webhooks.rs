@@ -13,13 +13,13 @@ mod load;
 use std::time::Instant;
 
 use load::admission_rate;
+use support::{Anvil, EmbeddedDaemon, Receiver};
+use waiaas_client::{AuditLogFilter, Client, CreateWebhook};
 
 /// Rounds of each admission measurement.
 const ROUNDS: usize = 9;
 /// Sends per admission round (16 clients).
 const SENDS: usize = 4_000;
-use support::{Anvil, EmbeddedDaemon, Receiver};
-use waiaas_client::{AuditLogFilter, Client, CreateWebhook};
 
 fn webhook(admin: &Client, url: String, events: &str) -> String {
     admin
@@ -88,18 +88,19 @@ fn main() {
     // order, so the machine's drift (other processes, anvil's growing state) falls on both sides of a pair.
     let mut paired = Vec::new();
     for round in 0..ROUNDS {
+        let rate = |daemon: &EmbeddedDaemon| admission_rate(daemon, &anvil, 16, SENDS);
         let (b, q) = if round % 2 == 0 {
-            let b = admission_rate(&none, &anvil, 16, SENDS);
-            (b, admission_rate(&queueing, &anvil, 16, SENDS))
+            let b = rate(&none);
+            (b, rate(&queueing))
         } else {
-            let q = admission_rate(&queueing, &anvil, 16, SENDS);
-            (admission_rate(&none, &anvil, 16, SENDS), q)
+            let q = rate(&queueing);
+            (rate(&none), q)
         };
         paired.push((q - b) / b * 100.0);
         base.push(b);
         queued.push(q);
         let before = delivered();
-        with.push(admission_rate(&delivering, &anvil, 16, SENDS));
+        with.push(rate(&delivering));
         during += delivered() - before;
         // The rest of the backlog is delivered before the next round, which would otherwise share the cores with it.
         let last = last_audit_id(&delivering.admin());
