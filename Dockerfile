@@ -20,13 +20,10 @@ COPY --from=build /src/target/release/waiaas /usr/local/bin/waiaas
 USER 10001:10001
 # Inside the container the daemon listens on all interfaces (the port is published, or reached over the compose
 # network); master (admin) endpoints still answer loopback clients only, i.e. `docker exec`.
-# MALLOC_ARENA_MAX=2: glibc's per-thread arenas kept freed memory, so RSS crept up while the heap in use stayed
-# flat; with two arenas the 10-minute soak's RSS is 66 MiB instead of 154 (docs/benchmarks.md).
 ENV WAIAAS_DATA_DIR=/data \
     WAIAAS_BACKUP_DIR=/backups \
     WAIAAS_DAEMON_HOSTNAME=0.0.0.0 \
-    WAIAAS_DAEMON_PORT=3100 \
-    MALLOC_ARENA_MAX=2
+    WAIAAS_DAEMON_PORT=3100
 VOLUME ["/data", "/backups"]
 EXPOSE 3100
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
