@@ -109,17 +109,24 @@ fn main() {
     metrics_overhead::report(rate);
 }
 
+/// A data dir made by the release `waiaas init`, for a measurement of the real binary; `None` (and `what` said
+/// skipped) when the release binary is not built.
+fn release_data_dir(what: &str) -> Option<tempfile::TempDir> {
+    let exe = std::env::current_exe().expect("bench path");
+    if !exe.parent().and_then(std::path::Path::parent).is_some_and(|dir| dir.join("waiaas").exists()) {
+        println!("{what}: skipped (run `cargo build --release --bins` first)");
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(run_cli(dir.path(), &["init"], &[]).status.success(), "waiaas init");
+    Some(dir)
+}
+
 /// The release `waiaas` binary (`cargo build --release --bins`): time from spawning `waiaas start` to its
 /// listening line (unlock with the master password's Argon2id, migrations, bind), and its resident memory after
 /// serving 100 health checks.
 fn real_binary_start_and_memory() {
-    let exe = std::env::current_exe().expect("bench path");
-    if !exe.parent().and_then(std::path::Path::parent).is_some_and(|dir| dir.join("waiaas").exists()) {
-        println!("daemon cold start / idle RSS: skipped (run `cargo build --release --bins` first)");
-        return;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
-    assert!(run_cli(dir.path(), &["init"], &[]).status.success(), "waiaas init");
+    let Some(dir) = release_data_dir("daemon cold start / idle RSS") else { return };
     let started = Instant::now();
     let daemon = Daemon::start_on(dir, DaemonOptions::default());
     let cold = started.elapsed();
@@ -154,13 +161,7 @@ fn cpu_ns(pid: u32) -> u64 {
 /// its threads use over 10 idle seconds (the pipeline worker, the webhook, notification, anomaly and backup tasks
 /// all running). A busy loop would show as a share of a core; an idle daemon uses next to none.
 fn real_binary_idle_cpu(anvil: &Anvil) {
-    let exe = std::env::current_exe().expect("bench path");
-    if !exe.parent().and_then(std::path::Path::parent).is_some_and(|dir| dir.join("waiaas").exists()) {
-        println!("daemon idle CPU: skipped (run `cargo build --release --bins` first)");
-        return;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
-    assert!(run_cli(dir.path(), &["init"], &[]).status.success(), "waiaas init");
+    let Some(dir) = release_data_dir("daemon idle CPU") else { return };
     let options = DaemonOptions { networks: vec![("anvil".to_owned(), anvil.url.clone())], ..DaemonOptions::default() };
     let daemon = Daemon::start_on(dir, options);
     let admin = daemon.admin();
